@@ -1,0 +1,1 @@
+"""multiid_bench.leaderboard (filled in by its issue)."""

@@ -1,0 +1,134 @@
+"""Metric cards: the facts about each metric as data, read by tables, plots, arrows and ``compare``.
+
+Bump a card's ``version`` on any change that can move its numbers, and add a CHANGELOG line.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Mapping
+
+__all__ = ["CARDS", "FACE_MODEL_METRICS", "MetricCard", "get_card"]
+
+
+@dataclass(frozen=True)
+class MetricCard:
+    """Everything a consumer needs to show or compare one metric without reading its code."""
+
+    id: str
+    name: str
+    version: str
+    higher_is_better: bool
+    range: tuple[float, float]
+    scale: str
+    definition: str
+    inputs: tuple[str, ...]
+    aggregation: str
+    read_by: tuple[str, ...]
+
+    @property
+    def arrow(self) -> str:
+        return "↑" if self.higher_is_better else "↓"
+
+    def to_dict(self) -> dict[str, object]:
+        d = asdict(self)
+        d["range"] = list(self.range)
+        d["inputs"] = list(self.inputs)
+        d["read_by"] = list(self.read_by)
+        return d
+
+
+_IDENTITY_AGG = (
+    "per case: mean over Hungarian-matched face pairs; over cases: IQR(1.5)-trimmed mean "
+    "(paper protocol) or plain mean with bootstrap 95% CI (strict protocol)"
+)
+
+CARDS: Mapping[str, MetricCard] = {
+    c.id: c
+    for c in (
+        MetricCard(
+            id="sim_gt", name="Sim(GT)", version="1.0.0", higher_is_better=True, range=(-1.0, 1.0),
+            scale="raw cosine in [-1, 1], not x100",
+            definition="paper eq. 1: cos(generated face, GT face) over Hungarian-matched pairs",
+            inputs=("generated image", "GT image"), aggregation=_IDENTITY_AGG,
+            read_by=("Table 1", "Table 2", "Table 5", "Figure 5 x-axis"),
+        ),
+        MetricCard(
+            id="sim_ref", name="Sim(Ref)", version="1.0.0", higher_is_better=True, range=(-1.0, 1.0),
+            scale="raw cosine in [-1, 1], not x100",
+            definition="paper eq. 1: cos(generated face, reference face) over Hungarian-matched pairs",
+            inputs=("generated image", "reference crops"), aggregation=_IDENTITY_AGG,
+            read_by=("Table 1", "Table 2", "Table 5"),
+        ),
+        MetricCard(
+            id="copy_paste", name="Copy-Paste", version="1.0.0", higher_is_better=False, range=(-1.0, 1.0),
+            scale="angular ratio in [-1, 1]: +1 = the reference copied, -1 = the GT reproduced",
+            definition="paper eq. 2: (theta(g,t) - theta(g,r)) / theta(t,r), 0 when theta(t,r) < 1e-6",
+            inputs=("generated image", "GT image", "reference crops"),
+            aggregation="per case: mean over faces, only when #generated == #GT == #reference; " + _IDENTITY_AGG,
+            read_by=("Table 1", "Table 2", "Table 5", "Figure 5 y-axis"),
+        ),
+        MetricCard(
+            id="blend_gt", name="Blending(GT)", version="1.0.0", higher_is_better=False, range=(-1.0, 1.0),
+            scale="raw cosine in [-1, 1]",
+            definition="paper eq. 8: mean cosine of the (generated, GT) face pairs not matched",
+            inputs=("generated image", "GT image"), aggregation=_IDENTITY_AGG, read_by=("Table 2",),
+        ),
+        MetricCard(
+            id="blend_ref", name="Blending(Ref)", version="1.0.0", higher_is_better=False, range=(-1.0, 1.0),
+            scale="raw cosine in [-1, 1]",
+            definition="paper eq. 8: mean cosine of the (generated, reference) face pairs not matched",
+            inputs=("generated image", "reference crops"), aggregation=_IDENTITY_AGG, read_by=("Table 2",),
+        ),
+        MetricCard(
+            id="clip_i", name="CLIP-I", version="1.0.0", higher_is_better=True, range=(-1.0, 1.0),
+            scale="raw cosine in [-1, 1]: not x100, not clamped (not CLIPScore)",
+            definition="cos(CLIP image(generated), CLIP image(GT)), ViT-B/16 OpenAI",
+            inputs=("generated image", "GT image"), aggregation="IQR-trimmed mean over cases",
+            read_by=("Table 1", "Table 2"),
+        ),
+        MetricCard(
+            id="clip_t", name="CLIP-T", version="1.0.0", higher_is_better=True, range=(-1.0, 1.0),
+            scale="raw cosine in [-1, 1]: not x100, not clamped (not CLIPScore)",
+            definition="cos(CLIP image(generated), CLIP text(prompt)), 77-token truncation",
+            inputs=("generated image", "prompt"), aggregation="IQR-trimmed mean over cases",
+            read_by=("Table 1", "Table 2"),
+        ),
+        MetricCard(
+            id="aesthetic", name="Aesthetic", version="1.0.0", higher_is_better=True, range=(1.0, 10.0),
+            scale="aesthetic-predictor v2.5 logit, roughly 1-10",
+            definition="SigLIP so400m-384 pooled, L2-normalised, v2.5 MLP head, bf16",
+            inputs=("generated image",), aggregation="IQR-trimmed mean over cases",
+            read_by=("Table 1", "Table 2"),
+        ),
+        MetricCard(
+            id="fid", name="FID", version="1.0.0", higher_is_better=False, range=(0.0, float("inf")),
+            scale="Frechet distance of Inception pool3 features; biased at a few hundred images",
+            definition="FID(generated set, GT set), single input normalisation",
+            inputs=("generated images", "GT images"), aggregation="one value per set",
+            read_by=(),
+        ),
+        MetricCard(
+            id="face_failure_rate", name="Face failure rate", version="1.0.0", higher_is_better=False,
+            range=(0.0, 1.0), scale="fraction of expected identities without a matched generated face",
+            definition="strict protocol: identities whose GT box has no detected generated face",
+            inputs=("generated image", "GT boxes"), aggregation="pooled over identities",
+            read_by=("strict protocol tables",),
+        ),
+    )
+}
+
+#: Metrics computed once per face model (the rest are model-independent).
+FACE_MODEL_METRICS: tuple[str, ...] = ("sim_gt", "sim_ref", "copy_paste", "blend_gt", "blend_ref")
+
+
+def get_card(metric_id: str) -> MetricCard:
+    """Card for ``metric_id``; accepts ``"sim_gt.arcface"``-style ids (the part before the dot)."""
+    base = metric_id.split(".", 1)[0]
+    try:
+        return CARDS[base]
+    except KeyError:
+        import difflib
+
+        close = difflib.get_close_matches(base, list(CARDS), n=3)
+        hint = f" Did you mean {', '.join(close)}?" if close else ""
+        raise KeyError(f"unknown metric {metric_id!r}.{hint} Known: {', '.join(sorted(CARDS))}") from None

@@ -1,0 +1,1 @@
+"""multiid_bench.reference_model (filled in by its issue)."""
