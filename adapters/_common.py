@@ -1,0 +1,150 @@
+"""Helpers shared by adapters: reading a case's images, GT-derived geometry, prompts, optional imports.
+
+Nothing here imports torch or diffusers at module level; the few helpers that need torch import it inside.
+"""
+from __future__ import annotations
+
+import importlib
+import os
+from typing import TYPE_CHECKING, Any, Sequence
+
+from multiid_bench.errors import BadInputError, MissingDependencyError, MissingWeightsError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from PIL import Image
+
+    from multiid_bench.data.case import Case
+
+__all__ = [
+    "first_image",
+    "fit_size",
+    "gt_boxes_in_output",
+    "gt_size",
+    "hub_kwargs",
+    "load_gt",
+    "load_refs",
+    "numbered_prompt",
+    "order_left_to_right",
+    "require",
+    "stitch_horizontally",
+    "torch_generator",
+    "weights_error",
+]
+
+
+def load_refs(case: "Case", order: Sequence[int] | None = None) -> list["Image.Image"]:
+    """The case's reference images as RGB PIL images, in ``order`` (default: the case's order)."""
+    from multiid_bench.images import load_image
+
+    idx = range(len(case.refs)) if order is None else order
+    return [load_image(case.refs[i]) for i in idx]
+
+
+def load_gt(case: "Case") -> "Image.Image":
+    """The GT image; a case without one is bad input for a method that needs it."""
+    from multiid_bench.images import load_image
+
+    if case.gt is None:
+        raise BadInputError(f"case {case.id!r} has no GT image, but this method derives an input from it")
+    return load_image(case.gt)
+
+
+def gt_size(case: "Case") -> tuple[int, int]:
+    """(W, H) of the decoded GT (EXIF-upright, which is the frame the GT boxes are given in)."""
+    return load_gt(case).size
+
+
+def gt_boxes_in_output(case: "Case", size: tuple[int, int]) -> tuple[tuple[float, float, float, float], ...]:
+    """The case's GT face boxes rescaled from GT pixels to an output of ``size`` (W, H)."""
+    from multiid_bench.adapters.base import scale_boxes
+
+    if not case.boxes:
+        raise BadInputError(f"case {case.id!r} has no GT face boxes; this method needs one box per reference")
+    return scale_boxes(case.boxes, gt_size(case), size)
+
+
+def order_left_to_right(case: "Case") -> tuple[int, ...]:
+    """Reference indices sorted by the x-centre of their GT boxes (ties by y), e.g. for ID-Patch."""
+    if not case.boxes:
+        return tuple(range(len(case.refs)))
+    return tuple(sorted(range(len(case.boxes)), key=lambda i: ((case.boxes[i][0] + case.boxes[i][2]) / 2,
+                                                              (case.boxes[i][1] + case.boxes[i][3]) / 2)))
+
+
+def numbered_prompt(prompt: str, n: int, one: str, many: str, joiner: str = " ") -> str:
+    """Append a reference sentence: ``one`` (for 1 ref) or ``many`` formatted with ``{refs}``.
+
+    ``many`` gets ``{refs}`` = "image 1, image 2 and image 3" style lists built by the caller's wording.
+    """
+    text = one if n == 1 else many
+    return prompt.rstrip() + (joiner + text if text else "")
+
+
+def fit_size(width: int, height: int, multiple: int) -> tuple[int, int]:
+    """Floor both sides to a multiple (FLUX-style models need /16), never below one multiple."""
+    return max(multiple, width // multiple * multiple), max(multiple, height // multiple * multiple)
+
+
+def stitch_horizontally(images: Sequence["Image.Image"], height: int = 512, gap: int = 0) -> "Image.Image":
+    """References side by side on one canvas, each resized to ``height`` (for one-image editors)."""
+    from PIL import Image
+
+    resized = [im.resize((max(1, round(im.width * height / im.height)), height), Image.LANCZOS) for im in images]
+    canvas = Image.new("RGB", (sum(r.width for r in resized) + gap * (len(resized) - 1), height), (255, 255, 255))
+    x = 0
+    for r in resized:
+        canvas.paste(r, (x, 0))
+        x += r.width + gap
+    return canvas
+
+
+def require(module: str, *, extra: str | None, adapter: str, hint: str = "") -> Any:
+    """Import an optional module or raise :class:`MissingDependencyError` naming the extra to install."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as e:
+        how = f"pip install 'multiid-bench[{extra}]'" if extra else "see docs/adapters.md"
+        more = f" {hint}" if hint else ""
+        raise MissingDependencyError(
+            f"adapter {adapter!r} needs the Python module {module!r} ({e}). Install it with: {how}.{more}"
+        ) from e
+
+
+def weights_error(adapter: str, repo_id: str, err: BaseException | None = None) -> MissingWeightsError:
+    """The error for generator weights absent from the Hugging Face cache (and not downloadable)."""
+    cause = f" ({type(err).__name__}: {err})" if err else ""
+    offline = " Offline mode is on (HF_HUB_OFFLINE / MBENCH_OFFLINE)." if _offline() else ""
+    return MissingWeightsError(
+        f"adapter {adapter!r}: weights {repo_id!r} are not in the Hugging Face cache{cause}.{offline} "
+        f"Fetch them on a machine with access with: huggingface-cli download {repo_id} "
+        f"(gated repos need 'huggingface-cli login' and accepting the licence), or pass model_id=<local folder>."
+    )
+
+
+def _offline() -> bool:
+    return any(os.environ.get(k, "") not in ("", "0") for k in ("HF_HUB_OFFLINE", "MBENCH_OFFLINE"))
+
+
+def hub_kwargs() -> dict[str, Any]:
+    """``from_pretrained`` keywords honouring the toolkit's offline switches."""
+    return {"local_files_only": True} if _offline() else {}
+
+
+def torch_generator(seed: int, device: str | None = "cpu") -> Any:
+    """A ``torch.Generator`` on ``device`` seeded with ``seed`` (torch imported here, not at module level)."""
+    import torch
+
+    dev = device or "cpu"
+    if dev.startswith("cuda") and not torch.cuda.is_available():
+        dev = "cpu"
+    return torch.Generator(device=dev).manual_seed(int(seed))
+
+
+def first_image(output: Any) -> "Image.Image":
+    """The first image of a diffusers-style output (``.images[0]``), a list, or a bare image."""
+    images = getattr(output, "images", output)
+    if isinstance(images, (list, tuple)):
+        if not images:
+            raise RuntimeError("the pipeline returned no image")
+        return images[0]
+    return images

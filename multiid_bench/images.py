@@ -1,0 +1,202 @@
+"""Safe decoding of image files: every image in the toolkit enters through here.
+
+Why one module: the reference evaluator opened images with PIL and no ``convert("RGB")``, so a
+grayscale or palette GT crashed the face pipelines, EXIF rotation was ignored and a truncated JPEG
+failed deep inside a model. Here an image is read once, hashed (the hash is the cache key of its
+content), decoded from the same bytes, turned upright per its EXIF orientation and converted to
+8-bit RGB. Anything we cannot decode raises :class:`~multiid_bench.errors.ImageDecodeError` naming
+the file and the fix.
+
+Mode policy (documented because it changes pixels):
+
+* ``L``/``1``/``P``/``CMYK``/``YCbCr`` -> Pillow's RGB conversion (palette colours, naive CMYK).
+* ``RGBA``/``LA``/``PA`` and palette images with transparency -> alpha is **dropped** (colour kept), as
+  the reference pipelines (OpenCV, ``convert("RGB")``) do; no compositing onto a background.
+* 16-bit and 32-bit integer (``I;16*``, ``I``) -> scaled to 8 bits by ``/257`` when values exceed 255
+  (16-bit range), else taken as-is; float (``F``) -> ``[0, 1]`` data times 255, otherwise clipped.
+* Multi-frame files (GIF, TIFF) -> the first frame.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from multiid_bench.errors import ImageDecodeError
+
+if TYPE_CHECKING:
+    from PIL import Image as PILImage
+
+__all__ = [
+    "DEFAULT_MAX_PIXELS",
+    "DecodedImage",
+    "decode_bytes",
+    "decode_image",
+    "image_sha256",
+    "load_image",
+    "load_rgb_array",
+]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MAX_PIXELS = 50_000_000
+_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class DecodedImage:
+    """An image decoded once: its path, the sha256 of its file bytes and its (H, W, 3) uint8 RGB pixels.
+
+    ``array`` is read-only so a cached decode cannot be modified by one consumer behind another's back.
+    """
+
+    path: str
+    sha256: str
+    array: np.ndarray = field(repr=False)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height) in pixels."""
+        return int(self.array.shape[1]), int(self.array.shape[0])
+
+
+def image_sha256(path: str | Path) -> str:
+    """Hex sha256 of the file's bytes (streamed), the content key of an image."""
+    p = Path(path)
+    h = hashlib.sha256()
+    try:
+        with p.open("rb") as f:
+            for chunk in iter(lambda: f.read(_CHUNK), b""):
+                h.update(chunk)
+    except OSError as e:
+        raise ImageDecodeError(f"cannot read image file {p}: {e.strerror or e}. Check the path.") from e
+    return h.hexdigest()
+
+
+def _read_bytes(path: str | Path) -> bytes:
+    p = Path(path)
+    if not p.exists():
+        raise ImageDecodeError(f"image file {p} does not exist. Check the path (and --data-root).")
+    if p.is_dir():
+        raise ImageDecodeError(f"{p} is a directory, not an image file.")
+    try:
+        data = p.read_bytes()
+    except OSError as e:
+        raise ImageDecodeError(f"cannot read image file {p}: {e.strerror or e}. Check permissions.") from e
+    if not data:
+        raise ImageDecodeError(f"image file {p} is empty (0 bytes). Re-download or regenerate it.")
+    return data
+
+
+def _to_rgb(im: PILImage.Image, name: str) -> PILImage.Image:
+    """Convert any Pillow mode to 8-bit RGB per the module's mode policy."""
+    from PIL import Image
+
+    mode = im.mode
+    if mode == "RGB":
+        return im
+    if mode.startswith("I") or mode == "F":
+        arr = np.asarray(im)
+        if arr.ndim == 3:  # e.g. 16-bit RGB variants some plugins expose
+            arr = arr[..., :3]
+        arr = arr.astype(np.float64)
+        if mode == "F":
+            scaled = arr * 255.0 if np.nanmax(arr) <= 1.0 else arr
+        elif mode.startswith("I;16") or np.nanmax(arr) > 255:
+            scaled = arr / 257.0
+        else:
+            scaled = arr
+        u8 = np.clip(np.rint(np.nan_to_num(scaled)), 0, 255).astype(np.uint8)
+        if u8.ndim == 2:
+            u8 = np.repeat(u8[..., None], 3, axis=2)
+        return Image.fromarray(np.ascontiguousarray(u8), mode="RGB")
+    if mode == "P" and "transparency" in im.info:
+        im = im.convert("RGBA")  # resolve palette transparency first, then drop alpha below
+    try:
+        return im.convert("RGB")
+    except (ValueError, OSError) as e:
+        raise ImageDecodeError(
+            f"image {name} has pixel mode {mode!r}, which cannot be converted to RGB ({e}). "
+            "Re-save it as an 8-bit RGB PNG or JPEG."
+        ) from e
+
+
+def decode_bytes(data: bytes, name: str = "<bytes>", *, max_pixels: int = DEFAULT_MAX_PIXELS) -> PILImage.Image:
+    """Decode encoded image bytes into an upright 8-bit RGB PIL image (fully loaded, file-independent).
+
+    Raises:
+        ImageDecodeError: empty, truncated or unidentifiable data, more than ``max_pixels`` pixels,
+            or a mode that cannot become RGB. The message names ``name`` and the fix.
+    """
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    if not data:
+        raise ImageDecodeError(f"image {name} is empty (0 bytes). Re-download or regenerate it.")
+    try:
+        with warnings.catch_warnings():
+            # We apply our own (lower) pixel limit below; Pillow's bomb warning would only be noise.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            im = Image.open(io.BytesIO(data))
+            width, height = im.size
+            if width * height > max_pixels:
+                raise ImageDecodeError(
+                    f"image {name} is {width}x{height} = {width * height / 1e6:.1f} MP, over the "
+                    f"{max_pixels / 1e6:.0f} MP limit. Downscale it (e.g. to <= {max_pixels / 1e6:.0f} MP) "
+                    "or raise max_pixels explicitly."
+                )
+            if getattr(im, "n_frames", 1) > 1:
+                log.info("image %s has %d frames; using the first", name, im.n_frames)
+                im.seek(0)
+            im.load()
+            try:
+                im = ImageOps.exif_transpose(im) or im
+            except (ValueError, OSError, TypeError, KeyError) as e:  # malformed EXIF: keep pixels as stored
+                log.warning("image %s: ignoring unreadable EXIF orientation (%s)", name, e)
+    except ImageDecodeError:
+        raise
+    except Image.DecompressionBombError as e:
+        raise ImageDecodeError(
+            f"image {name} is too large for Pillow's safety limit ({e}). Downscale it before use."
+        ) from e
+    except UnidentifiedImageError as e:
+        raise ImageDecodeError(
+            f"image {name} is not a recognised image format ({len(data)} bytes). "
+            "Check that the file is a PNG/JPEG/WebP and not HTML or a partial download."
+        ) from e
+    except (OSError, SyntaxError, ValueError, EOFError) as e:
+        raise ImageDecodeError(
+            f"image {name} is truncated or corrupt ({e}). Re-download or regenerate the file."
+        ) from e
+    rgb = _to_rgb(im, name)
+    if rgb.width == 0 or rgb.height == 0:
+        raise ImageDecodeError(f"image {name} has zero width or height.")
+    return rgb
+
+
+def load_image(path: str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> PILImage.Image:
+    """Decode an image file into an upright 8-bit RGB PIL image.
+
+    Raises:
+        ImageDecodeError: missing, zero-byte, truncated or unreadable file, or over ``max_pixels``.
+    """
+    return decode_bytes(_read_bytes(path), str(path), max_pixels=max_pixels)
+
+
+def load_rgb_array(path: str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Decode an image file into an (H, W, 3) uint8 RGB array (C-contiguous)."""
+    return np.ascontiguousarray(np.asarray(load_image(path, max_pixels=max_pixels), dtype=np.uint8))
+
+
+def decode_image(path: str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> DecodedImage:
+    """Read the file once, hash those bytes and decode the same bytes (no second read can differ)."""
+    data = _read_bytes(path)
+    sha = hashlib.sha256(data).hexdigest()
+    arr = np.ascontiguousarray(np.asarray(decode_bytes(data, str(path), max_pixels=max_pixels), dtype=np.uint8))
+    arr.setflags(write=False)
+    return DecodedImage(path=str(path), sha256=sha, array=arr)

@@ -1,0 +1,174 @@
+"""Differentiable ArcFace (IResNet) for the training-side identity losses.
+
+The released trainer ran antelopev2's ``glintr100`` (IResNet-100 trained on Glint360K) converted from ONNX to a
+pickled torch module with onnx2torch (spec §3.3). Pickles need ``weights_only=False`` and onnx2torch, so we
+instead build the IResNet in plain torch with insightface ``arcface_torch``'s parameter names and load a
+**state dict** (``.pth`` via ``torch.load(weights_only=True)`` or ``.safetensors``):
+
+* ``arcface_torch`` releases (``glint360k_cosface_r100_fp16_0.1/backbone.pth``) load directly (strict).
+* Any file registered in a weights manifest loads through ``multiid_bench.weights.resolve`` (sha256-checked).
+
+Input: aligned 112×112 RGB crops normalised as ``(p − 127.5) / 127.5`` (i.e. [−1, 1]); output: raw
+(un-normalised) 512-d embeddings, the same convention as insightface's ``face.embedding``.
+Sizes are config-driven so tests run a tiny random network through the same code and loader.
+"""
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from multiid_bench.errors import BadInputError, ConfigError
+
+if TYPE_CHECKING:
+    import torch
+
+__all__ = ["IResNetConfig", "build_iresnet", "infer_iresnet_config", "load_loss_arcface", "IRESNET100"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class IResNetConfig:
+    """Depth per stage, width per stage, embedding size; the 112 input gives a 7×7 map after 4 strided stages."""
+
+    layers: tuple[int, int, int, int] = (3, 13, 30, 3)  # IResNet-100
+    widths: tuple[int, int, int, int] = (64, 128, 256, 512)
+    embedding_dim: int = 512
+    input_size: int = 112
+
+    def __post_init__(self) -> None:
+        if self.input_size % 16 != 0:
+            raise ConfigError(f"IResNet input_size must be a multiple of 16, got {self.input_size}")
+
+
+IRESNET100 = IResNetConfig()
+
+
+def build_iresnet(config: IResNetConfig = IRESNET100) -> torch.nn.Module:
+    """An IResNet with ``arcface_torch`` parameter names, in eval mode with frozen parameters."""
+    import torch
+    from torch import nn
+
+    class IBasicBlock(nn.Module):
+        def __init__(self, cin: int, cout: int, stride: int) -> None:
+            super().__init__()
+            self.bn1 = nn.BatchNorm2d(cin, eps=1e-5)
+            self.conv1 = nn.Conv2d(cin, cout, 3, 1, 1, bias=False)
+            self.bn2 = nn.BatchNorm2d(cout, eps=1e-5)
+            self.prelu = nn.PReLU(cout)
+            self.conv2 = nn.Conv2d(cout, cout, 3, stride, 1, bias=False)
+            self.bn3 = nn.BatchNorm2d(cout, eps=1e-5)
+            self.downsample: nn.Module | None = None
+            if stride != 1 or cin != cout:
+                self.downsample = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False),
+                                                nn.BatchNorm2d(cout, eps=1e-5))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            out = self.bn3(self.conv2(self.prelu(self.bn2(self.conv1(self.bn1(x))))))
+            return out + (self.downsample(x) if self.downsample is not None else x)
+
+    class IResNet(nn.Module):
+        def __init__(self, cfg: IResNetConfig) -> None:
+            super().__init__()
+            w0 = cfg.widths[0]
+            self.config = cfg
+            self.conv1 = nn.Conv2d(3, w0, 3, 1, 1, bias=False)
+            self.bn1 = nn.BatchNorm2d(w0, eps=1e-5)
+            self.prelu = nn.PReLU(w0)
+            cin = w0
+            for i, (depth, width) in enumerate(zip(cfg.layers, cfg.widths), start=1):
+                blocks = [IBasicBlock(cin, width, 2)] + [IBasicBlock(width, width, 1) for _ in range(depth - 1)]
+                setattr(self, f"layer{i}", nn.Sequential(*blocks))
+                cin = width
+            side = cfg.input_size // 16
+            self.bn2 = nn.BatchNorm2d(cin, eps=1e-5)
+            self.dropout = nn.Dropout(p=0.0)
+            self.fc = nn.Linear(cin * side * side, cfg.embedding_dim)
+            self.features = nn.BatchNorm1d(cfg.embedding_dim, eps=1e-5)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            if x.shape[-2:] != (self.config.input_size, self.config.input_size):
+                raise BadInputError(f"ArcFace expects {self.config.input_size}² aligned crops, got "
+                                    f"{tuple(x.shape[-2:])}")
+            x = self.prelu(self.bn1(self.conv1(x)))
+            x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+            x = self.dropout(torch.flatten(self.bn2(x), 1))
+            return self.features(self.fc(x))
+
+    model = IResNet(config)
+    model.eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model
+
+
+def infer_iresnet_config(state: dict[str, Any]) -> IResNetConfig:
+    """Read depth/width per stage and the embedding size from a state dict's key names and shapes."""
+    layers, widths = [], []
+    for i in range(1, 5):
+        idx = {int(m.group(1)) for k in state if (m := re.match(rf"layer{i}\.(\d+)\.", k))}
+        if not idx:
+            raise BadInputError(f"not an IResNet state dict: no 'layer{i}.*' keys (found e.g. {sorted(state)[:3]})")
+        layers.append(max(idx) + 1)
+        widths.append(int(state[f"layer{i}.0.conv1.weight"].shape[0]))
+    emb, fc_in = state["fc.weight"].shape
+    side = int(round((fc_in / widths[-1]) ** 0.5))
+    return IResNetConfig(tuple(layers), tuple(widths), int(emb), side * 16)  # type: ignore[arg-type]
+
+
+def _read_state_dict(path: Path) -> dict[str, Any]:
+    import torch
+
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        return load_file(str(path))
+    try:
+        state = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as exc:  # pickled whole modules (onnx2torch output) are refused on purpose
+        raise BadInputError(
+            f"{path}: not a plain state dict ({exc.__class__.__name__}). Pickled modules such as the "
+            "onnx2torch 'glintr100.pth' are not loaded (they execute code); save its state_dict() or use "
+            "arcface_torch's backbone.pth / a .safetensors file") from exc
+    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict):
+        raise BadInputError(f"{path}: expected a state dict, found {type(state).__name__}")
+    return {k.removeprefix("module."): v for k, v in state.items()}
+
+
+def load_loss_arcface(source: str | Path, *, device: str = "cpu", dtype: Any = None,
+                      cache_dir: str | Path | None = None, offline: bool | None = None) -> torch.nn.Module:
+    """Load the frozen loss-side ArcFace.
+
+    Args:
+        source: a local ``.pth``/``.safetensors`` path, or a weight id of the manifest (resolved, downloaded
+            if allowed and sha256-checked by ``multiid_bench.weights.resolve``).
+    Raises:
+        MissingWeightsError: the weight id is not available offline (the message names the fetch command).
+        BadInputError: the file is not an IResNet state dict or does not match the architecture.
+    """
+    import torch
+
+    path = Path(source)
+    if not path.exists():
+        if path.suffix in {".pth", ".pt", ".safetensors"} or "/" in str(source):
+            from multiid_bench.errors import MissingWeightsError
+
+            raise MissingWeightsError(
+                f"loss ArcFace weights {path} not found. Export an IResNet-100 state dict (insightface "
+                "arcface_torch 'glint360k_cosface_r100' backbone.pth) and point loss_arcface at it")
+        from multiid_bench.weights import resolve
+
+        path = resolve(str(source), cache_dir=cache_dir, offline=offline)
+    state = _read_state_dict(path)
+    model = build_iresnet(infer_iresnet_config(state))
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise BadInputError(f"{path}: IResNet keys do not match (missing {missing[:5]}, unexpected "
+                            f"{unexpected[:5]}); the file must be an arcface_torch IResNet state dict")
+    logger.info("loss ArcFace %s: layers %s", path, model.config.layers)
+    return model.to(device=device, dtype=dtype or torch.float32)
