@@ -23,9 +23,10 @@ __all__ = [
     "hub_kwargs",
     "load_gt",
     "load_refs",
-    "numbered_prompt",
+    "people_prompt",
     "order_left_to_right",
     "require",
+    "square_crop_boxes",
     "stitch_horizontally",
     "torch_generator",
     "weights_error",
@@ -71,13 +72,21 @@ def order_left_to_right(case: "Case") -> tuple[int, ...]:
                                                               (case.boxes[i][1] + case.boxes[i][3]) / 2)))
 
 
-def numbered_prompt(prompt: str, n: int, one: str, many: str, joiner: str = " ") -> str:
-    """Append a reference sentence: ``one`` (for 1 ref) or ``many`` formatted with ``{refs}``.
+def people_prompt(prompt: str, n: int, single: str, each: str) -> str:
+    """The case prompt followed by one sentence naming the references.
 
-    ``many`` gets ``{refs}`` = "image 1, image 2 and image 3" style lists built by the caller's wording.
+    ``single`` is used for one reference; otherwise ``each`` is formatted with ``k`` = 1..n and the
+    sentences are joined by spaces. ``{n}`` is available in both.
+
+    Example:
+        >>> people_prompt("Two friends at a cafe.", 2, "The person is <1>.", "Person {k} is <{k}>.")
+        'Two friends at a cafe. Person 1 is <1>. Person 2 is <2>.'
     """
-    text = one if n == 1 else many
-    return prompt.rstrip() + (joiner + text if text else "")
+    if n == 1:
+        tail = single.format(n=n, k=1)
+    else:
+        tail = " ".join(each.format(n=n, k=k) for k in range(1, n + 1))
+    return f"{prompt.rstrip()} {tail}".strip()
 
 
 def fit_size(width: int, height: int, multiple: int) -> tuple[int, int]:
@@ -148,3 +157,32 @@ def first_image(output: Any) -> "Image.Image":
             raise RuntimeError("the pipeline returned no image")
         return images[0]
     return images
+
+
+def square_crop_boxes(
+    boxes: Sequence[Sequence[float]], size: tuple[int, int]
+) -> tuple[tuple[float, float, float, float], tuple[tuple[float, float, float, float], ...]]:
+    """A square crop of an image of ``size`` (W, H) that keeps every box, and the boxes inside it.
+
+    The square has side ``min(W, H)`` and is centred on the union of the boxes, then shifted to lie inside
+    the image (deterministic; the official script picks a random offset). When the union is wider than the
+    square, the crop is the whole image (boxes keep their coordinates; the caller then stretches).
+
+    Example:
+        >>> crop, inside = square_crop_boxes([(600, 100, 700, 200)], (800, 400))
+        >>> crop
+        (400.0, 0.0, 800.0, 400.0)
+        >>> inside
+        ((200.0, 100.0, 300.0, 200.0),)
+    """
+    w, h = size
+    side = float(min(w, h))
+    ux1, uy1 = min(b[0] for b in boxes), min(b[1] for b in boxes)
+    ux2, uy2 = max(b[2] for b in boxes), max(b[3] for b in boxes)
+    if ux2 - ux1 > side or uy2 - uy1 > side:
+        return (0.0, 0.0, float(w), float(h)), tuple((float(a), float(b), float(c), float(d)) for a, b, c, d in boxes)
+    cx, cy = (ux1 + ux2) / 2, (uy1 + uy2) / 2
+    x0 = min(max(cx - side / 2, 0.0), w - side)
+    y0 = min(max(cy - side / 2, 0.0), h - side)
+    inside = tuple((b[0] - x0, b[1] - y0, b[2] - x0, b[3] - y0) for b in boxes)
+    return (x0, y0, x0 + side, y0 + side), inside

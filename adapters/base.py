@@ -26,7 +26,7 @@ from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Mapping, Sequence
 
-from multiid_bench.errors import ConfigError, MBenchError
+from multiid_bench.errors import ConfigError, MissingDependencyError, MissingWeightsError
 
 if TYPE_CHECKING:  # pragma: no cover
     from PIL import Image
@@ -399,8 +399,8 @@ class PipelineAdapter(Adapter):
         """Pure request building: prompt with template, references in order, scaled boxes, kwargs."""
 
     @abstractmethod
-    def run_request(self, request: Request, seed: int) -> "Image.Image":
-        """Call ``self.pipe`` with ``request`` and return one RGB image."""
+    def run_request(self, request: Request, seed: int) -> "Image.Image | tuple[Image.Image, dict[str, Any]]":
+        """Call ``self.pipe`` with ``request``; return one image, or (image, facts for ``record.extra``)."""
 
     def generate(self, case: "Case", seed: int) -> GenerationResult:
         reason = self.not_applicable_reason(case)
@@ -412,10 +412,14 @@ class PipelineAdapter(Adapter):
         request: Request | None = None
         try:
             request = self.build_request(case, seed)
-            image = self.run_request(request, seed).convert("RGB")
-        except MBenchError:
-            raise  # missing weights / extras / bad input: the whole run must stop with its exit code
-        except Exception as e:  # an upstream failure on one case becomes a failed row; the run goes on
+            out = self.run_request(request, seed)
+            image, facts = out if isinstance(out, tuple) else (out, {})
+            image = image.convert("RGB")
+            if facts:
+                request = replace(request, extra={**request.extra, **facts})
+        except (ConfigError, MissingWeightsError, MissingDependencyError):
+            raise  # a wrong setting or a missing extra/weight: the whole run must stop with its exit code
+        except Exception as e:  # a bad reference file, an upstream error, a refusal, a timeout: fail this case only
             log.warning("%s failed on case %s: %s", self.name, case.id, e)
             rec = self._request_record(case, seed, request, time.perf_counter() - t0)
             return GenerationResult(None, rec, "failed", f"{type(e).__name__}: {e}")

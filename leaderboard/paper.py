@@ -134,6 +134,7 @@ def load_paper_results(tables: Iterable[str] | None = None) -> "pd.DataFrame":
                 "benchmark": row["benchmark"],
                 "subset": row["subset"],
                 "subset_stated": row["subset_stated"] == "yes",
+                "protocol": "",  # the paper's own; never equal to a measured protocol name
                 "group": row["group"],
                 "row_label": row["row_label"],
                 "display": _display(row),

@@ -70,10 +70,8 @@ class RunResult:
 
     @property
     def metric_versions(self) -> dict[str, str] | None:
-        """Card versions the run was scored with (``metric_versions``, or ``config.metric_versions``)."""
-        mv = self.data.get("metric_versions")
-        if mv is None and isinstance(self.data.get("config"), dict):
-            mv = self.data["config"].get("metric_versions")
+        """Metric card versions the run was scored with (the runner's ``cards``; ``metric_versions`` also read)."""
+        mv = self.data.get("cards", self.data.get("metric_versions"))
         return dict(mv) if isinstance(mv, dict) else None
 
     @property
@@ -142,8 +140,8 @@ def load_cases(run: RunResult | str | Path) -> list[dict[str, Any]]:
                 row = json.loads(line)
             except json.JSONDecodeError as e:
                 raise BadInputError(f"{path} line {i} is not JSON ({e}); was the run interrupted mid-write?") from e
-            if not isinstance(row, dict) or "id" not in row:
-                raise BadInputError(f"{path} line {i}: a case row must be an object with an 'id' field")
+            if not isinstance(row, dict) or ("case_id" not in row and "id" not in row):
+                raise BadInputError(f"{path} line {i}: a case row must be an object with a 'case_id' field")
             rows.append(row)
     return rows
 

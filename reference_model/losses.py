@@ -258,17 +258,18 @@ def match_landmarks_to_boxes(det_boxes: np.ndarray, det_landmarks: np.ndarray, b
     return out, valid
 
 
-def check_unit_range(images: torch.Tensor, name: str) -> None:
-    """Refuse tensors that are clearly 0–255 where [−1, 1] is expected (the released GT-range bug).
+def check_unit_range(images: torch.Tensor, name: str, *, bound: float = 1.0 + 1e-3) -> None:
+    """Refuse an image that is not a float tensor within [−bound, bound] (the released GT-range bug, §6.2.1).
 
-    Decoded one-step predictions are not clamped and may overshoot a little, hence the loose bound of 4.
+    Used on the ground-truth image, which comes from data and is exactly in [−1, 1]; the decoded one-step
+    prediction is not clamped (as in the released code), so it is only checked for being floating point.
     """
     if not images.is_floating_point():
         raise BadInputError(f"{name}: expected a float image in [-1, 1], got dtype {images.dtype}; "
                             "convert uint8 with x / 127.5 - 1")
     peak = float(images.detach().abs().max()) if images.numel() else 0.0
-    if peak > 4.0:
-        raise BadInputError(f"{name}: values reach {peak:.1f}, which looks like 0-255 pixels; the identity "
+    if peak > bound:
+        raise BadInputError(f"{name}: values reach {peak:.3g}, outside [-1, 1] (0-255 pixels?); the identity "
                             "losses take [-1, 1] images (convert with x / 127.5 - 1)")
 
 
@@ -365,7 +366,7 @@ def gt_aligned_id_loss(arcface: torch.nn.Module, pred_images: torch.Tensor, gt_i
     import torch
     import torch.nn.functional as F
 
-    check_unit_range(pred_images, "predicted image")
+    check_unit_range(pred_images, "predicted image", bound=float("inf"))
     check_unit_range(gt_images, "ground-truth image")
     if pred_images.shape != gt_images.shape:
         raise BadInputError(f"ID loss: prediction {tuple(pred_images.shape)} vs GT {tuple(gt_images.shape)}")

@@ -1,0 +1,69 @@
+"""USO (bytedance/USO): FLUX.1-dev + LoRA + SigLIP projector; one *content* (identity) reference.
+
+USO's first image is the subject/identity reference and any further images are *style* references, so
+it is a single-identity method here: 2-4 person cases are "not applicable". The worker
+(``workers/uno_worker.py``, family ``uso``) mirrors ``inference.py``: ``USOPipeline(model_type, device,
+offload, only_lora=True, lora_rank=128)``, SigLIP ``google/siglip-so400m-patch14-384`` attached as
+``pipeline.model.vision_encoder``, ``ref_imgs=[preprocess_ref(ref, content_ref=512)]``, no style refs
+(``siglip_inputs=[]``), 1024^2, 25 steps, guidance 4.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from multiid_bench.adapters._common import load_refs
+from multiid_bench.adapters._worker import WORKER_DEFAULTS, WorkerAdapter
+from multiid_bench.adapters.base import Capabilities, Request
+
+if TYPE_CHECKING:  # pragma: no cover
+    from multiid_bench.data.case import Case
+
+__all__ = ["USOAdapter"]
+
+
+class USOAdapter(WorkerAdapter):
+    """USO: the single reference as the content image; no style images."""
+
+    name = "uso"
+    version = "1.0"
+    worker_script = "uno_worker.py"
+    capabilities = Capabilities(
+        max_ids=1,
+        native_res=(1024, 1024),
+        licence="Apache-2.0 / Apache-2.0, on FLUX.1-dev Non-Commercial",
+        support_status="best-effort",
+        integration="worker",
+        prompt_template="{prompt}",
+        upstream_repo="bytedance/USO",
+        upstream_revision="b6784d7",
+        weight_ids=("bytedance-research/USO:uso_flux_v1.0/dit_lora.safetensors",
+                    "bytedance-research/USO:uso_flux_v1.0/projector.safetensors",
+                    "black-forest-labs/FLUX.1-dev:flux1-dev.safetensors", "google/t5-v1_1-xxl",
+                    "openai/clip-vit-large-patch14", "google/siglip-so400m-patch14-384"),
+        defaults={
+            **WORKER_DEFAULTS,
+            "family": "uso",
+            "model_type": "flux-dev",
+            "offload": False,
+            "lora_rank": 128,
+            "width": 1024,
+            "height": 1024,
+            "num_steps": 25,
+            "guidance": 4.0,
+            "content_ref": 512,
+            "pe": "d",
+            "siglip_path": "google/siglip-so400m-patch14-384",
+        },
+        description="USO (single identity as content reference, no style refs); worker environment.",
+    )
+
+    def build_request(self, case: "Case", seed: int) -> Request:
+        width, height = self.output_size()
+        refs = tuple(load_refs(case, (0,)))
+        prompt = case.prompt
+        kwargs = {
+            "prompt": prompt, "width": width, "height": height, "guidance": float(self.settings["guidance"]),
+            "num_steps": int(self.settings["num_steps"]), "ref_imgs": list(refs),
+            "ref_size": int(self.settings["content_ref"]), "pe": str(self.settings["pe"]), "style_imgs": [],
+        }
+        return Request(prompt=prompt, size=(width, height), images=refs, reference_order=(0,), call_kwargs=kwargs)

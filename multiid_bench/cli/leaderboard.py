@@ -1,0 +1,217 @@
+"""``mbench leaderboard | plot-tradeoff | report | compare | correlate``: thin commands over multiid_bench.leaderboard.
+
+Each command parses flags, calls one library function and prints. pandas, matplotlib and scipy are
+imported inside the commands, so ``mbench <command> --help`` stays fast.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+SUBSETS = click.Choice(["p1", "p2", "p3", "all"])
+PROTOCOLS = click.Choice(["paper", "strict"])
+
+
+def _console() -> Any:
+    from rich.console import Console
+
+    width = shutil.get_terminal_size((200, 40)).columns if sys.stdout.isatty() else 200
+    return Console(width=width, soft_wrap=False)
+
+
+def _runs(paths: tuple[str, ...]) -> list[Any]:
+    from multiid_bench.leaderboard.store import load_results
+
+    return [load_results(p) for p in paths]
+
+
+subset_opt = click.option("--subset", type=SUBSETS, default="p1", show_default=True,
+                          help="Bench subset: p1 single person, p2 two, p3 three-four, all.")
+protocol_opt = click.option("--protocol", type=PROTOCOLS, default="paper", show_default=True,
+                            help="Which protocol of the measured runs to show.")
+face_model_opt = click.option("--face-model", default="average", show_default=True,
+                              help="Face model of the identity metrics (average = pooled over models; arcface, "
+                                   "adaface, facenet, or any model the runs recorded).")
+paper_table_opt = click.option("--paper-table", default=None,
+                               help="Paper table for the paper rows (1a, 2a, 2b, 3, 5, 6); default: the one matching "
+                                    "--subset / --face-model.")
+
+
+@click.command("leaderboard", epilog="""\b
+Examples:
+  mbench leaderboard --include-paper                       # the paper's Table 1a, ranked
+  mbench leaderboard runs/uno runs/dreamo --subset p2 --include-paper --format markdown
+  mbench leaderboard runs/* --format latex --out table.tex
+""")
+@click.argument("results", nargs=-1, type=click.Path(exists=True))
+@subset_opt
+@protocol_opt
+@face_model_opt
+@click.option("--format", "fmt", type=click.Choice(["rich", "markdown", "csv", "latex", "html"]), default="rich",
+              show_default=True, help="Output format (all are exports of the same table).")
+@click.option("--include-paper/--no-include-paper", default=False, show_default=True,
+              help="Add the numbers reported in the paper (marked as such) next to the measured ones.")
+@paper_table_opt
+@click.option("--out", type=click.Path(dir_okay=False), default=None, help="Write to this file instead of stdout.")
+def leaderboard(results: tuple[str, ...], subset: str, protocol: str, face_model: str, fmt: str,
+                include_paper: bool, paper_table: str | None, out: str | None) -> None:
+    """Leaderboard from results files (RUN_DIR or results.json) and, optionally, the paper's numbers.
+
+    Arrows come from the metric cards; best three per column are marked; measured cells show value ±
+    CI half-width; a provenance column says paper or measured, protocol, bench and --limit runs.
+    """
+    from multiid_bench.leaderboard.render import render, to_rich
+    from multiid_bench.leaderboard.store import combined_frame
+    from multiid_bench.leaderboard.tables import build_leaderboard
+
+    df = combined_frame(_runs(results), include_paper=include_paper)
+    table = build_leaderboard(df, subset=subset, protocol=protocol, face_model=face_model, paper_table=paper_table)
+    if out is not None or fmt != "rich":
+        text = render(table, fmt)
+        if out is not None:
+            Path(out).write_text(text, encoding="utf-8")
+            click.echo(f"wrote {out}")
+        else:
+            click.echo(text, nl=False)
+        return
+    console = _console()
+    console.print(to_rich(table))
+    for n in table.notes:
+        console.print(f"- {n}", markup=False, highlight=False)
+
+
+@click.command("plot-tradeoff", epilog="""\b
+Examples:
+  mbench plot-tradeoff --out fig5                          # the paper's points, Figure 5 style
+  mbench plot-tradeoff runs/mymodel --subset p2 --face-model arcface --out plots/p2
+""")
+@click.argument("results", nargs=-1, type=click.Path(exists=True))
+@subset_opt
+@protocol_opt
+@face_model_opt
+@click.option("--x", "x_metric", default="sim_gt", show_default=True, help="Metric id on the x axis.")
+@click.option("--y", "y_metric", default="copy_paste", show_default=True, help="Metric id on the y axis.")
+@click.option("--include-paper/--no-include-paper", default=True, show_default=True,
+              help="Plot the paper's reported points (hollow circles) next to measured ones (filled diamonds).")
+@paper_table_opt
+@click.option("--degree", type=click.IntRange(1, 5), default=2, show_default=True,
+              help="Degree of the polynomial fitted over the baselines.")
+@click.option("--out", default="mbench-tradeoff", show_default=True,
+              help="Output path without suffix: writes OUT.png, OUT.svg and OUT.csv.")
+def plot_tradeoff(results: tuple[str, ...], subset: str, protocol: str, face_model: str, x_metric: str,
+                  y_metric: str, include_paper: bool, paper_table: str | None, degree: int, out: str) -> None:
+    """Sim(GT) vs copy-paste (y descending, as the paper's Fig. 5): one point per model, CI bars,
+    fitted curve over the baselines, Pareto front; writes PNG + SVG + the CSV behind it."""
+    from multiid_bench.leaderboard.plots import plot_tradeoff as _plot
+    from multiid_bench.leaderboard.plots import tradeoff_points
+    from multiid_bench.leaderboard.store import combined_frame
+
+    df = combined_frame(_runs(results), include_paper=include_paper)
+    pts = tradeoff_points(df, subset=subset, face_model=face_model, protocol=protocol, x_metric=x_metric,
+                          y_metric=y_metric, paper_table=paper_table)
+    title = f"{x_metric} vs {y_metric} · subset {subset} · face model {face_model}"
+    for p in _plot(pts, out, title=title, degree=degree):
+        click.echo(f"wrote {p}")
+
+
+@click.command("report", epilog="""\b
+Example:
+  mbench report runs/mymodel --out report.html
+""")
+@click.argument("run_dir", type=click.Path(exists=True))
+@click.option("--out", default="report.html", show_default=True, type=click.Path(dir_okay=False),
+              help="HTML file to write (self-contained: images and plot embedded).")
+@click.option("--include-paper/--no-include-paper", default=True, show_default=True,
+              help="Show the paper's matching table and points for context (marked as reported in the paper).")
+@click.option("--thumb", type=click.IntRange(64, 1024), default=224, show_default=True,
+              help="Longest side of the embedded thumbnails, in pixels.")
+@click.option("--max-cases", type=click.IntRange(1, None), default=None, help="Gallery: first N cases only.")
+def report(run_dir: str, out: str, include_paper: bool, thumb: int, max_cases: int | None) -> None:
+    """One self-contained HTML report of a run: summary tables, plot, sortable per-case gallery."""
+    from multiid_bench.leaderboard.report import build_report
+
+    path = build_report(run_dir, out, include_paper=include_paper, thumb=thumb, max_cases=max_cases)
+    click.echo(f"wrote {path}")
+
+
+@click.command("compare", epilog="""\b
+Exit codes: 0 all metrics within tolerance, 1 a metric moved past its tolerance
+(or disappeared), 2 the runs are not comparable (bench manifest, protocol,
+metric versions, profile or case set differ).
+Example:
+  mbench compare main/results.json pr/results.json --tolerance tol.toml
+""")
+@click.argument("old", type=click.Path(exists=True))
+@click.argument("new", type=click.Path(exists=True))
+@click.option("--tolerance", "--tolerance-file", "tolerance", type=click.Path(dir_okay=False), default=None,
+              help="Tolerance TOML (default: the packaged leaderboard/data/tolerances.toml).")
+@click.option("--only-changed/--all-rows", default=False, show_default=True, help="Hide metrics within tolerance.")
+@click.option("--json", "as_json", is_flag=True, default=False, help="Machine-readable output.")
+def compare(old: str, new: str, tolerance: str | None, only_changed: bool, as_json: bool) -> None:
+    """Compare two runs metric by metric; a CI regression check."""
+    from multiid_bench.leaderboard.compare import compare_runs, comparison_table, load_tolerances
+    from multiid_bench.leaderboard.store import load_results
+
+    comp = compare_runs(load_results(old), load_results(new), load_tolerances(tolerance))
+    if as_json:
+        click.echo(json.dumps({
+            "old": comp.old, "new": comp.new, "tolerances": comp.tolerances, "exit_code": comp.exit_code,
+            "warnings": comp.warnings,
+            "deltas": [{**d.__dict__, "delta": d.delta} for d in comp.deltas],
+        }, indent=2))
+    else:
+        console = _console()
+        console.print(comparison_table(comp, only_changed=only_changed))
+        for w in comp.warnings:
+            console.print(f"warning: {w}", markup=False, highlight=False)
+        n_fail = len(comp.failed)
+        console.print(f"{n_fail} metric(s) past tolerance" if n_fail else "all metrics within tolerance",
+                      style="bold red" if n_fail else "bold green")
+    if comp.exit_code:
+        # sys.exit via the shared helper: a click Exit would be swallowed by main()'s non-standalone mode
+        from multiid_bench.cli._errors import exit_with
+
+        exit_with(comp.exit_code)
+
+
+@click.command("correlate", epilog="""\b
+HUMAN.csv columns: case_id, score (or rank, or --human-column), optional model and dimension.
+Example:
+  mbench correlate study.csv runs/a runs/b --metric copy_paste.arcface --dimension copy_paste --within-case-ranks
+""")
+@click.argument("human_csv", type=click.Path(exists=True, dir_okay=False))
+@click.argument("run_dirs", nargs=-1, required=True, type=click.Path(exists=True))
+@click.option("--metric", default="copy_paste.average", show_default=True,
+              help="Per-case metric key (copy_paste.arcface, sim_gt.average = mean over face models, clip_t ...).")
+@click.option("--dimension", default=None, help="Keep only HUMAN.csv rows with this 'dimension'.")
+@click.option("--human-column", default=None, help="Column with the human value (default: score or rank).")
+@click.option("--within-case-ranks/--raw-values", default=False, show_default=True,
+              help="Rank models within each case on both sides first (the paper's machine vs human ranking).")
+@click.option("--json", "as_json", is_flag=True, default=False, help="Machine-readable output.")
+def correlate(human_csv: str, run_dirs: tuple[str, ...], metric: str, dimension: str | None,
+              human_column: str | None, within_case_ranks: bool, as_json: bool) -> None:
+    """Pearson, Spearman and Kendall (with p-values) between human judgements and a metric."""
+    from multiid_bench.leaderboard.correlate import correlate as _correlate
+    from multiid_bench.leaderboard.correlate import read_human_csv
+
+    human = read_human_csv(human_csv, human_column=human_column, dimension=dimension)
+    res = _correlate(human, _runs(run_dirs), metric, within_case_ranks=within_case_ranks)
+    if as_json:
+        click.echo(json.dumps({"metric": res.metric, "n": res.n, "dropped": res.dropped, "ranks": res.ranks,
+                               "stats": res.stats, "paper_table7": {"dimension": res.paper_dimension, **res.paper}}, indent=2))
+        return
+    from rich.table import Table
+
+    t = Table(title=f"{metric} vs human ({'within-case ranks' if res.ranks else 'raw values'}), n={res.n}, "
+                    f"dropped={res.dropped}")
+    for col in ("statistic", "value", "p-value", f"paper Table 7 ({res.paper_dimension or 'n/a'})"):
+        t.add_column(col)
+    for name, (v, p) in res.stats.items():
+        ref = res.paper.get(name)
+        t.add_row(name, f"{v:.4f}", f"{p:.3g}", "—" if ref is None else f"{ref[0]:.4f} (p={ref[1]:.3g}), reported in the paper")
+    _console().print(t)

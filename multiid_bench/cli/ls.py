@@ -1,0 +1,121 @@
+"""``mbench ls models|metrics|profiles|weights``: what the toolkit knows, without loading any model.
+
+``ls models`` imports adapter modules (which import no torch or diffusers) for their capability flags and
+looks weights up in the caches only.
+"""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+
+__all__ = ["ls"]
+
+
+def _table(title: str, header: list[str], rows: list[list[str]]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    if not rows:
+        console.print("No results found.")
+        return
+    table = Table(title=title)
+    for h in header:
+        table.add_column(h, overflow="fold")
+    for r in rows:
+        table.add_row(*r)
+    console.print(table)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def ls() -> None:
+    """List models, metrics, face profiles or weights."""
+
+
+@ls.command("models")
+@click.option("--json/--no-json", "as_json", default=False, show_default=True, help="Machine-readable output.")
+@click.option("--long/--no-long", default=False, show_default=True, help="Add native size, upstream revision, licence.")
+@click.option("--check-weights/--no-check-weights", default=True, show_default=True,
+              help="Look each adapter's weights up in the local caches (no network).")
+def models(as_json: bool, long: bool, check_weights: bool) -> None:
+    """Adapters with their capability flags, extras, support status, weight presence (and licence)."""
+    from multiid_bench.adapters.inventory import describe_adapters
+
+    infos = describe_adapters(check_weights=check_weights)
+    if as_json:
+        click.echo(json.dumps([i.to_dict() for i in infos], indent=2))
+        return
+    header = ["name", "via", "ids", "GT inputs", "seed", "extra", "status", "weights"]
+    if long:
+        header += ["native", "upstream", "licence"]
+    rows = []
+    for i in infos:
+        c = i.capabilities
+        if i.error:
+            rows.append([i.name, "[red]error[/]", i.error] + ["-"] * (len(header) - 3))
+            continue
+        row = [i.name + (f" ({', '.join(i.aliases)})" if i.aliases else ""), c["integration"], str(c["max_ids"]),
+               ",".join(c["gt_derived_inputs"]) or "-", "yes" if c["seed_supported"] else "no",
+               c["pip_extra"] or "-", c["support_status"], i.weights]
+        if long:
+            row += ["x".join(str(v) for v in c["native_res"]),
+                    f"{c['upstream_repo'] or '-'}@{c['upstream_revision'] or '-'}", c["licence"]]
+        rows.append(row)
+    _table("adapters (mbench generate --model NAME)", header, rows)
+
+
+@ls.command("metrics")
+@click.option("--json/--no-json", "as_json", default=False, show_default=True, help="Machine-readable output.")
+def metrics(as_json: bool) -> None:
+    """Metric cards: id, version, direction, scale and inputs."""
+    from multiid_bench.metrics.cards import CARDS
+
+    if as_json:
+        click.echo(json.dumps({k: c.to_dict() for k, c in CARDS.items()}, indent=2))
+        return
+    rows = [[c.id, c.name, c.version, c.arrow, c.scale, ", ".join(c.inputs)] for c in CARDS.values()]
+    _table("metrics", ["id", "name", "version", "better", "scale", "inputs"], rows)
+
+
+@ls.command("profiles")
+@click.option("--json/--no-json", "as_json", default=False, show_default=True, help="Machine-readable output.")
+def profiles(as_json: bool) -> None:
+    """Face-pipeline profiles (paper, offline): model, detector, template, input convention per entry."""
+    try:
+        from multiid_bench.faces import get_profile
+        from multiid_bench.faces.profiles import PROFILES
+    except ImportError as e:
+        raise click.ClickException(f"face profiles are not available in this install ({e})") from None
+    data: dict[str, Any] = {name: get_profile(name).to_dict() for name in PROFILES}
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+        return
+    rows = []
+    for name, prof in data.items():
+        for e in prof.get("entries", []):
+            rows.append([name, str(e.get("model")), str(e.get("detector")), str(e.get("template")),
+                         str(e.get("input_convention")), str(e.get("ref_policy"))])
+    _table("face profiles", ["profile", "model", "detector", "template", "input", "refs"], rows)
+
+
+@ls.command("weights")
+@click.option("--json/--no-json", "as_json", default=False, show_default=True, help="Machine-readable output.")
+@click.option("--cache-dir", type=click.Path(file_okay=False), default=None, help="Cache root to look in.")
+def weights(as_json: bool, cache_dir: str | None) -> None:
+    """Weights in the manifests and their local state (ok, unverified, missing, corrupt)."""
+    from multiid_bench.weights import get_store
+
+    store = get_store(cache_dir)
+    data = []
+    for wid, entry in sorted(store.entries.items()):
+        states = store.status(wid)
+        data.append({"id": wid, "licence": entry.licence, "used_by": list(entry.used_by),
+                     "files": [{"name": s.name, "state": s.state, "path": str(s.path)} for s in states]})
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+        return
+    rows = [[d["id"], ", ".join(f"{f['name']}: {f['state']}" for f in d["files"]), ", ".join(d["used_by"]),
+             d["licence"]] for d in data]
+    _table("weights (mbench weights download ID)", ["id", "files", "used by", "licence"], rows)

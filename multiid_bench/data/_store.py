@@ -1,0 +1,135 @@
+"""Small file-system helpers shared by the data loaders: cache root, offline switch, safe paths, atomic writes.
+
+Why here and not in each loader: the rules "a path from data never escapes its root" and "a cache entry is
+either complete or absent" must be the same for JSONL manifests, hub snapshots, reference crops and the demo.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+__all__ = [
+    "PathEscapeError",
+    "atomic_write_bytes",
+    "atomic_write_text",
+    "cache_root",
+    "data_cache_dir",
+    "is_offline",
+    "publish_dir",
+    "resolve_inside",
+    "sha256_bytes",
+    "sha256_files",
+    "write_jsonl",
+]
+
+_CHUNK = 1 << 20
+_TRUE = {"1", "true", "yes", "on"}
+
+
+class PathEscapeError(ValueError):
+    """A path taken from data points outside the data root (``..``, an absolute path elsewhere)."""
+
+
+def cache_root(cache_dir: str | Path | None = None) -> Path:
+    """Cache root: ``cache_dir`` > ``$MBENCH_HOME`` > ``$XDG_CACHE_HOME/multiid-bench`` > ``~/.cache/multiid-bench``.
+
+    Same precedence as the weight store, so one ``--cache-dir`` moves everything.
+    """
+    if cache_dir is not None:
+        return Path(cache_dir).expanduser()
+    if os.environ.get("MBENCH_HOME"):
+        return Path(os.environ["MBENCH_HOME"]).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
+    return base / "multiid-bench"
+
+
+def data_cache_dir(cache_dir: str | Path | None = None, *parts: str) -> Path:
+    """``<cache root>/data/<parts...>``: where materialised benches, crops and the demo live."""
+    return cache_root(cache_dir).joinpath("data", *parts)
+
+
+def is_offline(offline: bool | None = None) -> bool:
+    """Explicit flag wins; otherwise ``MBENCH_OFFLINE``, ``HF_HUB_OFFLINE`` or ``HF_DATASETS_OFFLINE`` set to 1."""
+    if offline is not None:
+        return bool(offline)
+    return any(
+        os.environ.get(name, "").strip().lower() in _TRUE
+        for name in ("MBENCH_OFFLINE", "HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")
+    )
+
+
+def resolve_inside(root: Path, value: str | os.PathLike[str]) -> Path:
+    """Join ``value`` to ``root`` and refuse results outside ``root``.
+
+    The check is lexical (``..`` and absolute paths are normalised, symlinks are *not* resolved): a user who
+    links images into the data folder made that choice; a manifest string like ``../../etc/passwd`` did not.
+
+    Raises:
+        PathEscapeError: the normalised path is not under the normalised root.
+    """
+    text = os.fspath(value)
+    if not text or "\x00" in text:
+        raise PathEscapeError(f"{text!r} is not a usable path")
+    base = os.path.normpath(os.path.abspath(os.fspath(root)))
+    joined = os.path.normpath(os.path.join(base, text))
+    if os.path.commonpath([base, joined]) != base:
+        raise PathEscapeError(f"path {text!r} leaves the data root {base}")
+    return Path(joined)
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha256_files(paths: Iterable[Path], *, names_relative_to: Path | None = None) -> str:
+    """One digest over several files (name, size and bytes of each, in the given order)."""
+    h = hashlib.sha256()
+    for p in paths:
+        p = Path(p)
+        name = str(p.relative_to(names_relative_to)) if names_relative_to is not None else p.name
+        h.update(name.encode() + b"\0" + str(p.stat().st_size).encode() + b"\0")
+        with p.open("rb") as f:
+            for chunk in iter(lambda: f.read(_CHUNK), b""):
+                h.update(chunk)
+    return h.hexdigest()
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write through a temporary file and ``os.replace`` so a reader never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def write_jsonl(path: Path, records: Iterable[Mapping[str, Any]]) -> None:
+    """Canonical JSONL (sorted keys, one record a line) so equal content gives equal bytes."""
+    lines = [json.dumps(dict(r), sort_keys=True, ensure_ascii=False) for r in records]
+    atomic_write_text(path, "".join(line + "\n" for line in lines))
+
+
+def publish_dir(tmp: Path, final: Path) -> Path:
+    """Move a fully written temporary folder into place; if another process won the race, keep theirs."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.replace(tmp, final)
+    except OSError:
+        if not final.exists():
+            raise
+        shutil.rmtree(tmp, ignore_errors=True)
+    return final

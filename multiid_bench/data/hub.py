@@ -1,0 +1,363 @@
+"""Hugging Face-schema sources (hub id, parquet, ``save_to_disk``) materialised once into image files.
+
+Schema (eval-protocol §1.1): ``ID`` str, ``GT`` image, ``input_images`` list of images, ``prompt`` str,
+``bboxes`` JSON string (or list) of ``[x1, y1, x2, y2]`` in GT pixels, ``subset`` p1/p2/p3, ``num_persons``.
+
+Why materialise: the runner works on paths (decode once, hash the bytes, cache by content). Image bytes are
+written exactly as stored in the dataset (no re-encode), into ``<cache>/data/hf/<data hash>/``, together with
+a canonical ``bench.jsonl``, so a second load reads only that folder. Case ids are the official basenames
+(``0001``; ``num_3_0123`` for p3, from the 1-based global row index, spec §1.2-1.3), so an official
+evaluation folder of the same data imports with the same ids.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import logging
+import os
+import shutil
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+from multiid_bench.data._store import (
+    data_cache_dir,
+    is_offline,
+    publish_dir,
+    sha256_bytes,
+    sha256_files,
+    write_jsonl,
+)
+from multiid_bench.data.case import SUBSETS
+from multiid_bench.data.loaders import BenchLoad, InvalidRecord, RecordError, load_jsonl
+from multiid_bench.errors import BadInputError, MBenchError, MissingDataError
+
+__all__ = [
+    "HF_COLUMNS",
+    "MATERIALISE_VERSION",
+    "hf_row_to_record",
+    "load_disk",
+    "load_hub",
+    "load_parquet",
+    "materialise_rows",
+    "official_basename",
+]
+
+log = logging.getLogger(__name__)
+
+HF_COLUMNS = ("ID", "GT", "input_images", "prompt", "bboxes", "subset", "num_persons")
+_REQUIRED = ("GT", "input_images", "prompt", "bboxes", "subset")
+MATERIALISE_VERSION = 1  # bump when the materialised layout or ids change
+_EXT = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp", "BMP": ".bmp", "TIFF": ".tif", "GIF": ".gif"}
+_BATCH = 16
+
+
+def official_basename(index: int, subset: str, num_persons: int) -> str:
+    """Folder/case name the official scripts give row ``index`` (0-based global row)."""
+    n = f"{index + 1:04d}"
+    if subset == "p3":
+        return f"num_{3 if num_persons == 3 else 4}_{n}"
+    return n
+
+
+def _image_bytes(value: Any, field_name: str) -> bytes:
+    if isinstance(value, dict):
+        data = value.get("bytes")
+        if data:
+            return bytes(data)
+        path = value.get("path")
+        if path and os.path.isfile(path):
+            return Path(path).read_bytes()
+        raise RecordError(field_name, f"image has no bytes and its path {path!r} is not a readable file")
+    raise RecordError(field_name, f"expected an image ({{bytes, path}}), got {type(value).__name__}")
+
+
+def _image_ext(data: bytes, field_name: str) -> str:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        fmt = Image.open(io.BytesIO(data)).format or ""
+    except (UnidentifiedImageError, OSError, ValueError) as e:
+        raise RecordError(field_name, f"image bytes are not a recognised image ({e})") from None
+    return _EXT.get(fmt, "." + fmt.lower() if fmt else ".img")
+
+
+def _parse_bboxes(value: Any) -> list[list[float]]:
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError as e:
+            raise RecordError("bboxes", f"not valid JSON ({e.msg}): {value[:80]!r}") from None
+    if not isinstance(value, list):
+        raise RecordError("bboxes", f"must be a JSON list of [x1, y1, x2, y2], got {value!r}")
+    out = []
+    for i, b in enumerate(value):
+        if (not isinstance(b, (list, tuple)) or len(b) != 4
+                or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in b)):
+            raise RecordError(f"bboxes[{i}]", f"must be [x1, y1, x2, y2] numbers, got {b!r}")
+        out.append([float(v) for v in b])
+    return out
+
+
+def hf_row_to_record(row: dict[str, Any], index: int) -> tuple[dict[str, Any], dict[str, bytes]]:
+    """Validate one HF-schema row; return its manifest record (relative paths) and the files to write.
+
+    Raises:
+        RecordError: naming the offending column.
+    """
+    subset = row.get("subset")
+    if subset not in SUBSETS:
+        raise RecordError("subset", f"must be one of {', '.join(SUBSETS)}, got {subset!r}")
+    refs_in = row.get("input_images")
+    if not isinstance(refs_in, list) or not 1 <= len(refs_in) <= 4:
+        n_in = len(refs_in) if isinstance(refs_in, list) else refs_in
+        raise RecordError("input_images", f"must hold 1-4 reference images, got {n_in!r}")
+    n = row.get("num_persons")
+    n = len(refs_in) if n is None else n
+    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= 4:
+        raise RecordError("num_persons", f"must be an integer 1-4, got {n!r}")
+    prompt = row.get("prompt")
+    if not isinstance(prompt, str):
+        raise RecordError("prompt", f"must be a string, got {prompt!r}")
+    boxes = _parse_bboxes(row.get("bboxes"))
+    if boxes and len(boxes) != len(refs_in):
+        raise RecordError("bboxes", f"{len(boxes)} boxes for {len(refs_in)} input_images; expected one per reference")
+    case_id = official_basename(index, subset, n)
+    files: dict[str, bytes] = {}
+    gt_rel = None
+    if row.get("GT") is not None:
+        data = _image_bytes(row["GT"], "GT")
+        gt_rel = f"images/{case_id}/gt{_image_ext(data, 'GT')}"
+        files[gt_rel] = data
+    refs = []
+    for k, v in enumerate(refs_in):
+        data = _image_bytes(v, f"input_images[{k}]")
+        rel = f"images/{case_id}/ref_{k}{_image_ext(data, f'input_images[{k}]')}"
+        files[rel] = data
+        refs.append(rel)
+    meta = {"row": index, "official_basename": case_id}
+    if row.get("ID") is not None:
+        meta["hf_id"] = str(row["ID"])
+    if row.get("task_type") is not None:
+        meta["task_type"] = str(row["task_type"])
+    record = {"id": case_id, "subset": subset, "prompt": prompt, "gt": gt_rel, "refs": refs,
+              "boxes": boxes, "num_persons": n, "meta": meta}
+    return record, files
+
+
+def _check_columns(names: Iterable[str], source: str) -> None:
+    missing = [c for c in _REQUIRED if c not in set(names)]
+    if missing:
+        raise BadInputError(
+            f"{source} does not have the MultiID-Bench schema: missing column(s) {', '.join(missing)} "
+            f"(found {', '.join(sorted(names))}). Expected {', '.join(HF_COLUMNS)}."
+        )
+
+
+def materialise_rows(
+    rows: Iterable[dict[str, Any]], *, key: str, cache_dir: str | Path | None, bench_id: str, source: str
+) -> BenchLoad:
+    """Write rows to ``<cache>/data/hf/<key>/`` once (atomically), then load that folder's manifest."""
+    folder = data_cache_dir(cache_dir, "hf", key[:24])
+    if not (folder / "complete.json").is_file():
+        tmp = folder.parent / f".tmp-{key[:24]}-{os.getpid()}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        try:
+            records, invalid = [], []
+            for index, row in enumerate(rows):
+                try:
+                    record, files = hf_row_to_record(row, index)
+                except RecordError as e:
+                    invalid.append(InvalidRecord(f"{source} row {index}", _row_id(row, index), e.field, e.reason))
+                    continue
+                for rel, data in files.items():
+                    (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
+                    (tmp / rel).write_bytes(data)
+                records.append(record)
+            write_jsonl(tmp / "bench.jsonl", records)
+            write_jsonl(tmp / "invalid.jsonl", [r.to_dict() for r in invalid])
+            (tmp / "complete.json").write_text(json.dumps(
+                {"key": key, "source": source, "rows": len(records) + len(invalid), "version": MATERIALISE_VERSION},
+                sort_keys=True))
+            publish_dir(tmp, folder)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        log.info("materialised %s into %s", source, folder)
+    return _load_materialised(folder, bench_id)
+
+
+def _row_id(row: dict[str, Any], index: int) -> str:
+    try:
+        return official_basename(index, str(row.get("subset")), int(row.get("num_persons") or 0))
+    except (TypeError, ValueError):
+        return f"{index + 1:04d}"
+
+
+def _load_materialised(folder: Path, bench_id: str) -> BenchLoad:
+    loaded = load_jsonl(folder / "bench.jsonl", bench_id=bench_id) if _has_records(folder) else None
+    invalid = tuple(
+        InvalidRecord(d["source"], d["case_id"], d["field"], d["reason"], d.get("line"))
+        for d in (json.loads(x) for x in (folder / "invalid.jsonl").read_text().splitlines() if x.strip())
+    )
+    if loaded is None:
+        raise BadInputError(
+            f"no valid case in the data materialised at {folder}:\n" + "\n".join(r.message for r in invalid[:10])
+        )
+    return BenchLoad(bench=loaded.bench, invalid=invalid + loaded.invalid, kind="hf", ref_mode=loaded.ref_mode,
+                     extra={"materialised": str(folder)})
+
+
+def _has_records(folder: Path) -> bool:
+    return (folder / "bench.jsonl").stat().st_size > 0
+
+
+def _key(*parts: str) -> str:
+    return sha256_bytes("|".join((f"v{MATERIALISE_VERSION}", *parts)).encode())
+
+
+# ------------------------------------------------------------------------------------- parquet
+
+
+def load_parquet(path: Path, *, cache_dir: str | Path | None = None) -> BenchLoad:
+    """A parquet file or a folder of them (e.g. a hub snapshot), read with pyarrow (no HF cache copy)."""
+    import pyarrow.parquet as pq
+
+    files = [path] if path.is_file() else sorted(path.rglob("*.parquet"))
+    if not files:
+        raise MissingDataError(f"no *.parquet file under {path}. Check --bench.")
+    base = path if path.is_dir() else path.parent
+    for f in files:
+        _check_columns(pq.ParquetFile(f).schema_arrow.names, str(f))
+
+    def rows() -> Iterator[dict[str, Any]]:
+        for f in files:
+            for batch in pq.ParquetFile(f).iter_batches(batch_size=_BATCH):
+                yield from batch.to_pylist()
+
+    key = _key("parquet", sha256_files(files, names_relative_to=base))
+    return materialise_rows(rows(), key=key, cache_dir=cache_dir, bench_id=path.stem, source=str(path))
+
+
+# ----------------------------------------------------------------------------------- datasets
+
+
+def _dataset_rows(ds: Any) -> Iterator[dict[str, Any]]:
+    for table in ds.with_format("arrow").iter(batch_size=_BATCH):
+        yield from table.to_pylist()
+
+
+def _dataset_key(ds: Any, kind: str) -> str:
+    files = [Path(c["filename"]) for c in (ds.cache_files or [])]
+    if files and all(f.is_file() for f in files):
+        return _key(kind, sha256_files(files))
+    import pyarrow as pa
+
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, ds.data.table.schema) as writer:
+        writer.write_table(ds.data.table)
+    return _key(kind, sha256_bytes(sink.getvalue().to_pybytes()))
+
+
+def _train_split(obj: Any, source: str) -> Any:
+    if hasattr(obj, "keys") and not hasattr(obj, "features"):  # DatasetDict
+        if "train" in obj:
+            return obj["train"]
+        if len(obj) == 1:
+            return next(iter(obj.values()))
+        raise BadInputError(f"{source} has splits {sorted(obj)}; MultiID-Bench uses 'train'. Save that split.")
+    return obj
+
+
+def load_disk(path: Path, *, cache_dir: str | Path | None = None) -> BenchLoad:
+    """A ``Dataset.save_to_disk`` / ``DatasetDict.save_to_disk`` folder (memory-mapped, not copied)."""
+    try:
+        import datasets
+    except ImportError as e:  # pragma: no cover - a core dependency
+        from multiid_bench.errors import MissingDependencyError
+
+        raise MissingDependencyError("reading a save_to_disk folder needs `pip install datasets`") from e
+    ds = _train_split(datasets.load_from_disk(str(path)), str(path))
+    _check_columns(ds.column_names, str(path))
+    return materialise_rows(_dataset_rows(ds), key=_dataset_key(ds, "disk"), cache_dir=cache_dir,
+                            bench_id=path.name, source=str(path))
+
+
+@contextlib.contextmanager
+def _hf_offline(enabled: bool) -> Iterator[None]:
+    """Make ``datasets``/``huggingface_hub`` use only their local cache (they read the env at import time)."""
+    if not enabled:
+        yield
+        return
+    import datasets.config as dcfg
+    import huggingface_hub.constants as hcfg
+
+    saved = (dcfg.HF_HUB_OFFLINE, hcfg.HF_HUB_OFFLINE)
+    dcfg.HF_HUB_OFFLINE = hcfg.HF_HUB_OFFLINE = True
+    try:
+        yield
+    finally:
+        dcfg.HF_HUB_OFFLINE, hcfg.HF_HUB_OFFLINE = saved
+
+
+def load_hub(
+    repo_id: str,
+    *,
+    cache_dir: str | Path | None = None,
+    offline: bool | None = None,
+    hf_cache_dir: str | Path | None = None,
+) -> BenchLoad:
+    """``datasets.load_dataset(repo, split="train")`` (``repo@revision`` pins a revision), materialised once.
+
+    Offline, a previously materialised copy is used; otherwise ``datasets``' own cache is tried.
+
+    Raises:
+        MissingDataError: not available (offline with nothing cached, no network, unknown repo); the message
+            says how to get it.
+    """
+    repo, _, revision = repo_id.partition("@")
+    off = is_offline(offline)
+    pointer = data_cache_dir(cache_dir, "hf", "pointers", f"{repo.replace('/', '__')}@{revision or 'default'}.json")
+    cached = _pointer_folder(pointer)
+    if off and cached is not None:
+        return _load_materialised(cached, repo)
+    try:
+        import datasets
+    except ImportError as e:  # pragma: no cover
+        from multiid_bench.errors import MissingDependencyError
+
+        raise MissingDependencyError("loading a hub dataset needs `pip install datasets`") from e
+    try:
+        with _hf_offline(off):
+            ds = datasets.load_dataset(repo, split="train", revision=revision or None,
+                                       cache_dir=str(hf_cache_dir) if hf_cache_dir else None)
+    except MBenchError:
+        raise
+    except Exception as e:  # third-party boundary: many exception types mean "not available"
+        if cached is not None:
+            log.warning("could not reach %s (%s); using the copy materialised at %s", repo, e, cached)
+            return _load_materialised(cached, repo)
+        mode = "is not in the local cache and we are offline" if off else "could not be loaded"
+        raise MissingDataError(
+            f"Hugging Face dataset {repo!r} {mode} ({type(e).__name__}: {str(e)[:300]}). Fix: run once with "
+            f"network access and without --offline/HF_HUB_OFFLINE (it is then cached under {pointer.parent.parent}), "
+            f"or download a snapshot elsewhere (`huggingface-cli download {repo} --repo-type dataset --local-dir DIR`) "
+            "and pass --bench DIR."
+        ) from e
+    _check_columns(ds.column_names, repo)
+    loaded = materialise_rows(_dataset_rows(ds), key=_dataset_key(ds, "hub"), cache_dir=cache_dir,
+                              bench_id=repo, source=repo)
+    pointer.parent.mkdir(parents=True, exist_ok=True)
+    from multiid_bench.data._store import atomic_write_text
+
+    atomic_write_text(pointer, json.dumps({"folder": Path(loaded.extra["materialised"]).name, "repo": repo,
+                                           "revision": revision or None}, sort_keys=True))
+    return loaded
+
+
+def _pointer_folder(pointer: Path) -> Path | None:
+    try:
+        folder = pointer.parent.parent / str(json.loads(pointer.read_text())["folder"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return folder if (folder / "complete.json").is_file() else None

@@ -1,0 +1,350 @@
+"""Turn a ``--bench`` spec into a :class:`~multiid_bench.data.case.Bench`, validating every record.
+
+Accepted specs (``load_bench(spec)``):
+
+* ``"demo"``: the offline demo bench built from photos that installed packages ship (``data/demo.py``).
+* a Hugging Face dataset id such as ``"WithAnyone/MultiID-Bench"`` (``datasets.load_dataset``, split ``train``);
+* a local parquet file, or a folder holding parquet files (e.g. a ``huggingface-cli download`` snapshot);
+* a ``Dataset.save_to_disk`` folder;
+* a JSONL manifest (one case per line; the format for your own data, see ``docs/data.md``), or a folder
+  holding ``bench.jsonl`` / ``manifest.jsonl``;
+* an official evaluation folder (``<case>/out.jpg, ori.jpg, ref_k.jpg, meta.json``).
+
+Hub, parquet and save_to_disk rows are written to image files once, in a cache folder keyed by the data's
+hash (``data/hub.py``); the runner always gets paths.
+
+Validation: a broken record never silently disappears. :func:`open_bench` returns the valid cases plus one
+:class:`InvalidRecord` per broken record (case id, field, manifest line), so the runner can write it as a
+failed case; :func:`load_bench` (``strict=True``) raises :class:`~multiid_bench.errors.BadInputError` with
+those messages instead.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Mapping
+
+from multiid_bench.data._store import PathEscapeError, data_cache_dir, resolve_inside
+from multiid_bench.data.case import SUBSETS, Bench, Case, subset_for_persons
+from multiid_bench.errors import BadInputError, MissingDataError
+
+__all__ = [
+    "MANIFEST_NAMES",
+    "BenchLoad",
+    "InvalidRecord",
+    "SpecKind",
+    "detect_spec_kind",
+    "load_bench",
+    "load_jsonl",
+    "open_bench",
+    "record_to_case",
+]
+
+log = logging.getLogger(__name__)
+
+SpecKind = Literal["demo", "hub", "parquet", "disk", "jsonl", "official"]
+MANIFEST_NAMES = ("bench.jsonl", "manifest.jsonl")
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*(@[\w./-]+)?$")
+_KNOWN_FIELDS = {"id", "subset", "prompt", "gt", "refs", "boxes", "num_persons", "meta", "identities"}
+
+
+@dataclass(frozen=True)
+class InvalidRecord:
+    """One record that could not become a case: where it is, which case and field, and why."""
+
+    source: str
+    case_id: str | None
+    field: str
+    reason: str
+    line: int | None = None
+
+    @property
+    def message(self) -> str:
+        where = f"{self.source} line {self.line}" if self.line is not None else self.source
+        case = f"case {self.case_id!r}" if self.case_id else "record without a usable id"
+        return f"{where}, {case}: field {self.field!r}: {self.reason}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"source": self.source, "case_id": self.case_id, "field": self.field, "reason": self.reason,
+                "line": self.line, "message": self.message}
+
+
+@dataclass(frozen=True)
+class BenchLoad:
+    """A loaded bench plus what did not load.
+
+    Attributes:
+        bench: the valid cases.
+        invalid: broken records, in source order (the runner records them as failed cases).
+        kind: which loader read the spec.
+        ref_mode: ``"raw_refs"`` (dataset references as given) or ``"prepared_crops"`` (tight face crops
+            as a generator was fed, e.g. an official folder); see ``refcrop.reference_mode``.
+    """
+
+    bench: Bench
+    invalid: tuple[InvalidRecord, ...] = ()
+    kind: str = "jsonl"
+    ref_mode: str = "raw_refs"
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+class RecordError(ValueError):
+    """Raised inside record parsing; carries the field that is wrong."""
+
+    def __init__(self, field_name: str, reason: str) -> None:
+        super().__init__(reason)
+        self.field = field_name
+        self.reason = reason
+
+
+def detect_spec_kind(spec: str | Path) -> SpecKind:
+    """Decide which loader reads ``spec`` (a path is looked at on disk; otherwise a hub id is expected).
+
+    Raises:
+        MissingDataError: a path-like spec that does not exist.
+        BadInputError: an existing path of no recognised layout.
+    """
+    text = str(spec)
+    if text == "demo":
+        return "demo"
+    p = Path(text).expanduser()
+    if p.is_file():
+        if p.suffix.lower() in (".jsonl", ".ndjson", ".json"):
+            return "jsonl"
+        if p.suffix.lower() == ".parquet":
+            return "parquet"
+        raise BadInputError(f"bench file {p} is neither a .jsonl manifest nor a .parquet file")
+    if p.is_dir():
+        if any((p / n).is_file() for n in MANIFEST_NAMES):
+            return "jsonl"
+        if (p / "state.json").is_file() or (p / "dataset_dict.json").is_file():
+            return "disk"
+        if next(p.rglob("*.parquet"), None) is not None:
+            return "parquet"
+        if any((d / "meta.json").is_file() for d in p.iterdir() if d.is_dir()):
+            return "official"
+        raise BadInputError(
+            f"bench folder {p} has no bench.jsonl/manifest.jsonl, no save_to_disk files (state.json), "
+            "no *.parquet and no official case folders (<case>/meta.json). Point --bench at one of those."
+        )
+    if _HUB_ID.match(text) and not text.startswith((".", "/", "~")):
+        return "hub"
+    raise MissingDataError(
+        f"bench {text!r} is not 'demo', not an existing file or folder, and not a Hugging Face dataset id "
+        "(owner/name). Check the path, or use --bench demo for the offline demo."
+    )
+
+
+def open_bench(
+    spec: str | Path,
+    *,
+    cache_dir: str | Path | None = None,
+    offline: bool | None = None,
+    data_root: str | Path | None = None,
+) -> BenchLoad:
+    """Load ``spec`` and return valid cases plus every broken record (nothing is dropped silently)."""
+    kind = detect_spec_kind(spec)
+    if kind == "demo":
+        from multiid_bench.data.demo import build_demo_bench
+
+        return BenchLoad(bench=build_demo_bench(data_cache_dir(cache_dir, "demo")), kind="demo")
+    if kind == "jsonl":
+        p = Path(spec).expanduser()
+        if p.is_dir():
+            p = next(p / n for n in MANIFEST_NAMES if (p / n).is_file())
+        return load_jsonl(p, data_root=data_root)
+    if kind == "official":
+        from multiid_bench.data.official import import_official_checked
+
+        return import_official_checked(Path(spec).expanduser())
+    from multiid_bench.data import hub
+
+    if kind == "hub":
+        return hub.load_hub(str(spec), cache_dir=cache_dir, offline=offline)
+    if kind == "parquet":
+        return hub.load_parquet(Path(spec).expanduser(), cache_dir=cache_dir)
+    return hub.load_disk(Path(spec).expanduser(), cache_dir=cache_dir)
+
+
+def load_bench(
+    spec: str | Path,
+    *,
+    cache_dir: str | Path | None = None,
+    offline: bool | None = None,
+    data_root: str | Path | None = None,
+    strict: bool = True,
+) -> Bench:
+    """Load a bench from any supported spec (see module docstring).
+
+    Args:
+        spec: ``"demo"``, a hub id, or a path (parquet, save_to_disk, JSONL, official folder).
+        cache_dir: cache root (materialised hub rows, the demo); default ``$MBENCH_HOME`` etc.
+        offline: never touch the network (default: ``MBENCH_OFFLINE`` / ``HF_HUB_OFFLINE``).
+        data_root: JSONL only: folder that relative paths are resolved in (default: the manifest's folder).
+        strict: raise on the first broken records; ``False`` logs them and keeps the valid cases
+            (use :func:`open_bench` to get them as data).
+
+    Raises:
+        BadInputError: broken records (strict), naming the manifest line, case and field.
+        MissingDataError: the data is not available (offline, unknown path, failed download).
+    """
+    loaded = open_bench(spec, cache_dir=cache_dir, offline=offline, data_root=data_root)
+    if loaded.invalid:
+        msgs = [r.message for r in loaded.invalid]
+        if strict:
+            more = f"\n... and {len(msgs) - 10} more" if len(msgs) > 10 else ""
+            raise BadInputError(
+                f"{len(msgs)} broken record(s) in bench {str(spec)!r}:\n" + "\n".join(msgs[:10]) + more
+            )
+        for m in msgs:
+            log.warning("skipping broken record: %s", m)
+    return loaded.bench
+
+
+# ---------------------------------------------------------------------------------------------- JSONL
+
+
+def _str_field(rec: Mapping[str, Any], name: str, *, required: bool = True) -> str | None:
+    if name not in rec or rec[name] is None:
+        if required:
+            raise RecordError(name, "missing (required)")
+        return None
+    value = rec[name]
+    if not isinstance(value, str):
+        raise RecordError(name, f"must be a string, got {type(value).__name__} {value!r}")
+    return value
+
+
+def _data_path(root: Path, value: Any, field_name: str, check_exists: bool) -> Path:
+    if not isinstance(value, str) or not value:
+        raise RecordError(field_name, f"must be a non-empty path string, got {value!r}")
+    try:
+        p = resolve_inside(root, value)
+    except PathEscapeError:
+        raise RecordError(
+            field_name, f"path {value!r} escapes the data root {root}; keep data files under it or pass --data-root"
+        ) from None
+    if check_exists and not p.is_file():
+        raise RecordError(field_name, f"file {value!r} not found under the data root {root}; fix the path or pass --data-root")
+    return p
+
+
+def record_to_case(rec: Any, *, root: Path, check_files: bool = True) -> Case:
+    """Validate one manifest record (a JSON object) and build its :class:`Case`.
+
+    Raises:
+        RecordError: with ``.field`` naming the offending field.
+    """
+    if not isinstance(rec, dict):
+        raise RecordError("<record>", f"must be a JSON object, got {type(rec).__name__}")
+    case_id = _str_field(rec, "id") or ""
+    if not case_id.strip() or any(c in case_id for c in "/\\\0") or case_id in (".", ".."):
+        raise RecordError("id", f"{case_id!r} must be non-empty with no path separators")
+    prompt = _str_field(rec, "prompt")
+    refs_raw = rec.get("refs")
+    if refs_raw is None:
+        raise RecordError("refs", "missing (required): a list of 1-4 reference image paths")
+    if isinstance(refs_raw, str):
+        refs_raw = [refs_raw]
+    if not isinstance(refs_raw, list) or not 1 <= len(refs_raw) <= 4:
+        raise RecordError("refs", f"must be a list of 1-4 paths, got {refs_raw!r}")
+    refs = tuple(_data_path(root, r, f"refs[{i}]", check_files) for i, r in enumerate(refs_raw))
+    gt = None if rec.get("gt") is None else _data_path(root, rec["gt"], "gt", check_files)
+    n = rec.get("num_persons", len(refs))
+    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= 4:
+        raise RecordError("num_persons", f"must be an integer 1-4, got {n!r}")
+    subset = rec.get("subset") or subset_for_persons(n)
+    if subset not in SUBSETS:
+        raise RecordError("subset", f"must be one of {', '.join(SUBSETS)}, got {subset!r}")
+    if subset != subset_for_persons(n):
+        raise RecordError("subset", f"{subset!r} does not match num_persons={n} (p1: 1, p2: 2, p3: 3-4)")
+    boxes = rec.get("boxes") or []
+    if not isinstance(boxes, list):
+        raise RecordError("boxes", f"must be a list of [x1, y1, x2, y2], got {boxes!r}")
+    if boxes and len(boxes) != len(refs):
+        raise RecordError("boxes", f"{len(boxes)} boxes for {len(refs)} references; give one GT face box per reference")
+    for i, b in enumerate(boxes):
+        if (not isinstance(b, (list, tuple)) or len(b) != 4
+                or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in b)):
+            raise RecordError(f"boxes[{i}]", f"must be [x1, y1, x2, y2] numbers, got {b!r}")
+        if not (b[2] > b[0] and b[3] > b[1]):
+            raise RecordError(f"boxes[{i}]", f"{b!r} has x2 <= x1 or y2 <= y1")
+    meta = rec.get("meta") or {}
+    if not isinstance(meta, dict):
+        raise RecordError("meta", f"must be a JSON object, got {meta!r}")
+    meta = dict(meta)
+    if "identities" in rec:
+        ids = rec["identities"]
+        if not isinstance(ids, list) or len(ids) != len(refs) or not all(isinstance(x, str) for x in ids):
+            raise RecordError("identities", f"must be a list of {len(refs)} strings (one per reference), got {ids!r}")
+        meta["identities"] = ids
+    unknown = sorted(set(rec) - _KNOWN_FIELDS)
+    if unknown:
+        raise RecordError(unknown[0], f"unknown field; allowed: {', '.join(sorted(_KNOWN_FIELDS))} (put extras under 'meta')")
+    try:
+        return Case(id=case_id, subset=subset, prompt=str(prompt), gt=gt, refs=refs,
+                    boxes=tuple(tuple(b) for b in boxes), num_persons=n, meta=meta)  # type: ignore[arg-type]
+    except BadInputError as e:  # Case's own checks; already name the case and field
+        raise RecordError("<case>", str(e)) from None
+
+
+def load_jsonl(
+    path: str | Path,
+    *,
+    data_root: str | Path | None = None,
+    bench_id: str | None = None,
+    check_files: bool = True,
+) -> BenchLoad:
+    """Read a JSONL manifest: one case per line, paths relative to ``data_root`` (default: its folder).
+
+    Blank lines are ignored. Broken lines become :class:`InvalidRecord` with their 1-based line number.
+
+    Raises:
+        MissingDataError: the manifest file does not exist.
+    """
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise MissingDataError(f"manifest {path} not found. Check --bench.")
+    root = Path(data_root).expanduser() if data_root is not None else path.parent
+    if not root.is_dir():
+        raise MissingDataError(f"data root {root} for manifest {path} is not a folder. Check --data-root.")
+    cases: list[Case] = []
+    invalid: list[InvalidRecord] = []
+    seen: dict[str, int] = {}
+    src = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise BadInputError(f"manifest {path} is not UTF-8 text ({e}). Save it as UTF-8 JSONL.") from e
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        case_id: str | None = None
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError as e:
+            invalid.append(InvalidRecord(src, None, "<line>", f"not valid JSON ({e.msg} at column {e.colno})", lineno))
+            continue
+        if isinstance(rec, dict) and isinstance(rec.get("id"), str):
+            case_id = rec["id"]
+        try:
+            case = record_to_case(rec, root=root, check_files=check_files)
+        except RecordError as e:
+            invalid.append(InvalidRecord(src, case_id, e.field, e.reason, lineno))
+            continue
+        if case.id in seen:
+            invalid.append(InvalidRecord(src, case.id, "id", f"duplicate id (first on line {seen[case.id]})", lineno))
+            continue
+        seen[case.id] = lineno
+        cases.append(case)
+    if not cases and not invalid:
+        raise BadInputError(f"manifest {path} has no records. Write one JSON object per line (see docs/data.md).")
+    if bench_id is None:
+        bench_id = path.parent.name if path.name in MANIFEST_NAMES else path.stem
+    bench = Bench(id=bench_id, root=root, cases=tuple(cases))
+    from multiid_bench.data.refcrop import reference_mode
+
+    return BenchLoad(bench=bench, invalid=tuple(invalid), kind="jsonl", ref_mode=reference_mode(bench))

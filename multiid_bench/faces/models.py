@@ -1,0 +1,274 @@
+"""Face recognisers behind one interface: aligned RGB crops in, (N, D) float32 embeddings out.
+
+| id                  | network (weights id)                          | template | input convention |
+|---------------------|-----------------------------------------------|----------|------------------|
+| ``arcface``         | IResNet-50 WebFace600K ONNX (insightface-buffalo-l)   | arcface 112 | RGB, (x-127.5)/127.5 |
+| ``arcface-glintr100``| ResNet-100 Glint360K ONNX (insightface-antelopev2)   | arcface 112 | RGB, (x-127.5)/127.5 |
+| ``adaface``         | IR-50 MS1MV2 Lightning ckpt (adaface-ir50-ms1mv2)      | ffhq112 | BGR, (x/255-0.5)/0.5 |
+| ``adaface-ir101``   | IR-101 WebFace12M Lightning ckpt (adaface-ir101-webface12m) | ffhq112 | BGR, (x/255-0.5)/0.5 |
+| ``facenet``         | InceptionResnetV1 VGGFace2 (facenet-vggface2), paper input | ffhq112 | BGR, x/255, 112 px |
+| ``facenet-standard``| same weights, conventional input                | arcface 160 | RGB, (x-127.5)/128, 160 px |
+| ``dlib``            | dlib ResNet (dlib-face-recognition-v1), offline  | dlib 150 | RGB uint8 chip |
+
+The paper-compatible FaceNet input (BGR, [0, 1], 112 px, no standardisation) is what the official
+evaluation fed; it is not how FaceNet was trained, and ``facenet-standard`` is offered next to it.
+Every model runs in inference mode, in batches, on any torch/onnxruntime device.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from multiid_bench.errors import BadInputError, ConfigError
+from multiid_bench.faces._deps import require
+from multiid_bench.faces.types import FaceModelCard
+
+__all__ = ["FACE_MODELS", "FaceModelSpec", "face_model_weight_ids", "load_face_model"]
+
+log = logging.getLogger(__name__)
+_COSINE_ARCFACE = "cosine in [-1, 1]; same person typically > 0.3-0.4, strangers ~0 (ArcFace scale)"
+
+
+@dataclass(frozen=True)
+class FaceModelSpec:
+    """Static description of a face model id: its weights and how it is fed."""
+
+    weight_id: str
+    filename: str
+    template: str
+    crop_size: int
+    input_convention: str
+    embedding_dim: int
+    cosine_scale_note: str
+    version: str = "1"
+
+
+FACE_MODELS: dict[str, FaceModelSpec] = {
+    "arcface": FaceModelSpec("insightface-buffalo-l", "w600k_r50.onnx", "arcface", 112,
+                             "RGB (x-127.5)/127.5", 512, _COSINE_ARCFACE),
+    "arcface-glintr100": FaceModelSpec("insightface-antelopev2", "glintr100.onnx", "arcface", 112,
+                                       "RGB (x-127.5)/127.5", 512, _COSINE_ARCFACE),
+    "adaface": FaceModelSpec("adaface-ir50-ms1mv2", "adaface_ir50_ms1mv2.ckpt", "ffhq112", 112,
+                             "BGR (x/255-0.5)/0.5", 512, _COSINE_ARCFACE),
+    "adaface-ir101": FaceModelSpec("adaface-ir101-webface12m", "adaface_ir101_webface12m.ckpt", "ffhq112", 112,
+                                   "BGR (x/255-0.5)/0.5", 512, _COSINE_ARCFACE),
+    "facenet": FaceModelSpec("facenet-vggface2", "20180402-114759-vggface2.pt", "ffhq112", 112,
+                             "BGR x/255, 112 px (paper-compatible, not FaceNet's training input)", 512,
+                             "cosine of L2-normalised features; higher on average than ArcFace for strangers"),
+    "facenet-standard": FaceModelSpec("facenet-vggface2", "20180402-114759-vggface2.pt", "arcface", 160,
+                                      "RGB (x-127.5)/128, 160 px", 512,
+                                      "cosine of L2-normalised features; higher on average than ArcFace for strangers"),
+    "dlib": FaceModelSpec("dlib-face-recognition-v1", "dlib_face_recognition_resnet_model_v1.dat", "dlib", 150,
+                          "RGB uint8 dlib face chip (150 px, padding 0.25)", 128,
+                          "NOT ArcFace's scale: same person ~0.93-0.97, strangers ~0.75-0.9 (dlib's own "
+                          "rule is Euclidean distance < 0.6); compare dlib numbers only with dlib numbers"),
+}
+
+
+def face_model_weight_ids(model_id: str) -> list[str]:
+    """Weight ids ``model_id`` needs (for an offline preflight before anything loads)."""
+    return [_spec(model_id).weight_id]  # dlib's shape predictor (for its chips) is in the same entry
+
+
+def _spec(model_id: str) -> FaceModelSpec:
+    if model_id not in FACE_MODELS:
+        import difflib
+
+        close = difflib.get_close_matches(model_id, list(FACE_MODELS), n=3)
+        hint = f" Did you mean: {', '.join(close)}?" if close else ""
+        raise ConfigError(f"unknown face model {model_id!r}.{hint} Available: {', '.join(FACE_MODELS)}.")
+    return FACE_MODELS[model_id]
+
+
+def _resize_crops(crops: np.ndarray, size: int) -> np.ndarray:
+    if crops.shape[1] == size:
+        return crops
+    import cv2
+
+    interp = cv2.INTER_AREA if crops.shape[1] > size else cv2.INTER_LINEAR
+    return np.stack([cv2.resize(c, (size, size), interpolation=interp) for c in crops])
+
+
+class _Base:
+    """Validation, batching and the NaN check shared by every model."""
+
+    def __init__(self, model_id: str, spec: FaceModelSpec, weights_sha256: str, batch_size: int) -> None:
+        self.id = model_id
+        self.spec = spec
+        self.batch_size = int(batch_size)
+        self.card = FaceModelCard(id=model_id, version=spec.version, weights_sha256=weights_sha256,
+                                  template=spec.template, crop_size=spec.crop_size,
+                                  input_convention=spec.input_convention, embedding_dim=spec.embedding_dim,
+                                  cosine_scale_note=spec.cosine_scale_note)
+        self.forward_passes = 0
+
+    def embed(self, crops: np.ndarray) -> np.ndarray:
+        """(N, S, S, 3) uint8 RGB aligned crops -> (N, D) float32 (non-finite rows are logged, not hidden)."""
+        crops = np.asarray(crops)
+        if crops.ndim != 4 or crops.shape[3] != 3 or crops.shape[1] != crops.shape[2] or crops.dtype != np.uint8:
+            raise BadInputError(f"{self.id}.embed expects (N, S, S, 3) uint8 RGB crops, got "
+                                f"{crops.shape} {crops.dtype}.")
+        if len(crops) == 0:
+            return np.zeros((0, self.spec.embedding_dim), dtype=np.float32)
+        crops = _resize_crops(crops, self.spec.crop_size)
+        out = np.concatenate([self._forward(crops[i:i + self.batch_size])
+                              for i in range(0, len(crops), self.batch_size)]).astype(np.float32, copy=False)
+        bad = np.flatnonzero(~np.isfinite(out).all(axis=1))
+        if bad.size:
+            log.warning("%s produced non-finite embeddings for crops %s", self.id, bad.tolist())
+        return out
+
+    def _forward(self, batch: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+def _ort_providers(device: str) -> tuple[list[str], int]:
+    import onnxruntime as ort
+
+    if device.startswith("cuda") and "CUDAExecutionProvider" in ort.get_available_providers():
+        return ["CUDAExecutionProvider", "CPUExecutionProvider"], int(device.split(":")[1]) if ":" in device else 0
+    if device.startswith("cuda"):
+        log.warning("onnxruntime has no CUDA provider here; running on CPU")
+    return ["CPUExecutionProvider"], -1
+
+
+class ArcFaceONNX(_Base):
+    """insightface recognition ONNX (w600k_r50, glintr100) run with onnxruntime, batched."""
+
+    def __init__(self, model_id: str, spec: FaceModelSpec, path: Path, sha: str, *, device: str, batch_size: int) -> None:
+        super().__init__(model_id, spec, sha, batch_size)
+        import onnx
+        import onnxruntime as ort
+
+        graph = onnx.load(str(path), load_external_data=False).graph
+        names = [n.name for n in graph.node[:8]]
+        # mxnet-converted packs bake (x-127.5)*(1/127.5) into the graph; insightface detects it this way
+        baked = any(n.startswith(("Sub", "_minus")) for n in names) and any(n.startswith(("Mul", "_mul")) for n in names)
+        self.mean, self.std = (0.0, 1.0) if baked else (127.5, 127.5)
+        providers, dev_id = _ort_providers(device)
+        opts = ([{"device_id": dev_id}, {}]) if dev_id >= 0 else None
+        self.session = ort.InferenceSession(str(path), providers=providers, provider_options=opts)
+        inp = self.session.get_inputs()[0]
+        self.input_name = inp.name
+        self.fixed_batch = inp.shape[0] if isinstance(inp.shape[0], int) else None
+        if isinstance(inp.shape[2], int) and inp.shape[2] != spec.crop_size:
+            raise ConfigError(f"{path} expects {inp.shape[2]} px input, the card says {spec.crop_size}.")
+
+    def _forward(self, batch: np.ndarray) -> np.ndarray:
+        x = ((batch.astype(np.float32) - self.mean) / self.std).transpose(0, 3, 1, 2)
+        chunks = [x] if not self.fixed_batch else [x[i:i + self.fixed_batch] for i in range(0, len(x), self.fixed_batch)]
+        self.forward_passes += len(chunks)
+        return np.concatenate([self.session.run(None, {self.input_name: np.ascontiguousarray(c)})[0] for c in chunks])
+
+
+class _TorchModel(_Base):
+    """A torch module fed by ``prepare(batch) -> tensor``; the module returns features (or (feat, norm))."""
+
+    def __init__(self, model_id: str, spec: FaceModelSpec, sha: str, module, prepare: Callable[[np.ndarray], np.ndarray],
+                 *, device: str, batch_size: int) -> None:
+        super().__init__(model_id, spec, sha, batch_size)
+        self.device = device
+        self.module = module.to(device).eval()
+        self.prepare = prepare
+
+    def _forward(self, batch: np.ndarray) -> np.ndarray:
+        import torch
+
+        x = torch.from_numpy(np.ascontiguousarray(self.prepare(batch).transpose(0, 3, 1, 2))).to(self.device)
+        with torch.inference_mode():
+            y = self.module(x)
+        self.forward_passes += 1
+        y = y[0] if isinstance(y, (tuple, list)) else y
+        return y.float().cpu().numpy()
+
+
+def _bgr_pm1(b: np.ndarray) -> np.ndarray:
+    return (b[..., ::-1].astype(np.float32) / 255.0 - 0.5) / 0.5
+
+
+def _bgr_01(b: np.ndarray) -> np.ndarray:
+    return b[..., ::-1].astype(np.float32) / 255.0
+
+
+def _rgb_facenet(b: np.ndarray) -> np.ndarray:
+    return (b.astype(np.float32) - 127.5) / 128.0
+
+
+class DlibModel(_Base):
+    """dlib's ResNet face recogniser on 150 px dlib chips (batched through dlib's list overload)."""
+
+    def __init__(self, model_id: str, spec: FaceModelSpec, path: Path, sha: str, *, batch_size: int) -> None:
+        super().__init__(model_id, spec, sha, batch_size)
+        dlib = require("dlib", "dlib-bin")
+        self.net = dlib.face_recognition_model_v1(str(path))
+        self._lock = threading.Lock()  # dlib's net object is not re-entrant
+
+    def _forward(self, batch: np.ndarray) -> np.ndarray:
+        with self._lock:
+            descs = self.net.compute_face_descriptor([np.ascontiguousarray(c) for c in batch])
+        self.forward_passes += 1
+        return np.asarray([np.asarray(d, dtype=np.float32) for d in descs], dtype=np.float32)
+
+
+def _build_adaface(arch: str, path: Path):
+    from multiid_bench.faces.checkpoints import load_state_dict, strip_prefix
+    from multiid_bench.faces.iresnet import ir_backbone
+
+    net = ir_backbone(arch)
+    state = strip_prefix(load_state_dict(path, key="state_dict"), "model.", only_prefixed=True)
+    _load_strict(net, state, path)
+    return net
+
+
+def _build_facenet(path: Path):
+    from multiid_bench.faces.checkpoints import load_state_dict
+
+    fp = require("facenet_pytorch", "facenet-pytorch==2.5.3")
+    net = fp.InceptionResnetV1(pretrained=None, classify=False)
+    state = {k: v for k, v in load_state_dict(path).items() if not k.startswith("logits.")}
+    _load_strict(net, state, path)
+    return net
+
+
+def _load_strict(net, state: dict, path: Path) -> None:
+    from multiid_bench.errors import MissingWeightsError
+
+    try:
+        net.load_state_dict(state, strict=True)
+    except RuntimeError as e:
+        raise MissingWeightsError(f"{path} does not fit {type(net).__name__}: {str(e)[:400]}") from e
+
+
+def load_face_model(model_id: str, *, device: str = "cpu", cache_dir=None, offline: bool | None = None,
+                    batch_size: int = 64) -> _Base:
+    """Load face model ``model_id`` (see :data:`FACE_MODELS`) with verified weights.
+
+    Raises:
+        ConfigError: unknown id (with suggestions).
+        MissingWeightsError: weights missing offline, download failed or checksum mismatch (exit 3).
+        MissingDependencyError: the model's Python package is not installed.
+    """
+    from multiid_bench.weights import get_store
+
+    spec = _spec(model_id)
+    store = get_store(cache_dir, offline=offline)
+    store.ensure([spec.weight_id])
+    path = store.resolve(spec.weight_id, spec.filename)
+    sha = store.expected_sha256(spec.weight_id, spec.filename)
+    if model_id.startswith("arcface"):
+        return ArcFaceONNX(model_id, spec, path, sha, device=device, batch_size=batch_size)
+    if model_id.startswith("adaface"):
+        net = _build_adaface("ir_101" if model_id == "adaface-ir101" else "ir_50", path)
+        return _TorchModel(model_id, spec, sha, net, _bgr_pm1, device=device, batch_size=batch_size)
+    if model_id == "facenet":
+        return _TorchModel(model_id, spec, sha, _build_facenet(path), _bgr_01, device=device, batch_size=batch_size)
+    if model_id == "facenet-standard":
+        return _TorchModel(model_id, spec, sha, _build_facenet(path), _rgb_facenet, device=device, batch_size=batch_size)
+    if model_id == "dlib":
+        return DlibModel(model_id, spec, path, sha, batch_size=batch_size)
+    raise ConfigError(f"face model {model_id!r} has a spec but no loader")  # pragma: no cover

@@ -1,0 +1,132 @@
+"""From per-case rows to the ``metrics`` block of ``results.json``, for both protocols.
+
+Only rows are read, so metrics of a resumed, sharded or re-aggregated run equal an uninterrupted one's.
+
+* ``paper``: per (subset, face model, metric) the IQR(1.5)-trimmed mean over the cases where that model
+  produced a value (per-model exclusions); ``<metric>.average`` pools the per-case values of all models
+  and trims the pool (eval-protocol section 6.3); CLIP/aesthetic over the cases where at least one model
+  produced Sim(Ref) (section 6.1). No CI (the paper reports none).
+* ``strict``: plain means with percentile bootstrap 95% CIs; ``<metric>.average`` is the plain mean of the
+  per-case means over the face models; ``face_failure_rate.<model>`` = identities without a generated face
+  / identities expected, pooled over cases.
+"""
+from __future__ import annotations
+
+from typing import Any, Iterable, Mapping, Sequence
+
+import numpy as np
+
+from multiid_bench.metrics.cards import FACE_MODEL_METRICS
+from multiid_bench.metrics.stats import bootstrap_ci, clean_values, iqr_summary, plain_mean
+
+__all__ = ["GENERAL_METRICS", "aggregate"]
+
+GENERAL_METRICS: tuple[str, ...] = ("clip_i", "clip_t", "aesthetic")
+_PAPER_STAT = "iqr_trimmed_mean"
+_STRICT_STAT = "mean"
+
+
+def _scored(rows: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    return [r for r in rows if r.get("status") in ("ok", "failed") and r.get("scores")]
+
+
+def _paper_entry(values: Sequence[float | None], k: float) -> dict[str, Any]:
+    s = iqr_summary(values, k)
+    v = clean_values(values)
+    return {
+        "value": None if s is None else s.mean, "n": int(v.size), "ci95": None, "statistic": _PAPER_STAT,
+        "mean": plain_mean(v), "median": None if s is None else s.median,
+        "outliers_removed": 0 if s is None else s.outliers_removed, "fallback": bool(s is not None and s.fallback),
+    }
+
+
+def _strict_entry(values: Sequence[float | None], resamples: int, seed: int) -> dict[str, Any]:
+    v = clean_values(values)
+    ci = bootstrap_ci(v, n_resamples=resamples, seed=seed)
+    return {"value": plain_mean(v), "n": int(v.size), "ci95": list(ci) if ci else None, "statistic": _STRICT_STAT}
+
+
+def _model_values(rows: Sequence[Mapping[str, Any]], protocol: str, model: str, metric: str) -> list[float | None]:
+    out = []
+    for r in rows:
+        s = r["scores"].get(protocol, {}).get(model)
+        out.append(None if s is None else s.get(metric))
+    return out
+
+
+def _general_values(rows: Sequence[Mapping[str, Any]], metric: str) -> list[float | None]:
+    return [(r.get("general") or {}).get(metric) for r in rows]
+
+
+def _paper_block(rows: Sequence[Mapping[str, Any]], models: Sequence[str], k: float) -> dict[str, Any]:
+    block: dict[str, Any] = {}
+    for metric in FACE_MODEL_METRICS:
+        pooled: list[float | None] = []
+        for m in models:
+            vals = _model_values(rows, "paper", m, metric)
+            block[f"{metric}.{m}"] = _paper_entry(vals, k)
+            pooled.extend(vals)
+        block[f"{metric}.average"] = _paper_entry(pooled, k)
+    # Official case inclusion for the model-free metrics: at least one face model produced Sim(Ref).
+    included = [r for r in rows if any(_model_values([r], "paper", m, "sim_ref")[0] is not None for m in models)]
+    for metric in GENERAL_METRICS:
+        block[metric] = _paper_entry(_general_values(included, metric), k)
+    return block
+
+
+def _strict_block(rows: Sequence[Mapping[str, Any]], models: Sequence[str], resamples: int, seed: int) -> dict[str, Any]:
+    block: dict[str, Any] = {}
+    for metric in FACE_MODEL_METRICS:
+        per_model = [_model_values(rows, "strict", m, metric) for m in models]
+        for m, vals in zip(models, per_model):
+            block[f"{metric}.{m}"] = _strict_entry(vals, resamples, seed)
+        per_case = [plain_mean(case_vals) for case_vals in zip(*per_model)] if per_model else []
+        block[f"{metric}.average"] = _strict_entry(per_case, resamples, seed)
+    missing_all = expected_all = 0
+    for m in models:
+        missing = expected = 0
+        for r in rows:
+            s = r["scores"].get("strict", {}).get(m)
+            if s is not None:
+                missing += int(s.get("missing", 0))
+                expected += int(s.get("expected", 0))
+        missing_all += missing
+        expected_all += expected
+        block[f"face_failure_rate.{m}"] = {
+            "value": (missing / expected) if expected else None, "n": expected, "ci95": None,
+            "statistic": "pooled_rate", "missing": missing,
+        }
+    block["face_failure_rate.average"] = {
+        "value": (missing_all / expected_all) if expected_all else None, "n": expected_all, "ci95": None,
+        "statistic": "pooled_rate", "missing": missing_all,
+    }
+    for metric in GENERAL_METRICS:
+        block[metric] = _strict_entry(_general_values(rows, metric), resamples, seed)
+    return block
+
+
+def aggregate(
+    rows: Iterable[Mapping[str, Any]], models: Sequence[str], *, iqr_k: float = 1.5,
+    bootstrap_resamples: int = 2000, bootstrap_seed: int = 0,
+) -> dict[str, dict[str, dict[str, Any]]]:
+    """``{"paper"|"strict": {"p1"|"p2"|"p3"|"all": {metric_key: entry}}}`` from per-case rows.
+
+    Rows are sorted by case id first, so the result does not depend on the order rows were written in.
+    Subsets without cases are left out.
+    """
+    scored = sorted(_scored(rows), key=lambda r: str(r["case_id"]))
+    groups: dict[str, list[Mapping[str, Any]]] = {}
+    for r in scored:
+        groups.setdefault(str(r["subset"]), []).append(r)
+    groups = {k: groups[k] for k in sorted(groups)}
+    groups["all"] = scored
+    out: dict[str, dict[str, dict[str, Any]]] = {"paper": {}, "strict": {}}
+    for subset, group in groups.items():
+        out["paper"][subset] = _paper_block(group, models, iqr_k)
+        out["strict"][subset] = _strict_block(group, models, bootstrap_resamples, bootstrap_seed)
+    return out
+
+
+def case_count(values: Sequence[Any]) -> int:
+    """Number of non-missing values (helper for summaries)."""
+    return int(np.sum([v is not None for v in values]))

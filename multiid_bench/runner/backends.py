@@ -1,0 +1,107 @@
+"""Face backends of a profile, built after a weights preflight, and the reference-crop preparation.
+
+Preflight first: every weight file the profile needs is checked (existence only) before any model is
+built, and all missing ones are reported in one ``MissingWeightsError`` (exit 3) with their target
+paths and the ``mbench weights download`` command.
+"""
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any, Sequence
+
+from multiid_bench.errors import MissingWeightsError
+from multiid_bench.runner.extract import Backend
+
+if TYPE_CHECKING:  # pragma: no cover
+    from multiid_bench.data.case import Bench
+    from multiid_bench.runner.config import RunConfig
+
+__all__ = ["build_backends", "prepare_refs", "preflight_profile"]
+
+log = logging.getLogger(__name__)
+
+
+def _profile_weight_ids(profile: Any) -> list[str]:
+    """Weight ids of every detector and face model of ``profile`` (as the faces package declares them)."""
+    import multiid_bench.faces as faces
+
+    if hasattr(profile, "weight_ids"):
+        ids = profile.weight_ids() if callable(profile.weight_ids) else profile.weight_ids
+        return list(ids)
+    fn = getattr(faces, "weight_ids_for", None)
+    if fn is None:
+        return []
+    ids: list[str] = []
+    for e in profile.entries:
+        ids += list(fn(e.model)) + list(fn(e.detector))
+    return list(dict.fromkeys(ids))
+
+
+def preflight_profile(profile: Any, *, cache_dir: str | None, offline: bool | None) -> None:
+    """Make sure every weight file of ``profile`` is available before any model is built.
+
+    Offline: one MissingWeightsError lists every missing file. Online: missing files are downloaded
+    (verified) first; the store raises one error listing those that could not be fetched.
+    """
+    from multiid_bench.weights import format_missing, get_store, is_offline
+
+    ids = _profile_weight_ids(profile)
+    if not ids:
+        return
+    store = get_store(cache_dir, offline=offline)
+    missing = store.preflight(ids)
+    if not missing:
+        return
+    if is_offline(offline):
+        raise MissingWeightsError(
+            f"profile {profile.name!r} needs weights that are not available locally (offline):\n"
+            f"{format_missing(missing)}\nFetch them where there is internet (or copy them into the cache), "
+            "or use --profile offline (no downloads)."
+        )
+    log.info("profile %s: downloading %d missing weight file(s)", profile.name, len(missing))
+    store.ensure(ids)
+
+
+def build_backends(config: "RunConfig") -> tuple[dict[str, Any], list[Backend]]:
+    """The profile's detectors (one instance per detector id, shared) and face models, on ``config.device``."""
+    from multiid_bench.faces import get_profile, load_detector, load_face_model
+    profile = get_profile(config.profile)
+    preflight_profile(profile, cache_dir=config.cache_dir, offline=config.offline)
+    detectors: dict[str, Any] = {}
+    backends: list[Backend] = []
+    for e in profile.entries:
+        if e.detector not in detectors:
+            detectors[e.detector] = load_detector(e.detector, device=config.device, cache_dir=config.cache_dir,
+                                                  offline=config.offline)
+        model = load_face_model(e.model, device=config.device, cache_dir=config.cache_dir, offline=config.offline)
+        backends.append(Backend(name=e.model, detector=detectors[e.detector], model=model, template=e.template,
+                                ref_policy=e.ref_policy))
+    return profile.to_dict(), backends
+
+
+def prepare_refs(bench: "Bench", config: "RunConfig", backends: Sequence[Backend]) -> "Bench":
+    """References as the generator saw them: tight square face crops (eval-protocol section 1.3), cached.
+
+    The crop detector is the paper's (insightface antelopev2 SCRFD at 0.4) when its weights are present,
+    else the first detector of the profile; the choice is part of the crop cache key and recorded in
+    the cases' ``meta``. Benches already made of prepared crops are returned unchanged.
+    """
+    from multiid_bench.data.refcrop import prepare_reference_crops, reference_mode
+
+    if reference_mode(bench) == "prepared_crops" or not bench.cases:
+        return bench
+    detector = _crop_detector(config, backends)
+    return prepare_reference_crops(bench, detector=detector, cache_dir=config.cache_dir,
+                                   batch_size=min(8, config.batch_size))
+
+
+def _crop_detector(config: "RunConfig", backends: Sequence[Backend]) -> Any:
+    if config.profile == "paper":
+        try:
+            from multiid_bench.faces import load_detector
+
+            return load_detector("scrfd-antelopev2", device=config.device, cache_dir=config.cache_dir,
+                                 offline=config.offline)
+        except (MissingWeightsError, KeyError, ValueError) as e:
+            log.warning("reference crops: antelopev2 detector unavailable (%s); using %s", e, backends[0].detector.id)
+    return backends[0].detector

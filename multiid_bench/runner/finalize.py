@@ -1,0 +1,208 @@
+"""The run folder's bookkeeping: ``run.json`` (plan + config), ``sessions.jsonl`` (work per process),
+and :func:`finalize`, which turns all rows of all shards into ``results.json`` + summaries.
+
+``finalize`` reads files only, so it gives the same metrics whoever calls it: the last shard to finish,
+a resumed process, or a user re-aggregating a copied run folder.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
+
+from multiid_bench.errors import ConfigError
+from multiid_bench.runner.aggregate import GENERAL_METRICS, aggregate
+from multiid_bench.runner.config import RunConfig
+from multiid_bench.runner.extract import WorkCounters
+from multiid_bench.runner.results import (
+    SCHEMA_VERSION,
+    append_row,
+    package_versions,
+    read_rows,
+    utc_now,
+    validate_results,
+    write_json_atomic,
+)
+from multiid_bench.runner.shard import Shard, row_files
+
+if TYPE_CHECKING:  # pragma: no cover
+    from multiid_bench.data.case import Bench
+    from multiid_bench.runner.extract import Backend
+
+__all__ = ["RUN_FILE", "append_session", "finalize", "plan_complete", "write_run_manifest"]
+
+RUN_FILE = "run.json"
+SESSIONS_FILE = "sessions.jsonl"
+
+
+def _plan_hash(full: "Bench", plan: "Bench") -> str:
+    """The full bench's manifest hash, or (for a subset/limit) a hash of it plus the chosen case ids."""
+    if len(plan.cases) == len(full.cases):
+        return full.manifest_sha256
+    ids = ",".join(sorted(c.id for c in plan.cases))
+    return hashlib.sha256(f"{full.manifest_sha256}|{ids}".encode()).hexdigest()
+
+
+def write_run_manifest(
+    out: Path, config: RunConfig, plan: "Bench", invalid: Sequence[Any], profile: Mapping[str, Any],
+    backends: Sequence["Backend"], source: Any, bench_load: Any,
+) -> dict[str, Any]:
+    """Write ``run.json``; refuse to reuse a folder whose rows were made under another config or bench."""
+    path = out / RUN_FILE
+    full = bench_load.bench
+    try:
+        from multiid_bench.data.refcrop import reference_info
+
+        ref_info: dict[str, Any] = reference_info(plan)
+    except ImportError:  # pragma: no cover - the data package always ships refcrop
+        ref_info = {}
+    manifest = {
+        "schema_version": SCHEMA_VERSION, "model": config.model, "config": config.to_dict(),
+        "fingerprint": config.fingerprint(), "source": source.describe(),
+        "bench": {"id": plan.id, "manifest_sha256": _plan_hash(full, plan), "source_sha256": full.manifest_sha256,
+                  "n_cases": len(plan.cases) + len(invalid), "kind": getattr(bench_load, "kind", None),
+                  "ref_mode": ref_info.get("mode"), "references": ref_info},
+        "plan": {"case_ids": [c.id for c in plan.cases],
+                 "invalid": [{"case_id": _invalid_id(r), "message": r.message} for r in invalid]},
+        "profile": dict(profile), "face_models": [b.describe() for b in backends], "updated": utc_now(),
+    }
+    if path.exists():
+        try:
+            old = json.loads(path.read_text(encoding="utf-8"))
+        except ValueError as e:
+            raise ConfigError(f"{path} is not valid JSON ({e}); delete the folder or use another --out") from None
+        problems = []
+        if old.get("fingerprint") != manifest["fingerprint"]:
+            changed = sorted(k for k, v in manifest["config"].items() if old.get("config", {}).get(k) != v)
+            problems.append(f"settings differ ({', '.join(changed)})")
+        if old.get("bench", {}).get("source_sha256") != full.manifest_sha256:
+            problems.append("the bench content differs (manifest hash)")
+        old_models = [m.get("model_key") for m in old.get("face_models", [])]
+        if old_models != [b.model_key for b in backends]:
+            problems.append("face models or their weights differ")
+        if problems:
+            raise ConfigError(
+                f"{out} holds rows of another run: {'; '.join(problems)}. Resume with the same settings, "
+                "or pass a new --out."
+            )
+    write_json_atomic(path, manifest)
+    return manifest
+
+
+def _invalid_id(rec: Any) -> str:
+    return str(rec.case_id) if rec.case_id else f"invalid-record-line-{rec.line if rec.line is not None else 0}"
+
+
+def append_session(out: Path, shard: Shard, started: str, wall_s: float, rows: int, work: WorkCounters,
+                   general: Any) -> None:
+    """One line per process: what it did (summed into ``results.json``'s ``work``)."""
+    status = dict(getattr(general, "status", {}) or {})
+    append_row(out / SESSIONS_FILE, {"shard": str(shard), "started": started, "wall_s": round(wall_s, 3),
+                                     "rows_written": rows, "work": work.to_dict(), "scorers": status})
+
+
+def _sessions(out: Path) -> list[dict[str, Any]]:
+    path = out / SESSIONS_FILE
+    if not path.exists():
+        return []
+    rows = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            rows.append(json.loads(line))
+        except ValueError:
+            continue
+    return rows
+
+
+def _load_run(out: Path) -> dict[str, Any]:
+    path = out / RUN_FILE
+    if not path.exists():
+        raise ConfigError(f"{out} is not a run folder (no {RUN_FILE}); run mbench evaluate/score there first")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def _plan_ids(run: Mapping[str, Any]) -> list[str]:
+    return list(run["plan"]["case_ids"]) + [r["case_id"] for r in run["plan"]["invalid"]]
+
+
+def plan_complete(out: Path) -> bool:
+    """True when every planned case (all shards) has a row."""
+    run = _load_run(out)
+    have = {str(r["case_id"]) for r in read_rows(row_files(out))}
+    return all(cid in have for cid in _plan_ids(run))
+
+
+def _scorer_status(sessions: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    status: dict[str, dict[str, Any]] = {}
+    for s in sessions:  # the latest session that ran a scorer wins
+        for name, st in (s.get("scorers") or {}).items():
+            status[name] = dict(st)
+    return status
+
+
+def finalize(out: str | Path) -> dict[str, Any]:
+    """Aggregate every row of the run folder into ``results.json``, ``summary.md`` and ``summary.csv``."""
+    from multiid_bench._version import __version__
+    from multiid_bench.metrics.cards import CARDS
+    from multiid_bench.runner.summary import write_summaries
+
+    out = Path(out)
+    run = _load_run(out)
+    config = RunConfig.from_dict(run["config"])
+    ids = _plan_ids(run)
+    wanted = set(ids)
+    rows = [r for r in read_rows(row_files(out)) if str(r["case_id"]) in wanted]
+    models = [m["name"] for m in run["face_models"]]
+    metrics = aggregate(rows, models, iqr_k=config.iqr_k, bootstrap_resamples=config.bootstrap_resamples,
+                        bootstrap_seed=config.bootstrap_seed)
+    sessions = _sessions(out)
+    scorers = _scorer_status(sessions)
+    _mark_missing_general(metrics, scorers)
+    failed = [r for r in rows if r["status"] == "failed"]
+    counts = {
+        "expected": len(ids), "evaluated": sum(1 for r in rows if r.get("scores")), "failed": len(failed),
+        "not_applicable": sum(1 for r in rows if r["status"] == "not_applicable"), "pending": len(wanted) - len(rows),
+    }
+    weights: dict[str, str | None] = {}
+    for m in run["face_models"]:
+        weights[m["name"]] = m["card"].get("weights_sha256")
+        det_sha = (m.get("detector_config") or {}).get("weights_sha256")
+        if det_sha is not None:
+            weights[f"detector:{m['detector']}"] = det_sha
+    for name, st in scorers.items():
+        for wid, sha in (st.get("weights") or {}).items():
+            weights[f"{name}:{wid}"] = sha
+    results: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION, "model": run["model"],
+        "bench": {k: run["bench"][k] for k in ("id", "manifest_sha256", "n_cases", "ref_mode")},
+        "protocol": config.protocol, "profile": run["profile"], "config": run["config"],
+        "config_fingerprint": run["fingerprint"], "reportable": config.reportable and counts["pending"] == 0,
+        "partial": counts["failed"] > 0, "mbench_version": __version__, "packages": package_versions(),
+        "weights": weights, "face_models": run["face_models"], "counts": counts,
+        "failures": dict(Counter(str(r.get("reason"))[:160] for r in failed).most_common()),
+        "work": WorkCounters.total([s.get("work", {}) for s in sessions]).to_dict(),
+        "scorers": {k: {"status": v.get("status", "missing"), "reason": v.get("reason")} for k, v in scorers.items()},
+        "cards": {k: c.version for k, c in CARDS.items()},
+        "shards": {"sessions": len(sessions), "shards_seen": sorted({str(s.get("shard")) for s in sessions})},
+        "source": run["source"], "references": run["bench"].get("references"),
+        "created": utc_now(), "wall_time_s": round(sum(float(s.get("wall_s", 0.0)) for s in sessions), 3),
+        "metrics": metrics,
+    }
+    validate_results(results)
+    write_json_atomic(out / "results.json", results)
+    write_summaries(out, results)
+    return results
+
+
+def _mark_missing_general(metrics: dict[str, Any], scorers: Mapping[str, Mapping[str, Any]]) -> None:
+    """A CLIP/aesthetic metric whose scorer could not run says why, next to its ``null`` value."""
+    owner = {"clip_i": "clip", "clip_t": "clip", "aesthetic": "aesthetic"}
+    for block in metrics.values():
+        for subset in block.values():
+            for metric in GENERAL_METRICS:
+                entry = subset.get(metric)
+                st = scorers.get(owner[metric], {"status": "missing", "reason": "scorer did not run"})
+                if entry is not None and entry["value"] is None and st.get("status") != "ok":
+                    entry["missing_reason"] = st.get("reason") or st.get("status")

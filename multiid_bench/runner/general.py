@@ -1,0 +1,152 @@
+"""CLIP-I, CLIP-T and aesthetic scores per case, plugged in when the scorers and their weights exist.
+
+A scorer whose weights are missing (offline, not downloaded) or whose package is absent is reported as
+``missing`` with the reason in ``results.json``; its metric is ``null`` with that reason, never 0. Image
+features are cached by content like face embeddings (the scorer card's :meth:`cache_key`), so GT
+features are computed once per bench, and decoded pixels are shared with the face stage when it has
+them.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
+
+import numpy as np
+
+from multiid_bench.errors import MBenchError
+from multiid_bench.runner.cache import FeatureCache, default_cache_root
+
+if TYPE_CHECKING:  # pragma: no cover
+    from multiid_bench.data.case import Case
+    from multiid_bench.runner.config import RunConfig
+
+__all__ = ["GeneralScorers", "load_general_scorers"]
+
+log = logging.getLogger(__name__)
+
+Item = tuple["Case", str, "Path | None"]
+
+
+class GeneralScorers:
+    """The model-independent per-case metrics; ``status`` says which scorers run and why others do not."""
+
+    def __init__(self, scorers: Mapping[str, Any], status: Mapping[str, dict[str, Any]], cache: FeatureCache,
+                 device: str = "cpu") -> None:
+        self.scorers = dict(scorers)
+        self.status = {k: dict(v) for k, v in status.items()}
+        self.cache = cache
+        self.device = device
+        self.arrays: dict[str, np.ndarray] = {}  # path -> decoded pixels, shared by the face stage
+
+    def _ensure_loaded(self, name: str) -> Any | None:
+        scorer = self.scorers.get(name)
+        if scorer is None:
+            return None
+        if not scorer.loaded:
+            scorer.load(self.device)
+        return scorer
+
+    def _pixels(self, path: str) -> np.ndarray:
+        if path not in self.arrays:
+            from multiid_bench.images import load_rgb_array
+
+            self.arrays[path] = load_rgb_array(path)
+        return self.arrays[path]
+
+    def _features(self, scorer: Any, paths: Sequence[str]) -> dict[str, np.ndarray]:
+        """Image features per path: cached ones read, the rest encoded in one batched call and stored."""
+        from multiid_bench.images import image_sha256
+
+        card = scorer.card
+        out: dict[str, np.ndarray] = {}
+        todo: list[tuple[str, str, str]] = []
+        for p in dict.fromkeys(paths):
+            key = card.cache_key(image_sha256(p))
+            group, _, sha = key.rpartition("-")
+            hit = self.cache.get_embeddings(group, sha)
+            if hit is not None:
+                out[p] = hit
+            else:
+                todo.append((p, group, sha))
+        if todo:
+            feats = scorer.encode_images([self._pixels(p) for p, _, _ in todo])
+            for (p, group, sha), f in zip(todo, feats):
+                out[p] = f
+                self.cache.put_embeddings(group, sha, f)
+        return out
+
+    def score(self, items: Sequence[Item]) -> dict[str, dict[str, float | None]]:
+        """``{case_id: {"clip_i", "clip_t", "aesthetic"}}`` (values ``None`` where not computable)."""
+        result: dict[str, dict[str, float | None]] = {c.id: {} for c, _, _ in items}
+        try:
+            self._score_clip(items, result)
+            self._score_aesthetic(items, result)
+        except MBenchError:
+            raise
+        except Exception as e:  # a scorer crash costs these values, not the run
+            log.warning("scorer failed on a chunk of %d cases: %s: %s", len(items), type(e).__name__, e)
+        finally:
+            self.arrays.clear()
+        return result
+
+    def _score_clip(self, items: Sequence[Item], result: dict[str, dict[str, float | None]]) -> None:
+        scorer = self._ensure_loaded("clip")
+        if scorer is None or not items:
+            return
+        from multiid_bench.scorers.clip import clip_i_scores, clip_t_scores
+
+        gts = [str(gt) for _, _, gt in items if gt is not None and Path(gt).is_file()]
+        feats = self._features(scorer, [g for _, g, _ in items] + gts)
+        text = scorer.encode_texts([c.prompt for c, _, _ in items])
+        gen = np.stack([feats[g] for _, g, _ in items])
+        for (case, g, gt), t_val in zip(items, clip_t_scores(gen, text)):
+            result[case.id]["clip_t"] = float(t_val)
+            if gt is not None and str(gt) in feats:
+                result[case.id]["clip_i"] = float(clip_i_scores(feats[g][None], feats[str(gt)][None])[0])
+
+    def _score_aesthetic(self, items: Sequence[Item], result: dict[str, dict[str, float | None]]) -> None:
+        scorer = self._ensure_loaded("aesthetic")
+        if scorer is None or not items:
+            return
+        feats = self._features(scorer, [g for _, g, _ in items])
+        scores = scorer.score_features(np.stack([feats[g] for _, g, _ in items]))
+        for (case, _, _), s in zip(items, scores):
+            result[case.id]["aesthetic"] = float(s)
+
+
+def _first_line(e: BaseException) -> str:
+    return str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+
+
+def load_general_scorers(config: "RunConfig") -> GeneralScorers:
+    """Resolve (not load) each scorer's weights; unavailable ones are ``missing`` with the reason."""
+    cache = FeatureCache(default_cache_root(config.cache_dir))
+    if not config.scorers:
+        off = {"status": "disabled", "reason": "scorers turned off (--no-scorers)"}
+        return GeneralScorers({}, {"clip": dict(off), "aesthetic": dict(off)}, cache, config.device)
+    scorers: dict[str, Any] = {}
+    status: dict[str, dict[str, Any]] = {}
+    for name, factory in (("clip", _clip), ("aesthetic", _aesthetic)):
+        try:
+            scorer = factory(config)
+            card = scorer.resolve_weights()
+        except (MBenchError, ImportError, OSError) as e:
+            status[name] = {"status": "missing", "reason": _first_line(e)}
+            log.info("scorer %s not available: %s", name, status[name]["reason"])
+            continue
+        scorers[name] = scorer
+        status[name] = {"status": "ok", "reason": None, "card": card.to_dict(), "weights": dict(card.to_dict()["weights"])}
+    return GeneralScorers(scorers, status, cache, config.device)
+
+
+def _clip(config: "RunConfig") -> Any:
+    from multiid_bench.scorers.clip import ClipScorer
+
+    return ClipScorer(batch_size=config.batch_size, cache_dir=config.cache_dir, offline=config.offline)
+
+
+def _aesthetic(config: "RunConfig") -> Any:
+    from multiid_bench.scorers.aesthetic import AestheticScorer
+
+    return AestheticScorer(batch_size=min(config.batch_size, 16), cache_dir=config.cache_dir, offline=config.offline)

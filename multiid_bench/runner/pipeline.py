@@ -1,0 +1,289 @@
+"""The evaluation runner: plan -> generate -> decode/detect/embed -> score -> append rows -> aggregate.
+
+One call of :func:`run_evaluation` handles this process's shard of the bench:
+
+1. load the bench (broken records become failed rows), select subsets/limit, take this shard's cases;
+2. check the output folder: a previous run there must have the same config fingerprint, and every case
+   that already has a row is skipped (resume);
+3. per chunk of ``chunk_cases`` cases: get each generated image (adapter or folder), then run the face
+   stage for all images of the chunk at once (:class:`~multiid_bench.runner.extract.FeatureExtractor`:
+   each image decoded once, detected once per detector, embedded once per model, cached by content),
+   score both protocols per case and append one row per case to ``cases[.shard].jsonl``;
+4. when every planned case of every shard has a row, :func:`finalize` writes ``results.json``,
+   ``summary.md`` and ``summary.csv`` from the rows alone.
+"""
+from __future__ import annotations
+
+import logging
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
+
+import numpy as np
+
+from multiid_bench.errors import ConfigError, MBenchError
+from multiid_bench.runner.cache import FeatureCache, default_cache_root
+from multiid_bench.runner.config import RunConfig
+from multiid_bench.runner.extract import Backend, FaceSet, FeatureExtractor, ImageSpec, ViewResult, WorkCounters
+from multiid_bench.runner.protocols import score_paper, score_strict
+from multiid_bench.runner.results import ROW_SCHEMA_VERSION, append_row, read_rows, repair_tail, utc_now
+from multiid_bench.runner.shard import Shard, row_files, rows_file, select_shard
+
+if TYPE_CHECKING:  # pragma: no cover
+    from multiid_bench.data.case import Case
+    from multiid_bench.data.loaders import BenchLoad
+    from multiid_bench.runner.general import GeneralScorers
+    from multiid_bench.runner.sources import Generated, ImageSource
+
+__all__ = ["RunOutcome", "run_evaluation"]
+
+log = logging.getLogger(__name__)
+
+RowCallback = Callable[[Mapping[str, Any]], None]
+
+
+@dataclass
+class RunOutcome:
+    """What one process did, and the results when the whole plan is complete."""
+
+    out_dir: Path
+    shard: Shard
+    planned: int
+    skipped: int
+    rows_written: int
+    failed_here: int
+    complete: bool
+    results: dict[str, Any] | None
+
+    @property
+    def exit_code(self) -> int:
+        """4 when some cases failed (results are written anyway), else 0."""
+        from multiid_bench.errors import EXIT_OK, EXIT_PARTIAL
+
+        failed = self.results["counts"]["failed"] if self.results else self.failed_here
+        return EXIT_PARTIAL if failed else EXIT_OK
+
+
+def run_evaluation(
+    config: RunConfig, out_dir: str | Path, source: "ImageSource", *, backends: Sequence[Backend] | None = None,
+    profile: Mapping[str, Any] | None = None, bench_load: "BenchLoad | None" = None,
+    general: "GeneralScorers | None" = None, on_plan: Callable[[int, int], None] | None = None,
+    on_row: RowCallback | None = None,
+) -> RunOutcome:
+    """Evaluate this process's shard into ``out_dir`` (resuming), then finalize if the plan is complete.
+
+    Args:
+        config: the resolved run configuration.
+        out_dir: run folder (rows, images, results).
+        source: where generated images come from (:mod:`multiid_bench.runner.sources`).
+        backends / profile: face backends (default: built from ``config.profile``, after a weights
+            preflight, before any model loads) and the profile dict recorded in results.
+        bench_load: a pre-loaded bench (default: ``open_bench(config.bench)``).
+        general: CLIP/aesthetic scorers (default: loaded when available, else reported missing).
+        on_plan: called once with (cases this process will run, cases skipped as done).
+        on_row: called after each row is durably written (progress bars; tests use it to interrupt).
+    """
+    started, t0 = utc_now(), time.perf_counter()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    shard = Shard(config.shard_index, config.shard_count)
+    if bench_load is None:
+        from multiid_bench.data.loaders import open_bench
+
+        bench_load = open_bench(config.bench, cache_dir=config.cache_dir, offline=config.offline)
+    if backends is None:
+        from multiid_bench.runner.backends import build_backends
+
+        profile, backends = build_backends(config)
+    profile = dict(profile or {"name": config.profile})
+    bench = bench_load.bench
+    if config.ref_source == "prepared":
+        from multiid_bench.runner.backends import prepare_refs
+
+        bench = prepare_refs(bench, config, backends)
+    plan = bench.select(config.subsets, config.limit)
+    invalid = [] if config.limit is not None else list(bench_load.invalid)
+
+    from multiid_bench.runner.finalize import _invalid_id, write_run_manifest
+
+    write_run_manifest(out, config, plan, invalid, profile, backends, source, bench_load)
+    rows_path = rows_file(out, shard)
+    repair_tail(rows_path)
+    done = {str(r["case_id"]) for r in read_rows(row_files(out))}
+    mine = select_shard(list(plan.cases), shard, key=lambda c: c.id)
+    pending = [c for c in mine if c.id not in done]
+    if on_plan:
+        on_plan(len(pending), len(mine) - len(pending))
+
+    written = failed = 0
+    for rec in invalid:
+        cid = _invalid_id(rec)
+        if cid in done or select_shard([cid], shard, key=str) == []:
+            continue
+        row = _base_row(cid, None, None, None)
+        row.update(status="failed", reason=f"unreadable bench record: {rec.message}")
+        append_row(rows_path, row)
+        written, failed = written + 1, failed + 1
+        if on_row:
+            on_row(row)
+
+    work = WorkCounters()
+    if pending:
+        cache = FeatureCache(default_cache_root(config.cache_dir))
+        extractor = FeatureExtractor(backends, cache, batch_size=config.batch_size, counters=work)
+        if general is None:
+            from multiid_bench.runner.general import load_general_scorers
+
+            general = load_general_scorers(config)
+        source.load(config.device)
+        for start in range(0, len(pending), config.chunk_cases):
+            chunk = pending[start : start + config.chunk_cases]
+            for row in _process_chunk(chunk, source, extractor, backends, config, general):
+                append_row(rows_path, row)
+                written += 1
+                failed += row["status"] == "failed"
+                if on_row:
+                    on_row(row)
+
+    from multiid_bench.runner.finalize import append_session, finalize, plan_complete
+
+    append_session(out, shard, started, time.perf_counter() - t0, written, work, general)
+    results = finalize(out) if plan_complete(out) else None
+    return RunOutcome(out, shard, len(mine), len(mine) - len(pending), written, failed, results is not None, results)
+
+
+def _base_row(case_id: str, case: "Case | None", gen: "Generated | None", seed: int | None) -> dict[str, Any]:
+    return {
+        "row_schema": ROW_SCHEMA_VERSION, "case_id": case_id,
+        "subset": case.subset if case else None, "num_persons": case.num_persons if case else None,
+        "status": "ok", "reason": None, "notes": [], "seed": seed,
+        "generation": (gen.record or None) if gen else None, "images": {}, "detections": {},
+        "scores": {}, "general": {}, "elapsed_s": 0.0,
+    }
+
+
+def _specs(case: "Case", gen_path: str, pad: float) -> tuple[ImageSpec, ImageSpec | None, list[ImageSpec]]:
+    gt = ImageSpec(str(case.gt), 1.0) if case.gt is not None else None
+    return ImageSpec(gen_path, 1.0), gt, [ImageSpec(str(r), pad) for r in case.refs]
+
+
+def _process_chunk(
+    chunk: Sequence["Case"], source: "ImageSource", extractor: FeatureExtractor, backends: Sequence[Backend],
+    config: RunConfig, general: "GeneralScorers",
+) -> list[dict[str, Any]]:
+    t0 = time.perf_counter()
+    gens = [source.obtain(case) for case in chunk]
+    t_gen = time.perf_counter() - t0
+    specs: list[ImageSpec] = []
+    for case, gen in zip(chunk, gens):
+        if gen.status == "ok" and gen.path and len(case.refs) == case.num_persons:
+            g, t, rs = _specs(case, gen.path, config.ref_pad_ratio)
+            specs.extend([g] + ([t] if t else []) + rs)
+    views = extractor.run(specs)
+    general_scores = general.score([(c, g.path, c.gt) for c, g in zip(chunk, gens) if g.status == "ok" and g.path])
+    t_face = time.perf_counter() - t0 - t_gen
+    rows = []
+    for case, gen in zip(chunk, gens):
+        try:
+            row = _case_row(case, gen, views, backends, config)
+        except MBenchError:
+            raise
+        except Exception as e:  # a bug on one case must not cost the run; the row says what happened
+            log.error("case %s: unexpected error while scoring:\n%s", case.id, traceback.format_exc())
+            row = _base_row(case.id, case, gen, gen.seed)
+            row.update(status="failed", reason=f"internal error while scoring: {type(e).__name__}: {e}")
+        if row["status"] != "not_applicable" and row["scores"]:
+            row["general"] = general_scores.get(case.id, {})
+        row["elapsed_s"] = round((t_face / max(len(chunk), 1)) + float((gen.record or {}).get("elapsed_s", 0.0)), 4)
+        rows.append(row)
+    return rows
+
+
+def _faces_of(res: ViewResult | None, backend: Backend) -> FaceSet | None:
+    if res is None or res.error:
+        return None
+    return res.by_model.get(backend.name)
+
+
+def _case_row(
+    case: "Case", gen: "Generated", views: Mapping[ImageSpec, ViewResult], backends: Sequence[Backend],
+    config: RunConfig,
+) -> dict[str, Any]:
+    row = _base_row(case.id, case, gen, gen.seed)
+    if gen.status != "ok" or not gen.path:
+        row.update(status="not_applicable" if gen.status == "not_applicable" else "failed", reason=gen.reason)
+        return row
+    if len(case.refs) != case.num_persons:
+        row.update(status="failed", reason=f"{len(case.refs)} reference image(s) for {case.num_persons} person(s)")
+        return row
+    g_spec, t_spec, r_specs = _specs(case, gen.path, config.ref_pad_ratio)
+    g_res = views[g_spec]
+    t_res = views[t_spec] if t_spec else None
+    r_res = [views[s] for s in r_specs]
+    row["images"] = {
+        "generated": {"path": g_spec.path, "sha256": g_res.sha256},
+        "gt": {"path": t_spec.path, "sha256": t_res.sha256} if t_spec and t_res else None,
+        "refs": [{"path": s.path, "sha256": v.sha256, "pad_ratio": s.pad_ratio} for s, v in zip(r_specs, r_res)],
+    }
+    if g_res.error:
+        reason = "generated image missing" if "does not exist" in g_res.error else "generated image unreadable"
+        row.update(status="failed", reason=f"{reason}: {g_res.error}")
+        return row
+    errors: list[str] = []
+    if t_spec is None:
+        errors.append("case has no GT image: Sim(GT) and copy-paste not computed")
+    elif t_res is not None and t_res.error:
+        errors.append(f"GT image unreadable: {t_res.error}")
+    errors += [f"reference {j + 1} unreadable: {v.error}" for j, v in enumerate(r_res) if v.error]
+
+    face_msgs: dict[str, list[str]] = {}
+    notes: list[str] = []
+    for b in backends:
+        g = _faces_of(g_res, b)
+        if g is None:
+            continue
+        dim = g.emb.shape[1]
+        t = _faces_of(t_res, b)
+        rs = [_faces_of(v, b) or FaceSet([], np.zeros((0, dim), dtype=np.float32)) for v in r_res]
+        paper = score_paper(g, t, rs, subset=case.subset, ref_policy=b.ref_policy, cp_eps=config.cp_eps,
+                            norm_eps=config.paper_norm_eps)
+        strict = score_strict(g, t, rs, case.boxes, missing_score=config.strict_missing_score,
+                              iou_min=config.strict_iou_min, cp_eps=config.cp_eps)
+        row["scores"].setdefault("paper", {})[b.name] = paper
+        row["scores"].setdefault("strict", {})[b.name] = strict
+        n, k = g.emb.shape[0], case.num_persons
+        if n == 0:
+            face_msgs.setdefault("no face in generated image", []).append(b.name)
+        elif n < k:
+            face_msgs.setdefault(f"{k} faces expected, {n} found", []).append(b.name)
+        elif n > k:
+            notes.append(f"{b.name}: {n} faces in generated image for {k} person(s)")
+        for j in paper["refs_without_face"]:
+            notes.append(f"{b.name}: no face found in reference {j + 1}")
+        if strict["unresolved"]:
+            notes.append(f"{b.name}: identities {[j + 1 for j in strict['unresolved']]} have no GT or reference face")
+        det = row["detections"].setdefault(b.detector.id, {})
+        if not det:
+            det["generated"] = g.faces
+            det["gt"] = t.faces if t is not None else None
+            det["refs"] = [v.by_detector.get(b.det_key) if not v.error else None for v in r_res]
+    multi = len(backends) > 1
+    for msg, models in face_msgs.items():
+        errors.append(f"{msg} ({', '.join(models)})" if multi and len(models) < len(backends) else msg)
+    row["notes"] = notes
+    if errors:
+        row.update(status="failed", reason="; ".join(errors))
+    return row
+
+
+def default_out_dir(config: RunConfig) -> Path:
+    """``runs/<model>-<bench>-<profile>`` (bench paths reduced to their last component)."""
+    bench = Path(config.bench).name or "bench"
+    return Path("runs") / f"{config.model}-{bench}-{config.profile}"
+
+
+def check_out_dir(out: Path) -> None:
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} exists and is not a directory")

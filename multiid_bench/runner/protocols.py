@@ -1,0 +1,168 @@
+"""Per-case identity scores under the two protocols, from faces and embeddings (no images, no I/O).
+
+``paper`` reproduces what the official evaluation computes (eval-protocol sections 3.6, 4, 8):
+all faces of the generated image and of the GT photo (bystanders included) are paired by a Hungarian
+assignment on cosine, independently against the GT and against the references; the GT boxes are not
+used; copy-paste needs equal face counts and divides by ``|x| + 1e-6``; a reference without a face
+either voids the reference set (``all-or-none``, ArcFace's behaviour) or is dropped (``drop-missing``,
+FaceNet/AdaFace's); Blending is forced to 0 on single-person cases.
+
+``strict`` is ours (docs/protocols.md): the GT boxes say which GT face is which person, so each identity
+is a known (GT face, reference face) pair; each generated face is assigned to at most one identity by a
+single Hungarian assignment on its mean cosine to that identity's GT and reference faces, and that one
+assignment is used for every metric. An identity left without a generated face is a *detection failure*:
+its Sim(GT) and Sim(Ref) are ``missing_score`` (0 by default) and it has no copy-paste value. Cosines are
+exact (no ``+ 1e-6``).
+"""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+from multiid_bench.metrics.identity import compute_copy_paste, cosine_matrix, identity_scores, match_faces
+from multiid_bench.runner.extract import FaceSet
+
+__all__ = ["REF_POLICIES", "box_iou", "score_paper", "score_strict"]
+
+#: How a reference image without a detectable face is treated under the paper protocol.
+REF_POLICIES = ("all-or-none", "drop-missing")
+# The faces package's names for the same two behaviours (multiid_bench.faces.profiles.REF_POLICIES).
+_ALIASES = {"top_face": "all-or-none", "top_face_drop_missing": "drop-missing"}
+
+
+def _policy(name: str) -> str:
+    p = _ALIASES.get(name, name)
+    if p not in REF_POLICIES:
+        raise ValueError(f"unknown reference policy {name!r}; known: {REF_POLICIES} (+ aliases {sorted(_ALIASES)})")
+    return p
+
+
+def _empty(dim: int) -> np.ndarray:
+    return np.zeros((0, dim), dtype=np.float64)
+
+
+def score_paper(
+    gen: FaceSet, gt: FaceSet | None, refs: Sequence[FaceSet], *, subset: str, ref_policy: str,
+    cp_eps: float = 1e-6, norm_eps: float = 1e-6,
+) -> dict[str, Any]:
+    """Official semantics for one case and one face model; ``None`` values mean "excluded" (never 0)."""
+    dim = gen.emb.shape[1] if gen.emb.ndim == 2 else 0
+    ref_rows = [r.emb[0] for r in refs if r.emb.shape[0] > 0]  # the highest-score face of each reference
+    refs_without_face = [j for j, r in enumerate(refs) if r.emb.shape[0] == 0]
+    if refs_without_face and _policy(ref_policy) == "all-or-none":
+        ref_rows = []
+    r = np.stack(ref_rows) if ref_rows else _empty(dim)
+    t = gt.emb if gt is not None else _empty(dim)
+    s = identity_scores(gen.emb, t, r, eps=cp_eps, norm_eps=norm_eps)
+    out: dict[str, Any] = s.to_dict()
+    if subset == "p1":  # the official p1 setup has no second reference slot: blending forced to 0.0
+        out["blend_gt"] = 0.0 if s.sim_gt is not None else None
+        out["blend_ref"] = 0.0 if s.sim_ref is not None else None
+    out.update(n_gen=int(gen.emb.shape[0]), n_gt=int(t.shape[0]), n_ref=int(r.shape[0]),
+               refs_without_face=refs_without_face)
+    return out
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU of every ``(x1, y1, x2, y2)`` box in ``a`` (N, 4) with every box in ``b`` (M, 4)."""
+    a = np.asarray(a, dtype=np.float64).reshape(-1, 4)
+    b = np.asarray(b, dtype=np.float64).reshape(-1, 4)
+    x1 = np.maximum(a[:, None, 0], b[None, :, 0])
+    y1 = np.maximum(a[:, None, 1], b[None, :, 1])
+    x2 = np.minimum(a[:, None, 2], b[None, :, 2])
+    y2 = np.minimum(a[:, None, 3], b[None, :, 3])
+    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    union = area_a[:, None] + area_b[None, :] - inter
+    return np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
+
+
+def _gt_identity_faces(
+    gt: FaceSet | None, refs: list[np.ndarray | None], boxes: Sequence[Sequence[float]], iou_min: float
+) -> tuple[list[int | None], str]:
+    """Index of the detected GT face of each identity (``None`` = unresolved) and how it was resolved."""
+    k = len(refs)
+    if gt is None or gt.emb.shape[0] == 0:
+        return [None] * k, "no GT faces"
+    if boxes:
+        det_boxes = np.array([f["box"] for f in gt.faces], dtype=np.float64)
+        gt_boxes = np.asarray(boxes, dtype=np.float64)
+        iou = box_iou(gt_boxes, det_boxes)
+        # Dataset boxes are often looser than a detector's: a detected face whose centre lies inside a
+        # box also belongs to it. Centre-inside dominates the assignment, IoU breaks ties.
+        cx = (det_boxes[:, 0] + det_boxes[:, 2]) / 2
+        cy = (det_boxes[:, 1] + det_boxes[:, 3]) / 2
+        inside = (
+            (cx[None, :] >= gt_boxes[:, None, 0]) & (cx[None, :] <= gt_boxes[:, None, 2])
+            & (cy[None, :] >= gt_boxes[:, None, 1]) & (cy[None, :] <= gt_boxes[:, None, 3])
+        )
+        rows, cols = match_faces(iou + inside.astype(np.float64))
+        out: list[int | None] = [None] * k
+        for j, i in zip(rows.tolist(), cols.tolist()):
+            if inside[j, i] or iou[j, i] >= iou_min:
+                out[j] = int(i)
+        return out, "boxes"
+    # No boxes (a user's own data): only an unambiguous GT (one face per identity) can be resolved.
+    present = [j for j in range(k) if refs[j] is not None]
+    if gt.emb.shape[0] != k or len(present) != k:
+        return [None] * k, "no boxes and GT face count != persons"
+    rows, cols = match_faces(cosine_matrix(np.stack([refs[j] for j in present]), gt.emb))
+    out = [None] * k
+    for j, i in zip(rows.tolist(), cols.tolist()):
+        out[present[j]] = int(i)
+    return out, "references (no boxes)"
+
+
+def score_strict(
+    gen: FaceSet, gt: FaceSet | None, refs: Sequence[FaceSet], boxes: Sequence[Sequence[float]], *,
+    missing_score: float = 0.0, iou_min: float = 0.3, cp_eps: float = 1e-6,
+) -> dict[str, Any]:
+    """Identity-consistent scores for one case and one face model (see the module docstring)."""
+    k = len(refs)
+    ref_emb: list[np.ndarray | None] = [r.emb[0] if r.emb.shape[0] else None for r in refs]
+    gt_idx, resolved_by = _gt_identity_faces(gt, ref_emb, boxes, iou_min)
+    gt_emb: list[np.ndarray | None] = [gt.emb[i] if (gt is not None and i is not None) else None for i in gt_idx]
+    usable = [j for j in range(k) if gt_emb[j] is not None or ref_emb[j] is not None]
+    g = gen.emb.astype(np.float64)
+    n = g.shape[0]
+
+    assigned: dict[int, int] = {}
+    if n and usable:
+        score = np.zeros((n, len(usable)))
+        for c, j in enumerate(usable):
+            parts = [cosine_matrix(g, v[None, :])[:, 0] for v in (gt_emb[j], ref_emb[j]) if v is not None]
+            score[:, c] = np.mean(parts, axis=0)
+        rows, cols = match_faces(score)
+        assigned = {usable[c]: int(i) for i, c in zip(rows.tolist(), cols.tolist())}
+
+    identities = []
+    for j in range(k):
+        i = assigned.get(j)
+        t, r = gt_emb[j], ref_emb[j]
+        ident: dict[str, Any] = {"identity": j, "gen_face": i, "gt_face": gt_idx[j], "ref_face": 0 if r is not None else None,
+                                 "missing": j in usable and i is None}
+        ident["sim_gt"] = None if t is None else (missing_score if i is None else float(cosine_matrix(g[i : i + 1], t[None])[0, 0]))
+        ident["sim_ref"] = None if r is None else (missing_score if i is None else float(cosine_matrix(g[i : i + 1], r[None])[0, 0]))
+        ident["copy_paste"] = (
+            float(compute_copy_paste(g[i], t, r, eps=cp_eps, norm_eps=0.0)) if (i is not None and t is not None and r is not None) else None
+        )
+        others_t = [gt_emb[m] for m in range(k) if m != j and gt_emb[m] is not None]
+        others_r = [ref_emb[m] for m in range(k) if m != j and ref_emb[m] is not None]
+        ident["blend_gt"] = float(cosine_matrix(g[i : i + 1], np.stack(others_t)).mean()) if (i is not None and others_t) else None
+        ident["blend_ref"] = float(cosine_matrix(g[i : i + 1], np.stack(others_r)).mean()) if (i is not None and others_r) else None
+        identities.append(ident)
+
+    def mean_of(key: str) -> float | None:
+        vals = [d[key] for d in identities if d[key] is not None]
+        return float(np.mean(vals)) if vals else None
+
+    missing = sum(1 for d in identities if d["missing"])
+    return {
+        "sim_gt": mean_of("sim_gt"), "sim_ref": mean_of("sim_ref"), "copy_paste": mean_of("copy_paste"),
+        "blend_gt": mean_of("blend_gt"), "blend_ref": mean_of("blend_ref"),
+        "expected": len(usable), "found": len(usable) - missing, "missing": missing,
+        "unresolved": [j for j in range(k) if j not in usable], "gt_resolved_by": resolved_by,
+        "n_gen": int(n), "identities": identities,
+    }

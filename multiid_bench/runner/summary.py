@@ -1,0 +1,108 @@
+"""Human-readable views of ``results.json``: a table per subset and face model (printed and written).
+
+``summary.md`` shows the headline protocol first, then the other; ``summary.csv`` is the long format
+(protocol, subset, face model, metric, value, n, CI) of every metric. Both are exports of
+``results.json``, never a primary source.
+"""
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+from typing import Any, Mapping
+
+from multiid_bench.metrics.cards import get_card
+
+__all__ = ["COLUMNS", "summary_table", "write_summaries"]
+
+#: (metric id, column header) of the wide table.
+COLUMNS: tuple[tuple[str, str], ...] = (
+    ("sim_gt", "Sim(GT)"), ("sim_ref", "Sim(Ref)"), ("copy_paste", "Copy-Paste"),
+    ("blend_gt", "Blend(GT)"), ("face_failure_rate", "Face failures"),
+)
+_SUBSET_ORDER = ("p1", "p2", "p3", "all")
+
+
+def _fmt(entry: Mapping[str, Any] | None) -> str:
+    if not entry or entry.get("value") is None:
+        return "-"
+    s = f"{entry['value']:.4f}"
+    ci = entry.get("ci95")
+    if ci:
+        s += f" [{ci[0]:.3f}, {ci[1]:.3f}]"
+    return s
+
+
+def summary_table(results: Mapping[str, Any], protocol: str) -> tuple[list[str], list[list[str]]]:
+    """Header and rows (subset x face model, incl. the cross-model average) for ``protocol``."""
+    block = results["metrics"][protocol]
+    models = [m["name"] for m in results.get("face_models", [])] + ["average"]
+    header = ["subset", "face model", "n"] + [
+        f"{title} {get_card(mid).arrow}" for mid, title in COLUMNS if protocol == "strict" or mid != "face_failure_rate"
+    ]
+    rows: list[list[str]] = []
+    for subset in [s for s in _SUBSET_ORDER if s in block]:
+        for m in models:
+            cells = [subset, m, str(block[subset].get(f"sim_gt.{m}", {}).get("n", 0))]
+            for mid, _ in COLUMNS:
+                if mid == "face_failure_rate" and protocol != "strict":
+                    continue
+                cells.append(_fmt(block[subset].get(f"{mid}.{m}")))
+            rows.append(cells)
+    return header, rows
+
+
+def _general_lines(results: Mapping[str, Any], protocol: str) -> list[str]:
+    lines = []
+    block = results["metrics"][protocol].get("all", {})
+    for metric in ("clip_i", "clip_t", "aesthetic"):
+        entry = block.get(metric) or {}
+        if entry.get("value") is None:
+            lines.append(f"- {get_card(metric).name}: missing ({entry.get('missing_reason') or 'no values'})")
+        else:
+            lines.append(f"- {get_card(metric).name}: {_fmt(entry)} (n={entry['n']})")
+    return lines
+
+
+def _markdown(results: Mapping[str, Any]) -> str:
+    head = results["protocol"]
+    other = "strict" if head == "paper" else "paper"
+    c = results["counts"]
+    out = [
+        f"# {results['model']} on {results['bench']['id']}",
+        "",
+        f"profile `{results['profile'].get('name', '?')}`, headline protocol `{head}`, "
+        f"{c['evaluated']}/{c['expected']} cases evaluated, {c['failed']} failed, "
+        f"{c.get('not_applicable', 0)} not applicable"
+        + ("" if results["reportable"] else " — **not reportable** (--limit or incomplete)"),
+        "",
+    ]
+    for proto in (head, other):
+        header, rows = summary_table(results, proto)
+        stat = "plain mean [95% bootstrap CI]" if proto == "strict" else "IQR-trimmed mean (official statistic)"
+        out += [f"## {proto} protocol ({stat})", "", "| " + " | ".join(header) + " |",
+                "|" + "---|" * len(header)]
+        out += ["| " + " | ".join(r) + " |" for r in rows]
+        out += ["", *_general_lines(results, proto), ""]
+    if results.get("failures"):
+        out += ["## Failures", ""] + [f"- {n} x {reason}" for reason, n in results["failures"].items()] + [""]
+    return "\n".join(out)
+
+
+def _csv(results: Mapping[str, Any]) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["protocol", "subset", "metric", "face_model", "value", "n", "ci95_lo", "ci95_hi", "statistic"])
+    for proto, block in results["metrics"].items():
+        for subset in [s for s in _SUBSET_ORDER if s in block]:
+            for key, e in sorted(block[subset].items()):
+                metric, _, model = key.partition(".")
+                ci = e.get("ci95") or [None, None]
+                w.writerow([proto, subset, metric, model, e.get("value"), e.get("n"), ci[0], ci[1], e.get("statistic")])
+    return buf.getvalue()
+
+
+def write_summaries(out: Path, results: Mapping[str, Any]) -> None:
+    """Write ``summary.md`` and ``summary.csv`` next to ``results.json``."""
+    (out / "summary.md").write_text(_markdown(results), encoding="utf-8")
+    (out / "summary.csv").write_text(_csv(results), encoding="utf-8")

@@ -1,0 +1,321 @@
+"""``WithAnyonePipeline``: FLUX.1-dev text-to-image with WithAnyone identity conditioning (diffusers).
+
+Public API::
+
+    from multiid_bench.reference_model import WithAnyonePipeline, load_withanyone_pipeline
+
+    pipe = load_withanyone_pipeline(device="cuda")     # FLUX.1-dev + withanyone.safetensors + face stack
+    out = pipe("two friends laughing in a cafe", reference_images=[a, b], boxes=[[...], [...]], seed=1)
+    out.images[0]; out.boxes; out.mu
+
+    # tests / trainers: inject identities and components
+    pipe = WithAnyonePipeline(scheduler, vae, text_encoder, tokenizer, text_encoder_2, tokenizer_2,
+                              transformer, adapter=adapter)
+    pipe(prompt, arcface_embeddings=emb, boxes=boxes, height=256, width=256, seed=0)
+
+Inputs are checked (``check_inputs`` and the reference/box steps) before any denoising step: box count vs
+reference count, boxes inside the image, a reference without a face, sizes not multiples of 16, lambdas.
+Defaults follow the official batch script (spec §2.4): 512², 25 steps, guidance 4.0, the official
+mu schedule, lambda_arc 1.0 / lambda_sig 0.0 (the README's recommended ArcFace-only setting).
+"""
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from diffusers import FluxPipeline
+from diffusers.pipelines.flux.pipeline_flux import retrieve_timesteps
+from diffusers.utils import BaseOutput
+
+from multiid_bench.errors import BadInputError, ConfigError, MissingWeightsError
+from multiid_bench.reference_model.identity_adapter import WithAnyoneAdapter
+from multiid_bench.reference_model.layouts import boxes_from_layout_photo, default_layout, validate_boxes
+from multiid_bench.reference_model.references import ReferenceEncoder, to_rgb_array
+from multiid_bench.reference_model.sampling import SCHEDULES, base_sigmas, denoise, schedule_mu
+
+__all__ = ["IdentityPipelineMixin", "WithAnyonePipeline", "WithAnyonePipelineOutput", "load_withanyone_pipeline"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class WithAnyonePipelineOutput(BaseOutput):
+    """images: PIL list / array / latents; boxes: the boxes used (output pixels, reference order);
+    box_source: "given", "layout_photo" or "default"; mu: the schedule's shift; schedule: its name;
+    lambdas: (lambda_arc, lambda_sig)."""
+
+    images: Any
+    boxes: list[tuple[float, float, float, float]]
+    box_source: str
+    mu: float
+    schedule: str
+    lambdas: tuple[float, float]
+
+
+class IdentityPipelineMixin:
+    """Identity-side checks and helpers shared by the FLUX and Kontext pipelines."""
+
+    adapter: WithAnyoneAdapter
+    reference_encoder: ReferenceEncoder | None
+
+    def _register_identity(self, adapter: WithAnyoneAdapter | None, reference_encoder: ReferenceEncoder | None) -> None:
+        if adapter is None:
+            raise ConfigError(f"{type(self).__name__} needs adapter=WithAnyoneAdapter(...) (see load_withanyone_pipeline).")
+        self.register_modules(adapter=adapter)
+        adapter.attach(self.transformer)
+        self.reference_encoder = reference_encoder
+
+    # ---------------------------------------------------------------------------------- checks
+    def check_identity_inputs(self, *, reference_images, arcface_embeddings, boxes, layout_image, height, width,
+                              num_inference_steps, lambda_arc, lambda_sig, siglip_features, schedule,
+                              require_multiple: bool = True) -> int:
+        """Validate everything that does not need a model; return the number of identities.
+
+        ``height``/``width`` are the frame the boxes live in (the output, or Kontext's base image).
+        """
+        multiple = self.vae_scale_factor * 2 if require_multiple else 1
+        for name, v in (("height", height), ("width", width)):
+            if not isinstance(v, int) or v <= 0 or v % multiple:
+                raise BadInputError(f"{name}={v!r} must be a positive multiple of {multiple} (e.g. 512, 768, 1024).")
+        if (reference_images is None) == (arcface_embeddings is None):
+            raise BadInputError("give exactly one of reference_images (photos) or arcface_embeddings (N, 512).")
+        if arcface_embeddings is not None:
+            emb = np.asarray(arcface_embeddings.detach().cpu() if isinstance(arcface_embeddings, torch.Tensor)
+                             else arcface_embeddings)
+            if emb.ndim != 2 or emb.shape[1] != self.adapter.config.arcface_dim or not np.isfinite(emb).all():
+                raise BadInputError(
+                    f"arcface_embeddings must be finite, shape (N, {self.adapter.config.arcface_dim}); got {emb.shape}."
+                )
+            n = emb.shape[0]
+        else:
+            if isinstance(reference_images, (str, Path)) or not isinstance(reference_images, Sequence):
+                raise BadInputError("reference_images must be a list (one photo per identity).")
+            n = len(reference_images)
+            if self.reference_encoder is None:
+                raise ConfigError(
+                    "reference_images need a reference_encoder (face detector + ArcFace); build the pipeline with "
+                    "load_withanyone_pipeline(), pass reference_encoder=, or pass arcface_embeddings."
+                )
+        if n < 1:
+            raise BadInputError("at least one reference identity is needed.")
+        if boxes is not None and layout_image is not None:
+            raise BadInputError("give boxes or layout_image, not both.")
+        if boxes is not None:
+            validate_boxes(boxes, n, width, height)
+        for name, v in (("lambda_arc", lambda_arc), ("lambda_sig", lambda_sig)):
+            if not math.isfinite(float(v)) or float(v) < 0:
+                raise ConfigError(f"{name}={v} must be a finite number >= 0.")
+        if float(lambda_sig) > 0 and not self.adapter.config.siglip_branch:
+            raise ConfigError("lambda_sig > 0 but the adapter has no SigLIP branch (load it with siglip_branch=True).")
+        if float(lambda_sig) > 0 and siglip_features is None and arcface_embeddings is not None:
+            raise BadInputError("lambda_sig > 0 with arcface_embeddings also needs siglip_features (N, 256, 768).")
+        if schedule not in SCHEDULES:
+            raise ConfigError(f"schedule must be one of {', '.join(SCHEDULES)}; got {schedule!r}.")
+        if num_inference_steps < 1:
+            raise ConfigError(f"num_inference_steps must be >= 1, got {num_inference_steps}.")
+        return n
+
+    def _identities(self, reference_images, arcface_embeddings, siglip_features, lambda_sig):
+        """(arcface (N, 512), siglip or None) from embeddings or from the reference photos."""
+        if arcface_embeddings is None:
+            ids = self.reference_encoder.encode(list(reference_images), with_siglip=float(lambda_sig) > 0)
+            arcface_embeddings = ids.arcface
+            siglip_features = ids.siglip if siglip_features is None else siglip_features
+        if isinstance(arcface_embeddings, torch.Tensor):
+            arcface_embeddings = arcface_embeddings.detach().cpu().numpy()
+        arc = torch.as_tensor(np.asarray(arcface_embeddings, dtype=np.float32))
+        sig = None if siglip_features is None else torch.as_tensor(np.asarray(siglip_features, dtype=np.float32))
+        return arc, sig
+
+    def decode_latents(self, latents: torch.Tensor, height: int, width: int, output_type: str) -> Any:
+        """Packed latents -> images (or the latents themselves for ``output_type="latent"``)."""
+        if output_type == "latent":
+            return latents
+        latents = self._unpack_latents(latents, height, width, self.vae_scale_factor)
+        latents = latents / self.vae.config.scaling_factor + self.vae.config.shift_factor
+        image = self.vae.decode(latents.to(self.vae.dtype), return_dict=False)[0]
+        return self.image_processor.postprocess(image, output_type=output_type)
+
+
+class WithAnyonePipeline(IdentityPipelineMixin, FluxPipeline):
+    """FluxPipeline + ``adapter`` (a ``WithAnyoneAdapter`` hooked into ``transformer``) + an optional
+    ``reference_encoder`` (face detector + ArcFace model) used when reference images are given."""
+
+    _exclude_from_cpu_offload = ["adapter"]
+    _optional_components = [*FluxPipeline._optional_components, "adapter"]
+
+    def __init__(self, scheduler, vae, text_encoder, tokenizer, text_encoder_2, tokenizer_2, transformer,
+                 adapter: WithAnyoneAdapter | None = None, image_encoder=None, feature_extractor=None,
+                 reference_encoder: ReferenceEncoder | None = None) -> None:
+        super().__init__(scheduler, vae, text_encoder, tokenizer, text_encoder_2, tokenizer_2, transformer,
+                         image_encoder=image_encoder, feature_extractor=feature_extractor)
+        self._register_identity(adapter, reference_encoder)
+
+    # ---------------------------------------------------------------------------------- call
+    @torch.no_grad()
+    def __call__(
+        self,
+        prompt: str | list[str] | None = None,
+        *,
+        reference_images: Sequence[Any] | None = None,
+        arcface_embeddings: Any | None = None,
+        siglip_features: Any | None = None,
+        boxes: Sequence[Sequence[float]] | None = None,
+        layout_image: Any | None = None,
+        height: int = 512,
+        width: int = 512,
+        num_inference_steps: int = 25,
+        guidance_scale: float = 4.0,
+        lambda_arc: float = 1.0,
+        lambda_sig: float = 0.0,
+        schedule: str = "official",
+        seed: int | None = None,
+        generator: torch.Generator | None = None,
+        num_images_per_prompt: int = 1,
+        latents: torch.Tensor | None = None,
+        prompt_embeds: torch.Tensor | None = None,
+        pooled_prompt_embeds: torch.Tensor | None = None,
+        max_sequence_length: int = 512,
+        output_type: str = "pil",
+        return_dict: bool = True,
+        callback_on_step_end: Callable[..., dict[str, Any]] | None = None,
+    ) -> WithAnyonePipelineOutput | tuple:
+        r"""Generate an image in which reference identity i appears inside box i.
+
+        Args:
+            prompt (`str` or `list[str]`): the text; or pass `prompt_embeds` + `pooled_prompt_embeds`.
+            reference_images (`list` of PIL / uint8 RGB arrays / paths, *optional*): one photo per identity;
+                its most confident face is embedded with the `reference_encoder` (glintr100, raw embedding).
+            arcface_embeddings (`(N, 512)` array or tensor, *optional*): raw ArcFace embeddings instead of photos.
+            siglip_features (`(N, 256, 768)`, *optional*): SigLIP tokens, needed with embeddings when lambda_sig > 0.
+            boxes (`list` of `[x1, y1, x2, y2]`, *optional*): one face box per identity in output pixels.
+            layout_image (*optional*): a photo whose detected faces (confidence order) give the boxes.
+                Neither given: `layouts.default_layout` (documented, deterministic).
+            height / width (`int`, defaults to 512): multiples of 16, else an error (no silent resize).
+            num_inference_steps (`int`, defaults to 25) and guidance_scale (`float`, defaults to 4.0): as the
+                official batch script; FLUX.1-dev's guidance embedding, no true CFG.
+            lambda_arc / lambda_sig (`float`, 1.0 / 0.0): branch scales; a zero branch is not computed.
+            schedule (`"official"` or `"diffusers"`): mu from (W/8)(H/8)/256 (official quirk, default, to
+                reproduce the released outputs) or from the token count (stock FLUX).
+            seed (`int`, *optional*) / generator: the noise source (a CPU generator seeded with `seed`).
+            num_images_per_prompt, latents, prompt_embeds, pooled_prompt_embeds, max_sequence_length,
+                output_type (`"pil"`, `"np"`, `"pt"`, `"latent"`), return_dict, callback_on_step_end: as in
+                `FluxPipeline` (callback receives and may replace `latents`).
+
+        Returns:
+            `WithAnyonePipelineOutput` (or `(images,)` when `return_dict=False`).
+
+        Raises:
+            BadInputError / ConfigError: before any denoising step, for any inconsistent input.
+        """
+        # 0. Check inputs (text side via FluxPipeline.check_inputs, identity side here), before any model runs.
+        self.check_inputs(prompt, None, height, width, prompt_embeds=prompt_embeds,
+                          pooled_prompt_embeds=pooled_prompt_embeds, max_sequence_length=max_sequence_length)
+        n_ids = self.check_identity_inputs(
+            reference_images=reference_images, arcface_embeddings=arcface_embeddings, boxes=boxes,
+            layout_image=layout_image, height=height, width=width, num_inference_steps=num_inference_steps,
+            lambda_arc=lambda_arc, lambda_sig=lambda_sig, siglip_features=siglip_features, schedule=schedule)
+        self._guidance_scale, self._joint_attention_kwargs, self._interrupt = guidance_scale, {}, False
+        device = self._execution_device
+
+        # 1. Identities: embeddings given, or detected + embedded from the reference photos.
+        arc, sig = self._identities(reference_images, arcface_embeddings, siglip_features, lambda_sig)
+
+        # 2. Boxes: given, from a layout photo, or the default layout.
+        if boxes is not None:
+            used_boxes, box_source = validate_boxes(boxes, n_ids, width, height), "given"
+        elif layout_image is not None:
+            if self.reference_encoder is None:
+                raise ConfigError("layout_image needs a reference_encoder (its face detector).")
+            photo = to_rgb_array(layout_image)
+            used_boxes = boxes_from_layout_photo(photo, self.reference_encoder.detector, n_ids, width, height)
+            used_boxes, box_source = validate_boxes(used_boxes, n_ids, width, height), "layout_photo"
+        else:
+            used_boxes, box_source = default_layout(n_ids, width, height), "default"
+
+        # 3. Text.
+        batch_size = 1 if isinstance(prompt, str) else (len(prompt) if prompt is not None else prompt_embeds.shape[0])
+        prompt_embeds, pooled_prompt_embeds, text_ids = self.encode_prompt(
+            prompt=prompt, prompt_2=None, prompt_embeds=prompt_embeds, pooled_prompt_embeds=pooled_prompt_embeds,
+            device=device, num_images_per_prompt=num_images_per_prompt, max_sequence_length=max_sequence_length)
+
+        # 4. Noise latents (CPU generator from `seed` so equal seeds give equal images on any device).
+        if generator is None and seed is not None:
+            generator = torch.Generator("cpu").manual_seed(int(seed))
+        latents, latent_ids = self.prepare_latents(
+            batch_size * num_images_per_prompt, self.transformer.config.in_channels // 4, height, width,
+            prompt_embeds.dtype, device, generator, latents)
+
+        # 5. Timesteps: the scheduler shifts the base grid with mu (official quirk or token count).
+        mu = schedule_mu(schedule, height, width, vae_scale_factor=self.vae_scale_factor,
+                         scheduler_config=self.scheduler.config)
+        timesteps, _ = retrieve_timesteps(self.scheduler, num_inference_steps, device,
+                                          sigmas=base_sigmas(num_inference_steps), mu=mu)
+        self._num_timesteps = len(timesteps)
+        guidance = None
+        if self.transformer.config.guidance_embeds:
+            guidance = torch.full([latents.shape[0]], guidance_scale, device=device, dtype=torch.float32)
+
+        # 6. Identity conditioning, computed once for all steps.
+        cond = self.adapter.prepare(arc, boxes=used_boxes, height=height, width=width, lambda_arc=lambda_arc,
+                                    lambda_sig=lambda_sig, siglip=sig, vae_scale_factor=self.vae_scale_factor)
+
+        # 7. Denoise.
+        with self.adapter.conditioning(cond):
+            latents = denoise(self, latents=latents, timesteps=timesteps, guidance=guidance,
+                              prompt_embeds=prompt_embeds, pooled_prompt_embeds=pooled_prompt_embeds,
+                              text_ids=text_ids, latent_ids=latent_ids, callback_on_step_end=callback_on_step_end)
+
+        # 8. Decode.
+        images = self.decode_latents(latents, height, width, output_type)
+        self.maybe_free_model_hooks()
+        if not return_dict:
+            return (images,)
+        return WithAnyonePipelineOutput(images=images, boxes=used_boxes, box_source=box_source, mu=mu,
+                                        schedule=schedule, lambdas=(float(lambda_arc), float(lambda_sig)))
+
+    # ---------------------------------------------------------------------------------- loading
+    @classmethod
+    def from_flux(cls, flux: str | Path = "black-forest-labs/FLUX.1-dev", *, adapter: WithAnyoneAdapter | str | Path,
+                  torch_dtype: torch.dtype | None = None, reference_encoder: ReferenceEncoder | None = None,
+                  siglip_branch: bool | None = None, **flux_kwargs: Any) -> WithAnyonePipeline:
+        """A diffusers FLUX folder / hub id (through the HF cache) + an adapter object or file."""
+        try:
+            base = FluxPipeline.from_pretrained(str(flux), torch_dtype=torch_dtype, **flux_kwargs)
+        except OSError as exc:
+            raise MissingWeightsError(
+                f"FLUX weights not available at {flux} ({exc}). Accept the FLUX.1-dev licence on the Hub, run "
+                "'huggingface-cli login' and 'huggingface-cli download black-forest-labs/FLUX.1-dev', or pass a local "
+                "diffusers folder."
+            ) from exc
+        if not isinstance(adapter, WithAnyoneAdapter):
+            from multiid_bench.reference_model.weights import load_adapter_file
+
+            adapter = load_adapter_file(adapter, base.transformer.config, siglip_branch=siglip_branch)
+        adapter = adapter.to(dtype=base.transformer.dtype)
+        return cls(**base.components, adapter=adapter, reference_encoder=reference_encoder)
+
+
+def load_withanyone_pipeline(
+    *, flux: str | Path = "black-forest-labs/FLUX.1-dev", adapter: str | Path | None = None, device: str = "cuda",
+    torch_dtype: torch.dtype | None = None, siglip: bool = False, cache_dir: str | Path | None = None,
+    offline: bool | None = None,
+) -> WithAnyonePipeline:
+    """The released model end to end: FLUX.1-dev, ``withanyone.safetensors`` (weights store unless a path is
+    given), SCRFD + glintr100 from ``multiid_bench.faces`` and, with ``siglip=True``, the SigLIP branch."""
+    from multiid_bench.reference_model.references import load_reference_encoder
+    from multiid_bench.reference_model.weights import resolve_adapter_file
+
+    dtype = torch_dtype or (torch.bfloat16 if str(device).startswith("cuda") else torch.float32)
+    path = Path(adapter) if adapter is not None else resolve_adapter_file(cache_dir=cache_dir, offline=offline)
+    encoder = load_reference_encoder(device=device if str(device).startswith("cuda") else "cpu", with_siglip=siglip,
+                                     cache_dir=cache_dir, offline=offline)
+    pipe = WithAnyonePipeline.from_flux(flux, adapter=path, torch_dtype=dtype, reference_encoder=encoder,
+                                        siglip_branch=siglip)
+    return pipe.to(device)

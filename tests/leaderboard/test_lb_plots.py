@@ -1,0 +1,67 @@
+"""The trade-off plot: one point per method, the fitted curve over the baselines, the Pareto front, files."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from multiid_bench.errors import ConfigError
+from multiid_bench.leaderboard.paper import load_paper_results
+from multiid_bench.leaderboard.plots import annotate_fit, fit_curve, pareto_mask, plot_tradeoff, tradeoff_points
+from multiid_bench.leaderboard.store import combined_frame, load_results
+
+
+def test_paper_plot_has_one_point_per_method_and_the_fitted_curve(tmp_path) -> None:
+    df = combined_frame([], include_paper=True)
+    pts = tradeoff_points(df, subset="p1")
+    methods = load_paper_results(["1a"])
+    methods = set(methods[methods.row_kind != "limit"].display)
+    assert len(pts) == len(methods) == 15  # 14 baselines + WithAnyone; GT/Ref limits left out
+    assert set(pts.label) == {f"{m} (paper)" for m in methods}
+    png, svg, csv = plot_tradeoff(pts, tmp_path / "fig5")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and svg.read_text().lstrip().startswith("<?xml")
+    table = pd.read_csv(csv)
+    points, curve = table[table.kind != "fitted_curve"], table[table.kind == "fitted_curve"]
+    assert len(points) == 15 and len(curve) == 20
+    assert points.in_fit.sum() == 14 and not bool(points[points.model == "withanyone"].in_fit.iloc[0])
+    # the fitted curve is the least-squares quadratic over the 14 baselines
+    base = points[points.in_fit]
+    coef = np.polyfit(base.x, base.y, 2)
+    assert np.allclose(curve.y, np.polyval(coef, curve.x))
+    # WithAnyone lies far below (= better than) the baselines' curve: the paper's Figure 5 claim
+    wa = points[points.model == "withanyone"].iloc[0]
+    assert wa.y < np.polyval(coef, wa.x) - 0.1
+    # Pareto front (max Sim(GT), min copy-paste): InstantID (best Sim(GT)) and Qwen (best CP) are on it
+    front = set(points[points.on_pareto_front].model)
+    assert {"instantid", "qwen-image-edit", "withanyone"} <= front and "dreamo" not in front
+    # svg carries every label
+    text = svg.read_text()
+    assert all(m in text for m in ("InstantID (paper)", "WithAnyone (Ours) (paper)"))
+
+
+def test_measured_points_carry_ci_and_stay_distinct_from_paper(make_run, tmp_path) -> None:
+    run = load_results(make_run("m", model="UNO"))
+    df = combined_frame([run], include_paper=True)
+    pts = tradeoff_points(df, subset="p1", protocol="strict")
+    uno = pts[pts.model == "uno"]
+    assert sorted(uno.provenance) == ["measured", "paper"]  # same model, two visibly different points
+    meas = uno[uno.provenance == "measured"].iloc[0]
+    assert (meas.x, meas.x_lo, meas.x_hi, meas.y_lo, meas.y_hi) == (0.42, 0.40, 0.44, 0.10, 0.18)
+    assert meas.label == "UNO" and uno[uno.provenance == "paper"].label.iloc[0] == "UNO (paper)"
+    files = plot_tradeoff(pts, tmp_path / "p.png")
+    assert [f.suffix for f in files] == [".png", ".svg", ".csv"]
+
+
+def test_face_model_view_and_nothing_to_plot() -> None:
+    df = combined_frame([], include_paper=True)
+    pts = tradeoff_points(df, subset="p2", face_model="adaface")
+    assert len(pts) == 9 and set(pts.x_key) == {"sim_gt.adaface"}
+    with pytest.raises(ConfigError, match="nothing to plot"):
+        annotate_fit(tradeoff_points(df, subset="all"), 2)
+
+
+def test_fit_and_pareto_helpers() -> None:
+    assert fit_curve([0.1, 0.2], [1, 2]) is None  # too few points for a residual
+    assert np.allclose(fit_curve([0, 1, 2, 3], [1, 3, 5, 7], 2), [0, 2, 1], atol=1e-9)
+    m = pareto_mask([0.3, 0.4, 0.5, 0.45], [0.1, 0.2, 0.3, 0.35], x_higher_is_better=True, y_higher_is_better=False)
+    assert m.tolist() == [True, True, True, False]
