@@ -52,8 +52,12 @@ class DiffusersAdapter(PipelineAdapter):
         if offload not in _OFFLOADS:
             raise ConfigError(f"adapter {self.name!r}: offload must be one of {_OFFLOADS}, got {offload!r}")
         model_id = str(self.settings["model_id"])
+        # diffusers renamed torch_dtype -> dtype (the old name warns); pass whichever this release reads.
+        utils = getattr(diffusers, "utils", None)
+        new_name = hasattr(getattr(utils, "deprecation_utils", None), "_TORCH_DTYPE_DEPRECATION_MESSAGE")
+        dtype_kw = {"dtype": dtype} if new_name else {"torch_dtype": dtype}
         try:
-            pipe = cls.from_pretrained(model_id, torch_dtype=dtype, **hub_kwargs())
+            pipe = cls.from_pretrained(model_id, **dtype_kw, **hub_kwargs())
         except (OSError, ValueError) as e:  # hub/cache lookups raise OSError subclasses; bad folders ValueError
             raise weights_error(self.name, model_id, e) from e
         if offload == "model":

@@ -112,7 +112,7 @@ class WorkerClient:
             try:
                 line = self._lines.get(timeout=timeout)
             except queue.Empty:
-                self.close()
+                self.close(graceful=False)  # it is busy with the stuck request: no point asking it to exit
                 raise TimeoutError(f"worker gave no answer within {timeout:.0f} s; it was stopped") from None
             if line is None:
                 code = proc.wait()
@@ -128,15 +128,20 @@ class WorkerClient:
         except OSError:
             return "(no log)"
 
-    def close(self) -> None:
+    def close(self, graceful: bool = True) -> None:
+        """Stop the worker: ask it to exit (``graceful``), else or on failure kill it."""
         proc, self._proc = self._proc, None
         if proc is not None and proc.poll() is None:
-            try:
-                if proc.stdin:
+            stopped = False
+            if graceful and proc.stdin:
+                try:
                     proc.stdin.write(json.dumps({"op": "exit"}) + "\n")
                     proc.stdin.flush()
-                proc.wait(timeout=10)
-            except (OSError, subprocess.TimeoutExpired, ValueError):
+                    proc.wait(timeout=10)
+                    stopped = True
+                except (OSError, ValueError, subprocess.TimeoutExpired):
+                    stopped = False
+            if not stopped:
                 proc.kill()
                 proc.wait()
         log_file = getattr(self, "_log", None)

@@ -193,7 +193,8 @@ def generate_bench(
     ``subsets`` / ``limit`` select cases first (the first ``limit`` of the chosen subsets), then the shard
     takes its share. ``generate.json`` records the whole bench's manifest hash, so a resumed run may use
     another selection or shard count. ``adapter.load(device)`` runs once, before the first case that needs
-    generating (missing weights fail before any work; a fully resumed run loads nothing).
+    the model (missing weights fail before any image is made; a fully resumed run, or one where every case is
+    "not applicable", loads nothing).
     ``on_plan(to_generate, already_done)`` and ``on_result(case, result)`` drive progress bars.
     """
     from multiid_bench.runner.shard import Shard, select_shard
@@ -216,8 +217,8 @@ def generate_bench(
         on_plan(len(todo), summary.skipped_done)
     loaded = False
     for case in todo:
-        if not loaded:
-            adapter.load(device)
+        if not loaded and adapter.not_applicable_reason(case) is None:
+            adapter.load(device)  # first case that needs the model; skipped-only runs never load it
             loaded = True
         seed = derive_seed(global_seed, case.id)
         result = adapter.generate(case, seed)

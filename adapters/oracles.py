@@ -7,9 +7,9 @@ path: if the runner is right, ``ground-truth`` scores Sim(GT) = 1 and copy-paste
 * ``ground-truth`` returns the case's GT photo, decoded as the scorer decodes it.
 * ``copy-reference`` returns, for a single-person case, the reference exactly as scoring sees it: the
   reference image black-padded to ``ref_pad_ratio`` (the runner sets it to the run's value). For a
-  multi-person case it pastes each reference (resized, LANCZOS) into its GT face box on the GT photo, so
-  each identity sits where the scorer looks for it; the pixels around each face change, so copy-paste is
-  close to, not exactly, +1.
+  multi-person case it pastes each reference (a square face crop, resized with LANCZOS to the square
+  around the GT face box) onto the GT photo, so each identity sits where the scorer looks for it; the
+  face is resampled and its surroundings change, so copy-paste is close to, not exactly, +1.
 
 Neither is a generator: both declare what they take from the ground truth.
 """
@@ -116,8 +116,12 @@ class CopyReferenceAdapter(Adapter):
 
         canvas = load_image(case.gt).copy()  # type: ignore[arg-type]
         for ref_path, (x1, y1, x2, y2) in zip(case.refs, case.boxes):
-            left, top = int(round(x1)), int(round(y1))
-            w, h = max(1, int(round(x2)) - left), max(1, int(round(y2)) - top)
-            face = load_image(ref_path).resize((w, h), Image.Resampling.LANCZOS)
+            # The reference is a square crop around its face; paste it into the square around the GT box
+            # (shorter side grown symmetrically), so the face keeps its aspect ratio and scale. Parts that
+            # fall outside the photo are clipped by ``paste``.
+            side = max(1, int(round(max(x2 - x1, y2 - y1))))
+            left = int(round((x1 + x2) / 2 - side / 2))
+            top = int(round((y1 + y2) / 2 - side / 2))
+            face = load_image(ref_path).resize((side, side), Image.Resampling.LANCZOS)
             canvas.paste(face, (left, top))
         return canvas

@@ -6,7 +6,7 @@ default layout, ArcFace branch unless --branch both). The one-off ``prepare`` (i
 per image) is timed separately. Weights are random: speed does not depend on their values.
 
     python benchmarks/bench_reference_model.py                       # tiny config, CPU (seconds)
-    python benchmarks/bench_reference_model.py --config flux-dev --device cuda --height 1024 --width 1024
+    python benchmarks/bench_reference_model.py --config flux-dev --device cuda --variants arc,both,global
 """
 from __future__ import annotations
 
@@ -31,7 +31,12 @@ def _time(fn, sync) -> float:
     return time.perf_counter() - t0
 
 
-def main(argv: list[str] | None = None) -> dict:
+def _variant_flags(name: str) -> tuple[bool, bool]:
+    """(siglip branch on, global injection) for a variant name."""
+    return {"arc": (False, False), "both": (True, False), "global": (False, True)}[name]
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
     import torch
     from diffusers import FluxTransformer2DModel
     from diffusers.utils import logging as diffusers_logging
@@ -46,8 +51,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--height", type=int, default=None, help="default: 256 (tiny) / 1024 (flux-dev)")
     ap.add_argument("--width", type=int, default=None)
     ap.add_argument("--identities", type=int, default=2)
-    ap.add_argument("--branch", choices=["arc", "both"], default="arc")
-    ap.add_argument("--global-injection", action="store_true", help="no boxes: every image token attends (worst case)")
+    ap.add_argument("--variants", default="arc",
+                    help="comma list: arc (ArcFace branch, boxes), both (+SigLIP branch), global (no boxes)")
     ap.add_argument("--text-len", type=int, default=None, help="T5 tokens (default 64 tiny / 512 flux-dev)")
     ap.add_argument("--repeats", type=int, default=None)
     ap.add_argument("--warmup", type=int, default=2)
@@ -56,7 +61,7 @@ def main(argv: list[str] | None = None) -> dict:
     args = ap.parse_args(argv)
 
     torch.set_num_threads(args.threads)
-    diffusers_logging.set_verbosity_error()  # silence the "keep in float32" notice on .to(dtype)
+    diffusers_logging.set_verbosity_error()
     real = args.config == "flux-dev"
     cfg = FLUX_DEV if real else TINY
     device = torch.device(args.device)
@@ -66,13 +71,16 @@ def main(argv: list[str] | None = None) -> dict:
     text_len = args.text_len or (512 if real else 64)
     repeats = args.repeats or (10 if device.type == "cuda" else 5)
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    small = {} if real else {"ca_head_dim": 8, "num_siglip_tokens": 16, "siglip_dim": 32}
 
     torch.manual_seed(0)
-    with torch.device(device):
-        transformer = FluxTransformer2DModel(**cfg).to(dtype).eval()
-        adapter = WithAnyoneAdapter.from_transformer_config(
-            transformer.config, siglip_branch=args.branch == "both",
-            **({} if real else {"ca_head_dim": 8, "num_siglip_tokens": 16, "siglip_dim": 32})).to(dtype).eval()
+    default_dtype = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)  # build directly in the target dtype (no fp32 copy of 12 B parameters)
+    try:
+        with torch.device(device):
+            transformer = FluxTransformer2DModel(**cfg).eval()
+    finally:
+        torch.set_default_dtype(default_dtype)
     gh, gw = height // 16, width // 16
     L = gh * gw
     g = torch.Generator(device).manual_seed(0)
@@ -86,60 +94,80 @@ def main(argv: list[str] | None = None) -> dict:
         timestep=torch.full((1,), 0.7, device=device, dtype=dtype), img_ids=ids,
         txt_ids=torch.zeros(text_len, 3, device=device), guidance=torch.full((1,), 4.0, device=device, dtype=dtype),
     )
-    n = args.identities
-    arc = torch.randn(n, 512, generator=g, device=device) * 20
-    sig = torch.randn(n, adapter.config.num_siglip_tokens, adapter.config.siglip_dim, generator=g, device=device)
-    boxes = None if args.global_injection else default_layout(n, width, height)
-    lam_sig = 0.5 if args.branch == "both" else 0.0
 
     def step():
         with torch.inference_mode():
-            transformer(**inputs)
+            return transformer(**inputs).sample
 
-    def prepare():
-        with torch.inference_mode():
-            return adapter.prepare(arc, boxes=boxes, height=height, width=width, lambda_arc=1.0, lambda_sig=lam_sig,
-                                   siglip=sig if lam_sig else None)
+    results = []
+    for variant in args.variants.split(","):
+        sig_branch, global_inj = _variant_flags(variant.strip())
+        torch.set_default_dtype(dtype)
+        try:
+            with torch.device(device):
+                adapter = WithAnyoneAdapter.from_transformer_config(transformer.config, siglip_branch=sig_branch,
+                                                                    **small).eval()
+        finally:
+            torch.set_default_dtype(default_dtype)
+        n = args.identities
+        arc = torch.randn(n, 512, generator=g, device=device) * 20
+        sig = torch.randn(n, adapter.config.num_siglip_tokens, adapter.config.siglip_dim, generator=g, device=device)
+        boxes = None if global_inj else default_layout(n, width, height)
+        lam_sig = 0.5 if sig_branch else 0.0
 
-    # Interleaved: stock (no hooks) and adapter (hooks + active conditioning) alternate, so machine drift and
-    # other load hit both alike; the median of each is reported.
-    cond = prepare()
-    stock, with_adapter, prep = [], [], []
-    for i in range(args.warmup + repeats):
-        t_stock = _time(step, sync)
+        def prepare():
+            with torch.inference_mode():
+                return adapter.prepare(arc, boxes=boxes, height=height, width=width, lambda_arc=1.0,
+                                       lambda_sig=lam_sig, siglip=sig if lam_sig else None)
+
+        # Interleaved: stock (no hooks) and adapter (hooks + active conditioning) alternate, so drift and other
+        # load hit both alike; medians are reported.
+        cond = prepare()
+        stock, with_adapter, prep = [], [], []
+        for i in range(args.warmup + repeats):
+            t_stock = _time(step, sync)
+            adapter.attach(transformer)
+            t_prep = _time(prepare, sync)
+            with adapter.conditioning(cond):
+                t_adapter = _time(step, sync)
+            adapter.detach()
+            if i >= args.warmup:
+                stock.append(t_stock)
+                with_adapter.append(t_adapter)
+                prep.append(t_prep)
+        # Exactness on this device and dtype: lambda = 0 must give the stock output bit for bit.
+        ref = step()
         adapter.attach(transformer)
-        t_prep = _time(prepare, sync)
-        with adapter.conditioning(cond):
-            t_adapter = _time(step, sync)
+        with adapter.conditioning(adapter.prepare(arc, boxes=boxes, height=height, width=width, lambda_arc=0.0)):
+            zero = step()
         adapter.detach()
-        if i >= args.warmup:
-            stock.append(t_stock)
-            with_adapter.append(t_adapter)
-            prep.append(t_prep)
-
-    s, a = statistics.median(stock), statistics.median(with_adapter)
-    rows = cond.token_mask.rows.numel() if cond.token_mask is not None else L
-    result = {
-        "config": args.config, "device": str(device),
-        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
-        "dtype": str(dtype).replace("torch.", ""), "threads": args.threads, "height": height, "width": width,
-        "image_tokens": L, "text_tokens": text_len, "identities": n, "branch": args.branch,
-        "tokens_in_boxes": rows, "transformer_params": sum(p.numel() for p in transformer.parameters()),
-        "adapter_params": sum(p.numel() for p in adapter.parameters()),
-        "stock_step_ms": 1e3 * s, "stock_step_ms_min": 1e3 * min(stock), "adapter_step_ms_min": 1e3 * min(with_adapter),
-        "adapter_step_ms": 1e3 * a, "overhead_ms": 1e3 * (a - s), "overhead_pct": 100.0 * (a - s) / s,
-        "prepare_ms_once_per_image": 1e3 * statistics.median(prep), "repeats": repeats,
-    }
-    print(
-        f"{args.config} {result['device_name']} {result['dtype']} {width}x{height} ({L} image tokens, {rows} in "
-        f"{n} boxes), branch={args.branch}: stock {result['stock_step_ms']:.2f} ms/step, with adapter "
-        f"{result['adapter_step_ms']:.2f} ms/step -> overhead {result['overhead_ms']:.2f} ms "
-        f"({result['overhead_pct']:+.1f} %); prepare once {result['prepare_ms_once_per_image']:.2f} ms"
-    )
+        s, a = statistics.median(stock), statistics.median(with_adapter)
+        rows = cond.token_mask.rows.numel() if cond.token_mask is not None else L
+        result = {
+            "config": args.config, "variant": variant, "device": str(device),
+            "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+            "dtype": str(dtype).replace("torch.", ""), "threads": args.threads, "height": height, "width": width,
+            "image_tokens": L, "text_tokens": text_len, "identities": n, "tokens_in_boxes": rows,
+            "transformer_params": sum(p.numel() for p in transformer.parameters()),
+            "adapter_params": sum(p.numel() for p in adapter.parameters()),
+            "stock_step_ms": 1e3 * s, "adapter_step_ms": 1e3 * a, "overhead_ms": 1e3 * (a - s),
+            "overhead_pct": 100.0 * (a - s) / s, "stock_step_ms_min": 1e3 * min(stock),
+            "adapter_step_ms_min": 1e3 * min(with_adapter), "prepare_ms_once_per_image": 1e3 * statistics.median(prep),
+            "repeats": repeats, "lambda0_bit_exact": bool(torch.equal(ref, zero)),
+        }
+        print(
+            f"{args.config} {result['device_name']} {result['dtype']} {width}x{height} ({L} image tokens, {rows} in "
+            f"{n} boxes), variant={variant}: stock {s * 1e3:.2f} ms/step, with adapter {a * 1e3:.2f} ms/step -> "
+            f"overhead {result['overhead_ms']:.2f} ms ({result['overhead_pct']:+.1f} %); prepare once "
+            f"{result['prepare_ms_once_per_image']:.2f} ms; lambda=0 bit-exact: {result['lambda0_bit_exact']}",
+            flush=True,
+        )
+        results.append(result)
+        del adapter
     if args.json:
         with open(args.json, "w", encoding="utf-8") as fh:
-            json.dump(result, fh, indent=2)
-    return result
+            json.dump(results, fh, indent=2)
+    return results
 
 
 if __name__ == "__main__":

@@ -35,6 +35,7 @@ class CaseView:
     generated: Path | None
     gt: Path | None
     refs: list[Path]
+    ref_pads: list[float] = field(default_factory=list)  # black padding the detector saw (runner's pad_ratio)
     faces: dict[str, dict[str, list[dict[str, Any]]]] = field(default_factory=dict)  # view -> detector -> faces
     gt_boxes: list[list[float]] = field(default_factory=list)
     metrics: dict[str, float | None] = field(default_factory=dict)
@@ -128,10 +129,13 @@ def case_view(row: Mapping[str, Any], base: Path, protocol: str = "paper") -> Ca
         subset=str(row.get("subset", "")),
         status=str(row.get("status", "unknown")),
         reason=str(row.get("reason") or ""),
-        prompt=str(row.get("prompt") or (row.get("case") or {}).get("prompt") or ""),
+        prompt=str(row.get("prompt") or (row.get("case") or {}).get("prompt")
+                   or (row.get("generation") or {}).get("prompt") or ""),
         generated=_path(gen, base),
         gt=_path(images.get("gt", row.get("gt")), base),
         refs=[p for p in (_path(r, base) for r in refs) if p is not None],
+        ref_pads=[float(r.get("pad_ratio") or 1.0) if isinstance(r, Mapping) else 1.0
+                  for r in refs if _path(r, base) is not None],
         faces=_faces(row),
         gt_boxes=[list(map(float, b)) for b in boxes if isinstance(b, (list, tuple)) and len(b) == 4],
         metrics=_metrics(row, protocol),

@@ -140,13 +140,22 @@ def annotate_fit(points: "pd.DataFrame", degree: int) -> tuple["pd.DataFrame", n
     return pts, coef, x_card, y_card
 
 
-def plot_tradeoff(points: "pd.DataFrame", out: str | Path, *, title: str = "", degree: int = 2) -> list[Path]:
+def plot_tradeoff(points: "pd.DataFrame", out: str | Path, *, title: str = "", degree: int = 2,
+                  formats: tuple[str, ...] = ("png", "svg", "csv")) -> list[Path]:
     """Draw the trade-off plot and write ``<out>.png``, ``<out>.svg`` and ``<out>.csv`` (the data behind it).
 
-    Paper points are hollow grey-edged circles; measured points are filled diamonds with their 95% CI bars.
+    Paper points are hollow circles in the model's colour; measured points are filled diamonds with their
+    95% CI bars; the dashed curve is the fit over the baselines; red rings and line mark the Pareto front.
+
+    Args:
+        points: from :func:`tradeoff_points`.
+        out: output path; a ``.png``/``.svg``/``.csv`` suffix is replaced by each format's.
+        title: plot title.
+        degree: polynomial degree of the fitted curve.
+        formats: which of ``png``, ``svg``, ``csv`` to write (the report needs only the PNG).
 
     Returns:
-        The three written paths (png, svg, csv).
+        The written paths, in ``formats`` order.
     """
     import matplotlib
 
@@ -199,13 +208,19 @@ def plot_tradeoff(points: "pd.DataFrame", out: str | Path, *, title: str = "", d
     ax.legend(loc="lower left", fontsize=8, framealpha=0.9)
     _place_labels(fig, ax, pts)
     fig.tight_layout()
-    png, svg, csv_path = stem.with_suffix(".png"), stem.with_suffix(".svg"), stem.with_suffix(".csv")
-    fig.savefig(png)
-    fig.savefig(svg)
+    written = []
+    for fmt in formats:
+        path = stem.with_suffix(f".{fmt}")
+        if fmt in ("png", "svg"):
+            fig.savefig(path)
+        elif fmt == "csv":
+            table = pd.concat([pts, pd.DataFrame.from_records(fit_rows)], ignore_index=True, sort=False) if fit_rows else pts
+            table.to_csv(path, index=False)
+        else:
+            raise ConfigError(f"plot format must be png, svg or csv; got {fmt!r}")
+        written.append(path)
     plt.close(fig)
-    table = pd.concat([pts, pd.DataFrame.from_records(fit_rows)], ignore_index=True, sort=False) if fit_rows else pts
-    table.to_csv(csv_path, index=False)
-    return [png, svg, csv_path]
+    return written
 
 
 def _place_labels(fig: Any, ax: Any, pts: "pd.DataFrame") -> None:

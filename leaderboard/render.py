@@ -43,7 +43,7 @@ def to_rich(table: LeaderboardTable) -> Any:
     t.add_column("Model", style="bold")
     for col in table.columns:
         t.add_column(col.header, justify="right")
-    t.add_column("n eval/exp", justify="right")
+    t.add_column("n eval/exp (run)", justify="right")
     t.add_column("Provenance")
     for row in table.rows:
         cells = []
@@ -61,7 +61,7 @@ def _markdown(table: LeaderboardTable) -> str:
     def esc(s: str) -> str:
         return s.replace("|", "\\|")
 
-    head = ["Model", *[c.header for c in table.columns], "n eval/exp", "Provenance"]
+    head = ["Model", *[c.header for c in table.columns], "n eval/exp (run)", "Provenance"]
     lines = [f"**{table.title}**", "", "| " + " | ".join(esc(h) for h in head) + " |",
              "|" + "|".join(["---"] + ["---:"] * len(table.columns) + ["---:", "---"]) + "|"]
     for row in table.rows:
@@ -137,7 +137,7 @@ def render_html_fragment(table: LeaderboardTable) -> str:
     e = html.escape
     out = [f'<table class="mbench"><caption>{e(table.title)}</caption><thead><tr><th>Model</th>']
     out += [f'<th title="{e(c.card.scale)}">{e(c.header)}</th>' for c in table.columns]
-    out.append("<th>n eval/exp</th><th>Provenance</th></tr></thead><tbody>")
+    out.append("<th>n eval/exp (run)</th><th>Provenance</th></tr></thead><tbody>")
     for row in table.rows:
         cls = [row.provenance] + ([] if row.reportable else ["unreportable"])
         out.append(f'<tr class="{" ".join(cls)}"><td class="model">{e(row.label)}</td>')

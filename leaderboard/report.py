@@ -30,8 +30,12 @@ _E = html.escape
 
 
 def _thumb(path: Path | None, faces: dict[str, list[dict[str, Any]]], gt_boxes: Sequence[Sequence[float]],
-           size: int, detectors: list[str]) -> tuple[str | None, str]:
-    """(data URI or None, caption). Boxes: one colour per detector; dataset GT boxes dashed yellow."""
+           size: int, detectors: list[str], pad_ratio: float = 1.0) -> tuple[str | None, str]:
+    """(data URI or None, caption). Boxes: one colour per detector; dataset GT boxes dashed yellow.
+
+    A reference the runner black-padded before detection is shown padded the same way, so that the
+    recorded boxes (in padded coordinates) land on the face.
+    """
     if path is None:
         return None, "not recorded"
     try:
@@ -42,6 +46,10 @@ def _thumb(path: Path | None, faces: dict[str, list[dict[str, Any]]], gt_boxes: 
         img = load_image(path)
     except Exception as e:  # a broken image must not break the whole report: show why instead
         return None, f"cannot read {path.name}: {e}"
+    if pad_ratio != 1.0:
+        from multiid_bench.data.refcrop import pad_reference
+
+        img = pad_reference(img, pad_ratio)
     w, h = img.size
     scale = size / max(w, h)
     img = img.resize((max(1, round(w * scale)), max(1, round(h * scale))))
@@ -122,7 +130,8 @@ def _plot_and_leaderboard(run: RunResult, include_paper: bool) -> str:
     try:
         pts = tradeoff_points(df, subset=subset, protocol=protocol)
         with tempfile.TemporaryDirectory() as tmp:
-            png, _, _ = plot_tradeoff(pts, Path(tmp) / "tradeoff", title=f"{run.model} · subset {subset} · {protocol} protocol")
+            (png,) = plot_tradeoff(pts, Path(tmp) / "tradeoff", title=f"{run.model} · subset {subset} · {protocol} protocol",
+                                   formats=("png",))
             data = base64.b64encode(png.read_bytes()).decode()
         parts.append(f'<h3>Trade-off (subset {subset})</h3><img class="plot" alt="trade-off plot" src="data:image/png;base64,{data}">')
     except ConfigError as e:
@@ -142,11 +151,14 @@ def _gallery(cases: list[CaseView], thumb: int) -> tuple[str, str, list[str]]:
                     f'{_E(c.id)}</a></td><td>{_E(c.subset)}</td><td class="st-{_E(c.status)}">{_E(c.status)}</td>'
                     f'{cells}<td class="prov">{_E(c.reason)}</td></tr>')
         figs = []
-        views = [("generated", c.generated, c.faces.get("generated", {}), []),
-                 ("GT", c.gt, c.faces.get("gt", {}), c.gt_boxes)]
-        views += [(f"ref {j + 1}", p, c.faces.get(f"ref_{j}", {}), []) for j, p in enumerate(c.refs)]
-        for name, path, faces, boxes in views:
-            uri, caption = _thumb(path, faces, boxes, thumb, detectors)
+        views = [("generated", c.generated, c.faces.get("generated", {}), [], 1.0),
+                 ("GT", c.gt, c.faces.get("gt", {}), c.gt_boxes, 1.0)]
+        pads = c.ref_pads + [1.0] * (len(c.refs) - len(c.ref_pads))
+        views += [(f"ref {j + 1}", p, c.faces.get(f"ref_{j}", {}), [], pads[j]) for j, p in enumerate(c.refs)]
+        for name, path, faces, boxes, pad in views:
+            uri, caption = _thumb(path, faces, boxes, thumb, detectors, pad)
+            if pad != 1.0:
+                caption += f", shown padded ×{pad:g} as detected"
             img = f'<img alt="{_E(name)}" src="{uri}">' if uri else f'<div class="missing">{_E(caption)}</div>'
             nf = ", ".join(f"{d}: {len(fs)}" for d, fs in faces.items()) or "no detections recorded"
             figs.append(f"<figure>{img}<figcaption><b>{_E(name)}</b> · {_E(caption)}<br>faces {_E(nf)}</figcaption></figure>")

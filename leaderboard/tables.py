@@ -149,8 +149,14 @@ def build_leaderboard(
     notes: list[str] = []
     parts = []
     if not df.empty:
-        measured = df[(df["provenance"] != PAPER) & (df["subset"] == subset) & (df["protocol"] == protocol)]
-        parts.append(measured[measured["metric_key"].isin(keys)])
+        all_measured = df[df["provenance"] != PAPER]
+        measured = all_measured[(all_measured["subset"] == subset) & (all_measured["protocol"] == protocol)]
+        measured = measured[measured["metric_key"].isin(keys)]
+        if len(all_measured) and measured.empty:
+            have = sorted({f"{p}/{s}" for p, s in zip(all_measured["protocol"], all_measured["subset"])})
+            notes.append(f"no measured values for subset {subset!r}, protocol {protocol!r}, face model "
+                         f"{face_model!r}; the runs have protocol/subset {', '.join(have)}")
+        parts.append(measured)
         if (df["provenance"] == PAPER).any():
             table_id = paper_table or paper_table_for(subset, face_model)
             if table_id is None:

@@ -5,8 +5,10 @@ pickled torch module with onnx2torch (spec §3.3). Pickles need ``weights_only=F
 instead build the IResNet in plain torch with insightface ``arcface_torch``'s parameter names and load a
 **state dict** (``.pth`` via ``torch.load(weights_only=True)`` or ``.safetensors``):
 
-* ``arcface_torch`` releases (``glint360k_cosface_r100_fp16_0.1/backbone.pth``) load directly (strict).
-* Any file registered in a weights manifest loads through ``multiid_bench.weights.resolve`` (sha256-checked).
+* antelopev2's ``glintr100.onnx`` (weight id ``insightface-antelopev2``, sha256-pinned in ``faces.toml``) is
+  converted from its ONNX initialisers and checked against onnxruntime (``arcface_onnx.py``);
+* ``arcface_torch`` releases (``glint360k_cosface_r100_fp16_0.1/backbone.pth``) load directly (strict);
+* any file registered in a weights manifest loads through ``multiid_bench.weights.resolve`` (sha256-checked).
 
 Input: aligned 112×112 RGB crops normalised as ``(p − 127.5) / 127.5`` (i.e. [−1, 1]); output: raw
 (un-normalised) 512-d embeddings, the same convention as insightface's ``face.embedding``.
@@ -145,30 +147,39 @@ def load_loss_arcface(source: str | Path, *, device: str = "cpu", dtype: Any = N
     """Load the frozen loss-side ArcFace.
 
     Args:
-        source: a local ``.pth``/``.safetensors`` path, or a weight id of the manifest (resolved, downloaded
-            if allowed and sha256-checked by ``multiid_bench.weights.resolve``).
+        source: a local ``.onnx`` / ``.pth`` / ``.safetensors`` path, or a weight id of the manifest, optionally
+            with a file name: ``"insightface-antelopev2:glintr100.onnx"`` (resolved, downloaded if allowed and
+            sha256-checked by ``multiid_bench.weights.resolve``). ONNX files are converted (``arcface_onnx``).
     Raises:
-        MissingWeightsError: the weight id is not available offline (the message names the fetch command).
-        BadInputError: the file is not an IResNet state dict or does not match the architecture.
+        MissingWeightsError: the file or weight id is not available (the message names the fetch command).
+        BadInputError: the file is not an IResNet or does not match the architecture.
     """
     import torch
 
+    from multiid_bench.errors import MissingWeightsError
+
     path = Path(source)
     if not path.exists():
-        if path.suffix in {".pth", ".pt", ".safetensors"} or "/" in str(source):
-            from multiid_bench.errors import MissingWeightsError
-
+        text = str(source)
+        if path.suffix in {".pth", ".pt", ".safetensors", ".onnx"} and ":" not in text or "/" in text:
             raise MissingWeightsError(
-                f"loss ArcFace weights {path} not found. Export an IResNet-100 state dict (insightface "
-                "arcface_torch 'glint360k_cosface_r100' backbone.pth) and point loss_arcface at it")
+                f"loss ArcFace weights {path} not found. Use 'insightface-antelopev2:glintr100.onnx' (the model the "
+                "released trainer used; 'mbench weights download insightface-antelopev2') or an IResNet state dict")
         from multiid_bench.weights import resolve
 
-        path = resolve(str(source), cache_dir=cache_dir, offline=offline)
-    state = _read_state_dict(path)
-    model = build_iresnet(infer_iresnet_config(state))
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    if missing or unexpected:
-        raise BadInputError(f"{path}: IResNet keys do not match (missing {missing[:5]}, unexpected "
-                            f"{unexpected[:5]}); the file must be an arcface_torch IResNet state dict")
+        weight_id, _, filename = text.partition(":")
+        path = Path(resolve(weight_id, filename or None, cache_dir=cache_dir, offline=offline))
+    if path.suffix == ".onnx":
+        from .arcface_onnx import iresnet_from_onnx
+
+        model = iresnet_from_onnx(path)
+    else:
+        state = _read_state_dict(path)
+        model = build_iresnet(infer_iresnet_config(state))
+        missing, unexpected = model.load_state_dict(state, strict=False)
+        missing = [k for k in missing if not k.endswith("num_batches_tracked")]
+        if missing or unexpected:
+            raise BadInputError(f"{path}: IResNet keys do not match (missing {missing[:5]}, unexpected "
+                                f"{unexpected[:5]}); the file must be an arcface_torch IResNet state dict")
     logger.info("loss ArcFace %s: layers %s", path, model.config.layers)
     return model.to(device=device, dtype=dtype or torch.float32)

@@ -210,10 +210,16 @@ def _index_tar(path: Path, entries: list, errors: list) -> None:
                 prefix = m.name[: len(m.name) - len(base)]
                 if ext in _MEMBERS:
                     groups.setdefault(prefix + stem, {})[ext] = (m.offset_data, m.size)
+            if path.stat().st_size - tf.offset < 1024:  # no end-of-archive blocks: cut at a member boundary
+                raise tarfile.ReadError("no end-of-archive marker (truncated at a member boundary)")
     except (tarfile.TarError, OSError, EOFError) as exc:
         errors.append(("corrupt_tar", f"{path}: {exc}; kept the {len(groups)} records indexed before it"))
         logger.warning("tar %s is damaged (%s); using the records before the damage", path, exc)
+    size = path.stat().st_size
     for key in sorted(groups):
+        if any(off + n > size for off, n in groups[key].values()):  # tarfile stops quietly at a cut member
+            errors.append(("corrupt_tar", f"{path}: member {key} runs past the end of the file (truncated tar)"))
+            continue
         entries.append((key, str(path), groups[key]))
 
 

@@ -114,12 +114,14 @@ class TokenMask:
         rows: (R,) long, the image tokens inside at least one box of any sample (the only tokens updated).
         row_valid: (B, R, 1) bool, row r is inside some box of sample b (else its update is forced to 0).
         grid: (gh, gw) token grid.
+        needs_row_zeroing: some row is inside another sample's box only (batches with per-sample boxes).
     """
 
     in_box: torch.Tensor
     rows: torch.Tensor
     row_valid: torch.Tensor
     grid: tuple[int, int]
+    needs_row_zeroing: bool = True
 
     @property
     def num_identities(self) -> int:
@@ -159,15 +161,17 @@ def build_token_mask(boxes: Any, height: int, width: int, *, vae_scale_factor: i
     any_box = in_box.any(dim=1)  # (B, L)
     active = torch.nonzero(any_box.any(dim=0), as_tuple=False).flatten()
     row_valid = any_box[:, active].unsqueeze(-1)
-    return TokenMask(in_box=in_box, rows=active, row_valid=row_valid, grid=(gh, gw))
+    return TokenMask(in_box=in_box, rows=active, row_valid=row_valid, grid=(gh, gw),
+                     needs_row_zeroing=not bool(row_valid.all()))
 
 
 @dataclass
 class IdentityConditioning:
     """Per-call state read by the block hooks: identity tokens, masks and scales, computed once.
 
-    ``tokens[branch]`` is (B, N*K_branch, D); ``masks[branch]`` is (B, 1, R, N*K_branch) or None for
-    global injection (no boxes); ``scales[branch]`` is lambda (only non-zero branches are present).
+    ``tokens[branch]`` is (B, N*K_branch, D); ``masks[branch]`` is an additive (B, 1, R, N*K_branch) mask
+    (0 = may attend, -inf = blocked) or None for global injection (no boxes); ``scales[branch]`` is lambda
+    (only non-zero branches are present).
     """
 
     tokens: dict[str, torch.Tensor]
@@ -272,6 +276,11 @@ class WithAnyoneAdapter(ModelMixin, ConfigMixin):
         k_arc = self.config.num_arcface_tokens
         return {"arc": k_arc, "sig": self.config.num_siglip_tokens + k_arc}
 
+    @property
+    def _weight_dtype(self) -> torch.dtype:
+        # ModelMixin.dtype walks every submodule; this is read in the per-layer hot path, so look at one weight.
+        return self.arcface_in_arc[0].weight.dtype
+
     def ca_modules(self, branch: str) -> nn.ModuleList:
         return self.ipa_arc if branch == "arc" else self.ipa_sig
 
@@ -319,7 +328,7 @@ class WithAnyoneAdapter(ModelMixin, ConfigMixin):
                 f"ArcFace embeddings must be (N, {self.config.arcface_dim}) or (B, N, {self.config.arcface_dim}); "
                 f"got {tuple(arcface.shape)}."
             )
-        arc = arc.to(self.dtype)
+        arc = arc.to(self._weight_dtype)
         bsz, n, d, k = arc.shape[0], arc.shape[1], self.config.hidden_size, self.config.num_arcface_tokens
         out: dict[str, torch.Tensor] = {}
         if "arc" in branches:
@@ -333,7 +342,7 @@ class WithAnyoneAdapter(ModelMixin, ConfigMixin):
                     f"SigLIP features {tuple(siglip.shape)} do not match ArcFace {tuple(arc.shape)} "
                     f"(expected (B, N, T, {self.config.siglip_dim}))."
                 )
-            sig_tok = self.siglip_in_sig(sig.to(self.dtype))  # (B, N, T, D)
+            sig_tok = self.siglip_in_sig(sig.to(self._weight_dtype))  # (B, N, T, D)
             arc_tok = self.arcface_in_sig(arc).reshape(bsz, n, k, d)
             out["sig"] = torch.cat([sig_tok, arc_tok], dim=2).reshape(bsz, -1, d)
         return out
@@ -365,7 +374,7 @@ class WithAnyoneAdapter(ModelMixin, ConfigMixin):
                 "(and load the merged withanyone.safetensors) or set lambda_sig=0."
             )
         live = tuple(b for b in BRANCHES if scales[b] != 0.0)
-        dev = self.device
+        dev = self.arcface_in_arc[0].weight.device
         arc = torch.as_tensor(arcface, device=dev)
         arc = arc if arc.ndim == 3 else arc.unsqueeze(0)
         token_mask = None
@@ -380,7 +389,11 @@ class WithAnyoneAdapter(ModelMixin, ConfigMixin):
         sig = None if siglip is None else torch.as_tensor(siglip, device=dev)
         tokens = self.encode_identities(arc, sig, branches=live) if live else {}
         k = self.tokens_per_identity
-        masks = {b: (token_mask.attention_mask(k[b]) if token_mask is not None else None) for b in live}
+        masks: dict[str, torch.Tensor | None] = {}
+        for b in live:  # additive float masks (0 / -inf), converted once here rather than by SDPA in every layer
+            allowed = token_mask.attention_mask(k[b]) if token_mask is not None else None
+            masks[b] = None if allowed is None else torch.zeros(allowed.shape, dtype=self._weight_dtype, device=dev).masked_fill(
+                ~allowed, float("-inf"))
         n_target = ((int(height) // vae_scale_factor) // 2) * ((int(width) // vae_scale_factor) // 2)
         return IdentityConditioning(
             tokens=tokens, scales={b: scales[b] for b in live}, masks=masks, token_mask=token_mask,
@@ -443,7 +456,7 @@ class WithAnyoneAdapter(ModelMixin, ConfigMixin):
         tm = cond.token_mask
         rows = tm.rows if tm is not None else None
         x = hidden_states[:, rows] if rows is not None else hidden_states[:, :n_target]
-        x = x.to(self.dtype)
+        x = x.to(self.ipa_arc[index].to_q.weight.dtype)
         update = None
         for branch, tokens in cond.tokens.items():
             e = _expand_batch(tokens, bsz, "tokens")
@@ -451,7 +464,7 @@ class WithAnyoneAdapter(ModelMixin, ConfigMixin):
             mask = _expand_batch(mask, bsz, "masks") if mask is not None else None
             out = self.ca_modules(branch)[index](e, x, mask) * cond.scales[branch]
             update = out if update is None else update + out
-        if tm is not None:
+        if tm is not None and tm.needs_row_zeroing:  # rows inside only another sample's box: force exact zeros
             valid = _expand_batch(tm.row_valid, bsz, "boxes")
             update = torch.where(valid, update, torch.zeros((), dtype=update.dtype, device=update.device))
         update = update.to(hidden_states.dtype)

@@ -65,7 +65,7 @@ class ModelConfig:
     base_model: str = "black-forest-labs/FLUX.1-dev"  # diffusers folder or hub id (transformer, vae, text)
     branch: Literal["arc", "sig"] = "arc"  # one branch per run, merged afterwards (spec §4.6)
     init_adapter: str | None = None  # previous phase's adapter.safetensors (or a weight id)
-    loss_arcface: str = "arcface-glint360k-r100"  # IResNet-100 state dict: path or weight id
+    loss_arcface: str = "insightface-antelopev2:glintr100.onnx"  # weight id[:file] or a .onnx/.pth/.safetensors
     frozen_dtype: Literal["float32", "bfloat16", "float16"] = "bfloat16"
     gradient_checkpointing: bool = True  # on the FLUX blocks
     factory: str | None = None  # "module:function" building the components (tests, custom models)

@@ -214,14 +214,18 @@ def mtcnn_faces(
     except ImportError as e:
         raise MissingDependencyError("checking demo faces needs facenet-pytorch: pip install facenet-pytorch") from e
     detector = MTCNN(keep_all=True, device="cpu", min_face_size=min_face_size)
-    out = []
+    rgb = [img.convert("RGB") for img in images]
+    out: list[list[tuple[list[float], float]]] = [[] for _ in rgb]
+    by_size: dict[tuple[int, int], list[int]] = {}
+    for i, img in enumerate(rgb):
+        by_size.setdefault(img.size, []).append(i)
     with torch.inference_mode():
-        for img in images:
-            boxes, probs = detector.detect(img.convert("RGB"))
-            faces = []
-            if boxes is not None:
-                for b, p in zip(np.asarray(boxes, dtype=np.float64), np.asarray(probs, dtype=np.float64)):
+        for idx in by_size.values():  # same-size images go through the pyramid as one batch
+            boxes, probs = detector.detect([rgb[i] for i in idx])
+            for i, b_img, p_img in zip(idx, boxes, probs):
+                if b_img is None:
+                    continue
+                for b, p in zip(np.asarray(b_img, dtype=np.float64), np.asarray(p_img, dtype=np.float64)):
                     if p >= min_prob:
-                        faces.append(([round(float(v), 1) for v in b], float(p)))
-            out.append(faces)
+                        out[i].append(([round(float(v), 1) for v in b], float(p)))
     return out

@@ -28,7 +28,7 @@ from multiid_bench.data._store import (
     sha256_files,
     write_jsonl,
 )
-from multiid_bench.data.case import SUBSETS
+from multiid_bench.data.case import SUBSETS, subset_for_persons
 from multiid_bench.data.loaders import BenchLoad, InvalidRecord, RecordError, load_jsonl
 from multiid_bench.errors import BadInputError, MBenchError, MissingDataError
 
@@ -116,6 +116,8 @@ def hf_row_to_record(row: dict[str, Any], index: int) -> tuple[dict[str, Any], d
     n = len(refs_in) if n is None else n
     if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= 4:
         raise RecordError("num_persons", f"must be an integer 1-4, got {n!r}")
+    if subset != subset_for_persons(n):
+        raise RecordError("subset", f"{subset!r} does not match num_persons={n} (p1: 1, p2: 2, p3: 3-4)")
     prompt = row.get("prompt")
     if not isinstance(prompt, str):
         raise RecordError("prompt", f"must be a string, got {prompt!r}")
@@ -155,7 +157,8 @@ def _check_columns(names: Iterable[str], source: str) -> None:
 
 
 def materialise_rows(
-    rows: Iterable[dict[str, Any]], *, key: str, cache_dir: str | Path | None, bench_id: str, source: str
+    rows: Iterable[dict[str, Any]], *, key: str, cache_dir: str | Path | None, bench_id: str, source: str,
+    kind: str = "hub",
 ) -> BenchLoad:
     """Write rows to ``<cache>/data/hf/<key>/`` once (atomically), then load that folder's manifest."""
     folder = data_cache_dir(cache_dir, "hf", key[:24])
@@ -184,7 +187,7 @@ def materialise_rows(
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         log.info("materialised %s into %s", source, folder)
-    return _load_materialised(folder, bench_id)
+    return _load_materialised(folder, bench_id, kind)
 
 
 def _row_id(row: dict[str, Any], index: int) -> str:
@@ -194,7 +197,7 @@ def _row_id(row: dict[str, Any], index: int) -> str:
         return f"{index + 1:04d}"
 
 
-def _load_materialised(folder: Path, bench_id: str) -> BenchLoad:
+def _load_materialised(folder: Path, bench_id: str, kind: str = "hub") -> BenchLoad:
     loaded = load_jsonl(folder / "bench.jsonl", bench_id=bench_id) if _has_records(folder) else None
     invalid = tuple(
         InvalidRecord(d["source"], d["case_id"], d["field"], d["reason"], d.get("line"))
@@ -204,7 +207,7 @@ def _load_materialised(folder: Path, bench_id: str) -> BenchLoad:
         raise BadInputError(
             f"no valid case in the data materialised at {folder}:\n" + "\n".join(r.message for r in invalid[:10])
         )
-    return BenchLoad(bench=loaded.bench, invalid=invalid + loaded.invalid, kind="hf", ref_mode=loaded.ref_mode,
+    return BenchLoad(bench=loaded.bench, invalid=invalid + loaded.invalid, kind=kind, ref_mode=loaded.ref_mode,
                      extra={"materialised": str(folder)})
 
 
@@ -236,7 +239,8 @@ def load_parquet(path: Path, *, cache_dir: str | Path | None = None) -> BenchLoa
                 yield from batch.to_pylist()
 
     key = _key("parquet", sha256_files(files, names_relative_to=base))
-    return materialise_rows(rows(), key=key, cache_dir=cache_dir, bench_id=path.stem, source=str(path))
+    return materialise_rows(rows(), key=key, cache_dir=cache_dir, bench_id=path.stem, source=str(path),
+                            kind="parquet")
 
 
 # ----------------------------------------------------------------------------------- datasets
@@ -280,7 +284,7 @@ def load_disk(path: Path, *, cache_dir: str | Path | None = None) -> BenchLoad:
     ds = _train_split(datasets.load_from_disk(str(path)), str(path))
     _check_columns(ds.column_names, str(path))
     return materialise_rows(_dataset_rows(ds), key=_dataset_key(ds, "disk"), cache_dir=cache_dir,
-                            bench_id=path.name, source=str(path))
+                            bench_id=path.name, source=str(path), kind="disk")
 
 
 @contextlib.contextmanager

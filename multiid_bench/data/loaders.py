@@ -35,6 +35,7 @@ __all__ = [
     "MANIFEST_NAMES",
     "BenchLoad",
     "InvalidRecord",
+    "RecordError",
     "SpecKind",
     "detect_spec_kind",
     "load_bench",
@@ -112,11 +113,14 @@ def detect_spec_kind(spec: str | Path) -> SpecKind:
         return "demo"
     p = Path(text).expanduser()
     if p.is_file():
-        if p.suffix.lower() in (".jsonl", ".ndjson", ".json"):
+        if p.suffix.lower() in (".jsonl", ".ndjson"):
             return "jsonl"
         if p.suffix.lower() == ".parquet":
             return "parquet"
-        raise BadInputError(f"bench file {p} is neither a .jsonl manifest nor a .parquet file")
+        raise BadInputError(
+            f"bench file {p} is neither a .jsonl manifest (one JSON object per line, see docs/data.md) "
+            "nor a .parquet file"
+        )
     if p.is_dir():
         if any((p / n).is_file() for n in MANIFEST_NAMES):
             return "jsonl"

@@ -15,6 +15,7 @@ as the official (older) insightface did.
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -158,7 +159,9 @@ class RetinaFaceDetector:
 
         rf = require("facexlib.detection.retinaface", "multiid-bench[retinaface]' or 'facexlib")
         self.id, self.config, self.device = "retinaface", config, device
-        self._net = rf.RetinaFace(network_name="resnet50", half=False, device=torch.device(device))
+        with warnings.catch_warnings():  # facexlib still passes torchvision's deprecated `pretrained=False`
+            warnings.simplefilter("ignore", UserWarning)
+            self._net = rf.RetinaFace(network_name="resnet50", half=False, device=torch.device(device))
         _load_strict(self._net, strip_prefix(load_state_dict(path), "module."), path)
         self._net.eval()
 

@@ -16,7 +16,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from multiid_bench.data.case import Bench
     from multiid_bench.runner.config import RunConfig
 
-__all__ = ["build_backends", "prepare_refs", "preflight_profile"]
+__all__ = ["build_backends", "check_profile", "prepare_refs", "preflight_profile"]
 
 log = logging.getLogger(__name__)
 
@@ -62,11 +62,20 @@ def preflight_profile(profile: Any, *, cache_dir: str | None, offline: bool | No
     store.ensure(ids)
 
 
-def build_backends(config: "RunConfig") -> tuple[dict[str, Any], list[Backend]]:
-    """The profile's detectors (one instance per detector id, shared) and face models, on ``config.device``."""
-    from multiid_bench.faces import get_profile, load_detector, load_face_model
+def check_profile(config: "RunConfig") -> Any:
+    """The profile of ``config`` after its weights preflight (cheap: no model is built)."""
+    from multiid_bench.faces import get_profile
+
     profile = get_profile(config.profile)
     preflight_profile(profile, cache_dir=config.cache_dir, offline=config.offline)
+    return profile
+
+
+def build_backends(config: "RunConfig", profile: Any = None) -> tuple[dict[str, Any], list[Backend]]:
+    """The profile's detectors (one instance per detector id, shared) and face models, on ``config.device``."""
+    from multiid_bench.faces import load_detector, load_face_model
+
+    profile = profile if profile is not None else check_profile(config)
     detectors: dict[str, Any] = {}
     backends: list[Backend] = []
     for e in profile.entries:

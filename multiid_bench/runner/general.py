@@ -116,7 +116,11 @@ class GeneralScorers:
 
 
 def _first_line(e: BaseException) -> str:
-    return str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    """The gist of an error for one table cell: its first line plus the first item it lists."""
+    lines = [ln.strip() for ln in str(e).strip().splitlines() if ln.strip()]
+    if not lines:
+        return type(e).__name__
+    return " ".join(lines[:2]) if lines[0].endswith(":") and len(lines) > 1 else lines[0]
 
 
 def load_general_scorers(config: "RunConfig") -> GeneralScorers:

@@ -89,6 +89,11 @@ def run_evaluation(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     shard = Shard(config.shard_index, config.shard_count)
+    checked = None
+    if backends is None:  # weights preflight first: exit 3 before any data or model is loaded
+        from multiid_bench.runner.backends import check_profile
+
+        checked = check_profile(config)
     if bench_load is None:
         from multiid_bench.data.loaders import open_bench
 
@@ -96,7 +101,7 @@ def run_evaluation(
     if backends is None:
         from multiid_bench.runner.backends import build_backends
 
-        profile, backends = build_backends(config)
+        profile, backends = build_backends(config, checked)
     profile = dict(profile or {"name": config.profile})
     bench = bench_load.bench
     if config.ref_source == "prepared":

@@ -47,10 +47,11 @@ def score_paper(
     cp_eps: float = 1e-6, norm_eps: float = 1e-6,
 ) -> dict[str, Any]:
     """Official semantics for one case and one face model; ``None`` values mean "excluded" (never 0)."""
+    policy = _policy(ref_policy)
     dim = gen.emb.shape[1] if gen.emb.ndim == 2 else 0
     ref_rows = [r.emb[0] for r in refs if r.emb.shape[0] > 0]  # the highest-score face of each reference
     refs_without_face = [j for j, r in enumerate(refs) if r.emb.shape[0] == 0]
-    if refs_without_face and _policy(ref_policy) == "all-or-none":
+    if refs_without_face and policy == "all-or-none":
         ref_rows = []
     r = np.stack(ref_rows) if ref_rows else _empty(dim)
     t = gt.emb if gt is not None else _empty(dim)
@@ -59,8 +60,11 @@ def score_paper(
     if subset == "p1":  # the official p1 setup has no second reference slot: blending forced to 0.0
         out["blend_gt"] = 0.0 if s.sim_gt is not None else None
         out["blend_ref"] = 0.0 if s.sim_ref is not None else None
+    # The smallest embedding norm bounds how far the |x| + 1e-6 normalisation moves copy-paste
+    # (docs/protocols.md): ~ 2 * sqrt(norm_eps / norm_min) / theta(t, r) for an exact copy.
+    norms = [float(np.linalg.norm(x, axis=1).min()) for x in (gen.emb, t, r) if x.shape[0]]
     out.update(n_gen=int(gen.emb.shape[0]), n_gt=int(t.shape[0]), n_ref=int(r.shape[0]),
-               refs_without_face=refs_without_face)
+               refs_without_face=refs_without_face, norm_min=min(norms) if norms else None)
     return out
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
@@ -93,11 +94,15 @@ def frechet_distance(
     if m2.shape != (d,) or s1.shape != (d, d) or s2.shape != (d, d):
         raise ValueError(f"FID statistics disagree: mu {m1.shape} vs {m2.shape}, sigma {s1.shape} vs {s2.shape}")
     diff = m1 - m2
-    covmean = linalg.sqrtm(s1 @ s2)
-    if not np.all(np.isfinite(covmean)):
-        log.warning("FID: sqrtm(S1 S2) is not finite (singular covariances); retrying with %g added to the diagonals", eps)
-        offset = np.eye(d) * eps
-        covmean = linalg.sqrtm((s1 + offset) @ (s2 + offset))
+    with warnings.catch_warnings():
+        # scipy warns on singular products; that is the normal case at N < D and is handled below
+        warnings.simplefilter("ignore", linalg.LinAlgWarning)
+        covmean = linalg.sqrtm(s1 @ s2)
+        if not np.all(np.isfinite(covmean)):
+            log.warning("FID: sqrtm(S1 S2) is not finite (singular covariances); retrying with %g added to the "
+                        "diagonals", eps)
+            offset = np.eye(d) * eps
+            covmean = linalg.sqrtm((s1 + offset) @ (s2 + offset))
     if np.iscomplexobj(covmean):
         imag = np.max(np.abs(np.diagonal(covmean).imag))
         if imag > _IMAG_ATOL:
@@ -108,8 +113,18 @@ def frechet_distance(
 
 
 def fid_from_features(features_a: npt.ArrayLike, features_b: npt.ArrayLike, eps: float = FID_SQRTM_EPS) -> float:
-    """FID of two feature sets ``(N_a, D)`` and ``(N_b, D)`` (e.g. generated vs GT), N >= 2 each."""
-    return frechet_distance(*feature_statistics(features_a), *feature_statistics(features_b), eps=eps)
+    """FID of two feature sets ``(N_a, D)`` and ``(N_b, D)`` (e.g. generated vs GT), N >= 2 each.
+
+    Logs a warning when a set has no more images than feature dimensions (rank-deficient covariance):
+    the value is then strongly biased and only comparable with FIDs computed at the same N.
+    """
+    mu_a, sigma_a = feature_statistics(features_a)
+    mu_b, sigma_b = feature_statistics(features_b)
+    n_a, n_b, dim = len(np.asarray(features_a)), len(np.asarray(features_b)), mu_a.shape[0]
+    if min(n_a, n_b) <= dim:
+        log.warning("FID on %d vs %d images with %d-d features: covariances are rank-deficient, the value is "
+                    "biased; compare only at equal N", n_a, n_b, dim)
+    return frechet_distance(mu_a, sigma_a, mu_b, sigma_b, eps=eps)
 
 
 def fid_pixels(image: "Image.Image", size: int = FID_INPUT_SIZE) -> "torch.Tensor":

@@ -25,7 +25,7 @@ def test_builtin_table_names_every_model():
 
 
 def test_did_you_mean_and_aliases():
-    with pytest.raises(ConfigError, match=r"Unknown adapter 'omnigen3'\. Did you mean: omnigen2, omnigen"):
+    with pytest.raises(ConfigError, match=r"Unknown adapter 'omnigen3'\. Did you mean: omnigen, omnigen2"):
         get_adapter("omnigen3")
     with pytest.raises(ConfigError, match=r"Did you mean: dummy\?"):
         get_adapter("dumy")

@@ -77,6 +77,7 @@ def one_thread():
     torch.set_num_threads(before)
 
 
+@pytest.mark.slow  # ~5 s alone on 2 cores (MTCNN on four photos and nine references); runs by default
 def test_mtcnn_still_finds_the_stored_faces(demo, one_thread) -> None:
     """Each stored face box still has an MTCNN face (IoU >= 0.6); regions hold no unlisted confident face;
     each reference image holds one face where its ``ref_boxes`` says."""

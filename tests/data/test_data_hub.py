@@ -83,7 +83,7 @@ def test_broken_rows_name_case_and_field(tmp_path: Path) -> None:
     with pytest.raises(BadInputError, match=r"row 1, case '0002': field 'bboxes': not valid JSON"):
         load_bench(pq, cache_dir=tmp_path / "c")
     loaded = open_bench(pq, cache_dir=tmp_path / "c")
-    assert [c.id for c in loaded.bench.cases] == ["0001"]
+    assert [c.id for c in loaded.bench.cases] == ["0001"] and loaded.kind == "parquet"
     assert [(r.case_id, r.field) for r in loaded.invalid] == [("0002", "bboxes"), ("num_3_0003", "bboxes")]
     assert "1 boxes for 3 input_images" in loaded.invalid[1].message
 
@@ -135,5 +135,7 @@ def test_image_path_column_without_bytes(tmp_path: Path) -> None:
     record, files = hub.hf_row_to_record(row, 41)
     assert record["id"] == "0042" and record["gt"] == "images/0042/gt.jpg"
     assert files["images/0042/gt.jpg"] == img.read_bytes()
+    with pytest.raises(hub.RecordError, match="'p1' does not match num_persons=3"):
+        hub.hf_row_to_record(dict(row, num_persons=3), 0)
     with pytest.raises(hub.RecordError, match="not a recognised image"):
         hub.hf_row_to_record(dict(row, GT={"bytes": b"<html>", "path": None}), 0)

@@ -86,6 +86,8 @@ def test_data_root_option(jsonl_bench: Path, tmp_path: Path) -> None:
         load_bench(manifest)
     bench = load_bench(manifest, data_root=jsonl_bench.parent)
     assert bench.id == "mine" and bench.cases[0].gt == jsonl_bench.parent / "gt" / "a.png"
+    named = load_jsonl(manifest, data_root=jsonl_bench.parent, bench_id="my-bench").bench
+    assert named.id == "my-bench" and named.manifest_sha256 == bench.manifest_sha256
 
 
 def test_blank_lines_and_gt_may_be_null(jsonl_bench: Path) -> None:
@@ -107,9 +109,26 @@ def test_spec_detection(tmp_path: Path, jsonl_bench: Path) -> None:
     (tmp_path / "off" / "0001").mkdir(parents=True)
     (tmp_path / "off" / "0001" / "meta.json").write_text("{}")
     assert detect_spec_kind(tmp_path / "off") == "official"
+    (tmp_path / "index.json").write_text("[]")
+    with pytest.raises(BadInputError, match="neither a .jsonl manifest"):
+        detect_spec_kind(tmp_path / "index.json")
     (tmp_path / "empty").mkdir()
     with pytest.raises(BadInputError, match="has no bench.jsonl"):
         detect_spec_kind(tmp_path / "empty")
     with pytest.raises(MissingDataError, match="not 'demo', not an existing file") as info:
         load_bench(str(tmp_path / "no" / "such" / "file.jsonl"))
     assert info.value.exit_code == 3
+
+
+def test_documented_manifest_example_loads(tmp_path: Path, write_image) -> None:
+    """The JSONL example in docs/data.md is a valid manifest."""
+    doc = Path(__file__).resolve().parents[2] / "docs" / "data.md"
+    block = doc.read_text().split("```jsonl\n", 1)[1].split("```", 1)[0]
+    records = [json.loads(x) for x in block.splitlines() if x.strip()]
+    for rec in records:
+        for rel in [rec["gt"], *rec["refs"]]:
+            write_image(tmp_path / rel, size=(400, 300))
+    (tmp_path / "bench.jsonl").write_text(block)
+    bench = load_bench(tmp_path)
+    assert [(c.id, c.subset, c.num_persons) for c in bench.cases] == [("anna_beach", "p1", 1), ("duo_cafe", "p2", 2)]
+    assert bench.cases[1].meta["identities"] == ["anna", "ben"]

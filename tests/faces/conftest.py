@@ -90,3 +90,11 @@ def fake_hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeHu
     finally:
         server.shutdown()
         server.server_close()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _one_torch_thread() -> None:
+    """The CI box is 2 shared cores: one intra-op thread avoids oversubscription stalls."""
+    import torch
+
+    torch.set_num_threads(1)

@@ -62,3 +62,26 @@ def test_help_imports_no_heavy_module() -> None:
             "assert not heavy, heavy\nimport multiid_bench.leaderboard\nassert 'pandas' not in sys.modules\n")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr
+
+
+def test_documented_workflow_uses_real_commands_and_options() -> None:
+    """The GitHub Actions example must not rot: every mbench command and --option in it exists."""
+    import re
+    from pathlib import Path
+
+    import yaml
+
+    from multiid_bench.cli.main import COMMANDS, LazyGroup
+
+    wf = Path(__file__).resolve().parents[2] / ".github" / "workflows" / "mbench-compare.yml"
+    doc = yaml.safe_load(wf.read_text())
+    script = "\n".join(s.get("run", "") for s in doc["jobs"]["compare"]["steps"]).replace("\\\n", " ")
+    calls = re.findall(r"\bmbench (\S+)([^\n|>]*)", script)
+    assert {c for c, _ in calls} >= {"evaluate", "compare", "report"}
+    group = LazyGroup()
+    for name, args in calls:
+        assert name in COMMANDS, name
+        cmd = group.get_command(None, name)  # type: ignore[arg-type]
+        known = {o for p in cmd.params for o in (*p.opts, *p.secondary_opts)}
+        for opt in re.findall(r"(?<!\S)(--[a-z-]+)", args):
+            assert opt in known, f"mbench {name} has no option {opt}"

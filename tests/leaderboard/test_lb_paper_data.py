@@ -139,3 +139,15 @@ def test_every_numeric_cell_appears_on_its_printed_row() -> None:
         assert hits, f"Table {table} row {label!r}: '{values}' not found in the paper text"
         checked += 1
     assert checked == 17 + 15 + 9 + 9 + 5 + 9 + 5
+
+
+def test_module_doctests_pass() -> None:
+    """The leaderboard package is outside pytest's doctest paths, so its examples are run here."""
+    import doctest
+
+    import multiid_bench.leaderboard as lb
+    import multiid_bench.leaderboard.paper as paper
+
+    for mod in (lb, paper):
+        res = doctest.testmod(mod)
+        assert res.attempted > 0 and res.failed == 0, mod.__name__

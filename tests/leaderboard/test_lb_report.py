@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from lb_fixtures import GEN_RGB, GT_RGB, REF_RGB, base_results, write_run
+from lb_fixtures import GEN_RGB, GT_RGB, REF_RGB, base_results, demo_cases, write_run
 from PIL import Image
 
 from multiid_bench.leaderboard.report import build_report
@@ -63,13 +63,16 @@ def _chromium(*args: str) -> subprocess.CompletedProcess[str]:
                           capture_output=True, text=True, timeout=120)
 
 
-@pytest.fixture
-def rendered(make_run, tmp_path) -> Path:
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory) -> Path:
+    """One report shared by the browser tests (built once: each build draws the plot)."""
     if not CHROMIUM.is_file():
         msg = f"{CHROMIUM} is absent: install Debian's chromium (apt-get install -y chromium) to run the browser check"
         print(msg)
         pytest.skip(msg)
-    return build_report(make_run("b", model="mine"), tmp_path / "report.html")
+    root = tmp_path_factory.mktemp("browser") / "run"
+    write_run(root, base_results(model="mine"), demo_cases(root))
+    return build_report(root, root.parent / "report.html")
 
 
 def test_report_screenshot_shows_table_and_gallery(rendered, tmp_path) -> None:

@@ -160,3 +160,9 @@ def test_fallback_validator_refuses_unknown_keywords() -> None:
 
     with pytest.raises(SchemaError, match="not implemented"):
         list(_check(1, {"multipleOf": 2}, {}, "$"))
+
+
+def test_view_without_measured_values_says_why(make_run) -> None:
+    run = load_results(make_run("r"))
+    t = build_leaderboard(combined_frame([run], include_paper=False), subset="p3")
+    assert not t.rows and any("no measured values for subset 'p3'" in n and "paper/p1" in n for n in t.notes)

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import json
+from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
@@ -69,10 +70,15 @@ def tiny_siglip(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     )
     folder = root / "siglip"
     SiglipModel(cfg).save_pretrained(folder)
+    # the Hub folder also holds the processor settings (the PyPI package's loader reads them)
+    from transformers.models.siglip.image_processing_pil_siglip import SiglipImageProcessorPil
+
+    side = TINY_SIGLIP_VISION["image_size"]
+    SiglipImageProcessorPil(size={"height": side, "width": side}).save_pretrained(folder)
     head = AestheticHead(TINY_SIGLIP_VISION["hidden_size"])
     # the released head is stored in bf16; store ours the same way so the loader's upcast is exercised
     head_path = root / "aesthetic_predictor_v2_5.pth"
-    torch.save({k: v.to(torch.bfloat16) for k, v in head.state_dict().items()}, head_path)
+    torch.save(OrderedDict((k, v.to(torch.bfloat16)) for k, v in head.state_dict().items()), head_path)
     return folder, head_path
 
 

@@ -1,0 +1,88 @@
+"""Environment checks behind ``mbench doctor``: packages, devices, cache write access, per-profile weights.
+
+Nothing here downloads or loads a model; package presence is checked with ``find_spec`` so a broken
+optional package cannot crash the report.
+"""
+from __future__ import annotations
+
+import importlib.metadata
+import importlib.util
+import os
+import tempfile
+from collections.abc import Sequence
+from typing import Any
+
+__all__ = ["run_checks"]
+
+# python modules each detector / face model imports when it loads
+_MODULES = {
+    "mtcnn": ["torch", "facenet_pytorch"], "scrfd": ["onnxruntime", "insightface"],
+    "scrfd-antelopev2": ["onnxruntime", "insightface"], "retinaface": ["torch", "facexlib"],
+    "arcface": ["onnxruntime", "onnx"], "arcface-glintr100": ["onnxruntime", "onnx"], "adaface": ["torch"],
+    "adaface-ir101": ["torch"], "facenet": ["torch", "facenet_pytorch"],
+    "facenet-standard": ["torch", "facenet_pytorch"], "dlib": ["dlib"],
+}
+
+
+def _version(dist: str) -> str | None:
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def _devices() -> dict[str, Any]:
+    out: dict[str, Any] = {"torch": "not installed", "onnxruntime": []}
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            out["torch"] = [f"cuda:{i} {torch.cuda.get_device_name(i)}" for i in range(torch.cuda.device_count())]
+        elif getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            out["torch"] = ["mps"]
+        else:
+            out["torch"] = ["cpu only"]
+    except Exception as e:  # noqa: BLE001 - a broken torch install is exactly what doctor must report
+        out["torch"] = f"import failed: {e}"
+    try:
+        import onnxruntime
+
+        out["onnxruntime"] = list(onnxruntime.get_available_providers())
+    except Exception as e:  # noqa: BLE001
+        out["onnxruntime"] = [f"import failed: {e}"]
+    return out
+
+
+def _writable(root: str) -> bool:
+    try:
+        os.makedirs(root, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=root, prefix=".doctor-", delete=True):
+            return True
+    except OSError:
+        return False
+
+
+def run_checks(cache_dir: str | None, packages: Sequence[str]) -> dict[str, Any]:
+    """A JSON-friendly report; ``profiles[name]["ready"]`` says whether that face profile can run now."""
+    from multiid_bench.faces.profiles import PROFILES, get_profile
+    from multiid_bench.weights import get_store, is_offline
+
+    store = get_store(cache_dir)
+    report: dict[str, Any] = {
+        "packages": {p: _version(p) for p in packages},
+        "devices": _devices(),
+        "cache": {"root": str(store.root), "writable": _writable(str(store.root))},
+        "offline": is_offline(),
+        "profiles": {},
+    }
+    for name in PROFILES:
+        prof = get_profile(name)
+        problems = []
+        for part in dict.fromkeys([*prof.detectors(), *prof.models()]):
+            for mod in _MODULES.get(part, []):
+                if importlib.util.find_spec(mod) is None:
+                    problems.append(f"{part}: Python package {mod!r} is not installed")
+        for m in store.preflight(prof.weight_ids()):
+            problems.append(f"{m.weight_id}/{m.name} missing at {m.target} ({m.reason}); fetch: {m.command}")
+        report["profiles"][name] = {"ready": not problems, "problems": problems, "weights": prof.weight_ids()}
+    return report

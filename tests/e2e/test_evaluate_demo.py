@@ -1,0 +1,164 @@
+"""End to end through ``mbench evaluate`` on the offline demo bench (real MTCNN + dlib, no downloads).
+
+Few runs, shared by module-scoped fixtures: ``ground-truth`` and ``copy-reference`` cold-ish (one
+embedding cache), then a killed-and-resumed run and two shards, which reuse the warm cache.
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from multiid_bench.cli.main import cli
+
+pytestmark = pytest.mark.slow
+
+MODEL = "dlib"
+
+
+def evaluate(model: str, out: Path, cache: Path, *extra: str) -> tuple[int, dict[str, Any] | None]:
+    args = ["evaluate", "--model", model, "--bench", "demo", "--profile", "offline", "--protocol", "strict",
+            "--device", "cpu", "--offline", "--cache-dir", str(cache), "--out", str(out), *extra]
+    res = CliRunner().invoke(cli, args, catch_exceptions=False)
+    path = out / "results.json"
+    return res.exit_code, (json.loads(path.read_text()) if path.exists() else None)
+
+
+def rows(out: Path) -> list[dict[str, Any]]:
+    out_rows = []
+    for f in sorted(out.glob("cases*.jsonl")):
+        out_rows += [json.loads(line) for line in f.read_text().splitlines() if line.strip()]
+    return sorted(out_rows, key=lambda r: r["case_id"])
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("mbench-cache")
+
+
+@pytest.fixture(scope="module")
+def gt_run(cache: Path) -> tuple[Path, dict[str, Any]]:
+    out = cache.parent / "gt"
+    code, results = evaluate("ground-truth", out, cache)
+    assert code == 0 and results is not None
+    return out, results
+
+
+@pytest.fixture(scope="module")
+def cp_run(cache: Path, gt_run: Any) -> tuple[Path, dict[str, Any]]:
+    out = cache.parent / "cp"
+    code, results = evaluate("copy-reference", out, cache)
+    assert code == 0 and results is not None
+    return out, results
+
+
+def test_ground_truth_is_exact_on_every_case(gt_run: Any) -> None:
+    out, results = gt_run
+    case_rows = rows(out)
+    assert len(case_rows) == results["counts"]["expected"] == results["counts"]["evaluated"] >= 10
+    for r in case_rows:
+        s = r["scores"]["strict"][MODEL]
+        assert r["status"] == "ok", r["reason"]
+        assert abs(s["sim_gt"] - 1.0) <= 1e-6 and abs(s["copy_paste"] + 1.0) <= 1e-6, r["case_id"]
+        assert s["missing"] == 0
+    all_ = results["metrics"]["strict"]["all"]
+    assert abs(all_[f"sim_gt.{MODEL}"]["value"] - 1.0) <= 1e-6 and abs(all_[f"copy_paste.{MODEL}"]["value"] + 1) <= 1e-6
+    # scorers cannot run offline here: reported missing with the reason, never 0
+    assert results["scorers"]["clip"]["status"] == "missing" and results["scorers"]["clip"]["reason"]
+    assert all_["clip_t"]["value"] is None and all_["clip_t"]["missing_reason"]
+
+
+def test_paper_numerics_land_within_the_documented_offset(gt_run: Any) -> None:
+    """Paper copy-paste divides by |x| + 1e-6: an exact GT copy scores -1 + delta with
+    0 < delta <= ~2 sqrt(1e-6 / |x|_min) / theta(t, r) (docs/protocols.md)."""
+    out, _ = gt_run
+    checked = 0
+    for r in rows(out):
+        paper = r["scores"]["paper"][MODEL]
+        strict = r["scores"]["strict"][MODEL]
+        assert abs(paper["sim_gt"] - 1.0) <= 1e-6  # Sim uses exact cosines in both protocols
+        if paper["copy_paste"] is None:
+            continue  # the paper protocol excludes cases whose face counts differ
+        theta_tr = min(math.acos(min(1.0, d["sim_ref"])) for d in strict["identities"])  # g = t, so cos(g, r) = cos(t, r)
+        bound = 1.1 * 2 * math.sqrt(1e-6 / paper["norm_min"]) / theta_tr
+        delta = paper["copy_paste"] + 1.0
+        assert 0.0 < delta <= bound, (r["case_id"], delta, bound)
+        checked += 1
+    assert checked >= 5
+
+
+def test_copy_reference_is_exact_on_single_person_cases(cp_run: Any) -> None:
+    out, results = cp_run
+    singles = multis = 0
+    for r in rows(out):
+        s = r["scores"]["strict"][MODEL]
+        assert r["status"] == "ok", r["reason"]
+        if r["num_persons"] == 1:
+            assert abs(s["sim_ref"] - 1.0) <= 1e-6 and abs(s["copy_paste"] - 1.0) <= 1e-6, r["case_id"]
+            singles += 1
+        else:
+            assert s["copy_paste"] > 0.9, (r["case_id"], s["copy_paste"])
+            multis += 1
+    assert singles >= 3 and multis >= 2
+
+
+def test_second_model_embeds_only_its_generated_images(gt_run: Any, cp_run: Any) -> None:
+    gt_out, gt_res = gt_run
+    _, cp_res = cp_run
+    case_rows = rows(gt_out)
+    n_cases = len(case_rows)
+    n_refs = sum(len(r["images"]["refs"]) for r in case_rows)
+    gt_work, cp_work = gt_res["work"], cp_res["work"]
+    # cold: every generated image, GT and reference embedded exactly once (+ nothing else)
+    assert gt_work["images_embedded"][MODEL] == 2 * n_cases + n_refs
+    faces = sum(len(r["detections"]["mtcnn"]["generated"]) + len(r["detections"]["mtcnn"]["gt"])
+                + sum(len(f) for f in r["detections"]["mtcnn"]["refs"]) for r in case_rows)
+    assert gt_work["forward_passes"][MODEL] == faces
+    # warm: GT and references zero times, only the generated images
+    assert cp_work["images_embedded"][MODEL] == n_cases
+    assert cp_work["cache_hits"][f"emb:{MODEL}"] == n_cases + n_refs
+    assert cp_work["detector_images"]["mtcnn"] == n_cases
+
+
+def test_killed_run_resumes_to_identical_metrics(gt_run: Any, cache: Path) -> None:
+    from multiid_bench.adapters import get_adapter
+    from multiid_bench.runner import RunConfig, Shard, run_evaluation
+    from multiid_bench.runner.sources import AdapterSource
+
+    _, full = gt_run
+    out = cache.parent / "killed"
+    config = RunConfig(model="ground-truth", bench="demo", profile="offline", protocol="strict", device="cpu",
+                       offline=True, cache_dir=str(cache), chunk_cases=4)
+
+    class Killed(Exception):
+        pass
+
+    done: list[str] = []
+
+    def kill_after_five(row: Any) -> None:
+        done.append(row["case_id"])
+        if len(done) == 5:
+            raise Killed
+
+    with pytest.raises(Killed):
+        run_evaluation(config, out, AdapterSource(get_adapter("ground-truth"), out, global_seed=0, shard=Shard()),
+                       on_row=kill_after_five)
+    assert len(rows(out)) == 5 and not (out / "results.json").exists()
+    code, resumed = evaluate("ground-truth", out, cache)
+    assert code == 0 and resumed is not None
+    assert resumed["metrics"] == full["metrics"] and resumed["counts"] == full["counts"]
+    assert sum(1 for line in (out / "sessions.jsonl").read_text().splitlines()) == 2
+
+
+def test_two_shards_merge_to_the_unsharded_result(gt_run: Any, cache: Path) -> None:
+    _, full = gt_run
+    out = cache.parent / "sharded"
+    code0, first = evaluate("ground-truth", out, cache, "--shard", "0/2")
+    assert code0 == 0 and first is None  # results wait for the other shard
+    code1, merged = evaluate("ground-truth", out, cache, "--shard", "1/2")
+    assert code1 == 0 and merged is not None
+    assert merged["metrics"] == full["metrics"] and merged["counts"] == full["counts"]
