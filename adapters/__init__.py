@@ -8,7 +8,7 @@ Usage:
     >>> adapter.capabilities.support_status
     'tested-in-ci'
 
-Adding a model: write ``adapters/<model>.py`` with a :class:`~multiid_bench.adapters.base.PipelineAdapter`
+Adding a model: write ``adapters/<model>.py`` with a :class:`~multiid_bench.adapters.pipeline.PipelineAdapter`
 subclass (copy ``dummy.py``: it is the template), then add one line to ``_BUILTINS`` below. Third-party
 packages instead declare an entry point::
 
@@ -22,15 +22,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from multiid_bench.adapters.base import (
-    Adapter,
-    Capabilities,
-    GenerationRecord,
-    GenerationResult,
-    PipelineAdapter,
-    Request,
-    derive_seed,
-)
+from multiid_bench.adapters.base import Adapter, Capabilities, GenerationRecord, GenerationResult, derive_seed
+from multiid_bench.adapters.pipeline import PipelineAdapter, Request
 from multiid_bench.adapters.registry import Registry
 
 __all__ = [

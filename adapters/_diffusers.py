@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from multiid_bench.adapters._common import first_image, hub_kwargs, require, torch_generator, weights_error
-from multiid_bench.adapters.base import PipelineAdapter, Request
+from multiid_bench.adapters.pipeline import PipelineAdapter, Request
 from multiid_bench.errors import ConfigError, MissingDependencyError
 
 if TYPE_CHECKING:  # pragma: no cover

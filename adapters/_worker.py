@@ -29,7 +29,7 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from multiid_bench.adapters.base import PipelineAdapter, Request
+from multiid_bench.adapters.pipeline import PipelineAdapter, Request
 from multiid_bench.errors import ConfigError, MissingDependencyError, MissingWeightsError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -87,7 +87,8 @@ class WorkerClient:
             self.close()
             where = f" (worker {self.script.name}, python {self.python}; log {self.log_path})"
             if kind == "missing_dependency":
-                raise MissingDependencyError(f"adapter {self.name!r}: {msg}{where}. See docs/adapters.md for the environment setup.")
+                raise MissingDependencyError(
+                    f"adapter {self.name!r}: {msg}{where}. See docs/adapters.md for the environment setup.")
             if kind == "missing_weights":
                 raise MissingWeightsError(f"adapter {self.name!r}: {msg}{where}")
             raise WorkerError(f"worker failed to load: {msg}{where}")

@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING
 
 from multiid_bench.adapters._common import load_refs
 from multiid_bench.adapters._worker import WORKER_DEFAULTS, WorkerAdapter
-from multiid_bench.adapters.base import Capabilities, Request
+from multiid_bench.adapters.base import Capabilities
+from multiid_bench.adapters.pipeline import Request
 
 if TYPE_CHECKING:  # pragma: no cover
     from multiid_bench.data.case import Case

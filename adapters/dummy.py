@@ -25,7 +25,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Sequence
 
 from multiid_bench.adapters._common import gt_size, load_refs
-from multiid_bench.adapters.base import Capabilities, PipelineAdapter, Request, scale_boxes
+from multiid_bench.adapters.base import Capabilities, scale_boxes
+from multiid_bench.adapters.pipeline import PipelineAdapter, Request
 
 if TYPE_CHECKING:  # pragma: no cover
     from PIL import Image

@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING
 
 from multiid_bench.adapters._common import load_refs, people_prompt, stitch_horizontally
 from multiid_bench.adapters._diffusers import DIFFUSERS_DEFAULTS, DiffusersAdapter
-from multiid_bench.adapters.base import Capabilities, Request
+from multiid_bench.adapters.base import Capabilities
+from multiid_bench.adapters.pipeline import Request
 from multiid_bench.errors import ConfigError
 
 if TYPE_CHECKING:  # pragma: no cover

@@ -30,7 +30,8 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Sequence
 
 from multiid_bench.adapters._common import load_refs, people_prompt
-from multiid_bench.adapters.base import Capabilities, PipelineAdapter, Request
+from multiid_bench.adapters.base import Capabilities
+from multiid_bench.adapters.pipeline import PipelineAdapter, Request
 from multiid_bench.errors import ConfigError
 
 if TYPE_CHECKING:  # pragma: no cover

@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING
 
 from multiid_bench.adapters._common import fit_size, gt_size, load_gt, load_refs, order_left_to_right
 from multiid_bench.adapters._worker import WORKER_DEFAULTS, WorkerAdapter
-from multiid_bench.adapters.base import Capabilities, Request, scale_boxes
+from multiid_bench.adapters.base import Capabilities, scale_boxes
+from multiid_bench.adapters.pipeline import Request
 
 if TYPE_CHECKING:  # pragma: no cover
     from multiid_bench.data.case import Case
@@ -76,8 +77,9 @@ class IDPatchAdapter(WorkerAdapter):
         pose_image = gt.resize((width, height))
         boxes = scale_boxes([case.boxes[i] for i in order], gt.size, (width, height))
         kwargs = {
-            "prompt": case.prompt, "negative_prompt": str(self.settings["negative_prompt"]), "ref_images": list(refs),
-            "pose_image": pose_image, "face_boxes": [list(b) for b in boxes], "num_inference_steps": int(self.settings["num_inference_steps"]),
+            "prompt": case.prompt, "negative_prompt": str(self.settings["negative_prompt"]),
+            "ref_images": list(refs), "pose_image": pose_image, "face_boxes": [list(b) for b in boxes],
+            "num_inference_steps": int(self.settings["num_inference_steps"]),
             "guidance_scale": float(self.settings["guidance_scale"]),
             "controlnet_conditioning_scale": float(self.settings["controlnet_conditioning_scale"]),
             "id_injection_ratio": float(self.settings["id_injection_ratio"]),

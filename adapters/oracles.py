@@ -8,8 +8,11 @@ path: if the runner is right, ``ground-truth`` scores Sim(GT) = 1 and copy-paste
 * ``copy-reference`` returns, for a single-person case, the reference exactly as scoring sees it: the
   reference image black-padded to ``ref_pad_ratio`` (the runner sets it to the run's value). For a
   multi-person case it pastes each reference (a square face crop, resized with LANCZOS to the square
-  around the GT face box) onto the GT photo, so each identity sits where the scorer looks for it; the
-  face is resampled and its surroundings change, so copy-paste is close to, not exactly, +1.
+  around the GT face box) onto the GT photo, so each identity sits where the scorer looks for it. The
+  face is resampled, re-detected and re-aligned in a new context, so copy-paste is positive but below +1
+  by however much that moves the embedding relative to the GT-reference angle: small for ArcFace
+  (GT and reference of one person are ~1 rad apart), large for dlib (~0.17 rad apart; the offline
+  demo measures copy-paste 0.5-0.65 on its multi-person cases).
 
 Neither is a generator: both declare what they take from the ground truth.
 """

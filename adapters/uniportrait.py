@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING
 
 from multiid_bench.adapters._common import load_gt, load_refs
 from multiid_bench.adapters._worker import WORKER_DEFAULTS, WorkerAdapter
-from multiid_bench.adapters.base import Capabilities, Request
+from multiid_bench.adapters.base import Capabilities
+from multiid_bench.adapters.pipeline import Request
 from multiid_bench.errors import ConfigError
 
 if TYPE_CHECKING:  # pragma: no cover

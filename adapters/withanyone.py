@@ -16,7 +16,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from multiid_bench.adapters._common import fit_size, gt_size, load_refs, square_crop_boxes
-from multiid_bench.adapters.base import Capabilities, PipelineAdapter, Request, scale_boxes
+from multiid_bench.adapters.base import Capabilities, scale_boxes
+from multiid_bench.adapters.pipeline import PipelineAdapter, Request
 from multiid_bench.errors import ConfigError
 
 if TYPE_CHECKING:  # pragma: no cover

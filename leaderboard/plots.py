@@ -49,9 +49,17 @@ def tradeoff_points(
     """
     import pandas as pd
 
-    xk, yk = metric_key(x_metric, face_model), metric_key(y_metric, face_model)
+    get_card(x_metric), get_card(y_metric)  # unknown metric ids fail here, with "did you mean"
     if df.empty:
         return pd.DataFrame(columns=["label", "model", "provenance", "kind", "x", "y"])
+    present = set(df["metric_key"])
+
+    def key(metric: str) -> str:  # "face_failure_rate" is written per face model by the runner
+        k = metric_key(metric, face_model)
+        alt = f"{metric}.{face_model}"
+        return alt if k not in present and alt in present and "." not in metric else k
+
+    xk, yk = key(x_metric), key(y_metric)
     measured = df[(df["provenance"] != PAPER) & (df["subset"] == subset) & (df["protocol"] == protocol)]
     parts = [measured]
     table_id = paper_table or paper_table_for(subset, face_model)
@@ -71,7 +79,8 @@ def tradeoff_points(
         rx, ry = by_key[xk], by_key[yk]
         is_paper = first["provenance"] == PAPER
         rows.append({
-            "label": f"{display} (paper)" if is_paper else str(display),
+            "label": f"{display} (paper)" if is_paper else (
+                str(display) if bool(first["reportable"]) else f"{display} (--limit, not reportable)"),
             "model": first["model"], "provenance": first["provenance"], "kind": first["row_kind"],
             "source": source, "x_key": xk, "y_key": yk,
             "x": float(rx["value"]), "y": float(ry["value"]),
@@ -195,6 +204,12 @@ def plot_tradeoff(points: "pd.DataFrame", out: str | Path, *, title: str = "", d
                    label="Pareto front")
     ax.scatter([], [], s=70, facecolors="white", edgecolors="0.3", linewidths=2.0, label="reported in the paper")
     ax.scatter([], [], s=50, marker="D", color="0.3", label="measured (95% CI bars)")
+    # axis limits from the points and their CI bars (the fitted curve may not stretch them)
+    for axis, lo_col, hi_col, setter in (("x", "x_lo", "x_hi", ax.set_xlim), ("y", "y_lo", "y_hi", ax.set_ylim)):
+        vals = np.concatenate([pts[axis].to_numpy(float), pts[lo_col].to_numpy(float), pts[hi_col].to_numpy(float)])
+        vals = vals[np.isfinite(vals)]
+        pad = max(0.08 * float(np.ptp(vals)), 0.01)
+        setter(float(vals.min()) - pad, float(vals.max()) + pad)
     if not y_card.higher_is_better:
         ax.invert_yaxis()
     if not x_card.higher_is_better:
@@ -232,6 +247,11 @@ def _place_labels(fig: Any, ax: Any, pts: "pd.DataFrame") -> None:
     placed: list[Any] = []
     for px, py in ax.transData.transform(pts[["x", "y"]].to_numpy(dtype=float)):
         placed.append(Bbox.from_extents(px - 7, py - 7, px + 7, py + 7))
+    for _, p in pts.iterrows():  # CI bars are obstacles too
+        for (x0, y0), (x1, y1) in (((p["x_lo"], p["y"]), (p["x_hi"], p["y"])), ((p["x"], p["y_lo"]), (p["x"], p["y_hi"]))):
+            if np.isfinite([x0, y0, x1, y1]).all():
+                (a, b), (c, d) = ax.transData.transform([(x0, y0), (x1, y1)])
+                placed.append(Bbox.from_extents(min(a, c) - 2, min(b, d) - 2, max(a, c) + 2, max(b, d) + 2))
     offsets = [(8, 0, "left", "center"), (-8, 0, "right", "center"), (6, 7, "left", "bottom"),
                (6, -7, "left", "top"), (-6, 7, "right", "bottom"), (-6, -7, "right", "top"),
                (0, 10, "center", "bottom"), (0, -10, "center", "top"), (14, 16, "left", "bottom"),
@@ -243,7 +263,8 @@ def _place_labels(fig: Any, ax: Any, pts: "pd.DataFrame") -> None:
                 text.remove()
             text = ax.annotate(str(p["label"]), (p["x"], p["y"]), xytext=(dx, dy), textcoords="offset points",
                                ha=ha, va=va, fontsize=7.5, color="0.15" if p["provenance"] != PAPER else "0.35",
-                               fontweight="bold" if p["provenance"] != PAPER else "normal", zorder=5)
+                               fontweight="bold" if p["provenance"] != PAPER else "normal", zorder=5,
+                               bbox={"boxstyle": "round,pad=0.1", "fc": "white", "ec": "none", "alpha": 0.75})
             box = text.get_window_extent(renderer).expanded(1.05, 1.15)
             if not any(box.overlaps(b) for b in placed) and ax.bbox.contains(box.x0, box.y0) \
                     and ax.bbox.contains(box.x1, box.y1):

@@ -74,7 +74,8 @@ class Row:
 
     @property
     def ranked(self) -> bool:
-        return self.kind != "limit"
+        """Limits (GT / copy-reference) and --limit smoke runs are shown but never ranked."""
+        return self.kind != "limit" and self.reportable
 
 
 @dataclass
@@ -87,16 +88,23 @@ class LeaderboardTable:
     def legend(self) -> str:
         return (
             "↑ higher is better, ↓ lower is better (metric cards). Marks: ¹ best, ² second, ³ third per column "
-            "(GT/copy-reference limits not ranked). Measured cells: value ± half-width of the bootstrap 95% CI; "
+            "(GT/copy-reference limits and --limit runs not ranked). Measured cells: value ± half-width of the bootstrap 95% CI; "
             "paper rows are as reported in the paper, not measured."
         )
 
 
 def view_keys(face_model: str = "average") -> list[str]:
-    """Metric keys of one view in card order: face-model metrics for ``face_model``, then the rest."""
+    """Candidate metric keys of one view, in card order.
+
+    Identity metrics always carry the face model (``sim_gt.arcface``); other metrics may (the runner's
+    ``face_failure_rate.<model>``) or may not (``clip_t``), so both spellings are candidates and the table
+    keeps those present in the data.
+    """
     keys = []
     for mid in CARDS:
-        keys.append(metric_key(mid, face_model) if mid in FACE_MODEL_METRICS else mid)
+        keys.append(metric_key(mid, face_model))
+        if mid not in FACE_MODEL_METRICS:
+            keys.append(f"{mid}.{face_model}")
     return keys
 
 

@@ -309,9 +309,15 @@ def load_withanyone_pipeline(
 ) -> WithAnyonePipeline:
     """The released model end to end: FLUX.1-dev, ``withanyone.safetensors`` (weights store unless a path is
     given), SCRFD + glintr100 from ``multiid_bench.faces`` and, with ``siglip=True``, the SigLIP branch."""
-    from multiid_bench.reference_model.references import load_reference_encoder
-    from multiid_bench.reference_model.weights import resolve_adapter_file
+    from multiid_bench.reference_model.references import load_reference_encoder, reference_weight_ids
+    from multiid_bench.reference_model.weights import ADAPTER_WEIGHT_ID, resolve_adapter_file
+    from multiid_bench.weights import format_missing, is_offline, preflight
 
+    # Every missing file of the toolkit's own store is listed at once, before anything loads.
+    ids = reference_weight_ids(with_siglip=siglip) + ([] if adapter is not None else [ADAPTER_WEIGHT_ID])
+    missing = preflight(ids, cache_dir=cache_dir, offline=offline)
+    if missing and is_offline(offline):
+        raise MissingWeightsError(format_missing(missing, header="the WithAnyone reference model is missing weights"))
     dtype = torch_dtype or (torch.bfloat16 if str(device).startswith("cuda") else torch.float32)
     path = Path(adapter) if adapter is not None else resolve_adapter_file(cache_dir=cache_dir, offline=offline)
     encoder = load_reference_encoder(device=device if str(device).startswith("cuda") else "cpu", with_siglip=siglip,

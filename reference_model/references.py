@@ -26,6 +26,7 @@ __all__ = [
     "ReferenceIdentities",
     "SiglipFaceEncoder",
     "load_reference_encoder",
+    "reference_weight_ids",
     "square_face_crop",
     "to_rgb_array",
 ]
@@ -165,6 +166,14 @@ class ReferenceEncoder:
             sig = np.asarray(self.siglip([square_face_crop(arr, face.box) for arr, face in firsts]), dtype=np.float32)
         boxes = tuple(tuple(float(v) for v in face.box) for _, face in firsts)
         return ReferenceIdentities(arcface=emb, boxes=boxes, siglip=sig)  # type: ignore[arg-type]
+
+
+def reference_weight_ids(*, with_siglip: bool = False) -> list[str]:
+    """Weight ids of the reference stack (for an offline preflight before anything loads)."""
+    from multiid_bench.faces import detector_weight_ids, face_model_weight_ids
+
+    ids = [*detector_weight_ids(DETECTOR_ID), *face_model_weight_ids(FACE_MODEL_ID)]
+    return list(dict.fromkeys(ids + ([SIGLIP_WEIGHT_ID] if with_siglip else [])))
 
 
 def load_reference_encoder(*, device: str = "cpu", with_siglip: bool = False, cache_dir: str | Path | None = None,

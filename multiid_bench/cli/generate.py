@@ -45,14 +45,20 @@ def _device(device: str, integration: str) -> str:
         return device
     if integration in ("builtin", "api"):
         return "cpu"
+    import os
+
     import torch
 
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    if not torch.cuda.is_available():
+        return "cpu"
+    local_rank = os.environ.get("LOCAL_RANK")  # torchrun / accelerate: one GPU per process
+    return f"cuda:{int(local_rank) % torch.cuda.device_count()}" if local_rank else "cuda"
 
 
 @click.command(epilog=_EXAMPLES)
 @click.option("--model", required=True, help="Adapter name (see 'mbench ls models').")
-@click.option("-S", "--setting", "settings", multiple=True, help="Adapter setting key=value (repeatable), e.g. -S num_steps=28.")
+@click.option("-S", "--setting", "settings", multiple=True,
+              help="Adapter setting key=value (repeatable), e.g. -S num_steps=28.")
 @click.option("--bench", default="WithAnyone/MultiID-Bench", show_default=True,
               help="Bench: 'demo', a Hugging Face dataset id, or a path (parquet, save_to_disk, JSONL, official folder).")
 @click.option("--subset", default=None, help="Comma list of subsets: p1,p2,p3 (default all).")
@@ -62,9 +68,11 @@ def _device(device: str, integration: str) -> str:
 @click.option("--shard", default=None, help="Generate shard i/n of the cases (deterministic by case id); "
               "combined with RANK/WORLD_SIZE under torchrun or accelerate.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Global seed; per-case seeds derive from it.")
-@click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:1 ... (auto = cuda if available).")
+@click.option("--device", default="auto", show_default=True,
+              help="cpu, cuda, cuda:1 ... (auto = cuda if available; cuda:$LOCAL_RANK under torchrun/accelerate).")
 @click.option("--offline/--no-offline", default=None, help="Never download (default: MBENCH_OFFLINE / HF_HUB_OFFLINE).")
-@click.option("--cache-dir", type=click.Path(file_okay=False), default=None, help="Cache root for data (the demo bench, hub rows).")
+@click.option("--cache-dir", type=click.Path(file_okay=False), default=None,
+              help="Cache root for data (the demo bench, hub rows).")
 @click.option("--retry-failed/--no-retry-failed", default=False, show_default=True,
               help="Regenerate cases whose earlier attempt failed (API refusals cost money: off by default).")
 @click.option("--json/--no-json", "as_json", default=False, show_default=True, help="Print the summary as JSON.")
@@ -95,7 +103,8 @@ def generate(model: str, settings: tuple[str, ...], bench: str, subset: str | No
     console = Console(stderr=True)
     with _Progress(console) as progress:
         summary = generate_bench(adapter, loaded, out, global_seed=seed, shard=the_shard, subsets=subsets,
-                                 limit=limit, retry_failed=retry_failed, device=_device(device, cls.capabilities.integration),
+                                 limit=limit, retry_failed=retry_failed,
+                                 device=_device(device, cls.capabilities.integration),
                                  on_plan=progress.plan, on_result=progress.result)
     if as_json:
         click.echo(json.dumps(summary.to_dict(), indent=2))

@@ -108,8 +108,6 @@ class AestheticScorer(ImageScorer):
 
     # ---- hooks --------------------------------------------------------------------------------
     def _resolve(self) -> ScorerCard:
-        from transformers import SiglipVisionConfig
-
         local = self.siglip_dir
         config, c_sha = resolve_weight_file(SIGLIP_ID, "config.json", local / "config.json" if local else None,
                                             cache_dir=self.cache_dir, offline=self.offline)
@@ -124,6 +122,8 @@ class AestheticScorer(ImageScorer):
         self._head_file, h_sha = resolve_weight_file(AESTHETIC_HEAD_ID, None, self.head_path,
                                                      cache_dir=self.cache_dir, offline=self.offline)
         self._folder = weights.parent
+        from transformers import SiglipVisionConfig  # after the weights: a missing file fails fast
+
         vcfg = SiglipVisionConfig.from_pretrained(str(config))  # a full SiglipConfig yields its vision part
         self._image_size = int(vcfg.image_size)
         return ScorerCard(

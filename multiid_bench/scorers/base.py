@@ -218,6 +218,11 @@ class ImageScorer(ABC):
                 metric as missing, never as 0).
         """
         if self._card is None:
+            if self.weight_ids:
+                from multiid_bench.weights import get_store
+
+                # one error listing every missing file (all ids), before anything is loaded
+                get_store(self.cache_dir, offline=self.offline).ensure(self.weight_ids)
             self._card = self._resolve()
         return self._card
 

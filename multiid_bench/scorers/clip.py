@@ -182,7 +182,11 @@ class ClipScorer(ImageScorer):
 
     # ---- hooks --------------------------------------------------------------------------------
     def _resolve(self) -> ScorerCard:
-        import open_clip
+        weight_id = self._known.weight_id if self._known else f"local:{self.model_name}"
+        filename = self._known.filename if self._known else None
+        self._path, sha = resolve_weight_file(weight_id, filename, self.checkpoint,
+                                              cache_dir=self.cache_dir, offline=self.offline)
+        import open_clip  # after the weights: a missing file fails fast, without importing torch
 
         cfg = open_clip.get_model_config(self.model_name)
         if cfg is None:
@@ -190,10 +194,6 @@ class ClipScorer(ImageScorer):
 
             close = difflib.get_close_matches(self.model_name, open_clip.list_models(), n=3)
             raise ConfigError(f"unknown open_clip model {self.model_name!r}; did you mean {', '.join(close) or '-'}?")
-        weight_id = self._known.weight_id if self._known else f"local:{self.model_name}"
-        filename = self._known.filename if self._known else None
-        self._path, sha = resolve_weight_file(weight_id, filename, self.checkpoint,
-                                              cache_dir=self.cache_dir, offline=self.offline)
         size = cfg["vision_cfg"].get("image_size", 224)
         self._image_size = int(size if isinstance(size, int) else size[0])
         if self.preprocess == "reference":
@@ -214,12 +214,17 @@ class ClipScorer(ImageScorer):
         )
 
     def _build(self, device: str) -> None:
+        import inspect
+
         import open_clip
 
+        kwargs: dict[str, Any] = {}
+        if "weights_only" in inspect.signature(open_clip.create_model_and_transforms).parameters:
+            kwargs["weights_only"] = True  # newer open_clip; safetensors never unpickle, and torch >= 2.6 defaults to it
         try:
             model, _, transform = open_clip.create_model_and_transforms(
                 self.model_name, pretrained=str(self._path), precision="fp32", device=device,
-                force_quick_gelu=self.quick_gelu, weights_only=True,
+                force_quick_gelu=self.quick_gelu, **kwargs,
             )
         except RuntimeError as e:
             raise ConfigError(

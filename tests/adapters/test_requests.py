@@ -216,3 +216,24 @@ def test_unknown_setting_and_bad_value_raise(make_case, fake_pipe):
         get_adapter("omnigen", num_step=3)
     with pytest.raises(ConfigError, match="box_mapping"):
         get_adapter("withanyone", pipe=fake_pipe(), box_mapping="zoom").generate(make_case(2), 1)
+
+
+# ---------------------------------------------------------------------------------------- real signatures
+@pytest.mark.slow  # imports diffusers pipelines and the reference model (~20-30 s cold on 2 busy cores)
+@pytest.mark.parametrize("name,settings", [("omnigen", {}), ("flux-kontext", {}), ("qwen-image-edit", {}),
+                                           ("qwen-image-edit", {"model_id": "Qwen/Qwen-Image-Edit"}),
+                                           ("withanyone", {})])
+def test_call_kwargs_exist_in_the_real_pipeline_signature(make_case, fake_pipe, name, settings):
+    """The fake pipeline accepts anything; the real ``__call__`` must accept every keyword we send."""
+    import inspect
+
+    adapter = get_adapter(name, pipe=fake_pipe(), **settings)
+    if name == "withanyone":
+        from multiid_bench.reference_model.pipeline import WithAnyonePipeline as cls
+    else:
+        import diffusers
+
+        cls = getattr(diffusers, adapter.pipeline_class_name())
+    params = set(inspect.signature(cls.__call__).parameters)
+    sent = set(adapter.build_request(make_case(2), 1).call_kwargs) | {"generator" if name != "withanyone" else "seed"}
+    assert sent <= params, f"{cls.__name__} does not accept {sorted(sent - params)}"

@@ -9,7 +9,8 @@ import pytest
 
 from multiid_bench.adapters._common import load_refs
 from multiid_bench.adapters._worker import WORKER_DEFAULTS, WorkerAdapter
-from multiid_bench.adapters.base import Capabilities, Request
+from multiid_bench.adapters.base import Capabilities
+from multiid_bench.adapters.pipeline import Request
 from multiid_bench.errors import ConfigError, MissingDependencyError, MissingWeightsError
 
 SCRIPT = textwrap.dedent('''
@@ -96,3 +97,24 @@ def test_load_failures_map_to_exit_3_errors(adapter_cls, make_case):
         adapter_cls(python="/no/such/python").load("cpu")
     with pytest.raises(ConfigError, match="not a directory"):
         adapter_cls(python=sys.executable, repo="/no/such/repo").load("cpu")
+
+
+def test_every_worker_script_is_self_contained():
+    """Worker scripts run in other environments: only the standard library and ``_serve`` at module level,
+    ``load`` and ``generate`` defined, and every worker adapter points at an existing script."""
+    import ast
+
+    from multiid_bench.adapters import adapter_class, list_adapters
+    from multiid_bench.adapters._worker import WORKERS_DIR
+
+    scripts = {adapter_class(n).worker_script for n in list_adapters()
+               if adapter_class(n).capabilities.integration == "worker"}
+    assert scripts == {"uno_worker.py", "dreamo_worker.py", "omnigen2_worker.py", "uniportrait_worker.py",
+                       "idpatch_worker.py", "infu_worker.py", "pulid_worker.py", "instantid_worker.py"}
+    for name in scripts:
+        tree = ast.parse((WORKERS_DIR / name).read_text())
+        top = {a.name.split(".")[0] for node in tree.body if isinstance(node, ast.Import) for a in node.names}
+        top |= {node.module.split(".")[0] for node in tree.body if isinstance(node, ast.ImportFrom) and node.module}
+        assert top <= {"__future__", "_serve", "types"}, (name, top)
+        funcs = {node.name for node in tree.body if isinstance(node, ast.FunctionDef)}
+        assert {"load", "generate"} <= funcs, name

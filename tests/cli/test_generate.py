@@ -114,9 +114,7 @@ def test_unknown_model_message(manifest, tmp_path, capsys):
     assert "Did you mean: omnigen, omnigen2" in capsys.readouterr().err
 
 
-def test_failures_exit_4_and_missing_weights_exit_3(manifest, tmp_path, monkeypatch, capsys):
-    from multiid_bench.cli.main import main
-
+def test_failures_exit_4(manifest, tmp_path, monkeypatch, capsys):
     # gpt4o against a closed local port: every case fails with its reason, the run goes on, exit 4.
     monkeypatch.setenv("OPENAI_API_KEY", "sk-never-printed")
     res = CliRunner().invoke(cli, ["generate", "--model", "gpt4o", "-S", "base_url=http://127.0.0.1:9/v1", "-S",
@@ -125,6 +123,11 @@ def test_failures_exit_4_and_missing_weights_exit_3(manifest, tmp_path, monkeypa
     rows = [json.loads(line) for line in (tmp_path / "g" / "generations.jsonl").read_text().splitlines()]
     assert len(rows) == 3 and {r["status"] for r in rows} == {"failed"}
     assert "sk-never-printed" not in (tmp_path / "g" / "generations.jsonl").read_text() + capsys.readouterr().err
+
+
+@pytest.mark.slow  # imports diffusers + transformers for the real from_pretrained path (~10-20 s on 2 busy cores)
+def test_missing_weights_exit_3_before_any_case(manifest, tmp_path, monkeypatch, capsys):
+    from multiid_bench.cli.main import main
 
     # omnigen offline with an empty HF cache: exit 3 before any case, message names the download command.
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")

@@ -166,3 +166,21 @@ def test_view_without_measured_values_says_why(make_run) -> None:
     run = load_results(make_run("r"))
     t = build_leaderboard(combined_frame([run], include_paper=False), subset="p3")
     assert not t.rows and any("no measured values for subset 'p3'" in n and "paper/p1" in n for n in t.notes)
+
+
+def test_limit_runs_are_never_ranked(make_run) -> None:
+    full = load_results(make_run("full", model="a"))
+    smoke = load_results(make_run("smoke", model="b", reportable=False))
+    d = base_results(model="b", reportable=False)
+    assert d["metrics"]["paper"]["p1"]["copy_paste.average"]["value"] == 0.13
+    t = build_leaderboard(combined_frame([full, smoke], include_paper=False), subset="p1")
+    rows = {r.label: r for r in t.rows}
+    assert rows["a"].cells["copy_paste.average"].rank == 1
+    assert rows["b"].cells["copy_paste.average"].rank is None and not rows["b"].ranked
+
+
+def test_face_failure_rate_column_in_strict_view(make_run) -> None:
+    run = load_results(make_run("r"))  # the fixture writes face_failure_rate.average (runner layout)
+    t = build_leaderboard(combined_frame([run], include_paper=False), subset="p1", protocol="strict")
+    assert [c.key for c in t.columns] == ["sim_gt.average", "copy_paste.average", "face_failure_rate.average"]
+    assert t.columns[-1].header == "Face failure rate ↓"

@@ -15,6 +15,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 HERE = Path(__file__).resolve().parent
@@ -23,6 +24,15 @@ TEMPLATE = np.array([[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366],
                      [70.7299, 92.2041]], np.float32)
 TINY_ARCFACE = dict(layers=(1, 1, 1, 1), widths=(4, 4, 8, 8), embedding_dim=512)
 NAMES = ("alice", "bob", "carol", "dave", "erin", "frank")
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny models run fastest on one thread on the shared 2-core machine; restored afterwards."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
 
 
 class HashedPromptEncoder(torch.nn.Module):

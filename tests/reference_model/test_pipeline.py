@@ -223,3 +223,33 @@ def test_kontext_detected_face_count_must_match_references(arcface):
         pipe(colour_photo((10, 200, 10), size=(64, 64)), arcface_embeddings=arcface, num_inference_steps=1,
              max_sequence_length=16)
     assert calls == []
+
+
+def test_reference_encoder_uses_the_face_pipeline_aligner():
+    from multiid_bench.faces import Face, template_points
+
+    pts = tuple((float(x) + 20.0, float(y) + 10.0) for x, y in template_points("arcface"))
+
+    class LandmarkDetector(FakeDetector):
+        def detect(self, images):
+            return [[Face(box=(20.0, 10.0, 132.0, 122.0), score=0.9, landmarks=pts)] for _ in images]
+
+    photo = colour_photo((200, 100, 50), size=(160, 140))
+    enc = ReferenceEncoder(LandmarkDetector(), FakeFaceModel())  # default aligner: multiid_bench.faces.align_faces
+    ids = enc.encode([photo, Image.fromarray(photo)])
+    assert ids.arcface.shape == (2, 512) and np.allclose(ids.arcface[0], ids.arcface[1])
+    crop = photo[10:122, 20:132]
+    np.testing.assert_allclose(ids.arcface[0], FakeFaceModel().embed(crop[None]).ravel(), rtol=0.05)
+
+
+def test_offline_loader_lists_every_missing_file_before_loading(monkeypatch, tmp_path):
+    from multiid_bench.errors import MissingWeightsError
+    from multiid_bench.reference_model.pipeline import load_withanyone_pipeline
+
+    monkeypatch.setenv("MBENCH_HOME", str(tmp_path))
+    monkeypatch.setenv("MBENCH_OFFLINE", "1")
+    with pytest.raises(MissingWeightsError) as err:
+        load_withanyone_pipeline(device="cpu")
+    assert err.value.exit_code == 3
+    assert "mbench weights download withanyone-flux1-dev" in str(err.value)
+    assert "mbench weights download insightface-antelopev2" in str(err.value)

@@ -8,7 +8,7 @@ import pickle
 import numpy as np
 import pytest
 import torch
-from conftest_train import face_record, write_synthetic_data
+from conftest_train import face_record, one_thread, write_synthetic_data  # noqa: F401 (fixture)
 
 from multiid_bench.errors import BadInputError, MissingDataError
 from multiid_bench.reference_model.bank import ReferenceBank, build_reference_bank, key_hash
@@ -22,6 +22,8 @@ def synth(tmp_path_factory):
     d = write_synthetic_data(root, n_records=4)
     d["bank"] = build_reference_bank(ref_dir=d["refs"]).save(root / "bank.safetensors")
     return d
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_tar_records_round_trip(synth):

@@ -7,6 +7,8 @@ import numpy as np
 import pytest
 import torch
 
+from conftest_train import one_thread  # noqa: F401 (fixture)
+
 from multiid_bench.errors import BadInputError
 from multiid_bench.reference_model import losses as L
 from multiid_bench.reference_model.arcface_torch import IResNetConfig, build_iresnet
@@ -29,6 +31,8 @@ def test_flow_matching_loss_by_hand(convention):
     np.testing.assert_allclose(L.flow_matching_loss(v_pred, fs.target).numpy(), expected, rtol=1e-6)
     t_expected = 1 - sigma if convention == "paper" else sigma  # paper: t = 1 is clean data (Sec. 5.1)
     assert torch.equal(fs.t, t_expected)
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_conventions_give_the_same_loss_for_the_same_transformer_output():
@@ -204,7 +208,7 @@ def test_gt_aligned_id_loss_by_hand():
         assert float(out.loss[0, i].detach()) == pytest.approx(float(expected), rel=1e-4, abs=1e-6)
     assert out.query.requires_grad and not out.target.requires_grad
     invalid = L.gt_aligned_id_loss(net, pred, gt, lm, torch.tensor([[True, False]]))
-    assert float(invalid.loss[0, 1]) == 0.0
+    assert float(invalid.loss[0, 1].detach()) == 0.0
     assert float(invalid.loss[0, 0].detach()) == pytest.approx(float(out.loss[0, 0].detach()))
 
 
@@ -247,3 +251,61 @@ def test_regression_face_order_bug_is_fixed():
     single = L.gt_aligned_id_loss(net, gt, gt, lm[:, 1:], torch.tensor([[True]]))
     torch.testing.assert_close(out.query[0, 1], single.query[0, 0])
     assert math.isclose(float(out.loss.abs().max()), 0.0, abs_tol=1e-5)
+
+
+# ------------------------------------------------------------------------------------- loss ArcFace
+def _random_bn_iresnet(seed=0):
+    torch.manual_seed(seed)
+    net = build_iresnet(IResNetConfig((2, 1, 2, 1), (4, 6, 8, 8), 16))
+    with torch.no_grad():  # non-trivial BN statistics, so a wrong mapping cannot pass
+        for mod in net.modules():
+            if isinstance(mod, (torch.nn.BatchNorm2d, torch.nn.BatchNorm1d)):
+                mod.running_mean.normal_(0, 0.1)
+                mod.running_var.uniform_(0.5, 1.5)
+                mod.weight.normal_(1, 0.1)
+                mod.bias.normal_(0, 0.1)
+            elif isinstance(mod, torch.nn.PReLU):
+                mod.weight.uniform_(0.1, 0.3)
+    return net
+
+
+def test_loss_arcface_loads_state_dicts_and_refuses_other_files(tmp_path):
+    from safetensors.torch import save_file
+
+    from multiid_bench.errors import MissingWeightsError
+    from multiid_bench.reference_model.arcface_torch import load_loss_arcface
+
+    net = _random_bn_iresnet()
+    x = torch.rand(2, 3, 112, 112) * 2 - 1
+    save_file(net.state_dict(), str(tmp_path / "r.safetensors"))
+    torch.save({"state_dict": {f"module.{k}": v for k, v in net.state_dict().items()}}, tmp_path / "r.pth")
+    for name in ("r.safetensors", "r.pth"):
+        loaded = load_loss_arcface(tmp_path / name)
+        assert loaded.config == net.config and torch.equal(loaded(x), net(x))
+        assert not any(p.requires_grad for p in loaded.parameters())
+    torch.save(torch.nn.Linear(2, 2), tmp_path / "module.pth")  # a pickled module: refused, never executed
+    with pytest.raises(BadInputError, match="not a plain state dict"):
+        load_loss_arcface(tmp_path / "module.pth")
+    with pytest.raises(MissingWeightsError, match="glintr100"):
+        load_loss_arcface(tmp_path / "absent.pth")
+
+
+def test_loss_arcface_converts_an_insightface_style_onnx_export(tmp_path):
+    """glintr100.onnx is an arcface_torch export with BN folded into the convs; the converter must undo that."""
+    import warnings
+
+    from multiid_bench.reference_model.arcface_torch import load_loss_arcface
+
+    net = _random_bn_iresnet(1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(net, torch.randn(1, 3, 112, 112), str(tmp_path / "g.onnx"), dynamo=False,
+                          opset_version=11, input_names=["input.1"], dynamic_axes={"input.1": {0: "batch"}})
+    import onnx
+
+    ops = {n.op_type for n in onnx.load(str(tmp_path / "g.onnx")).graph.node}
+    assert "Conv" in ops and "PRelu" in ops
+    converted = load_loss_arcface(tmp_path / "g.onnx")
+    assert converted.config == net.config
+    x = torch.rand(3, 3, 112, 112) * 2 - 1
+    torch.testing.assert_close(converted(x), net(x), rtol=1e-4, atol=1e-5)

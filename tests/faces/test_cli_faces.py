@@ -1,0 +1,40 @@
+"""`mbench faces`: faces, similarities and the annotated picture, offline; missing weights exit 3 early."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from click.testing import CliRunner
+
+from multiid_bench.cli.main import cli
+from multiid_bench.errors import ImageDecodeError, MissingWeightsError
+
+
+def test_faces_offline_json_and_picture(t1_path: Path, tmp_path: Path) -> None:
+    out = tmp_path / "t1_faces.png"
+    res = CliRunner().invoke(cli, ["faces", str(t1_path), "--json", "--save", str(out), "--offline"])
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.output)
+    faces = data["images"][0]["faces"]["mtcnn"]
+    assert len(faces) == 6 and data["images"][0]["size"] == [1280, 886]
+    assert len(data["images"][0]["rejected"]["mtcnn"]) >= 1  # near-misses are shown, not silently dropped
+    sim = np.array(data["models"]["dlib"]["similarity"])
+    assert sim.shape == (6, 6) and np.allclose(np.diag(sim), 1.0, atol=1e-5)
+    assert data["models"]["dlib"]["card"]["embedding_dim"] == 128
+    from PIL import Image
+
+    assert Image.open(data["saved"]).size == (round(1280 * 512 / 886), 512)
+
+
+def test_faces_errors(tmp_path: Path, t1_path: Path) -> None:
+    bad = tmp_path / "broken.jpg"
+    bad.write_bytes(b"")
+    res = CliRunner().invoke(cli, ["faces", str(bad)])
+    assert isinstance(res.exception, ImageDecodeError) and "broken.jpg" in str(res.exception)
+    res = CliRunner().invoke(cli, ["faces", str(t1_path), "--profile", "paper", "--offline",
+                                   "--cache-dir", str(tmp_path)])
+    assert isinstance(res.exception, MissingWeightsError) and res.exception.exit_code == 3
+    text = str(res.exception)
+    for wid in ("insightface-buffalo-l", "retinaface-r50-facexlib", "adaface-ir50-ms1mv2", "facenet-vggface2"):
+        assert f"mbench weights download {wid}" in text  # all listed at once, before any model loads

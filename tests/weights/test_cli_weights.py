@@ -1,0 +1,86 @@
+"""`mbench weights list|download|verify|path` and `mbench doctor` through click's CliRunner."""
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from multiid_bench.cli.main import cli, main
+from multiid_bench.errors import CheckFailedError, MissingWeightsError
+
+PAYLOAD = b"weights!" * 50_000
+
+
+@pytest.fixture()
+def served_manifest(tmp_path: Path, http_root, monkeypatch: pytest.MonkeyPatch) -> Path:
+    import multiid_bench.weights.manifest as manifest
+
+    root, base = http_root
+    (root / "w.bin").write_bytes(PAYLOAD)
+    mdir = tmp_path / "manifests"
+    mdir.mkdir()
+    (mdir / "t.toml").write_text(
+        '[[weights]]\nid = "tiny"\ndescription = "d"\nlicence = "MIT"\nused_by = ["t"]\n'
+        f'files = [{{ name = "w.bin", sha256 = "{hashlib.sha256(PAYLOAD).hexdigest()}", urls = ["{base}/w.bin"] }}]\n')
+    monkeypatch.setattr(manifest, "MANIFEST_DIR", mdir)
+    return tmp_path / "cache"
+
+
+def test_list_json_shows_manifest_and_state(tmp_path: Path) -> None:
+    res = CliRunner().invoke(cli, ["weights", "list", "--json", "--cache-dir", str(tmp_path)])
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.output)
+    assert data["cache_root"] == str(tmp_path.resolve())
+    by_id = {d["id"]: d for d in data["weights"]}
+    assert by_id["mtcnn-facenet-pytorch"]["files"][0]["state"] == "ok"  # ships in facenet-pytorch
+    assert by_id["insightface-buffalo-l"]["files"][1]["state"] == "missing"
+    assert "non-commercial" in by_id["insightface-buffalo-l"]["licence"]
+
+
+def test_download_verify_path(served_manifest: Path) -> None:
+    runner = CliRunner()
+    res = runner.invoke(cli, ["weights", "download", "tiny", "--cache-dir", str(served_manifest)])
+    assert res.exit_code == 0, res.output
+    target = served_manifest.resolve() / "weights" / "tiny" / "w.bin"
+    assert f"ok  tiny: {target}" in res.output and target.read_bytes() == PAYLOAD
+    res = runner.invoke(cli, ["weights", "path", "tiny", "--check", "--cache-dir", str(served_manifest)])
+    assert res.output.strip() == str(target)
+    assert runner.invoke(cli, ["weights", "verify", "tiny", "--cache-dir", str(served_manifest)]).exit_code == 0
+    target.write_bytes(PAYLOAD[:-1])  # damaged after download
+    res = runner.invoke(cli, ["weights", "verify", "tiny", "--json", "--cache-dir", str(served_manifest)])
+    assert isinstance(res.exception, CheckFailedError) and res.exception.exit_code == 1
+    assert json.loads(res.output[: res.output.rindex("]") + 1])[0]["state"] == "corrupt"
+
+
+def test_download_offline_exits_3(served_manifest: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    monkeypatch.setenv("MBENCH_OFFLINE", "1")
+    res = CliRunner().invoke(cli, ["weights", "download", "tiny", "--cache-dir", str(served_manifest)])
+    assert isinstance(res.exception, MissingWeightsError) and res.exception.exit_code == 3
+    assert "mbench weights download tiny" in str(res.exception)
+    with pytest.raises(SystemExit) as ei:  # the console entry maps it to exit code 3
+        main(["weights", "download", "tiny", "--cache-dir", str(served_manifest)])
+    assert ei.value.code == 3 and "offline" in capsys.readouterr().err
+
+
+def test_doctor_json(tmp_path: Path) -> None:
+    res = CliRunner().invoke(cli, ["doctor", "--json", "--cache-dir", str(tmp_path)])
+    assert res.exit_code == 0, res.output
+    rep = json.loads(res.output)
+    assert rep["cache"]["writable"] is True and rep["packages"]["facenet-pytorch"] == "2.5.3"
+    assert rep["profiles"]["offline"]["ready"] is True
+    assert rep["profiles"]["paper"]["ready"] is False
+    assert any("mbench weights download insightface-buffalo-l" in p for p in rep["profiles"]["paper"]["problems"])
+
+
+def test_cli_modules_import_no_heavy_packages() -> None:
+    import subprocess
+
+    code = ("import sys, multiid_bench.cli.weights, multiid_bench.cli.faces, multiid_bench.weights, "
+            "multiid_bench.faces, multiid_bench.images; "
+            "print([m for m in ('torch', 'cv2', 'onnxruntime', 'insightface', 'dlib', 'facexlib') if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
