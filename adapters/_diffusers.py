@@ -58,6 +58,9 @@ class DiffusersAdapter(PipelineAdapter):
         dtype_kw = {"dtype": dtype} if new_name else {"torch_dtype": dtype}
         try:
             pipe = cls.from_pretrained(model_id, **dtype_kw, **hub_kwargs())
+        except ImportError as e:  # a tokenizer/encoder backend the checkpoint needs (sentencepiece, ...)
+            how = f"pip install 'multiid-bench[{extra}]'" if extra else f"pip install {e.name or 'the missing package'}"
+            raise MissingDependencyError(f"adapter {self.name!r}: loading {model_id!r} needs {e}. Run: {how}") from e
         except (OSError, ValueError) as e:  # hub/cache lookups raise OSError subclasses; bad folders ValueError
             raise weights_error(self.name, model_id, e) from e
         if offload == "model":

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Mapping, Sequence
 
@@ -354,7 +354,3 @@ def _jsonable(value: Any) -> Any:
         return value
     return str(value)
 
-
-def with_settings(caps: Capabilities, **changes: Any) -> Capabilities:
-    """A copy of ``caps`` with fields changed (used by variants such as UMO on UNO)."""
-    return replace(caps, **changes)

@@ -40,7 +40,7 @@ class FluxKontextAdapter(DiffusersAdapter):
         support_status="best-effort",
         integration="diffusers",
         prompt_template="{prompt} " + SINGLE + " | 2-4 refs (stitched): {prompt} " + MULTI,
-        pip_extra=None,
+        pip_extra="kontext",
         upstream_repo="black-forest-labs/flux",
         upstream_revision="802fb47",
         weight_ids=("black-forest-labs/FLUX.1-Kontext-dev",),

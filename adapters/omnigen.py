@@ -41,6 +41,7 @@ class OmniGenAdapter(DiffusersAdapter):
         licence="MIT / MIT",
         support_status="best-effort",
         integration="diffusers",
+        pip_extra="omnigen",
         prompt_template="{prompt} " + SINGLE + " | n>1: {prompt} " + EACH + " (k = 1..n)",
         upstream_repo="VectorSpaceLab/OmniGen",
         upstream_revision="d475201",

@@ -40,6 +40,7 @@ class QwenImageEditAdapter(DiffusersAdapter):
         licence="Apache-2.0 / Apache-2.0",
         support_status="best-effort",
         integration="diffusers",
+        pip_extra="qwen",
         prompt_template="{prompt} " + SINGLE + " | n>1: {prompt} " + EACH + " (k = 1..n)",
         upstream_repo="QwenLM/Qwen-Image",
         upstream_revision="6b5e1f5",

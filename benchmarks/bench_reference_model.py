@@ -89,7 +89,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     ids[:, 2] = torch.arange(L, device=device) % gw
     inputs = dict(
         hidden_states=torch.randn(1, L, cfg["in_channels"], generator=g, device=device, dtype=dtype),
-        encoder_hidden_states=torch.randn(1, text_len, cfg["joint_attention_dim"], generator=g, device=device, dtype=dtype),
+        encoder_hidden_states=torch.randn(1, text_len, cfg["joint_attention_dim"], generator=g, device=device,
+                                          dtype=dtype),
         pooled_projections=torch.randn(1, cfg["pooled_projection_dim"], generator=g, device=device, dtype=dtype),
         timestep=torch.full((1,), 0.7, device=device, dtype=dtype), img_ids=ids,
         txt_ids=torch.zeros(text_len, 3, device=device), guidance=torch.full((1,), 4.0, device=device, dtype=dtype),

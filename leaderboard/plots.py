@@ -135,7 +135,8 @@ def _colour(model: str) -> Any:
 def annotate_fit(points: "pd.DataFrame", degree: int) -> tuple["pd.DataFrame", npt.NDArray[np.float64] | None, MetricCard, MetricCard]:
     """Add ``in_fit`` and ``on_pareto_front`` flags; return the fit coefficients and the two cards."""
     if points.empty:
-        raise ConfigError("nothing to plot: no model has both coordinates in this view (check --subset/--face-model, or pass --include-paper)")
+        raise ConfigError("nothing to plot: no model has both coordinates in this view (check --subset, --protocol "
+                          "and --face-model; pass --include-paper, or --include-limits for oracle-only runs)")
     x_card, y_card = get_card(points["x_key"].iloc[0]), get_card(points["y_key"].iloc[0])
     pts = points.copy()
     baseline = pts["kind"] == "baseline"

@@ -128,7 +128,10 @@ def _plot_and_leaderboard(run: RunResult, include_paper: bool) -> str:
     protocol = run.protocol if run.protocol in run.data["metrics"] else next(iter(run.data["metrics"]))
     parts = [render_html_fragment(build_leaderboard(df, subset=subset, protocol=protocol))]
     try:
-        pts = tradeoff_points(df, subset=subset, protocol=protocol)
+        from multiid_bench.leaderboard.paper import model_kind
+
+        # an oracle run (ground-truth / copy-reference) is a "limit": show it (and the paper's limits) anyway
+        pts = tradeoff_points(df, subset=subset, protocol=protocol, include_limits=model_kind(run.model) == "limit")
         with tempfile.TemporaryDirectory() as tmp:
             (png,) = plot_tradeoff(pts, Path(tmp) / "tradeoff", title=f"{run.model} · subset {subset} · {protocol} protocol",
                                    formats=("png",))

@@ -61,7 +61,9 @@ BRANCHES = ("arc", "sig")
 
 def _token_mlp(in_dim: int, hidden: int, out_dim: int, eps: float) -> nn.Sequential:
     # Sequential indices 0 (Linear), 1 (GELU), 2 (LayerNorm), 3 (Linear) are the checkpoint key names.
-    return nn.Sequential(nn.Linear(in_dim, hidden), nn.GELU(), nn.LayerNorm(hidden, eps=eps), nn.Linear(hidden, out_dim))
+    return nn.Sequential(
+        nn.Linear(in_dim, hidden), nn.GELU(), nn.LayerNorm(hidden, eps=eps), nn.Linear(hidden, out_dim)
+    )
 
 
 class IdentityCrossAttention(nn.Module):
@@ -81,7 +83,9 @@ class IdentityCrossAttention(nn.Module):
         self.to_kv = nn.Linear(dim, 2 * inner, bias=False)
         self.to_out = nn.Linear(inner, dim, bias=False)
 
-    def forward(self, id_tokens: torch.Tensor, image_tokens: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, id_tokens: torch.Tensor, image_tokens: torch.Tensor, mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """id_tokens (B, K, D), image_tokens (B, Lq, D), mask (B, 1, Lq, K) bool (True = may attend) -> (B, Lq, D)."""
         # Functional calls instead of submodule calls: this runs 57 times per step and module-call overhead
         # is what dominates at small resolutions (CPU-bound kernel launches).
@@ -264,7 +268,7 @@ class WithAnyoneAdapter(ModelMixin, ConfigMixin):
 
     # ----------------------------------------------------------------------------------------- build
     @classmethod
-    def from_transformer_config(cls, transformer_config: Mapping[str, Any] | Any, **overrides: Any) -> WithAnyoneAdapter:
+    def from_transformer_config(cls, transformer_config: Mapping[str, Any], **overrides: Any) -> WithAnyoneAdapter:
         """Size the adapter from a ``FluxTransformer2DModel`` config (dict or FrozenDict)."""
         cfg = dict(transformer_config)
         kwargs = {
@@ -401,8 +405,11 @@ class WithAnyoneAdapter(ModelMixin, ConfigMixin):
         masks: dict[str, torch.Tensor | None] = {}
         for b in live:  # additive float masks (0 / -inf), converted once here rather than by SDPA in every layer
             allowed = token_mask.attention_mask(k[b]) if token_mask is not None else None
-            masks[b] = None if allowed is None else torch.zeros(allowed.shape, dtype=self._weight_dtype, device=dev).masked_fill(
-                ~allowed, float("-inf"))
+            if allowed is None:
+                masks[b] = None
+                continue
+            zeros = torch.zeros(allowed.shape, dtype=self._weight_dtype, device=dev)
+            masks[b] = zeros.masked_fill(~allowed, float("-inf"))
         n_target = ((int(height) // vae_scale_factor) // 2) * ((int(width) // vae_scale_factor) // 2)
         return IdentityConditioning(
             tokens=tokens, scales={b: scales[b] for b in live}, masks=masks, token_mask=token_mask,
@@ -461,7 +468,9 @@ class WithAnyoneAdapter(ModelMixin, ConfigMixin):
         bsz, seq = hidden_states.shape[:2]
         n_target = cond.num_target_tokens
         if seq < n_target:
-            raise BadInputError(f"image stream has {seq} tokens but the identity state expects {n_target} target tokens.")
+            raise BadInputError(
+                f"image stream has {seq} tokens but the identity state expects {n_target} target tokens."
+            )
         tm = cond.token_mask
         rows = tm.rows if tm is not None else None
         x = hidden_states[:, rows] if rows is not None else hidden_states[:, :n_target]

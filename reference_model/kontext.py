@@ -192,7 +192,8 @@ class WithAnyoneKontextPipeline(IdentityPipelineMixin, FluxKontextPipeline):
     @classmethod
     def from_flux_kontext(cls, flux: str | Path = "black-forest-labs/FLUX.1-Kontext-dev", *,
                           adapter: WithAnyoneAdapter | str | Path, torch_dtype: torch.dtype | None = None,
-                          reference_encoder: ReferenceEncoder | None = None, **flux_kwargs: Any) -> WithAnyoneKontextPipeline:
+                          reference_encoder: ReferenceEncoder | None = None,
+                          **flux_kwargs: Any) -> WithAnyoneKontextPipeline:
         """A diffusers Kontext folder / hub id + a Kontext-E adapter file (``ipa.*``/``arcface_in.*`` keys)."""
         try:
             base = FluxKontextPipeline.from_pretrained(str(flux), torch_dtype=torch_dtype, **flux_kwargs)

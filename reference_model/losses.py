@@ -372,7 +372,8 @@ def gt_aligned_id_loss(arcface: torch.nn.Module, pred_images: torch.Tensor, gt_i
         raise BadInputError(f"ID loss: prediction {tuple(pred_images.shape)} vs GT {tuple(gt_images.shape)}")
     b, n = landmarks.shape[:2]
     lm = torch.where(valid[..., None, None], landmarks,
-                     torch.tensor(ARCFACE_TEMPLATE_112, dtype=landmarks.dtype) * (pred_images.shape[-1] / 112.0))
+                     torch.tensor(ARCFACE_TEMPLATE_112, dtype=landmarks.dtype, device=landmarks.device)
+                     * (pred_images.shape[-1] / 112.0))
     pred_crops = align_faces_differentiable(pred_images.float(), lm, size=size, transform=transform)
     with torch.no_grad():
         gt_crops = align_faces_differentiable(gt_images.float(), lm, size=size, transform=transform)

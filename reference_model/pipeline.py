@@ -66,7 +66,9 @@ class IdentityPipelineMixin:
 
     def _register_identity(self, adapter: WithAnyoneAdapter | None, reference_encoder: ReferenceEncoder | None) -> None:
         if adapter is None:
-            raise ConfigError(f"{type(self).__name__} needs adapter=WithAnyoneAdapter(...) (see load_withanyone_pipeline).")
+            raise ConfigError(
+                f"{type(self).__name__} needs adapter=WithAnyoneAdapter(...) (see load_withanyone_pipeline)."
+            )
         self.register_modules(adapter=adapter)
         adapter.attach(self.transformer)
         self.reference_encoder = reference_encoder

@@ -93,7 +93,9 @@ class SiglipFaceEncoder:
         try:
             from transformers import SiglipVisionModel
         except ImportError as exc:
-            raise MissingDependencyError("the SigLIP branch needs transformers: pip install 'transformers>=4.44'.") from exc
+            raise MissingDependencyError(
+                "the SigLIP branch needs transformers: pip install 'transformers>=4.44'."
+            ) from exc
         if path_or_id is None:
             from multiid_bench.weights import resolve
 
@@ -155,7 +157,9 @@ class ReferenceEncoder:
             out.append((arr, max(faces, key=lambda f: f.score)))
         return out
 
-    def encode(self, images: Sequence[Any], *, with_siglip: bool = False, labels: Sequence[str] | None = None) -> ReferenceIdentities:
+    def encode(
+        self, images: Sequence[Any], *, with_siglip: bool = False, labels: Sequence[str] | None = None
+    ) -> ReferenceIdentities:
         firsts = self.detect_first(images, labels)
         crops = np.concatenate([self._align(arr, [face]) for arr, face in firsts], axis=0)
         emb = np.asarray(self.face_model.embed(crops), dtype=np.float32)
@@ -188,5 +192,7 @@ def load_reference_encoder(*, device: str = "cpu", with_siglip: bool = False, ca
         ) from exc
     detector = load_detector(DETECTOR_ID, device=device, cache_dir=cache_dir, offline=offline)
     face_model = load_face_model(FACE_MODEL_ID, device=device, cache_dir=cache_dir, offline=offline)
-    siglip = SiglipFaceEncoder.from_pretrained(device=device, cache_dir=cache_dir, offline=offline) if with_siglip else None
+    siglip = None
+    if with_siglip:
+        siglip = SiglipFaceEncoder.from_pretrained(device=device, cache_dir=cache_dir, offline=offline)
     return ReferenceEncoder(detector, face_model, siglip=siglip)

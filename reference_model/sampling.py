@@ -31,7 +31,12 @@ def flux_mu(
 
 
 def schedule_mu(
-    schedule: str, height: int, width: int, *, vae_scale_factor: int = 8, scheduler_config: Mapping[str, Any] | None = None
+    schedule: str,
+    height: int,
+    width: int,
+    *,
+    vae_scale_factor: int = 8,
+    scheduler_config: Mapping[str, Any] | None = None,
 ) -> float:
     """mu for a H x W generation: official quirk ((W/8)(H/8)/256) or diffusers (token count)."""
     cfg = dict(scheduler_config or {})

@@ -119,9 +119,9 @@ def compute_step(comp: Components, module: torch.nn.Module, batch: dict[str, Any
     fs = make_flow_sample(x1, noise, sigma, convention=lc.convention)
     tdtype = next(comp.transformer.parameters()).dtype
     img_ids = latent_image_ids(res, res, vae_scale_factor=comp.vae_scale_factor, device=dev, dtype=tdtype)
-    v_flux = module(fs.x_t.to(tdtype), sigma, prompt_embeds.to(tdtype), pooled.to(tdtype), text_ids.to(tdtype),
-                    img_ids, batch["cond_emb"].to(dev), batch["boxes"].to(dev), height=res, width=res,
-                    lambda_arc=lc.lambda_arc, guidance=lc.guidance).float()
+    v_flux = module(fs.x_t.to(tdtype), sigma, prompt_embeds.to(dev, tdtype), pooled.to(dev, tdtype),
+                    text_ids.to(dev, tdtype), img_ids, batch["cond_emb"].to(dev), batch["boxes"].to(dev), height=res,
+                    width=res, lambda_arc=lc.lambda_arc, guidance=lc.guidance).float()
     v = to_convention(v_flux, lc.convention)
     l_diff = flow_matching_loss(v, fs.target)
     n_global = b * dist.world_size
@@ -133,8 +133,9 @@ def compute_step(comp: Components, module: torch.nn.Module, batch: dict[str, Any
         lat_hat = unpack_latents(x_hat, res, res, vae_scale_factor=comp.vae_scale_factor) / scale + shift
         pred = vae.decode(lat_hat.to(vdtype)).sample.float()
         valid = (batch["lm_valid"] & batch["face_valid"]).to(dev)
-        out = gt_aligned_id_loss(comp.arcface, pred, px, batch["landmarks"].to(dev), valid,
-                                 transform=lc.align_transform)
+        with torch.autocast(dev.type, enabled=False):  # ArcFace and InfoNCE in fp32 (released: bf16, §6.2.11)
+            out = gt_aligned_id_loss(comp.arcface, pred.float(), px, batch["landmarks"].to(dev), valid,
+                                     transform=lc.align_transform)
         gate = identity_gate(sigma, lc.id_gate_sigma, mode=lc.id_gate_mode)  # (B,)
         face_gate = gate[:, None].expand_as(out.loss)
         n_valid = float(dist.sum(valid.sum().float()).clamp_min(1.0))
@@ -157,8 +158,9 @@ def compute_step(comp: Components, module: torch.nn.Module, batch: dict[str, Any
                 gen = torch.Generator().manual_seed(sample_seed(cfg.run.seed, step, "bank"))
                 negs = bank.sample_negatives(bank_id[sel], lc.bank_negatives, gen).to(dev)
             if int(sel.sum()) > 0:
-                l_cl = info_nce_extended(q[sel], pos[sel], ident[sel], bank_negatives=negs, tau=lc.tau,
-                                         in_batch=lc.in_batch_negatives)
+                with torch.autocast(dev.type, enabled=False):
+                    l_cl = info_nce_extended(q[sel], pos[sel], ident[sel], bank_negatives=negs, tau=lc.tau,
+                                             in_batch=lc.in_batch_negatives)
                 loss_cl = (l_cl * g).mean()
                 loss = loss + lc.lambda_cl * loss_cl
                 logs["cl"] = float(loss_cl.detach())

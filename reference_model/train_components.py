@@ -98,10 +98,12 @@ def build_components(cfg: TrainConfig, device: Any) -> Components:
         comp = _load_factory(cfg)(cfg)
     else:
         comp = _load_flux_components(cfg, device)
-    for module in (comp.transformer, comp.vae, comp.arcface):
+    frozen_dtype = getattr(torch, cfg.model.frozen_dtype)
+    for module, dtype in ((comp.transformer, frozen_dtype), (comp.vae, frozen_dtype), (comp.arcface, torch.float32)):
         if module is not None:
             module.requires_grad_(False)
             module.eval()
+            module.to(device=device, dtype=dtype)
     adapter = comp.adapter
     if cfg.model.init_adapter:
         from .weights import load_adapter_weights, resolve_adapter_file

@@ -179,7 +179,8 @@ def load_adapter_weights(
     if strict and (missing or unexpected or bad_shapes):
         hint = ""
         if any(k.startswith(SIG_BRANCH_PREFIXES) for k in unexpected):
-            hint = " The file has a SigLIP branch: build the adapter with siglip_branch=True or pass skip_siglip_branch=True."
+            hint = (" The file has a SigLIP branch: build the adapter with siglip_branch=True or pass "
+                    "skip_siglip_branch=True.")
         elif any(k.startswith(SIG_BRANCH_PREFIXES) for k in missing):
             hint = " The file has no SigLIP branch: build the adapter with siglip_branch=False."
         elif bad_shapes:
@@ -248,7 +249,9 @@ def load_adapter_file(
     has_sig = any(k.startswith(SIG_BRANCH_PREFIXES) for k in names)
     use_sig = has_sig if siglip_branch is None else bool(siglip_branch)
     if transformer_config is not None:
-        adapter = WithAnyoneAdapter.from_transformer_config(transformer_config, siglip_branch=use_sig, **config_overrides)
+        adapter = WithAnyoneAdapter.from_transformer_config(
+            transformer_config, siglip_branch=use_sig, **config_overrides
+        )
     elif "withanyone_config" in meta:
         stored = {k: v for k, v in json.loads(meta["withanyone_config"]).items() if not k.startswith("_")}
         stored.update(siglip_branch=use_sig, **config_overrides)

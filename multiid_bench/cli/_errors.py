@@ -12,7 +12,7 @@ from multiid_bench.errors import EXIT_USAGE, MBenchError
 def run_with_error_mapping(group: click.Group, argv: list[str] | None, *, debug: bool) -> int:
     """Run ``group``; library errors print their message (traceback only in debug) and set the exit code."""
     try:
-        group.main(args=argv, prog_name="mbench", standalone_mode=False)
+        rv = group.main(args=argv, prog_name="mbench", standalone_mode=False)
     except click.exceptions.Exit as e:
         return int(e.exit_code)
     except click.Abort:
@@ -31,7 +31,8 @@ def run_with_error_mapping(group: click.Group, argv: list[str] | None, *, debug:
     except KeyboardInterrupt:
         click.echo("Interrupted; results written so far are kept and a rerun resumes.", err=True)
         return 130
-    return 0
+    # without standalone mode click returns the code of a ``click.exceptions.Exit`` raised in a command
+    return rv if isinstance(rv, int) else 0
 
 
 def exit_with(code: int) -> None:

@@ -99,12 +99,15 @@ Examples:
 @click.option("--include-paper/--no-include-paper", default=True, show_default=True,
               help="Plot the paper's reported points (hollow circles) next to measured ones (filled diamonds).")
 @paper_table_opt
+@click.option("--include-limits/--no-include-limits", default=False, show_default=True,
+              help="Also plot the GT / copy-reference oracles (their copy-paste of about -1 / +1 flattens the plot).")
 @click.option("--degree", type=click.IntRange(1, 5), default=2, show_default=True,
               help="Degree of the polynomial fitted over the baselines.")
 @click.option("--out", default="mbench-tradeoff", show_default=True,
               help="Output path without suffix: writes OUT.png, OUT.svg and OUT.csv.")
 def plot_tradeoff(results: tuple[str, ...], subset: str, protocol: str, face_model: str, x_metric: str,
-                  y_metric: str, include_paper: bool, paper_table: str | None, degree: int, out: str) -> None:
+                  y_metric: str, include_paper: bool, paper_table: str | None, include_limits: bool, degree: int,
+                  out: str) -> None:
     """Sim(GT) vs copy-paste (y descending, as the paper's Fig. 5): one point per model, CI bars,
     fitted curve over the baselines, Pareto front; writes PNG + SVG + the CSV behind it."""
     from multiid_bench.leaderboard.plots import plot_tradeoff as _plot
@@ -113,7 +116,7 @@ def plot_tradeoff(results: tuple[str, ...], subset: str, protocol: str, face_mod
 
     df = combined_frame(_runs(results), include_paper=include_paper)
     pts = tradeoff_points(df, subset=subset, face_model=face_model, protocol=protocol, x_metric=x_metric,
-                          y_metric=y_metric, paper_table=paper_table)
+                          y_metric=y_metric, paper_table=paper_table, include_limits=include_limits)
     title = f"{x_metric} vs {y_metric} · subset {subset} · face model {face_model}"
     for p in _plot(pts, out, title=title, degree=degree):
         click.echo(f"wrote {p}")

@@ -181,6 +181,7 @@ class FeatureExtractor:
         self._sha: dict[tuple[str, int, int], str] = {}
         self._memo: dict[tuple[str, str], Any] = {}
         self._memo_size = memo_size
+        self.last_arrays: dict[str, np.ndarray] = {}
         for b in self.backends:
             cache.describe("emb", b.model_key, b.describe())
 
@@ -222,6 +223,8 @@ class FeatureExtractor:
             self._detect(det_id, group[0], views, results, arrays)
         for backend in self.backends:
             self._embed(backend, views, results, arrays)
+        # Unpadded pixels decoded here, for the image scorers of the same chunk (decode once).
+        self.last_arrays = {s.path: a for s, a in arrays.items() if s.pad_ratio == 1.0}
         return results
 
     def _detector_groups(self) -> dict[str, list[Backend]]:

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from multiid_bench.errors import ConfigError, MBenchError
+from multiid_bench.errors import MBenchError
 from multiid_bench.runner.cache import FeatureCache, default_cache_root
 from multiid_bench.runner.config import RunConfig
 from multiid_bench.runner.extract import Backend, FaceSet, FeatureExtractor, ImageSpec, ViewResult, WorkCounters
@@ -134,27 +134,28 @@ def run_evaluation(
         if on_row:
             on_row(row)
 
-    work = WorkCounters()
-    if pending:
-        cache = FeatureCache(default_cache_root(config.cache_dir))
-        extractor = FeatureExtractor(backends, cache, batch_size=config.batch_size, counters=work)
-        if general is None:
-            from multiid_bench.runner.general import load_general_scorers
-
-            general = load_general_scorers(config)
-        source.load(config.device)
-        for start in range(0, len(pending), config.chunk_cases):
-            chunk = pending[start : start + config.chunk_cases]
-            for row in _process_chunk(chunk, source, extractor, backends, config, general):
-                append_row(rows_path, row)
-                written += 1
-                failed += row["status"] == "failed"
-                if on_row:
-                    on_row(row)
-
     from multiid_bench.runner.finalize import append_session, finalize, plan_complete
 
-    append_session(out, shard, started, time.perf_counter() - t0, written, work, general)
+    work = WorkCounters()
+    try:
+        if pending:
+            cache = FeatureCache(default_cache_root(config.cache_dir))
+            extractor = FeatureExtractor(backends, cache, batch_size=config.batch_size, counters=work)
+            if general is None:
+                from multiid_bench.runner.general import load_general_scorers
+
+                general = load_general_scorers(config)
+            source.load(config.device)
+            for start in range(0, len(pending), config.chunk_cases):
+                chunk = pending[start : start + config.chunk_cases]
+                for row in _process_chunk(chunk, source, extractor, backends, config, general):
+                    append_row(rows_path, row)
+                    written += 1
+                    failed += row["status"] == "failed"
+                    if on_row:
+                        on_row(row)
+    finally:  # also when interrupted: the work done so far counts in results.json
+        append_session(out, shard, started, time.perf_counter() - t0, written, work, general)
     results = finalize(out) if plan_complete(out) else None
     return RunOutcome(out, shard, len(mine), len(mine) - len(pending), written, failed, results is not None, results)
 
@@ -187,6 +188,7 @@ def _process_chunk(
             g, t, rs = _specs(case, gen.path, config.ref_pad_ratio)
             specs.extend([g] + ([t] if t else []) + rs)
     views = extractor.run(specs)
+    general.arrays.update(extractor.last_arrays)
     general_scores = general.score([(c, g.path, c.gt) for c, g in zip(chunk, gens) if g.status == "ok" and g.path])
     t_face = time.perf_counter() - t0 - t_gen
     rows = []
@@ -287,8 +289,3 @@ def default_out_dir(config: RunConfig) -> Path:
     """``runs/<model>-<bench>-<profile>`` (bench paths reduced to their last component)."""
     bench = Path(config.bench).name or "bench"
     return Path("runs") / f"{config.model}-{bench}-{config.profile}"
-
-
-def check_out_dir(out: Path) -> None:
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"--out {out} exists and is not a directory")

@@ -126,7 +126,10 @@ class FolderSource:
     def obtain(self, case: "Case") -> Generated:
         from multiid_bench.adapters.folder import find_image
 
-        path, layout, tried = find_image(self.root, case, self.layout)
+        try:
+            path, layout, tried = find_image(self.root, case, self.layout)
+        except ConfigError as e:  # e.g. two candidate files for one case: this case fails, the run goes on
+            return Generated("failed", None, str(e), None, {"source": "images", "root": str(self.root)})
         if path is None:
             shown = ", ".join(str(p) for p in tried[:3]) + (" ..." if len(tried) > 3 else "")
             return Generated("failed", None, f"generated image not found (looked for {shown})", None,

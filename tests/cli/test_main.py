@@ -50,3 +50,32 @@ def test_every_command_module_resolves() -> None:
         module_name, attr = target.split(":")
         obj = getattr(importlib.import_module(module_name), attr)
         assert isinstance(obj, click.Command), f"{name} -> {target} is not a click command"
+
+
+def test_exit_code_from_command_propagates() -> None:
+    """A command that ends with click.exceptions.Exit(1) makes main() exit 1 (compare relies on it)."""
+    import click
+
+    from multiid_bench.cli._errors import run_with_error_mapping
+
+    @click.command()
+    def failing() -> None:
+        raise click.exceptions.Exit(4)
+
+    grp = click.Group(commands={"failing": failing})
+    assert run_with_error_mapping(grp, ["failing"], debug=False) == 4
+
+
+def test_library_error_maps_to_its_exit_code(capsys) -> None:
+    import click
+
+    from multiid_bench.cli._errors import run_with_error_mapping
+    from multiid_bench.errors import MissingWeightsError
+
+    @click.command()
+    def missing() -> None:
+        raise MissingWeightsError("weights 'x' missing at /tmp/x; run: mbench weights download x")
+
+    grp = click.Group(commands={"missing": missing})
+    assert run_with_error_mapping(grp, ["missing"], debug=False) == 3
+    assert "mbench weights download x" in capsys.readouterr().err

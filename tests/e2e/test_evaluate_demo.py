@@ -117,17 +117,23 @@ def test_second_model_embeds_only_its_generated_images(gt_run: Any, cp_run: Any)
     _, cp_res = cp_run
     case_rows = rows(gt_out)
     n_cases = len(case_rows)
-    n_refs = sum(len(r["images"]["refs"]) for r in case_rows)
+    # Distinct image views (references are shared between cases of the same people): each once.
+    faces_of: dict[str, int] = {}
+    for r in case_rows:
+        det = r["detections"]["mtcnn"]
+        faces_of[r["images"]["generated"]["sha256"]] = len(det["generated"])
+        faces_of[r["images"]["gt"]["sha256"]] = len(det["gt"])
+        for ref, f in zip(r["images"]["refs"], det["refs"]):
+            faces_of[f"{ref['sha256']}-pad{ref['pad_ratio']}"] = len(f)
+    n_gt_refs = len(faces_of) - n_cases
     gt_work, cp_work = gt_res["work"], cp_res["work"]
-    # cold: every generated image, GT and reference embedded exactly once (+ nothing else)
-    assert gt_work["images_embedded"][MODEL] == 2 * n_cases + n_refs
-    faces = sum(len(r["detections"]["mtcnn"]["generated"]) + len(r["detections"]["mtcnn"]["gt"])
-                + sum(len(f) for f in r["detections"]["mtcnn"]["refs"]) for r in case_rows)
-    assert gt_work["forward_passes"][MODEL] == faces
+    # cold: every generated image, GT and reference embedded exactly once, every face once
+    assert gt_work["images_embedded"][MODEL] == len(faces_of) == gt_work["images_decoded"]
+    assert gt_work["forward_passes"][MODEL] == sum(faces_of.values())
+    assert gt_work["detector_images"]["mtcnn"] == len(faces_of)
     # warm: GT and references zero times, only the generated images
-    assert cp_work["images_embedded"][MODEL] == n_cases
-    assert cp_work["cache_hits"][f"emb:{MODEL}"] == n_cases + n_refs
-    assert cp_work["detector_images"]["mtcnn"] == n_cases
+    assert cp_work["images_embedded"][MODEL] == n_cases == cp_work["detector_images"]["mtcnn"]
+    assert cp_work["cache_hits"][f"emb:{MODEL}"] == n_gt_refs
 
 
 def test_killed_run_resumes_to_identical_metrics(gt_run: Any, cache: Path) -> None:

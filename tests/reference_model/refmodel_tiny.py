@@ -1,4 +1,6 @@
-"""Helpers for tests/reference_model: tiny random FLUX components (transformer, VAE, CLIP/T5 encoders, word-level tokenizers) built from configs.
+"""Helpers for tests/reference_model: tiny random FLUX components built from configs.
+
+Transformer, VAE, CLIP/T5 text encoders and word-level tokenizers.
 
 Everything is built on the CPU in a fraction of a second; no file or network access.
 """

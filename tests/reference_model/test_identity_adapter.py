@@ -69,12 +69,10 @@ def test_lambda_zero_reproduces_stock_flux_bit_for_bit(arcface):
     patched = tiny_transformer()
     adapter = tiny_adapter(patched, siglip_branch=True)
     adapter.attach(patched)
-    sig = torch.randn(2, 4, 12)
-    for lam_arc, lam_sig in ((0.0, 0.0),):
-        cond = adapter.prepare(arcface, boxes=BOXES, height=H, width=W, lambda_arc=lam_arc, lambda_sig=lam_sig, siglip=sig)
-        with adapter.conditioning(cond), torch.no_grad():
-            out = patched(**inputs).sample
-        assert torch.equal(out, ref)
+    cond = adapter.prepare(arcface, boxes=BOXES, height=H, width=W, lambda_arc=0.0, lambda_sig=0.0,
+                           siglip=torch.randn(2, 4, 12))
+    with adapter.conditioning(cond), torch.no_grad():
+        assert torch.equal(patched(**inputs).sample, ref)
     with torch.no_grad():  # attached, no conditioning active
         assert torch.equal(patched(**inputs).sample, ref)
     cond = adapter.prepare(arcface, boxes=BOXES, height=H, width=W, lambda_arc=1.0)

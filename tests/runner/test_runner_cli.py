@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from conftest import FakeWorld
+from runner_fakes import FakeWorld
 
 from multiid_bench.cli._errors import run_with_error_mapping
 from multiid_bench.cli.main import cli

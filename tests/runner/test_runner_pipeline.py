@@ -8,33 +8,13 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import GT_COLOURS, REF_COLOURS, FakeWorld, make_world
+from runner_fakes import GT_COLOURS, REF_COLOURS, FakeWorld, make_world, rows_of, run
 
 from multiid_bench.adapters import get_adapter
 from multiid_bench.data.case import Bench, Case
 from multiid_bench.data.loaders import InvalidRecord
 from multiid_bench.errors import ConfigError
-from multiid_bench.runner import RunConfig, RunOutcome, Shard, run_evaluation
-from multiid_bench.runner.sources import AdapterSource, FolderSource
-
-
-def run(world: FakeWorld, model: str, out: Path, cache: Path, *, source: Any = None, invalid: tuple = (),
-        on_row: Any = None, **cfg: Any) -> RunOutcome:
-    config = RunConfig(model=model, bench="fake", profile="fake", protocol="strict", ref_source="raw",
-                       scorers=False, cache_dir=str(cache), **cfg)
-    shard = Shard(config.shard_index, config.shard_count)
-    src = source or AdapterSource(get_adapter(model), out, global_seed=0, shard=shard)
-    return run_evaluation(config, out, src, backends=world.backends(), profile={"name": "fake"},
-                          bench_load=world.load(invalid), on_row=on_row)
-
-
-def rows_of(out: Path) -> dict[str, dict[str, Any]]:
-    rows = {}
-    for f in sorted(out.glob("cases*.jsonl")):
-        for line in f.read_text().splitlines():
-            r = json.loads(line)
-            rows[r["case_id"]] = r
-    return rows
+from multiid_bench.runner.sources import FolderSource
 
 
 def shade(colour: tuple[int, int, int], case: int) -> tuple[int, int, int]:
