@@ -103,7 +103,9 @@ def build_components(cfg: TrainConfig, device: Any) -> Components:
         if module is not None:
             module.requires_grad_(False)
             module.eval()
-            module.to(device=device, dtype=dtype)
+            module.to(device)
+            if any(p.dtype != dtype for p in module.parameters()):
+                module.to(dtype=dtype)
     adapter = comp.adapter
     if cfg.model.init_adapter:
         from .weights import load_adapter_weights, resolve_adapter_file

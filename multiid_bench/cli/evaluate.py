@@ -62,11 +62,17 @@ def _common_options(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _device(device: str) -> str:
+    """``auto``: CUDA when available; under torchrun/accelerate each rank takes its ``LOCAL_RANK`` GPU."""
     if device != "auto":
         return device
+    import os
+
     import torch
 
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    if not torch.cuda.is_available():
+        return "cpu"
+    local = os.environ.get("LOCAL_RANK")
+    return f"cuda:{int(local) % max(torch.cuda.device_count(), 1)}" if local and local.isdigit() else "cuda"
 
 
 def _config(model: str, opts: dict[str, Any]) -> Any:

@@ -263,7 +263,7 @@ class WeightStore:
             if path is None or not path.is_file():
                 raise MissingWeightsError(format_missing([self._missing(entry, wf, path or self.target_path(
                     weight_id, wf.name), self._absent_reason(weight_id, wf))]))
-            self._check_hash(entry, wf, path, delete=False)
+            self._check_hash(entry, wf, path, delete=False, record=False)  # never write next to user/package files
             return path
         target = self.root / "weights" / weight_id / wf.name
         if target.is_file():
@@ -348,7 +348,7 @@ class WeightStore:
         except OSError as e:  # read-only location (an override in a shared folder): verification still held
             log.debug("cannot write verification stamp next to %s: %s", path, e)
 
-    def _check_hash(self, entry: WeightEntry, wf: WeightFile, path: Path, *, delete: bool) -> None:
+    def _check_hash(self, entry: WeightEntry, wf: WeightFile, path: Path, *, delete: bool, record: bool = True) -> None:
         expected = wf.sha256 or str((self._read_stamp(path) or {}).get("sha256", ""))
         if self._stamp_matches(path, expected):
             return
@@ -362,6 +362,8 @@ class WeightStore:
                 f"(corrupt, partial or a different version){'; deleted it' if delete else ''}. "
                 f"Fetch the right file with `{self.fetch_command(entry.id)}`."
             )
+        if not record:
+            return
         if not wf.sha256:
             log.warning("weights %s / %s: upstream publishes no sha256; recording %s for %s",
                         entry.id, wf.name, actual, path)

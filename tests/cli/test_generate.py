@@ -120,6 +120,12 @@ def test_failures_exit_4(manifest, tmp_path, monkeypatch, capsys):
     res = CliRunner().invoke(cli, ["generate", "--model", "gpt4o", "-S", "base_url=http://127.0.0.1:9/v1", "-S",
                                    "max_retries=0", "--bench", str(manifest), "--out", str(tmp_path / "g")])
     assert res.exit_code == 4 and "sk-never-printed" not in res.output
+    from multiid_bench.cli.main import main
+
+    with pytest.raises(SystemExit) as e:  # the console-script path maps it the same way
+        main(["generate", "--model", "gpt4o", "-S", "base_url=http://127.0.0.1:9/v1", "-S", "max_retries=0",
+              "--bench", str(manifest), "--out", str(tmp_path / "g"), "--retry-failed"])
+    assert e.value.code == 4
     rows = [json.loads(line) for line in (tmp_path / "g" / "generations.jsonl").read_text().splitlines()]
     assert len(rows) == 3 and {r["status"] for r in rows} == {"failed"}
     assert "sk-never-printed" not in (tmp_path / "g" / "generations.jsonl").read_text() + capsys.readouterr().err

@@ -201,6 +201,7 @@ def test_local_override_is_still_checksummed(tmp_path: Path, monkeypatch: pytest
     folder.mkdir()
     (folder / "m.bin").write_bytes(PAYLOAD)
     assert store(tmp_path, body, overrides={"my-model": folder}).resolve("my-model") == folder / "m.bin"
+    assert [p.name for p in folder.iterdir()] == ["m.bin"]  # nothing is written next to a user's file
     bad = tmp_path / "bad.bin"
     bad.write_bytes(b"other")
     monkeypatch.setenv("MBENCH_WEIGHTS_MY_MODEL", str(bad))
@@ -217,6 +218,7 @@ def test_bundled_package_weights_resolve_offline_and_verify() -> None:
         for f in s.entry(wid).files:
             p = s.resolve(wid, f.name)
             assert p.is_file() and verify_file(p, f.sha256)
+            assert not (p.parent / f".{p.name}.verified.json").exists()  # the installed package stays untouched
     assert s.preflight(["mtcnn-facenet-pytorch", "dlib-face-recognition-v1"]) == []
     with pytest.raises(ConfigError, match="Did you mean: mtcnn-facenet-pytorch"):
         s.entry("mtcnn-facenet-pytorc")
