@@ -138,7 +138,8 @@ def iresnet_from_onnx(path: str | Path, *, check: bool = True) -> Any:
     missing, unexpected = model.load_state_dict(state, strict=False)
     missing = [k for k in missing if not k.endswith("num_batches_tracked")]
     if missing or unexpected:
-        raise BadInputError(f"{path}: conversion left keys unmatched (missing {missing[:4]}, unexpected {unexpected[:4]})")
+        raise BadInputError(f"{path}: conversion left keys unmatched (missing {missing[:4]}, "
+                            f"unexpected {unexpected[:4]})")
     if check:
         _check_against_onnxruntime(path, model, cfg)
     logger.info("converted %s to IResNet %s", path, cfg.layers)

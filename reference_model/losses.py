@@ -187,8 +187,8 @@ def unpack_latents(tokens: torch.Tensor, height: int, width: int, *, vae_scale_f
     return x.reshape(b, d // 4, h, w)
 
 
-def identity_gate(sigma: torch.Tensor, threshold: float | None, *, mode: Literal["per_sample", "batch_first"] =
-                  "per_sample", off_weight: float = 1e-5) -> torch.Tensor:
+def identity_gate(sigma: torch.Tensor, threshold: float | None, *,
+                  mode: Literal["per_sample", "batch_first"] = "per_sample", off_weight: float = 1e-5) -> torch.Tensor:
     """Weights (B,) for the identity losses: 1 by default (paper: all noise levels).
 
     With ``threshold`` set (official: 0.6 on the noise level), samples above it get ``off_weight`` (1e−5)

@@ -92,8 +92,6 @@ def _load_factory(cfg: TrainConfig) -> Callable[[TrainConfig], Components]:
 
 def build_components(cfg: TrainConfig, device: Any) -> Components:
     """Load (or build via ``model.factory``) the models for ``cfg`` and freeze everything but the adapter."""
-    import torch
-
     if cfg.model.factory:
         comp = _load_factory(cfg)(cfg)
     else:
@@ -125,8 +123,6 @@ def build_components(cfg: TrainConfig, device: Any) -> Components:
 
 def _load_flux_components(cfg: TrainConfig, device: Any) -> Components:
     """FLUX.1-dev from a diffusers folder / hub id, the adapter at its size, and the loss ArcFace."""
-    import torch
-
     try:
         from diffusers import AutoencoderKL, FluxPipeline, FluxTransformer2DModel
     except ImportError as exc:

@@ -133,7 +133,8 @@ def test_second_model_embeds_only_its_generated_images(gt_run: Any, cp_run: Any)
     assert gt_work["detector_images"]["mtcnn"] == len(faces_of)
     # warm: GT and references zero times, only the generated images
     assert cp_work["images_embedded"][MODEL] == n_cases == cp_work["detector_images"]["mtcnn"]
-    assert cp_work["cache_hits"][f"emb:{MODEL}"] == n_gt_refs
+    assert cp_work["cache_misses"][f"emb:{MODEL}"] == n_cases
+    assert cp_work["cache_hits"][f"emb:{MODEL}"] >= n_gt_refs  # per chunk: a shared reference can hit twice
 
 
 def test_killed_run_resumes_to_identical_metrics(gt_run: Any, cache: Path) -> None:
