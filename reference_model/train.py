@@ -284,7 +284,10 @@ def make_landmark_detector(detector_id: str, device: str = "cpu") -> Any:
 
 def _accelerator(cfg: TrainConfig) -> Any:
     from accelerate import Accelerator
+    from accelerate.state import AcceleratorState
 
+    # a second run in the same process may use another precision; the process group (PartialState) is kept
+    AcceleratorState._reset_state(reset_partial_state=False)
     cpu = not torch.cuda.is_available()
     return Accelerator(cpu=cpu, mixed_precision="no" if cpu else cfg.run.mixed_precision)
 

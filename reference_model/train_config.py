@@ -93,6 +93,9 @@ class TrainConfig:
             raise ConfigError("run.max_steps >= 0, run.global_batch >= 1 and run.checkpoint_every >= 1 are required")
         if self.optim.lr <= 0 or self.loss.tau <= 0:
             raise ConfigError("optim.lr and loss.tau must be > 0")
+        if self.model.branch != "arc":
+            raise ConfigError("model.branch = 'sig': training the SigLIP branch needs per-reference SigLIP features "
+                              "in the data pipeline, which is not implemented; train the ArcFace branch ('arc')")
         if (self.loss.lambda_id > 0 or self.loss.lambda_cl > 0) and not self.data.need_landmarks:
             raise ConfigError("identity losses need GT landmarks: set data.need_landmarks = true or both lambdas 0")
         if self.loss.lambda_cl > 0 and self.loss.bank_negatives > 0 and not self.data.bank:

@@ -85,7 +85,21 @@ def build_backends(config: "RunConfig", profile: Any = None) -> tuple[dict[str, 
         model = load_face_model(e.model, device=config.device, cache_dir=config.cache_dir, offline=config.offline)
         backends.append(Backend(name=e.model, detector=detectors[e.detector], model=model, template=e.template,
                                 ref_policy=e.ref_policy))
-    return profile.to_dict(), backends
+    info = profile.to_dict()
+    info["weights"] = _manifest_hashes(_profile_weight_ids(profile), config)
+    return info, backends
+
+
+def _manifest_hashes(weight_ids: Sequence[str], config: "RunConfig") -> dict[str, str | None]:
+    """``{"<weight id>/<file>": sha256}`` from the weights manifest (None where upstream publishes none)."""
+    from multiid_bench.weights import get_store
+
+    store = get_store(config.cache_dir, offline=config.offline)
+    out: dict[str, str | None] = {}
+    for wid in weight_ids:
+        for wf in store.entry(wid).files:
+            out[f"{wid}/{wf.name}"] = wf.sha256 or None
+    return out
 
 
 def prepare_refs(bench: "Bench", config: "RunConfig", backends: Sequence[Backend]) -> "Bench":

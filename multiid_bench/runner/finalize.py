@@ -171,6 +171,7 @@ def finalize(out: str | Path) -> dict[str, Any]:
         det_sha = (m.get("detector_config") or {}).get("weights_sha256")
         if det_sha is not None:
             weights[f"detector:{m['detector']}"] = det_sha
+    weights.update(run["profile"].get("weights") or {})  # every detector/model file, from the manifest
     for name, st in scorers.items():
         for wid, sha in (st.get("weights") or {}).items():
             weights[f"{name}:{wid}"] = sha

@@ -22,14 +22,12 @@ import json
 import logging
 import os
 import re
-import shutil
-import urllib.request
-import zipfile
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from multiid_bench.errors import ConfigError, MissingWeightsError
+from multiid_bench.weights.download import bind_progress, fetch_hf, fetch_url, fetch_zip_member
 from multiid_bench.weights.manifest import WeightEntry, WeightFile, load_manifests
 
 __all__ = [
@@ -376,13 +374,13 @@ class WeightStore:
         attempts: list[tuple[str, Callable[[], None]]] = []
         if wf.repo:
             attempts.append((f"hf://{wf.repo}/{wf.filename or wf.name}@{wf.revision}",
-                             lambda: _fetch_hf(wf, partial)))
+                             lambda: fetch_hf(wf, partial)))
         for url in wf.urls:
-            attempts.append((url, lambda url=url: _fetch_url(url, partial, _bind(progress, entry.id, wf.name))))
+            attempts.append((url, lambda url=url: fetch_url(url, partial, bind_progress(progress, entry.id, wf.name))))
         for url in wf.archive_urls:
             attempts.append((f"{url}!{wf.member or wf.name}",
-                             lambda url=url: _fetch_zip_member(url, wf.member or wf.name, partial,
-                                                               _bind(progress, entry.id, wf.name))))
+                             lambda url=url: fetch_zip_member(url, wf.member or wf.name, partial,
+                                                              bind_progress(progress, entry.id, wf.name))))
         for label, fetch in attempts:
             try:
                 log.info("downloading %s / %s from %s", entry.id, wf.name, label)
@@ -410,54 +408,3 @@ class WeightStore:
                            header="could not fetch model weights") + "\n    attempts:\n" + detail
         )
 
-
-def _bind(progress: ProgressFn | None, wid: str, name: str) -> Callable[[int, int | None], None] | None:
-    if progress is None:
-        return None
-    return lambda done, total: progress(wid, name, done, total)
-
-
-def _fetch_url(url: str, partial: Path, progress: Callable[[int, int | None], None] | None) -> None:
-    """Stream ``url`` into ``partial`` (no whole-file buffering)."""
-    from multiid_bench._version import __version__
-
-    req = urllib.request.Request(url, headers={"User-Agent": f"multiid-bench/{__version__}"})
-    with urllib.request.urlopen(req, timeout=60) as resp, partial.open("wb") as out:  # noqa: S310 - http(s) from manifest
-        total = resp.headers.get("Content-Length")
-        total_i = int(total) if total and total.isdigit() else None
-        done = 0
-        for chunk in iter(lambda: resp.read(_CHUNK), b""):
-            out.write(chunk)
-            done += len(chunk)
-            if progress:
-                progress(done, total_i)
-
-
-def _fetch_hf(wf: WeightFile, partial: Path) -> None:
-    """Fetch a Hugging Face file with the hub client (auth, mirrors, Xet), then move it to ``partial``."""
-    from huggingface_hub import hf_hub_download
-
-    staging = partial.with_name(partial.name + ".hf")
-    try:
-        got = hf_hub_download(repo_id=wf.repo, filename=wf.filename or wf.name, revision=wf.revision,
-                              repo_type=wf.repo_type, local_dir=str(staging))
-        shutil.move(str(got), str(partial))
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-
-
-def _fetch_zip_member(url: str, member: str, partial: Path,
-                      progress: Callable[[int, int | None], None] | None) -> None:
-    """Download a zip archive, then stream one member (exact path or unique base name) to ``partial``."""
-    archive = partial.with_name(partial.name + ".zip")
-    try:
-        _fetch_url(url, archive, progress)
-        with zipfile.ZipFile(archive) as zf:
-            names = zf.namelist()
-            match = [n for n in names if n == member] or [n for n in names if n.rsplit("/", 1)[-1] == member]
-            if len(match) != 1:
-                raise ValueError(f"archive has {len(match)} members named {member!r} (of {len(names)})")
-            with zf.open(match[0]) as src, partial.open("wb") as out:
-                shutil.copyfileobj(src, out, _CHUNK)
-    finally:
-        archive.unlink(missing_ok=True)

@@ -246,3 +246,35 @@ def test_sample_config_validation():
         SampleConfig(resolution=50)
     with pytest.raises(ConfigError, match="paired_ratio"):
         SampleConfig(paired_ratio=1.5)
+
+
+def test_gt_landmarks_from_a_real_detector_on_a_real_photo():
+    """MTCNN (weights ship with facenet-pytorch) on insightface's t1.jpg: landmarks found on the training crop
+    land inside the right boxes, in box order, near where the detector puts them on the full photo."""
+    import dataclasses
+    import os
+
+    import insightface
+    from PIL import Image
+
+    from multiid_bench.reference_model.data import Record
+    from multiid_bench.reference_model.train import make_landmark_detector
+
+    photo = Image.open(os.path.join(os.path.dirname(insightface.__file__), "data/images/t1.jpg")).convert("RGB")
+    img = np.asarray(photo.resize((384, 266), Image.Resampling.LANCZOS))
+    detect = make_landmark_detector("mtcnn")
+    boxes, lms = detect(img)
+    order = np.argsort(boxes[:, 0])[:2][::-1]  # two leftmost faces, right one first (not detector order)
+    rec = Record("t1", "insightface", img, "two people", boxes[order], np.zeros((2, 512), np.float32),
+                 ("a", "b"), None)
+    cfg = SampleConfig(resolution=256, max_faces=2)
+    got, _ = SampleBuilder(cfg, None, detect)(rec, np.random.default_rng(0), 0)
+    assert got["lm_valid"].all()
+    with_truth = SampleBuilder(cfg, None, None)(dataclasses.replace(rec, landmarks=lms[order]),
+                                                np.random.default_rng(0), 0)[0]
+    for i in range(2):
+        x1, y1, x2, y2 = got["boxes"][i]
+        cx, cy = got["landmarks"][i].mean(axis=0)
+        assert x1 < cx < x2 and y1 < cy < y2
+        size = x2 - x1
+        assert np.abs(got["landmarks"][i] - with_truth["landmarks"][i]).max() < 0.15 * size

@@ -13,9 +13,9 @@ from safetensors.torch import load_file
 from multiid_bench.errors import ConfigError
 from multiid_bench.reference_model.bank import build_reference_bank
 from multiid_bench.reference_model.data import write_shard
+from multiid_bench.reference_model.batches import collate
 from multiid_bench.reference_model.train import (
     Dist,
-    collate,
     compute_step,
     find_checkpoint,
     launch_cpu_processes,
@@ -67,6 +67,8 @@ def test_config_refuses_unknown_keys_and_bad_values(tmp_path):
     (tmp_path / "bad.toml").write_text("[loss]\nlamda_id = 0.1\n")
     with pytest.raises(ConfigError, match="lamda_id"):
         load_config(tmp_path / "bad.toml")
+    with pytest.raises(ConfigError, match="SigLIP"):
+        TrainConfig.from_dict({"model": {"branch": "sig"}, "loss": {"bank_negatives": 0}})
     with pytest.raises(ConfigError, match="build-bank"):
         TrainConfig.from_dict({"loss": {"bank_negatives": 10}, "data": {"paths": ["x"]}})
 
@@ -190,3 +192,33 @@ def test_cli_trains_from_a_config_and_builds_the_bank(tmp_path, synth):
     from multiid_bench.cli._errors import run_with_error_mapping
 
     assert run_with_error_mapping(cli, ["train", "--config", str(tmp_path / "missing.toml")], debug=False) == 2
+
+
+def test_diffusers_folder_path_with_gradient_checkpointing(tmp_path, synth):
+    """The production loader (FluxPipeline folder: transformer, VAE, CLIP + T5 and tokenizers; ArcFace from a
+    safetensors file) trains; gradient checkpointing re-runs the blocks with the identity hooks active and
+    gives the same losses and update as without it."""
+    from diffusers import FluxPipeline
+    from conftest_train import TINY_ARCFACE
+    from refmodel_tiny import tiny_components
+    from safetensors.torch import save_file
+
+    from multiid_bench.reference_model.arcface_torch import IResNetConfig, build_iresnet
+
+    FluxPipeline(**tiny_components().as_kwargs()).save_pretrained(tmp_path / "flux")
+    torch.manual_seed(2)
+    save_file(build_iresnet(IResNetConfig(**TINY_ARCFACE)).state_dict(), str(tmp_path / "arc.safetensors"))
+    results = []
+    for ckpt in (False, True):
+        cfg = tiny_config(tmp_path / str(ckpt), synth["shards"], synth["bank"], run={"max_steps": 2},
+                          model={"factory": None, "factory_path": None, "base_model": str(tmp_path / "flux"),
+                                 "loss_arcface": str(tmp_path / "arc.safetensors"), "gradient_checkpointing": ckpt},
+                          data={"fixed_prompt": None})
+        results.append(train(cfg))
+    plain, checkpointed = results
+    for a, b in zip(plain.history, checkpointed.history):
+        assert b["loss"] == pytest.approx(a["loss"], rel=1e-6)
+    a = _adapter(plain.output_dir / "final" / "adapter.safetensors")
+    b = _adapter(checkpointed.output_dir / "final" / "adapter.safetensors")
+    for k in a:
+        torch.testing.assert_close(b[k], a[k], rtol=1e-5, atol=1e-6)

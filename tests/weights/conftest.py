@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import functools
-import hashlib
 import http.server
 import threading
 from collections.abc import Iterator
@@ -38,13 +37,3 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
         monkeypatch.delenv(k, raising=False)
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
 
-
-def sha(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def write_manifest(folder: Path, text: str, name: str = "test.toml") -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    p = folder / name
-    p.write_text(text)
-    return p
