@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # pragma: no cover
     from multiid_bench.reference_model.bank import ReferenceBank, build_reference_bank
     from multiid_bench.reference_model.losses import gt_aligned_id_loss, info_nce_extended
-    from multiid_bench.reference_model.train import train
     from multiid_bench.reference_model.train_config import TrainConfig, load_config
     from multiid_bench.reference_model.identity_adapter import (
         IdentityConditioning,
@@ -49,7 +48,6 @@ _LAZY: dict[str, str] = {
     "gt_aligned_id_loss": "losses",
     "info_nce_extended": "losses",
     "load_config": "train_config",
-    "train": "train",
     "IdentityConditioning": "identity_adapter",
     "IdentityCrossAttention": "identity_adapter",
     "ReferenceEncoder": "references",
