@@ -46,10 +46,14 @@ def _plan_hash(full: "Bench", plan: "Bench") -> str:
 
 
 def write_run_manifest(
-    out: Path, config: RunConfig, plan: "Bench", invalid: Sequence[Any], profile: Mapping[str, Any],
-    backends: Sequence["Backend"], source: Any, bench_load: Any,
+    out: Path, config: RunConfig, selected: "Bench", plan: "Bench", invalid: Sequence[Any],
+    profile: Mapping[str, Any], backends: Sequence["Backend"], source: Any, bench_load: Any,
 ) -> dict[str, Any]:
-    """Write ``run.json``; refuse to reuse a folder whose rows were made under another config or bench."""
+    """Write ``run.json``; refuse to reuse a folder whose rows were made under another config or bench.
+
+    ``selected`` is the chosen cases as loaded (its hash identifies the data), ``plan`` the same cases as
+    evaluated (references possibly replaced by prepared crops, recorded under ``bench.references``).
+    """
     path = out / RUN_FILE
     full = bench_load.bench
     try:
@@ -61,7 +65,7 @@ def write_run_manifest(
     manifest = {
         "schema_version": SCHEMA_VERSION, "model": config.model, "config": config.to_dict(),
         "fingerprint": config.fingerprint(), "source": source.describe(),
-        "bench": {"id": plan.id, "manifest_sha256": _plan_hash(full, plan), "source_sha256": full.manifest_sha256,
+        "bench": {"id": plan.id, "manifest_sha256": _plan_hash(full, selected), "source_sha256": full.manifest_sha256,
                   "n_cases": len(plan.cases) + len(invalid), "kind": getattr(bench_load, "kind", None),
                   "ref_mode": ref_info.get("mode"), "references": ref_info},
         "plan": {"case_ids": [c.id for c in plan.cases],

@@ -103,17 +103,17 @@ def run_evaluation(
 
         profile, backends = build_backends(config, checked)
     profile = dict(profile or {"name": config.profile})
-    bench = bench_load.bench
-    if config.ref_source == "prepared":
+    selected = bench_load.bench.select(config.subsets, config.limit)
+    plan = selected
+    if config.ref_source == "prepared":  # only the selected cases' references are cropped (cached)
         from multiid_bench.runner.backends import prepare_refs
 
-        bench = prepare_refs(bench, config, backends)
-    plan = bench.select(config.subsets, config.limit)
+        plan = prepare_refs(selected, config, backends)
     invalid = [] if config.limit is not None else list(bench_load.invalid)
 
     from multiid_bench.runner.finalize import _invalid_id, write_run_manifest
 
-    write_run_manifest(out, config, plan, invalid, profile, backends, source, bench_load)
+    write_run_manifest(out, config, selected, plan, invalid, profile, backends, source, bench_load)
     rows_path = rows_file(out, shard)
     repair_tail(rows_path)
     done = {str(r["case_id"]) for r in read_rows(row_files(out))}

@@ -89,3 +89,20 @@ def test_cli_module_imports_no_torch() -> None:
             "print(sorted(m for m in ('torch', 'cv2', 'insightface', 'open_clip') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "[]"
+
+
+def test_torchrun_ranks_split_and_merge(fake_backends: FakeWorld, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    bench = write_manifest(fake_backends)
+    common = ["evaluate", "--model", "ground-truth", "--bench", str(bench), "--profile", "offline", "--device", "cpu",
+              "--cache-dir", str(tmp_path / "cache"), "--ref-source", "raw", "--no-scorers"]
+    single = invoke(*common, "--out", str(tmp_path / "single"))
+    assert single.exit_code == 4
+    for rank in ("0", "1"):
+        monkeypatch.setenv("RANK", rank)
+        monkeypatch.setenv("WORLD_SIZE", "2")
+        invoke(*common, "--out", str(tmp_path / "ranks"))
+    files = sorted(p.name for p in (tmp_path / "ranks").glob("cases*.jsonl"))
+    assert files == ["cases.shard-000-of-002.jsonl", "cases.shard-001-of-002.jsonl"]
+    a = json.loads((tmp_path / "single" / "results.json").read_text())
+    b = json.loads((tmp_path / "ranks" / "results.json").read_text())
+    assert a["metrics"] == b["metrics"] and a["counts"] == b["counts"]
