@@ -47,7 +47,8 @@ def _common_options(fn: Callable[..., Any]) -> Callable[..., Any]:
                      help="Face profile: paper (ArcFace/AdaFace/FaceNet as published) or offline (MTCNN + dlib, no downloads)."),
         click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:1 ... (auto = cuda if available)."),
         click.option("--batch-size", type=int, default=32, show_default=True, help="Faces (and images) per forward pass."),
-        click.option("--offline/--no-offline", default=None, help="Never download (default: MBENCH_OFFLINE / HF_HUB_OFFLINE)."),
+        click.option("--offline/--no-offline", default=None,
+                     help="Never download (default: on with --profile offline, else MBENCH_OFFLINE / HF_HUB_OFFLINE)."),
         click.option("--shard", default=None, help="Run shard i/n of the cases (deterministic by case id)."),
         click.option("--cache-dir", type=click.Path(file_okay=False), default=None, help="Cache root for weights, data and embeddings."),
         click.option("--ref-source", type=click.Choice(["prepared", "raw"]), default="prepared", show_default=True,
@@ -80,10 +81,12 @@ def _config(model: str, opts: dict[str, Any]) -> Any:
 
     shard = resolve_shard(parse_shard(opts["shard"]) if opts["shard"] else None)
     subsets = tuple(s.strip() for s in opts["subset"].split(",") if s.strip()) if opts["subset"] else None
+    # The offline profile promises no downloads: optional scorers then use only weights already cached.
+    offline = opts["offline"] if opts["offline"] is not None else (True if opts["profile"] == "offline" else None)
     return RunConfig(
         model=model, bench=opts["bench"], subsets=subsets, limit=opts["limit"], protocol=opts["protocol"],
         profile=opts["profile"], device=_device(opts["device"]), batch_size=opts["batch_size"],
-        offline=opts["offline"], seed=opts["seed"], ref_source=opts["ref_source"], scorers=opts["scorers"],
+        offline=offline, seed=opts["seed"], ref_source=opts["ref_source"], scorers=opts["scorers"],
         cache_dir=opts["cache_dir"], shard_index=shard.index, shard_count=shard.count,
         adapter_settings=opts.get("adapter_settings", {}),
     )
