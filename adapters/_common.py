@@ -5,7 +5,6 @@ Nothing here imports torch or diffusers at module level; the few helpers that ne
 from __future__ import annotations
 
 import importlib
-import os
 from typing import TYPE_CHECKING, Any, Sequence
 
 from multiid_bench.errors import BadInputError, MissingDependencyError, MissingWeightsError
@@ -131,7 +130,9 @@ def weights_error(adapter: str, repo_id: str, err: BaseException | None = None) 
 
 
 def _offline() -> bool:
-    return any(os.environ.get(k, "") not in ("", "0") for k in ("HF_HUB_OFFLINE", "MBENCH_OFFLINE"))
+    from multiid_bench._io import is_offline
+
+    return is_offline()
 
 
 def hub_kwargs() -> dict[str, Any]:

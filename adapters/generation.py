@@ -17,13 +17,12 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
+from multiid_bench._io import atomic_write_bytes as _atomic_write_bytes
 from multiid_bench.adapters.base import Adapter, GenerationResult, derive_seed
 from multiid_bench.errors import ConfigError
 
@@ -95,18 +94,8 @@ def done_case_ids(out_dir: Path, *, retry_failed: bool = False) -> set[str]:
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to a temporary file in the same folder, fsync, then rename over ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Atomic and fsynced: generated images and records must survive a crash whole or not at all."""
+    _atomic_write_bytes(path, data, fsync=True)
 
 
 def _png_bytes(image: Any) -> bytes:

@@ -9,7 +9,6 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
@@ -28,40 +27,16 @@ __all__ = [
 ]
 
 _CHUNK = 1 << 20
-_TRUE = {"1", "true", "yes", "on"}
+from multiid_bench._io import atomic_write_bytes, cache_root, is_offline  # noqa: E402  (re-exported)
 
 
 class PathEscapeError(ValueError):
     """A path taken from data points outside the data root (``..``, an absolute path elsewhere)."""
 
 
-def cache_root(cache_dir: str | Path | None = None) -> Path:
-    """Cache root: ``cache_dir`` > ``$MBENCH_HOME`` > ``$XDG_CACHE_HOME/multiid-bench`` > ``~/.cache/multiid-bench``.
-
-    Same precedence as the weight store, so one ``--cache-dir`` moves everything.
-    """
-    if cache_dir is not None:
-        return Path(cache_dir).expanduser()
-    if os.environ.get("MBENCH_HOME"):
-        return Path(os.environ["MBENCH_HOME"]).expanduser()
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
-    return base / "multiid-bench"
-
-
 def data_cache_dir(cache_dir: str | Path | None = None, *parts: str) -> Path:
     """``<cache root>/data/<parts...>``: where materialised benches, crops and the demo live."""
     return cache_root(cache_dir).joinpath("data", *parts)
-
-
-def is_offline(offline: bool | None = None) -> bool:
-    """Explicit flag wins; otherwise ``MBENCH_OFFLINE``, ``HF_HUB_OFFLINE`` or ``HF_DATASETS_OFFLINE`` set to 1."""
-    if offline is not None:
-        return bool(offline)
-    return any(
-        os.environ.get(name, "").strip().lower() in _TRUE
-        for name in ("MBENCH_OFFLINE", "HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")
-    )
 
 
 def resolve_inside(root: Path, value: str | os.PathLike[str]) -> Path:
@@ -98,19 +73,6 @@ def sha256_files(paths: Iterable[Path], *, names_relative_to: Path | None = None
             for chunk in iter(lambda: f.read(_CHUNK), b""):
                 h.update(chunk)
     return h.hexdigest()
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write through a temporary file and ``os.replace`` so a reader never sees half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def atomic_write_text(path: Path, text: str) -> None:

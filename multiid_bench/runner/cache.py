@@ -18,11 +18,12 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
+
+from multiid_bench._io import atomic_write_bytes
 
 __all__ = ["PREPROCESS_VERSION", "FeatureCache", "default_cache_root", "detector_key", "model_key", "view_key"]
 
@@ -96,7 +97,7 @@ class FeatureCache:
             return
         path = self.root / kind / key / "key.json"
         if not path.exists():
-            _atomic_write(path, json.dumps(dict(description), indent=2, sort_keys=True, default=str).encode())
+            atomic_write_bytes(path, json.dumps(dict(description), indent=2, sort_keys=True, default=str).encode())
 
     def get_faces(self, det_key: str, view: str) -> list[dict[str, Any]] | None:
         if self.root is None:
@@ -115,7 +116,7 @@ class FeatureCache:
         if self.root is None:
             return
         payload = json.dumps({"faces": [dict(f) for f in faces]}).encode()
-        _atomic_write(self._path("det", det_key, view, ".json"), payload)
+        atomic_write_bytes(self._path("det", det_key, view, ".json"), payload)
 
     def get_embeddings(self, m_key: str, view: str) -> np.ndarray | None:
         if self.root is None:
@@ -136,19 +137,5 @@ class FeatureCache:
 
         buf = io.BytesIO()
         np.save(buf, np.ascontiguousarray(emb, dtype=np.float32), allow_pickle=False)
-        _atomic_write(self._path("emb", m_key, view, ".npy"), buf.getvalue())
+        atomic_write_bytes(self._path("emb", m_key, view, ".npy"), buf.getvalue())
 
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise

@@ -47,25 +47,8 @@ log = logging.getLogger(__name__)
 
 ProgressFn = Callable[[str, str, int, "int | None"], None]  # (weight id, file name, done bytes, total)
 _CHUNK = 1 << 20
-_TRUE = {"1", "true", "yes", "on"}
+from multiid_bench._io import cache_root, is_offline  # noqa: E402  (re-exported)
 _hash_memo: dict[tuple[str, int, int], str] = {}
-
-
-def cache_root(cache_dir: str | os.PathLike[str] | None = None) -> Path:
-    """The cache root: ``cache_dir`` > ``$MBENCH_HOME`` > ``$XDG_CACHE_HOME/multiid-bench`` > ``~/.cache/...``."""
-    if cache_dir:
-        return Path(cache_dir).expanduser().resolve()
-    if os.environ.get("MBENCH_HOME"):
-        return Path(os.environ["MBENCH_HOME"]).expanduser().resolve()
-    xdg = os.environ.get("XDG_CACHE_HOME") or str(Path("~/.cache").expanduser())
-    return (Path(xdg).expanduser() / "multiid-bench").resolve()
-
-
-def is_offline(offline: bool | None = None) -> bool:
-    """Explicit flag wins; else ``MBENCH_OFFLINE`` or ``HF_HUB_OFFLINE`` set to 1/true/yes/on."""
-    if offline is not None:
-        return bool(offline)
-    return any(os.environ.get(k, "").strip().lower() in _TRUE for k in ("MBENCH_OFFLINE", "HF_HUB_OFFLINE"))
 
 
 def env_override_name(weight_id: str) -> str:
