@@ -304,6 +304,22 @@ class WithAnyonePipeline(IdentityPipelineMixin, FluxPipeline):
         return cls(**base.components, adapter=adapter, reference_encoder=reference_encoder)
 
 
+def _flux_missing(flux: str | Path, *, offline: bool) -> str | None:
+    """Why the FLUX base model cannot load (``None`` when it can): a local diffusers folder or a cached hub repo."""
+    path = Path(str(flux)).expanduser()
+    if path.exists():
+        return None if (path / "model_index.json").is_file() else f"  - {path}: not a diffusers folder (no model_index.json)"
+    if not offline:
+        return None  # diffusers downloads it (gated: needs the licence accepted and a login)
+    from huggingface_hub import try_to_load_from_cache
+
+    if isinstance(try_to_load_from_cache(str(flux), "model_index.json"), str):
+        return None
+    return (f"  - FLUX base model {flux}: not in the Hugging Face cache (offline)\n"
+            f"      fetch:  huggingface-cli login && huggingface-cli download {flux}   (accept the licence on the Hub first)\n"
+            f"      or pass a local diffusers folder (-S flux=/path/to/FLUX.1-dev)")
+
+
 def load_withanyone_pipeline(
     *, flux: str | Path = "black-forest-labs/FLUX.1-dev", adapter: str | Path | None = None, device: str = "cuda",
     torch_dtype: torch.dtype | None = None, siglip: bool = False, cache_dir: str | Path | None = None,
@@ -313,13 +329,21 @@ def load_withanyone_pipeline(
     given), SCRFD + glintr100 from ``multiid_bench.faces`` and, with ``siglip=True``, the SigLIP branch."""
     from multiid_bench.reference_model.references import load_reference_encoder, reference_weight_ids
     from multiid_bench.reference_model.weights import ADAPTER_WEIGHT_ID, resolve_adapter_file
-    from multiid_bench.weights import format_missing, is_offline, preflight
+    from multiid_bench.weights import get_store, is_offline
 
-    # Every missing file of the toolkit's own store is listed at once, before anything loads.
+    # Every missing file is listed at once, before anything loads: the toolkit's own store (adapter, face
+    # stack) and the FLUX base model, which diffusers reads from the Hugging Face cache.
     ids = reference_weight_ids(with_siglip=siglip) + ([] if adapter is not None else [ADAPTER_WEIGHT_ID])
-    missing = preflight(ids, cache_dir=cache_dir, offline=offline)
-    if missing and is_offline(offline):
-        raise MissingWeightsError(format_missing(missing, header="the WithAnyone reference model is missing weights"))
+    problems: list[str] = []
+    try:
+        get_store(cache_dir, offline=offline).ensure(ids)
+    except MissingWeightsError as exc:
+        problems.append(str(exc))
+    flux_problem = _flux_missing(flux, offline=is_offline(offline))
+    if flux_problem:
+        problems.append(flux_problem)
+    if problems:
+        raise MissingWeightsError("the WithAnyone reference model is missing weights:\n" + "\n".join(problems))
     dtype = torch_dtype or (torch.bfloat16 if str(device).startswith("cuda") else torch.float32)
     path = Path(adapter) if adapter is not None else resolve_adapter_file(cache_dir=cache_dir, offline=offline)
     encoder = load_reference_encoder(device=device if str(device).startswith("cuda") else "cpu", with_siglip=siglip,

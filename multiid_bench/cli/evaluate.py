@@ -83,6 +83,13 @@ def _config(model: str, opts: dict[str, Any]) -> Any:
     subsets = tuple(s.strip() for s in opts["subset"].split(",") if s.strip()) if opts["subset"] else None
     # The offline profile promises no downloads: optional scorers then use only weights already cached.
     offline = opts["offline"] if opts["offline"] is not None else (True if opts["profile"] == "offline" else None)
+    if offline:
+        # Every library in the process (ours, huggingface_hub, diffusers, transformers) stays off the network,
+        # including the generator's loaders, which read these switches rather than our config.
+        import os
+
+        os.environ["MBENCH_OFFLINE"] = "1"
+        os.environ["HF_HUB_OFFLINE"] = "1"
     return RunConfig(
         model=model, bench=opts["bench"], subsets=subsets, limit=opts["limit"], protocol=opts["protocol"],
         profile=opts["profile"], device=_device(opts["device"]), batch_size=opts["batch_size"],
