@@ -59,9 +59,9 @@ class PipelineAdapter(Adapter):
         if self.pipe is None:
             self.pipe = self._load_pipeline(device)
 
+    @abstractmethod
     def _load_pipeline(self, device: str) -> Any:
-        """Build the real pipeline (heavy imports here). Subclasses override."""
-        raise NotImplementedError(f"adapter {self.name!r} has no pipeline loader")
+        """Build the real pipeline (heavy imports here); not called when a pipeline was injected."""
 
     def output_size(self) -> tuple[int, int]:
         """(W, H) requested from the method: ``width``/``height`` settings, else the native size."""

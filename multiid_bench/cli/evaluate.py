@@ -13,6 +13,8 @@ from typing import Any, Callable
 
 import click
 
+from multiid_bench.cli._common import parse_settings as _parse_settings
+
 __all__ = ["evaluate", "score"]
 
 _EVALUATE_EXAMPLES = """
@@ -97,21 +99,6 @@ def _config(model: str, opts: dict[str, Any]) -> Any:
         cache_dir=opts["cache_dir"], shard_index=shard.index, shard_count=shard.count,
         adapter_settings=opts.get("adapter_settings", {}),
     )
-
-
-def _parse_settings(items: tuple[str, ...]) -> dict[str, Any]:
-    import json
-
-    out: dict[str, Any] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise click.BadParameter(f"expected key=value, got {item!r}", param_hint="-S/--setting")
-        try:
-            out[key] = json.loads(value)
-        except ValueError:
-            out[key] = value
-    return out
 
 
 def _run(config: Any, out_dir: Path, source_factory: Callable[[Path], Any]) -> None:

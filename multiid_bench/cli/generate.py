@@ -9,6 +9,8 @@ from typing import Any
 
 import click
 
+from multiid_bench.cli._common import parse_settings as _parse_settings
+
 __all__ = ["generate"]
 
 _EXAMPLES = """
@@ -22,22 +24,6 @@ Examples:
 A rerun with the same --out skips cases already generated (failed ones too, unless --retry-failed).
 Per-case seed = sha256("{seed}:{case id}:0") mod 2**31, recorded in generations.jsonl.
 """
-
-
-def _parse_settings(items: tuple[str, ...]) -> dict[str, Any]:
-    """``-S key=value`` pairs; values are JSON when they parse (numbers, true/false, null, lists)."""
-    import json
-
-    out: dict[str, Any] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise click.BadParameter(f"expected key=value, got {item!r}", param_hint="-S/--setting")
-        try:
-            out[key] = json.loads(value)
-        except ValueError:
-            out[key] = value
-    return out
 
 
 def _device(device: str, integration: str) -> str:

@@ -10,23 +10,9 @@ from typing import Any
 
 import click
 
+from multiid_bench.cli._common import print_table as _table
+
 __all__ = ["ls"]
-
-
-def _table(title: str, header: list[str], rows: list[list[str]]) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    console = Console()
-    if not rows:
-        console.print("No results found.")
-        return
-    table = Table(title=title)
-    for h in header:
-        table.add_column(h, overflow="fold")
-    for r in rows:
-        table.add_row(*r)
-    console.print(table)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

@@ -11,6 +11,8 @@ from typing import Any
 
 import click
 
+from multiid_bench.cli._common import print_table as _table
+
 from multiid_bench.errors import CheckFailedError, MissingWeightsError
 
 __all__ = ["doctor", "weights"]
@@ -18,22 +20,6 @@ __all__ = ["doctor", "weights"]
 _CACHE = click.option("--cache-dir", type=click.Path(file_okay=False), default=None,
                       help="Cache root (default: $MBENCH_HOME, else $XDG_CACHE_HOME/multiid-bench).")
 _JSON = click.option("--json/--no-json", "as_json", default=False, show_default=True, help="Machine-readable output.")
-
-
-def _table(title: str, header: list[str], rows: list[list[str]]) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    console = Console()
-    if not rows:
-        console.print("No results found.")
-        return
-    table = Table(title=title)
-    for h in header:
-        table.add_column(h, overflow="fold")
-    for r in rows:
-        table.add_row(*r)
-    console.print(table)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

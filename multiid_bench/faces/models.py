@@ -16,6 +16,8 @@ Every model runs in inference mode, in batches, on any torch/onnxruntime device.
 """
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 import logging
 import threading
 from collections.abc import Callable
@@ -96,7 +98,7 @@ def _resize_crops(crops: np.ndarray, size: int) -> np.ndarray:
     return np.stack([cv2.resize(c, (size, size), interpolation=interp) for c in crops])
 
 
-class _Base:
+class _Base(ABC):
     """Validation, batching and the NaN check shared by every model."""
 
     def __init__(self, model_id: str, spec: FaceModelSpec, weights_sha256: str, batch_size: int) -> None:
@@ -125,8 +127,9 @@ class _Base:
             log.warning("%s produced non-finite embeddings for crops %s", self.id, bad.tolist())
         return out
 
-    def _forward(self, batch: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abstractmethod
+    def _forward(self, batch: np.ndarray) -> np.ndarray:
+        """Embeddings ``(B, D)`` of one batch of crops already resized to the model's input size."""
 
 
 def _ort_providers(device: str) -> tuple[list[str], int]:
