@@ -60,9 +60,11 @@ def list_(as_json: bool, cache_dir: str | None) -> None:
 @weights.command()
 @click.argument("ids", nargs=-1)
 @click.option("--all", "all_", is_flag=True, help="Every id in the manifests.")
+@click.option("--profile", type=click.Choice(["paper", "offline"]), default=None,
+              help="Every weight file that face profile needs (e.g. --profile paper before an offline run).")
 @click.option("--force/--no-force", default=False, show_default=True, help="Delete cached copies and fetch again.")
 @_CACHE
-def download(ids: tuple[str, ...], all_: bool, force: bool, cache_dir: str | None) -> None:
+def download(ids: tuple[str, ...], all_: bool, profile: str | None, force: bool, cache_dir: str | None) -> None:
     """Download IDS (streamed to .partial, sha256-checked, renamed atomically)."""
     from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 
@@ -70,8 +72,12 @@ def download(ids: tuple[str, ...], all_: bool, force: bool, cache_dir: str | Non
 
     store = get_store(cache_dir)
     targets = sorted(store.entries) if all_ else list(ids)
+    if profile is not None:
+        from multiid_bench.faces import get_profile
+
+        targets = list(dict.fromkeys([*targets, *get_profile(profile).weight_ids()]))
     if not targets:
-        raise click.UsageError("name at least one weight id (see `mbench weights list`) or pass --all.")
+        raise click.UsageError("name at least one weight id (see `mbench weights list`), --profile or --all.")
     for wid in targets:
         store.entry(wid)  # unknown ids fail before any download starts
     if store.offline:

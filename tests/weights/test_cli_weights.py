@@ -84,3 +84,20 @@ def test_cli_modules_import_no_heavy_packages() -> None:
             "print([m for m in ('torch', 'cv2', 'onnxruntime', 'insightface', 'dlib', 'facexlib') if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_download_profile_lists_every_file_of_the_paper_profile_offline(monkeypatch) -> None:
+    """`weights download --profile paper` offline: one exit-3 error naming every file the profile needs."""
+    from click.testing import CliRunner
+
+    from multiid_bench.cli.main import cli
+    from multiid_bench.faces import get_profile
+
+    monkeypatch.setenv("MBENCH_OFFLINE", "1")
+    from multiid_bench.errors import MissingWeightsError
+
+    res = CliRunner().invoke(cli, ["weights", "download", "--profile", "paper"])
+    assert isinstance(res.exception, MissingWeightsError) and res.exception.exit_code == 3  # main() maps it to 3
+    message = str(res.exception)
+    for wid in get_profile("paper").weight_ids():
+        assert f"mbench weights download {wid}" in message
