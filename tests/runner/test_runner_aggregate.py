@@ -53,3 +53,21 @@ def test_missing_values_stay_missing_and_failure_rate_is_pooled() -> None:
     assert s["face_failure_rate.average"]["value"] == pytest.approx(3 / 8)
     assert s["copy_paste.m1"]["value"] is None and s["copy_paste.m1"]["n"] == 0  # never 0 for "no data"
     assert m["paper"]["p2"]["sim_gt.average"]["n"] == 2
+
+
+def test_paper_ranked_copy_paste_applies_the_papers_filters() -> None:
+    """Tables 1/2 keep cases with Sim(GT) > 0.40 (p1) / > 0.35 (p2, p3); Table 5 per model (FaceNet 0.45)."""
+    from multiid_bench.runner.aggregate import aggregate
+
+    def row(cid: str, subset: str, sim: float, cp: float) -> dict:
+        s = {"sim_gt": sim, "sim_ref": 0.5, "copy_paste": cp, "blend_gt": None, "blend_ref": None}
+        return {"case_id": cid, "subset": subset, "status": "ok", "scores": {"paper": {"facenet": s}, "strict": {}}}
+
+    rows = [row("a", "p1", 0.41, 0.1), row("b", "p1", 0.40, 0.9), row("c", "p2", 0.36, 0.2),
+            row("d", "p2", 0.30, 0.8), row("e", "p2", 0.50, 0.3)]
+    out = aggregate(rows, ["facenet"])["paper"]
+    assert out["p1"]["copy_paste_ranked.facenet"]["value"] == 0.1  # 0.40 is not > 0.40
+    assert out["p2"]["copy_paste_ranked.facenet"]["value"] == pytest.approx(0.25)  # c and e
+    assert out["all"]["copy_paste_ranked.facenet"]["n"] == 3
+    assert out["p2"]["copy_paste_ranked_fm.facenet"]["value"] == 0.3  # only e has Sim(GT) > 0.45
+    assert out["p2"]["copy_paste.facenet"]["n"] == 3  # the unfiltered metric is untouched
