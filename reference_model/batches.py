@@ -14,7 +14,8 @@ import hashlib
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -28,7 +29,7 @@ if TYPE_CHECKING:
 
     from .bank import ReferenceBank
 
-__all__ = ["SampleConfig", "TrainStream", "collate", "people_phrase", "sample_seed"]
+__all__ = ["ReferencePhotos", "SampleConfig", "TrainStream", "collate", "people_phrase", "sample_seed"]
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +65,11 @@ class SampleConfig:
     need_landmarks: bool = True
     min_iou: float = 0.3
     max_redraws: int = 32
+    # SigLIP-branch runs only (model.branch = "sig"); an "arc" run ignores these three.
+    siglip_features: Literal["encode", "precomputed"] = "encode"  # encode reference crops in the step, or read
+    #   the record npy's "siglip" (N, T, C) array (self-references only; computed with the same encoder)
+    siglip_crop_size: int = 512  # square face crop fed to the SigLIP processor (spec §2.2: 512², Lanczos)
+    siglip_min_face: float = 0.0  # skip records with a reference face smaller than this (px); released: 100
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -72,6 +78,9 @@ class SampleConfig:
         if not 1 <= self.min_faces <= self.max_faces:
             raise ConfigError(f"data.min_faces/max_faces must satisfy 1 <= min <= max, got "
                               f"{self.min_faces}/{self.max_faces}")
+        if self.siglip_features not in ("encode", "precomputed") or self.siglip_crop_size < 1:
+            raise ConfigError(f"data.siglip_features must be 'encode' or 'precomputed' (got {self.siglip_features!r}) "
+                              f"and data.siglip_crop_size >= 1 (got {self.siglip_crop_size})")
         for name in ("paired_ratio", "caption_dropout"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ConfigError(f"data.{name} must be in [0, 1], got {getattr(self, name)}")
@@ -95,11 +104,60 @@ def _square_crop(rec: Record, rng: np.random.Generator) -> tuple[int, int, int]:
     return offsets[0], offsets[1], side
 
 
-class SampleBuilder:
-    """Turns a record into tensors; raises RecordError for what must be skipped."""
+class ReferencePhotos:
+    """Bank row -> the reference photo's SigLIP face crop, for paired samples of a SigLIP run.
 
-    def __init__(self, cfg: SampleConfig, bank: ReferenceBank | None, detector: LandmarkDetector | None) -> None:
+    The bank stores embeddings only; its ``source_hash`` of a ``REF_DIR`` entry is ``key_hash("<name>/<stem>")``,
+    so the photo is ``REF_DIR/<name>/<stem>.jpg`` and its face the first box of ``<stem>.json`` (as released).
+    """
+
+    def __init__(self, ref_dir: str | Path) -> None:
+        from .bank import key_hash
+
+        root = Path(ref_dir)
+        if not root.is_dir():
+            raise MissingDataError(f"data.ref_dir {root} not found; it must be the REF_DIR the bank was built from")
+        self.paths = {key_hash(f"{jpg.parent.name}/{jpg.stem}"): jpg for jpg in sorted(root.glob("*/*.jpg"))}
+
+    def crop(self, bank: ReferenceBank, name: str, embedding: np.ndarray, size: int, min_face: float
+             ) -> np.ndarray | None:
+        """(size, size, 3) uint8 crop of the bank entry ``embedding`` of ``name``; None when unavailable."""
+        import json
+
+        from PIL import Image
+
+        from .references import square_face_crop
+
+        i = bank.identity_id(name)
+        lo, hi = int(bank.offsets[i]), int(bank.offsets[i + 1])
+        rows = np.flatnonzero((bank.embeddings[lo:hi] == embedding).all(axis=1))
+        jpg = self.paths.get(int(bank.source_hash[lo + rows[0]])) if len(rows) else None
+        if jpg is None:
+            return None
+        try:
+            box = json.loads(jpg.with_suffix(".json").read_text())["bboxes"][0]
+            with Image.open(jpg) as im:
+                arr = np.asarray(im.convert("RGB"))
+        except (OSError, ValueError, KeyError, IndexError) as exc:
+            logger.warning("paired reference %s unusable for SigLIP: %s", jpg, exc)
+            return None
+        if min(box[2] - box[0], box[3] - box[1]) < min_face:
+            return None
+        return np.asarray(square_face_crop(arr, box, size))
+
+
+class SampleBuilder:
+    """Turns a record into tensors; raises RecordError for what must be skipped.
+
+    ``siglip`` ("encode" / "precomputed", SigLIP-branch runs): each sample also carries its references' SigLIP
+    input — ``ref_crops`` (F, S, S, 3) uint8 square face crops (the inference crop, ``square_face_crop``) — or
+    the record's precomputed ``siglip`` features (F, T, C); None (ArcFace runs) adds nothing.
+    """
+
+    def __init__(self, cfg: SampleConfig, bank: ReferenceBank | None, detector: LandmarkDetector | None, *,
+                 siglip: str | None = None, ref_photos: ReferencePhotos | None = None) -> None:
         self.cfg, self.bank, self.detector = cfg, bank, detector
+        self.siglip, self.ref_photos = siglip, ref_photos
 
     def __call__(self, rec: Record, rng: np.random.Generator, position: int) -> tuple[dict[str, Any], list[str]]:
         from PIL import Image
@@ -133,6 +191,7 @@ class SampleBuilder:
                 events.append("face_without_landmarks")
         cond = rec.embeddings.copy()
         paired = False
+        crops = self._self_crops(rec) if self.siglip == "encode" else None
         if cfg.paired_ratio > 0 and rng.random() < cfg.paired_ratio:
             refs = [None] * n
             if self.bank is not None:
@@ -141,8 +200,15 @@ class SampleBuilder:
                 refs = [self.bank.pick_reference(name, rec.embeddings[i], rng, exclude_hash=key_hash(rec.key),
                                                  min_sim=cfg.paired_min_sim, max_sim=cfg.paired_max_sim)
                         for i, name in enumerate(rec.names)]
+            ref_crops = None
+            if self.siglip is not None and all(r is not None for r in refs):  # the SigLIP input of each reference
+                ref_crops = [None if self.ref_photos is None else
+                             self.ref_photos.crop(self.bank, name, r, cfg.siglip_crop_size, cfg.siglip_min_face)
+                             for name, r in zip(rec.names, refs)]
+                refs = refs if all(c is not None for c in ref_crops) else [None]
             if all(r is not None for r in refs):
                 cond, paired = np.stack(refs).astype(np.float32), True
+                crops = np.stack(ref_crops) if ref_crops is not None else crops
             else:
                 events.append("paired_fallback")
         if cfg.fixed_prompt is not None:
@@ -174,7 +240,25 @@ class SampleBuilder:
             "target_emb": pad(rec.embeddings), "landmarks": pad(lm.astype(np.float32)), "lm_valid": pad(lm_ok),
             "identity": identity, "bank_id": bank_id, "position": position,
         }
+        if crops is not None:
+            sample["ref_crops"], sample["ref_valid"] = pad(crops), pad(np.ones(n, bool))
+        elif self.siglip == "precomputed":
+            if rec.siglip is None:
+                raise RecordError("missing_siglip_features", f"{rec.source}: record {rec.key!r} has no 'siglip' "
+                                  "features in its npy (data.siglip_features = 'precomputed')")
+            sample["siglip"], sample["ref_valid"] = pad(rec.siglip.astype(np.float32)), pad(np.ones(n, bool))
         return sample, events
+
+    def _self_crops(self, rec: Record) -> np.ndarray:
+        """Self-reference SigLIP crops: each face of the original record image, as ``references.py`` crops."""
+        from .references import square_face_crop
+
+        size = self.cfg.siglip_crop_size
+        sides = np.minimum(rec.boxes[:, 2] - rec.boxes[:, 0], rec.boxes[:, 3] - rec.boxes[:, 1])
+        if (sides < self.cfg.siglip_min_face).any():
+            raise RecordError("small_face_for_siglip", f"{rec.source}: record {rec.key!r} has a face of "
+                              f"{float(sides.min()):.0f} px < data.siglip_min_face = {self.cfg.siglip_min_face}")
+        return np.stack([np.asarray(square_face_crop(rec.image, box, size)) for box in rec.boxes])
 
 
 class TrainStream:
@@ -255,6 +339,9 @@ def collate(samples: list[dict[str, Any]]) -> dict[str, Any]:
     out["pixels"] = px / 127.5 - 1.0
     for k in ("boxes", "face_valid", "cond_emb", "target_emb", "landmarks", "lm_valid", "identity", "bank_id"):
         out[k] = torch.from_numpy(np.stack([s[k] for s in samples]))
+    for k in ("ref_crops", "siglip", "ref_valid"):  # SigLIP runs only
+        if k in samples[0]:
+            out[k] = torch.from_numpy(np.stack([s[k] for s in samples]))
     out["position"] = torch.tensor([s["position"] for s in samples], dtype=torch.int64)
     out["paired"] = torch.tensor([s["paired"] for s in samples])
     for k in ("caption", "key"):

@@ -7,7 +7,8 @@ Record format (spec §4.4), one sample = three members sharing a key:
   npy boxes, identity names in ``names`` / ``name`` (else the words of ``keyword``; ``"none"`` = unidentified),
   optional ``landmarks`` (N, 5, 2) in image coordinates (ours; the released data has none);
 * ``<key>.npy`` — a pickled dict with ``bboxes`` (pre-crop coords) and ``embeddings`` (or ``embedding``):
-  (N, 512) raw antelopev2 ArcFace embeddings aligned with ``bboxes``; optional ``landmarks``.
+  (N, 512) raw antelopev2 ArcFace embeddings aligned with ``bboxes``; optional ``landmarks``; optional
+  ``siglip`` (N, T, C) SigLIP ``last_hidden_state`` of each face's square crop (ours, for SigLIP-branch runs).
 
 Tars are indexed once (member offsets) and read by random access, so sampling is a pure function of
 (seed, position) and a run resumes exactly. The npy pickle is read with a restricted unpickler that only
@@ -58,7 +59,7 @@ class Record:
     """One decoded training image with its faces, all in the image's pixel frame.
 
     ``boxes`` (N, 4) float32 x1y1x2y2, ``embeddings`` (N, 512) float32 raw, ``names`` one per face,
-    ``landmarks`` (N, 5, 2) float32 or None when the record stores none.
+    ``landmarks`` (N, 5, 2) float32 or None when the record stores none; ``siglip`` (N, T, C) float32 or None.
     """
 
     key: str
@@ -70,6 +71,7 @@ class Record:
     names: tuple[str, ...]
     landmarks: np.ndarray | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    siglip: np.ndarray | None = None  # (N, T, C) precomputed SigLIP features of the face crops (optional)
 
 
 class _SafeUnpickler(pickle.Unpickler):
@@ -146,6 +148,15 @@ def parse_record(key: str, members: dict[str, bytes], source: str) -> Record:
                               f"{source}: record {key!r}: {len(landmarks)} landmark sets for {len(boxes)} boxes")
         if crop is not None and "landmarks" in payload:
             landmarks = landmarks - np.asarray(crop[:2], np.float32)
+    siglip = payload.get("siglip")
+    if siglip is not None:
+        try:
+            siglip = np.asarray(siglip, np.float32)
+        except (ValueError, TypeError) as exc:
+            raise RecordError("bad_npy", f"{source}: record {key!r}: unreadable SigLIP features ({exc})") from exc
+        if siglip.ndim != 3 or len(siglip) != len(boxes):
+            raise RecordError("boxes_embeddings_mismatch", f"{source}: record {key!r}: SigLIP features "
+                              f"{siglip.shape} should be (N, T, C) with N = {len(boxes)} faces")
     try:
         from PIL import Image
 
@@ -156,7 +167,7 @@ def parse_record(key: str, members: dict[str, bytes], source: str) -> Record:
     names = _names_from(meta)[: len(boxes)]
     names += [f"person_{k}" for k in range(len(names), len(boxes))]
     return Record(key, source, image, str(meta.get("caption_en", meta.get("caption", ""))), boxes, emb,
-                  tuple(names), landmarks, {k: meta[k] for k in ("url",) if k in meta})
+                  tuple(names), landmarks, {k: meta[k] for k in ("url",) if k in meta}, siglip)
 
 
 class RecordSource:
@@ -241,7 +252,7 @@ def open_source(path: str | Path) -> RecordSource:
                 row = json.loads(line)
                 members = {"json": row, "jpg": root.parent / row["image"]}
                 members["npy"] = root.parent / row["npy"] if "npy" in row else {
-                    k: row[k] for k in ("embeddings", "bboxes", "landmarks") if k in row}
+                    k: row[k] for k in ("embeddings", "bboxes", "landmarks", "siglip") if k in row}
                 entries.append((str(row.get("key", f"line{n}")), f"{root}:{n}", members))
             except (ValueError, KeyError) as exc:
                 errors.append(("bad_json", f"{root} line {n}: {exc}"))

@@ -31,7 +31,7 @@ import torch
 
 from multiid_bench.errors import ConfigError, MissingDataError
 
-from .batches import SampleBuilder, StepSampler, TrainStream, collate, sample_noise, sample_seed
+from .batches import StepSampler, TrainStream, collate, sample_noise, sample_seed
 from .losses import (
     flow_matching_loss,
     gt_aligned_id_loss,
@@ -44,7 +44,14 @@ from .losses import (
     to_convention,
     unpack_latents,
 )
-from .train_components import Components, TrainModule, build_components, latent_image_ids
+from .train_components import (
+    Components,
+    TrainModule,
+    build_components,
+    latent_image_ids,
+    reference_siglip,
+    sample_builder,
+)
 from .train_config import OptimConfig, TrainConfig
 
 __all__ = ["Dist", "StepOutput", "TrainResult", "compute_step", "find_checkpoint", "lr_at", "train"]
@@ -119,9 +126,12 @@ def compute_step(comp: Components, module: torch.nn.Module, batch: dict[str, Any
     fs = make_flow_sample(x1, noise, sigma, convention=lc.convention)
     tdtype = next(comp.transformer.parameters()).dtype
     img_ids = latent_image_ids(res, res, vae_scale_factor=comp.vae_scale_factor, device=dev, dtype=tdtype)
+    sig_kw: dict[str, Any] = {}
+    if cfg.model.branch == "sig":  # the SigLIP branch alone, as the released separate run (λ_arc = 0)
+        sig_kw = {"siglip": reference_siglip(comp, batch).to(dev), "lambda_sig": lc.lambda_sig}
     v_flux = module(fs.x_t.to(tdtype), sigma, prompt_embeds.to(dev, tdtype), pooled.to(dev, tdtype),
                     text_ids.to(dev, tdtype), img_ids, batch["cond_emb"].to(dev), batch["boxes"].to(dev), height=res,
-                    width=res, lambda_arc=lc.lambda_arc, guidance=lc.guidance).float()
+                    width=res, lambda_arc=0.0 if sig_kw else lc.lambda_arc, guidance=lc.guidance, **sig_kw).float()
     v = to_convention(v_flux, lc.convention)
     l_diff = flow_matching_loss(v, fs.target)
     n_global = b * dist.world_size
@@ -329,7 +339,7 @@ def train(cfg: TrainConfig, *, stop_after: int | None = None, accelerator: Any =
             logger.warning("data: %s", message)
     bank = ReferenceBank.load(cfg.data.bank) if cfg.data.bank else None
     detector = make_landmark_detector(cfg.data.detector) if cfg.data.detector else None
-    stream = TrainStream(sources, cfg.data.weights, SampleBuilder(cfg.data, bank, detector), seed=cfg.run.seed)
+    stream = TrainStream(sources, cfg.data.weights, sample_builder(cfg, bank, detector), seed=cfg.run.seed)
     sampler = StepSampler(start, cfg.run.max_steps, cfg.run.global_batch, acc.process_index, acc.num_processes)
     loader = torch.utils.data.DataLoader(stream, batch_sampler=sampler, collate_fn=collate,
                                          num_workers=cfg.run.num_workers)

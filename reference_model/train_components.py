@@ -20,10 +20,13 @@ from torch import nn
 from multiid_bench.errors import ConfigError, MissingDependencyError
 
 if TYPE_CHECKING:
+    from .batches import SampleBuilder
     from .identity_adapter import WithAnyoneAdapter
+    from .references import SiglipFaceEncoder
     from .train_config import TrainConfig
 
-__all__ = ["Components", "TrainModule", "build_components", "latent_image_ids"]
+__all__ = ["Components", "TrainModule", "build_components", "latent_image_ids", "load_siglip_encoder",
+           "reference_siglip", "sample_builder", "siglip_features"]
 
 logger = logging.getLogger(__name__)
 
@@ -33,7 +36,8 @@ PromptEncoder = Callable[[list[str]], tuple[Any, Any, Any]]
 
 @dataclass
 class Components:
-    """Everything the training step touches. ``arcface`` is None when both identity losses are off."""
+    """Everything the training step touches. ``arcface`` is None when both identity losses are off; ``siglip``
+    is None unless the SigLIP branch is trained from reference crops (``build_components`` loads it)."""
 
     transformer: torch.nn.Module
     vae: torch.nn.Module
@@ -41,6 +45,7 @@ class Components:
     adapter: WithAnyoneAdapter
     arcface: torch.nn.Module | None
     vae_scale_factor: int = 8
+    siglip: SiglipFaceEncoder | None = None  # frozen SigLIP tower; loaded only for a "sig" run that encodes crops
 
 
 def latent_image_ids(height: int, width: int, *, vae_scale_factor: int = 8, device: Any = "cpu",
@@ -68,8 +73,13 @@ class TrainModule(nn.Module):
 
     def forward(self, x_t: torch.Tensor, sigma: torch.Tensor, prompt_embeds: torch.Tensor, pooled: torch.Tensor,
                 text_ids: torch.Tensor, img_ids: torch.Tensor, cond_emb: torch.Tensor, boxes: torch.Tensor, *,
-                height: int, width: int, lambda_arc: float, guidance: float) -> torch.Tensor:
-        cond = self.adapter.prepare(cond_emb, boxes=boxes, height=height, width=width, lambda_arc=lambda_arc)
+                height: int, width: int, lambda_arc: float, guidance: float, siglip: torch.Tensor | None = None,
+                lambda_sig: float = 0.0) -> torch.Tensor:
+        if siglip is None and lambda_sig == 0.0:  # ArcFace run: the call it always was
+            cond = self.adapter.prepare(cond_emb, boxes=boxes, height=height, width=width, lambda_arc=lambda_arc)
+        else:  # as the pipeline does at inference (pipeline.py)
+            cond = self.adapter.prepare(cond_emb, boxes=boxes, height=height, width=width, lambda_arc=lambda_arc,
+                                        lambda_sig=lambda_sig, siglip=siglip)
         self.adapter.set_conditioning(cond)
         t = self.transformer
         g = None
@@ -77,6 +87,73 @@ class TrainModule(nn.Module):
             g = torch.full((x_t.shape[0],), guidance, device=x_t.device, dtype=x_t.dtype)
         return t(hidden_states=x_t, timestep=sigma.to(x_t.dtype), guidance=g, pooled_projections=pooled,
                  encoder_hidden_states=prompt_embeds, txt_ids=text_ids, img_ids=img_ids, return_dict=False)[0]
+
+
+def load_siglip_encoder(cfg: TrainConfig, device: Any) -> SiglipFaceEncoder:
+    """The frozen SigLIP tower through the inference loader (``references.SiglipFaceEncoder.from_pretrained``):
+    ``model.siglip`` (folder / hub id) or, when unset, the weights-store id; in ``model.frozen_dtype``."""
+    from .references import SiglipFaceEncoder
+
+    enc = SiglipFaceEncoder.from_pretrained(cfg.model.siglip, device=str(device),
+                                            dtype=getattr(torch, cfg.model.frozen_dtype))
+    enc.model.requires_grad_(False)
+    return enc
+
+
+def siglip_features(encoder: SiglipFaceEncoder, crops: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """(B, F, S, S, 3) uint8 reference crops -> (B, F, T, C) float32 SigLIP features (zeros for padded faces).
+
+    The crops go through ``encoder`` itself — the inference path's preprocessing (PIL bicubic resize, mean = std
+    = 0.5) and forward (no autograd, the tower's dtype) — so training sees exactly the features of inference.
+    """
+    from PIL import Image
+
+    b, f = crops.shape[:2]
+    sel = valid.reshape(-1).bool().cpu()
+    flat = crops.reshape(b * f, *crops.shape[2:]).cpu().numpy()
+    images = [Image.fromarray(flat[i]) for i in torch.nonzero(sel).flatten().tolist()]
+    feats = torch.from_numpy(encoder(images)) if images else None
+    t = feats.shape[1:] if feats is not None else encoder_token_shape(encoder)
+    out = torch.zeros(b * f, *t, dtype=torch.float32)
+    if feats is not None:
+        out[sel] = feats
+    return out.reshape(b, f, *t)
+
+
+def encoder_token_shape(encoder: SiglipFaceEncoder) -> tuple[int, int]:
+    """(T, C) of the tower's ``last_hidden_state``: (image_size / patch_size)² patch tokens x hidden size."""
+    c = encoder.model.config
+    return (encoder.image_size // c.patch_size) ** 2, c.hidden_size
+
+
+def _check_siglip_sizes(adapter: WithAnyoneAdapter, encoder: SiglipFaceEncoder) -> None:
+    tokens, width = encoder_token_shape(encoder)
+    cfg = adapter.config
+    if (cfg.num_siglip_tokens, cfg.siglip_dim) != (tokens, width):
+        raise ConfigError(f"the adapter's SigLIP branch expects {cfg.num_siglip_tokens} x {cfg.siglip_dim} tokens, the "
+                          f"SigLIP tower gives {tokens} x {width}; build the adapter with num_siglip_tokens="
+                          f"{tokens}, siglip_dim={width} or point model.siglip at the matching tower")
+
+
+def reference_siglip(comp: Components, batch: dict[str, Any]) -> torch.Tensor:
+    """(B, F, T, C) SigLIP features of the batch's references: the record's precomputed ``siglip`` or the frozen
+    tower on ``ref_crops`` (no autograd, the tower's dtype; zeros for padded faces)."""
+    if "siglip" in batch:
+        return batch["siglip"].float()
+    if "ref_crops" not in batch or comp.siglip is None:
+        raise ConfigError("a SigLIP-branch step needs reference crops and a SigLIP encoder (model.branch = 'sig' "
+                          "with data.siglip_features = 'encode') or precomputed features ('precomputed')")
+    return siglip_features(comp.siglip, batch["ref_crops"], batch["ref_valid"])
+
+
+def sample_builder(cfg: TrainConfig, bank: Any = None, detector: Any = None) -> SampleBuilder:
+    """The run's SampleBuilder: an ArcFace run as always; a SigLIP run also carries each reference's SigLIP input."""
+    from .batches import ReferencePhotos, SampleBuilder
+
+    if cfg.model.branch != "sig":
+        return SampleBuilder(cfg.data, bank, detector)
+    photos = ReferencePhotos(cfg.data.ref_dir) if cfg.data.ref_dir and cfg.data.paired_ratio > 0 else None
+    return SampleBuilder(cfg.data, bank, detector, siglip=cfg.data.siglip_features, ref_photos=photos)
 
 
 def _load_factory(cfg: TrainConfig) -> Callable[[TrainConfig], Components]:
@@ -105,6 +182,16 @@ def build_components(cfg: TrainConfig, device: Any) -> Components:
             if any(p.dtype != dtype for p in module.parameters()):
                 module.to(dtype=dtype)
     adapter = comp.adapter
+    if cfg.model.branch == "sig":
+        if not adapter.config.siglip_branch:
+            raise ConfigError("model.branch = 'sig' but the adapter has no SigLIP branch; build it with "
+                              "siglip_branch=True (model.factory)")
+        if cfg.data.siglip_features == "encode":
+            if comp.siglip is None:
+                comp.siglip = load_siglip_encoder(cfg, device)
+            comp.siglip.model.requires_grad_(False)
+            comp.siglip.model.eval()
+            _check_siglip_sizes(adapter, comp.siglip)
     if cfg.model.init_adapter:
         from .weights import load_adapter_weights, resolve_adapter_file
 
@@ -142,9 +229,15 @@ def _load_flux_components(cfg: TrainConfig, device: Any) -> Components:
     def encode_prompt(captions: list[str]) -> tuple[Any, Any, Any]:
         return text.encode_prompt(prompt=captions, prompt_2=captions, device=device, max_sequence_length=512)
 
-    adapter = WithAnyoneAdapter.from_transformer_config(transformer.config, siglip_branch=cfg.model.branch == "sig")
+    siglip, sig_sizes = None, {}
+    if cfg.model.branch == "sig" and cfg.data.siglip_features == "encode":
+        siglip = load_siglip_encoder(cfg, device)
+        tokens, width = encoder_token_shape(siglip)
+        sig_sizes = {"num_siglip_tokens": tokens, "siglip_dim": width}
+    adapter = WithAnyoneAdapter.from_transformer_config(transformer.config, siglip_branch=cfg.model.branch == "sig",
+                                                        **sig_sizes)
     arcface = None
     if cfg.loss.lambda_id > 0 or cfg.loss.lambda_cl > 0:
         arcface = load_loss_arcface(cfg.model.loss_arcface, device=str(device))
     return Components(transformer, vae, encode_prompt, adapter, arcface,
-                      vae_scale_factor=2 ** (len(vae.config.block_out_channels) - 1))
+                      vae_scale_factor=2 ** (len(vae.config.block_out_channels) - 1), siglip=siglip)

@@ -57,13 +57,20 @@ class LossConfig:
     id_gate_sigma: float | None = None  # released: 0.6 (identity losses x1e-5 above it); paper: off
     id_gate_mode: Literal["per_sample", "batch_first"] = "per_sample"
     align_transform: Literal["similarity", "affine"] = "similarity"  # released loss: affine
-    lambda_arc: float = 1.0  # identity-branch scale during training (paper App. E)
+    lambda_arc: float = 1.0  # ArcFace-branch scale in an "arc" run (paper App. E); a "sig" run uses 0
+    lambda_sig: float = 1.0  # SigLIP-branch scale in a "sig" run (released: id_weight 1.0); unused in "arc"
 
 
 @dataclass(frozen=True)
 class ModelConfig:
     base_model: str = "black-forest-labs/FLUX.1-dev"  # diffusers folder or hub id (transformer, vae, text)
-    branch: Literal["arc", "sig"] = "arc"  # one branch per run, merged afterwards (spec §4.6)
+    # One branch per run, merged afterwards (spec §1.6, §4.6). "sig" = the SigLIP branch (ipa_sig, arcface_in_sig,
+    # siglip_in_sig; 256 + 8 tokens per identity) is built, trained alone (λ_arc = 0) and saved; "arc" never
+    # loads SigLIP.
+    branch: Literal["arc", "sig"] = "arc"
+    # "sig" runs with data.siglip_features = "encode": the frozen SigLIP vision tower (a local save_pretrained
+    # folder or hub id); None = weight id siglip-base-patch16-256-multilingual from the weights store.
+    siglip: str | None = None
     init_adapter: str | None = None  # previous phase's adapter.safetensors (or a weight id)
     loss_arcface: str = "insightface-antelopev2:glintr100.onnx"  # weight id[:file] or a .onnx/.pth/.safetensors
     frozen_dtype: Literal["float32", "bfloat16", "float16"] = "bfloat16"
@@ -78,6 +85,7 @@ class DataConfig(SampleConfig):
     weights: tuple[float, ...] | None = None  # mixing weights per path (default: by size)
     bank: str | None = None  # reference-bank safetensors (negatives + paired references)
     detector: str | None = None  # face detector id for GT landmarks when records store none
+    ref_dir: str | None = None  # REF_DIR/<name>/<stem>.{jpg,json,npy}: paired-reference photos (SigLIP runs)
 
 
 @dataclass(frozen=True)
@@ -93,9 +101,17 @@ class TrainConfig:
             raise ConfigError("run.max_steps >= 0, run.global_batch >= 1 and run.checkpoint_every >= 1 are required")
         if self.optim.lr <= 0 or self.loss.tau <= 0:
             raise ConfigError("optim.lr and loss.tau must be > 0")
-        if self.model.branch != "arc":
-            raise ConfigError("model.branch = 'sig': training the SigLIP branch needs per-reference SigLIP features "
-                              "in the data pipeline, which is not implemented; train the ArcFace branch ('arc')")
+        if self.model.branch == "sig":
+            if self.loss.lambda_sig <= 0:
+                raise ConfigError("model.branch = 'sig' trains the SigLIP branch: loss.lambda_sig must be > 0 "
+                                  "(released: 1.0)")
+            if self.data.paired_ratio > 0 and self.data.siglip_features == "precomputed":
+                raise ConfigError("data.paired_ratio > 0 with data.siglip_features = 'precomputed': a paired "
+                                  "reference is another image, whose SigLIP features no record carries; use "
+                                  "siglip_features = 'encode' (crops from data.ref_dir) or paired_ratio = 0")
+            if self.data.paired_ratio > 0 and not self.data.ref_dir:
+                raise ConfigError("data.paired_ratio > 0 in a SigLIP ('sig') run needs data.ref_dir (the REF_DIR "
+                                  "the bank was built from) to crop the paired reference photos")
         if (self.loss.lambda_id > 0 or self.loss.lambda_cl > 0) and not self.data.need_landmarks:
             raise ConfigError("identity losses need GT landmarks: set data.need_landmarks = true or both lambdas 0")
         if self.loss.lambda_cl > 0 and self.loss.bank_negatives > 0 and not self.data.bank:

@@ -68,7 +68,7 @@ def test_config_refuses_unknown_keys_and_bad_values(tmp_path):
     with pytest.raises(ConfigError, match="lamda_id"):
         load_config(tmp_path / "bad.toml")
     with pytest.raises(ConfigError, match="SigLIP"):
-        TrainConfig.from_dict({"model": {"branch": "sig"}, "loss": {"bank_negatives": 0}})
+        TrainConfig.from_dict({"model": {"branch": "sig"}, "loss": {"bank_negatives": 0, "lambda_sig": 0}})
     with pytest.raises(ConfigError, match="build-bank"):
         TrainConfig.from_dict({"loss": {"bank_negatives": 10}, "data": {"paths": ["x"]}})
 
