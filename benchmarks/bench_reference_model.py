@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         boxes = None if global_inj else default_layout(n, width, height)
         lam_sig = 0.5 if sig_branch else 0.0
 
-        def prepare():
+        def prepare(adapter=adapter):  # bound now: the loop deletes the name at the end of each variant
             with torch.inference_mode():
                 return adapter.prepare(arc, boxes=boxes, height=height, width=width, lambda_arc=1.0,
                                        lambda_sig=lam_sig, siglip=sig if lam_sig else None)

@@ -1,7 +1,6 @@
 """The runner end to end on the colour-square world: oracles, work counting, resume, shards, bad input."""
 from __future__ import annotations
 
-import json
 from collections import Counter
 from pathlib import Path
 from typing import Any
