@@ -211,20 +211,6 @@ def identity_gate(sigma: torch.Tensor, threshold: float | None, *,
 # --------------------------------------------------------------------------------------------------
 # GT landmarks → differentiable alignment → ArcFace → 1 − cos
 # --------------------------------------------------------------------------------------------------
-def _iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    import numpy as np
-
-    x1 = np.maximum(a[:, None, 0], b[None, :, 0])
-    y1 = np.maximum(a[:, None, 1], b[None, :, 1])
-    x2 = np.minimum(a[:, None, 2], b[None, :, 2])
-    y2 = np.minimum(a[:, None, 3], b[None, :, 3])
-    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    union = area_a[:, None] + area_b[None, :] - inter
-    return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
-
-
 def match_landmarks_to_boxes(det_boxes: np.ndarray, det_landmarks: np.ndarray, boxes: np.ndarray, *,
                              min_iou: float = 0.3) -> tuple[np.ndarray, np.ndarray]:
     """Give each dataset box the landmarks of the detection that overlaps it (Hungarian on IoU).
@@ -249,7 +235,9 @@ def match_landmarks_to_boxes(det_boxes: np.ndarray, det_landmarks: np.ndarray, b
     if len(det_boxes) == 0 or len(boxes) == 0:
         return out, valid
     det_landmarks = np.asarray(det_landmarks, np.float32).reshape(len(det_boxes), 5, 2)
-    iou = _iou_matrix(boxes, det_boxes)
+    from multiid_bench.faces.types import box_iou
+
+    iou = box_iou(boxes, det_boxes)
     rows, cols = linear_sum_assignment(-iou)
     for r, c in zip(rows, cols):
         if iou[r, c] >= min_iou:

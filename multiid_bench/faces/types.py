@@ -16,7 +16,7 @@ import numpy as np
 
 from multiid_bench.errors import BadInputError
 
-__all__ = ["LANDMARK_NAMES", "Detector", "Face", "FaceModel", "FaceModelCard"]
+__all__ = ["LANDMARK_NAMES", "Detector", "Face", "FaceModel", "FaceModelCard", "box_iou"]
 
 LANDMARK_NAMES = ("left_eye", "right_eye", "nose", "left_mouth", "right_mouth")
 
@@ -105,3 +105,18 @@ class FaceModel(Protocol):
     card: FaceModelCard
 
     def embed(self, crops: np.ndarray) -> np.ndarray: ...
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU of every ``(x1, y1, x2, y2)`` box in ``a`` (N, 4) with every box in ``b`` (M, 4)."""
+    a = np.asarray(a, dtype=np.float64).reshape(-1, 4)
+    b = np.asarray(b, dtype=np.float64).reshape(-1, 4)
+    x1 = np.maximum(a[:, None, 0], b[None, :, 0])
+    y1 = np.maximum(a[:, None, 1], b[None, :, 1])
+    x2 = np.minimum(a[:, None, 2], b[None, :, 2])
+    y2 = np.minimum(a[:, None, 3], b[None, :, 3])
+    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    union = area_a[:, None] + area_b[None, :] - inter
+    return np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
