@@ -6,7 +6,9 @@ instead build the IResNet in plain torch with insightface ``arcface_torch``'s pa
 **state dict** (``.pth`` via ``torch.load(weights_only=True)`` or ``.safetensors``):
 
 * antelopev2's ``glintr100.onnx`` (weight id ``insightface-antelopev2``, sha256-pinned in ``faces.toml``) is
-  converted from its ONNX initialisers and checked against onnxruntime (``arcface_onnx.py``);
+  converted from its ONNX initialisers and checked against onnxruntime by the project's one converter,
+  ``multiid_bench.faces.onnx_iresnet`` (the evaluation's ArcFace models use it too);
+* the IResNet itself lives in ``multiid_bench.faces.iresnet`` (re-exported here);
 * ``arcface_torch`` releases (``glint360k_cosface_r100_fp16_0.1/backbone.pth``) load directly (strict);
 * any file registered in a weights manifest loads through ``multiid_bench.weights.resolve`` (sha256-checked).
 
@@ -18,11 +20,11 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from multiid_bench.errors import BadInputError, ConfigError
+from multiid_bench.errors import BadInputError
+from multiid_bench.faces.iresnet import IRESNET100, IResNetConfig, build_iresnet  # one IResNet for eval and loss
 
 if TYPE_CHECKING:
     import torch
@@ -30,81 +32,6 @@ if TYPE_CHECKING:
 __all__ = ["IResNetConfig", "build_iresnet", "infer_iresnet_config", "load_loss_arcface", "IRESNET100"]
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class IResNetConfig:
-    """Depth per stage, width per stage, embedding size; the 112 input gives a 7×7 map after 4 strided stages."""
-
-    layers: tuple[int, int, int, int] = (3, 13, 30, 3)  # IResNet-100
-    widths: tuple[int, int, int, int] = (64, 128, 256, 512)
-    embedding_dim: int = 512
-    input_size: int = 112
-
-    def __post_init__(self) -> None:
-        if self.input_size % 16 != 0:
-            raise ConfigError(f"IResNet input_size must be a multiple of 16, got {self.input_size}")
-
-
-IRESNET100 = IResNetConfig()
-
-
-def build_iresnet(config: IResNetConfig = IRESNET100) -> torch.nn.Module:
-    """An IResNet with ``arcface_torch`` parameter names, in eval mode with frozen parameters."""
-    import torch
-    from torch import nn
-
-    class IBasicBlock(nn.Module):
-        def __init__(self, cin: int, cout: int, stride: int) -> None:
-            super().__init__()
-            self.bn1 = nn.BatchNorm2d(cin, eps=1e-5)
-            self.conv1 = nn.Conv2d(cin, cout, 3, 1, 1, bias=False)
-            self.bn2 = nn.BatchNorm2d(cout, eps=1e-5)
-            self.prelu = nn.PReLU(cout)
-            self.conv2 = nn.Conv2d(cout, cout, 3, stride, 1, bias=False)
-            self.bn3 = nn.BatchNorm2d(cout, eps=1e-5)
-            self.downsample: nn.Module | None = None
-            if stride != 1 or cin != cout:
-                self.downsample = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False),
-                                                nn.BatchNorm2d(cout, eps=1e-5))
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            out = self.bn3(self.conv2(self.prelu(self.bn2(self.conv1(self.bn1(x))))))
-            return out + (self.downsample(x) if self.downsample is not None else x)
-
-    class IResNet(nn.Module):
-        def __init__(self, cfg: IResNetConfig) -> None:
-            super().__init__()
-            w0 = cfg.widths[0]
-            self.config = cfg
-            self.conv1 = nn.Conv2d(3, w0, 3, 1, 1, bias=False)
-            self.bn1 = nn.BatchNorm2d(w0, eps=1e-5)
-            self.prelu = nn.PReLU(w0)
-            cin = w0
-            for i, (depth, width) in enumerate(zip(cfg.layers, cfg.widths), start=1):
-                blocks = [IBasicBlock(cin, width, 2)] + [IBasicBlock(width, width, 1) for _ in range(depth - 1)]
-                setattr(self, f"layer{i}", nn.Sequential(*blocks))
-                cin = width
-            side = cfg.input_size // 16
-            self.bn2 = nn.BatchNorm2d(cin, eps=1e-5)
-            self.dropout = nn.Dropout(p=0.0)
-            self.fc = nn.Linear(cin * side * side, cfg.embedding_dim)
-            self.features = nn.BatchNorm1d(cfg.embedding_dim, eps=1e-5)
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            if x.shape[-2:] != (self.config.input_size, self.config.input_size):
-                raise BadInputError(f"ArcFace expects {self.config.input_size}² aligned crops, got "
-                                    f"{tuple(x.shape[-2:])}")
-            x = self.prelu(self.bn1(self.conv1(x)))
-            x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
-            x = self.dropout(torch.flatten(self.bn2(x), 1))
-            return self.features(self.fc(x))
-
-    model = IResNet(config)
-    model.eval()
-    for p in model.parameters():
-        p.requires_grad_(False)
-    return model
 
 
 def infer_iresnet_config(state: dict[str, Any]) -> IResNetConfig:

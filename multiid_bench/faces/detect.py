@@ -91,6 +91,7 @@ class MTCNNDetector:
 
         fp = require("facenet_pytorch", "facenet-pytorch==2.5.3")
         self.id, self.config, self.device = "mtcnn", config, device
+        self.runs_on = f"torch on {device}"
         self._net = fp.MTCNN(keep_all=True, post_process=False, select_largest=False, device=torch.device(device),
                              min_face_size=int(config["min_face_size"]), thresholds=list(config["thresholds"]),
                              factor=float(config["factor"]))
@@ -124,7 +125,7 @@ class SCRFDDetector:
     """insightface SCRFD from a plain .onnx path (onnxruntime), single 640 canvas like the official eval."""
 
     def __init__(self, detector_id: str, path: str, *, device: str, config: dict[str, Any]) -> None:
-        from multiid_bench.faces.models import _ort_providers
+        from multiid_bench.faces.runtime import ort_providers as _ort_providers
 
         mz = require("insightface.model_zoo", "insightface")
         self.id, self.config = detector_id, config
@@ -135,6 +136,8 @@ class SCRFDDetector:
             raise ConfigError(f"{path} is not an SCRFD detector ONNX (insightface could not route it).")
         self._model.prepare(ctx_id=dev_id, input_size=self._size, det_thresh=float(config["threshold"]),
                             nms_thresh=float(config["nms"]))
+        session = getattr(self._model, "session", None)
+        self.runs_on = f"onnxruntime {session.get_providers()[0]}" if session is not None else "onnxruntime"
 
     def detect(self, images: Sequence[np.ndarray]) -> list[list[Face]]:
         out = []
@@ -159,6 +162,7 @@ class RetinaFaceDetector:
 
         rf = require("facexlib.detection.retinaface", "multiid-bench[retinaface]' or 'facexlib")
         self.id, self.config, self.device = "retinaface", config, device
+        self.runs_on = f"torch on {device}"
         with warnings.catch_warnings():  # facexlib still passes torchvision's deprecated `pretrained=False`
             warnings.simplefilter("ignore", UserWarning)
             self._net = rf.RetinaFace(network_name="resnet50", half=False, device=torch.device(device))

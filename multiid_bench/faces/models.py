@@ -12,7 +12,10 @@
 
 The paper-compatible FaceNet input (BGR, [0, 1], 112 px, no standardisation) is what the official
 evaluation fed; it is not how FaceNet was trained, and ``facenet-standard`` is offered next to it.
-Every model runs in inference mode, in batches, on any torch/onnxruntime device.
+Every model runs in inference mode, in batches, on any torch/onnxruntime device. The ArcFace ONNX graphs
+run on torch by default (:class:`ArcFaceTorch`: converted at load time by ``faces/onnx_iresnet.py`` and
+checked against onnxruntime on the same file); ``backend="onnxruntime"`` (or ``$MBENCH_FACE_BACKEND``)
+keeps the official runtime (see ``faces/runtime.py``). ``model.runs_on`` says where a loaded model runs.
 """
 from __future__ import annotations
 
@@ -30,7 +33,7 @@ from multiid_bench.errors import BadInputError, ConfigError
 from multiid_bench.faces._deps import require
 from multiid_bench.faces.types import FaceModelCard
 
-__all__ = ["FACE_MODELS", "FaceModelSpec", "face_model_weight_ids", "load_face_model"]
+__all__ = ["FACE_MODELS", "ArcFaceONNX", "ArcFaceTorch", "FaceModelSpec", "face_model_weight_ids", "load_face_model"]
 
 log = logging.getLogger(__name__)
 _COSINE_ARCFACE = "cosine in [-1, 1]; same person typically > 0.3-0.4, strangers ~0 (ArcFace scale)"
@@ -110,6 +113,7 @@ class _Base(ABC):
                                   input_convention=spec.input_convention, embedding_dim=spec.embedding_dim,
                                   cosine_scale_note=spec.cosine_scale_note)
         self.forward_passes = 0
+        self.runs_on = "cpu"
 
     def embed(self, crops: np.ndarray) -> np.ndarray:
         """(N, S, S, 3) uint8 RGB aligned crops -> (N, D) float32 (non-finite rows are logged, not hidden)."""
@@ -133,13 +137,18 @@ class _Base(ABC):
 
 
 def _ort_providers(device: str) -> tuple[list[str], int]:
-    import onnxruntime as ort
+    """Kept for callers of the old private name; see :func:`multiid_bench.faces.runtime.ort_providers`."""
+    from multiid_bench.faces.runtime import ort_providers
 
-    if device.startswith("cuda") and "CUDAExecutionProvider" in ort.get_available_providers():
-        return ["CUDAExecutionProvider", "CPUExecutionProvider"], int(device.split(":")[1]) if ":" in device else 0
-    if device.startswith("cuda"):
-        log.warning("onnxruntime has no CUDA provider here; running on CPU")
-    return ["CPUExecutionProvider"], -1
+    return ort_providers(device)
+
+
+def _graph_normalises_input(path: Path) -> bool:
+    """mxnet-converted packs bake (x-127.5)*(1/127.5) into the graph; insightface detects it this way."""
+    import onnx
+
+    names = [n.name for n in onnx.load(str(path), load_external_data=False).graph.node[:8]]
+    return any(n.startswith(("Sub", "_minus")) for n in names) and any(n.startswith(("Mul", "_mul")) for n in names)
 
 
 class ArcFaceONNX(_Base):
@@ -147,17 +156,13 @@ class ArcFaceONNX(_Base):
 
     def __init__(self, model_id: str, spec: FaceModelSpec, path: Path, sha: str, *, device: str, batch_size: int) -> None:
         super().__init__(model_id, spec, sha, batch_size)
-        import onnx
         import onnxruntime as ort
 
-        graph = onnx.load(str(path), load_external_data=False).graph
-        names = [n.name for n in graph.node[:8]]
-        # mxnet-converted packs bake (x-127.5)*(1/127.5) into the graph; insightface detects it this way
-        baked = any(n.startswith(("Sub", "_minus")) for n in names) and any(n.startswith(("Mul", "_mul")) for n in names)
-        self.mean, self.std = (0.0, 1.0) if baked else (127.5, 127.5)
+        self.mean, self.std = (0.0, 1.0) if _graph_normalises_input(path) else (127.5, 127.5)
         providers, dev_id = _ort_providers(device)
         opts = ([{"device_id": dev_id}, {}]) if dev_id >= 0 else None
         self.session = ort.InferenceSession(str(path), providers=providers, provider_options=opts)
+        self.runs_on = f"onnxruntime {self.session.get_providers()[0]}" + (f" (device {dev_id})" if dev_id >= 0 else "")
         inp = self.session.get_inputs()[0]
         self.input_name = inp.name
         self.fixed_batch = inp.shape[0] if isinstance(inp.shape[0], int) else None
@@ -180,6 +185,9 @@ class _TorchModel(_Base):
         self.device = device
         self.module = module.to(device).eval()
         self.prepare = prepare
+        from multiid_bench.faces.runtime import torch_device_label
+
+        self.runs_on = f"torch on {torch_device_label(device)}"
 
     def _forward(self, batch: np.ndarray) -> np.ndarray:
         import torch
@@ -190,6 +198,48 @@ class _TorchModel(_Base):
         self.forward_passes += 1
         y = y[0] if isinstance(y, (tuple, list)) else y
         return y.float().cpu().numpy()
+
+
+def _rgb_pm1(b: np.ndarray) -> np.ndarray:
+    return (b.astype(np.float32) - 127.5) / 127.5
+
+
+class ArcFaceTorch(_TorchModel):
+    """An insightface ArcFace ONNX (w600k_r50, glintr100) converted to a torch IResNet, batched on any device.
+
+    Same input convention as :class:`ArcFaceONNX` (RGB, (x-127.5)/127.5); the conversion is checked against
+    onnxruntime on the same file at load time. The card's version gains ``+torch``: its embeddings differ
+    from onnxruntime's by float rounding (< 1e-4), so the two runtimes never share cache entries.
+    """
+
+    def __init__(self, model_id: str, spec: FaceModelSpec, path: Path, sha: str, *, device: str, batch_size: int,
+                 check: bool = True) -> None:
+        from dataclasses import replace
+
+        from multiid_bench.faces.onnx_iresnet import iresnet_from_onnx
+
+        net = iresnet_from_onnx(path, check=check)
+        if net.config.input_size != spec.crop_size:
+            raise ConfigError(f"{path} expects {net.config.input_size} px input, the card says {spec.crop_size}.")
+        super().__init__(model_id, replace(spec, version=f"{spec.version}+torch"), sha, net, _rgb_pm1,
+                         device=device, batch_size=batch_size)
+
+
+def _load_arcface(model_id: str, spec: FaceModelSpec, path: Path, sha: str, *, device: str, batch_size: int,
+                  backend: str | None) -> _Base:
+    from multiid_bench.faces.onnx_iresnet import NotAnIResNetGraph
+    from multiid_bench.faces.runtime import resolve_face_backend
+
+    chosen = resolve_face_backend(backend)
+    if chosen == "onnxruntime":
+        return ArcFaceONNX(model_id, spec, path, sha, device=device, batch_size=batch_size)
+    try:
+        return ArcFaceTorch(model_id, spec, path, sha, device=device, batch_size=batch_size)
+    except NotAnIResNetGraph as e:
+        if chosen == "torch":
+            raise
+        log.info("%s: %s; running it with onnxruntime", model_id, e)
+        return ArcFaceONNX(model_id, spec, path, sha, device=device, batch_size=batch_size)
 
 
 def _bgr_pm1(b: np.ndarray) -> np.ndarray:
@@ -212,6 +262,7 @@ class DlibModel(_Base):
         dlib = require("dlib", "dlib-bin")
         self.net = dlib.face_recognition_model_v1(str(path))
         self._lock = threading.Lock()  # dlib's net object is not re-entrant
+        self.runs_on = "dlib on " + ("CUDA" if getattr(dlib, "DLIB_USE_CUDA", False) else "CPU")
 
     def _forward(self, batch: np.ndarray) -> np.ndarray:
         with self._lock:
@@ -250,8 +301,11 @@ def _load_strict(net, state: dict, path: Path) -> None:
 
 
 def load_face_model(model_id: str, *, device: str = "cpu", cache_dir=None, offline: bool | None = None,
-                    batch_size: int = 64) -> _Base:
+                    batch_size: int = 64, backend: str | None = None) -> _Base:
     """Load face model ``model_id`` (see :data:`FACE_MODELS`) with verified weights.
+
+    ``backend`` applies to the ArcFace ONNX models: ``"torch"``, ``"onnxruntime"`` or ``"auto"`` (default,
+    also from ``$MBENCH_FACE_BACKEND``): torch when the graph converts, else onnxruntime.
 
     Raises:
         ConfigError: unknown id (with suggestions).
@@ -266,7 +320,7 @@ def load_face_model(model_id: str, *, device: str = "cpu", cache_dir=None, offli
     path = store.resolve(spec.weight_id, spec.filename)
     sha = store.expected_sha256(spec.weight_id, spec.filename)
     if model_id.startswith("arcface"):
-        return ArcFaceONNX(model_id, spec, path, sha, device=device, batch_size=batch_size)
+        return _load_arcface(model_id, spec, path, sha, device=device, batch_size=batch_size, backend=backend)
     if model_id.startswith("adaface"):
         net = _build_adaface("ir_101" if model_id == "adaface-ir101" else "ir_50", path)
         return _TorchModel(model_id, spec, sha, net, _bgr_pm1, device=device, batch_size=batch_size)
