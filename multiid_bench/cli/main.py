@@ -23,6 +23,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "weights": ("multiid_bench.cli.weights:weights", "List, download, verify and locate model weights."),
     "doctor": ("multiid_bench.cli.weights:doctor", "Check dependencies, devices, weights and write access."),
     "ls": ("multiid_bench.cli.ls:ls", "List models, metrics, profiles or benches."),
+    "models": ("multiid_bench.cli.ls:models", "List model adapters (same as 'mbench ls models')."),
+    "setup-env": ("multiid_bench.cli.setup_env:setup_env", "Build a worker adapter's pinned environment."),
     "leaderboard": ("multiid_bench.cli.leaderboard:leaderboard", "Leaderboard tables from results and paper data."),
     "plot-tradeoff": ("multiid_bench.cli.leaderboard:plot_tradeoff", "Sim(GT) vs copy-paste trade-off plot (Fig. 5)."),
     "report": ("multiid_bench.cli.leaderboard:report", "Self-contained HTML report of one run."),
