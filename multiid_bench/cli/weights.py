@@ -1,12 +1,13 @@
-"""``mbench weights list|download|verify|path`` and ``mbench doctor``.
+"""``mbench weights list|download|verify|path|pin`` and ``mbench doctor``.
 
-Every model file comes from the manifests (``multiid_bench/weights/manifests/*.toml``); downloads are
-streamed, sha256-checked and renamed atomically. ``doctor`` says what is installed, which devices exist,
-whether the cache is writable and which weights each face profile still needs.
+Every model file comes from the manifests (``multiid_bench/weights/manifests/*.toml``). Hub files live in
+the Hugging Face cache, the others in mbench's; everything is sha256-checked. ``doctor`` says what is
+installed, which devices exist, whether the cache is writable and what a face profile still needs.
 """
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import click
@@ -39,22 +40,30 @@ def weights() -> None:
 @_JSON
 @_CACHE
 def list_(as_json: bool, cache_dir: str | None) -> None:
-    """Every weight id, its files, local state (ok, unverified, missing, corrupt), licence and users."""
-    from multiid_bench.weights import get_store
+    """Every weight file: where it lives (hf-cache, mbench-cache, package, missing), size, state, pin, licence."""
+    from multiid_bench.weights import get_store, hf_hub_cache
+    from multiid_bench.weights.messages import human_size
 
     store = get_store(cache_dir)
     data = []
     for wid, entry in sorted(store.entries.items()):
         d = entry.to_dict()
         for f, st in zip(d["files"], store.status(wid)):
-            f.update(state=st.state, path=str(st.path))
+            f.update(state=st.state, location=st.location, path=str(st.path), local_size=st.size, pinned=st.pinned)
         data.append(d)
     if as_json:
-        click.echo(json.dumps({"cache_root": str(store.root), "weights": data}, indent=2))
+        click.echo(json.dumps({"cache_root": str(store.root), "hf_hub_cache": str(hf_hub_cache()), "weights": data},
+                              indent=2))
         return
-    rows = [[d["id"], "\n".join(f"{f['name']}: {f['state']}" for f in d["files"]), ", ".join(d["used_by"]),
-             d["licence"]] for d in data]
-    _table(f"weights in {store.root}", ["id", "files", "used by", "licence"], rows)
+    colour = {"ok": "green", "unverified": "yellow", "missing": "dim", "corrupt": "red"}
+    rows = []
+    for d in data:
+        for f in d["files"]:
+            where = "missing" if f["state"] == "missing" else f["location"]
+            state = f"[{colour[f['state']]}]{f['state']}[/]" + ("" if f["pinned"] else " [yellow](unpinned)[/]")
+            rows.append([d["id"], f["name"], where, human_size(f["local_size"] or f["size"]), state])
+    _table(f"weights (mbench cache {store.root}; HF cache {hf_hub_cache()})",
+           ["id", "file", "location", "size", "state"], rows)
 
 
 @weights.command()
@@ -65,10 +74,13 @@ def list_(as_json: bool, cache_dir: str | None) -> None:
 @click.option("--force/--no-force", default=False, show_default=True, help="Delete cached copies and fetch again.")
 @_CACHE
 def download(ids: tuple[str, ...], all_: bool, profile: str | None, force: bool, cache_dir: str | None) -> None:
-    """Download IDS (streamed to .partial, sha256-checked, renamed atomically)."""
+    """Download IDS: Hub files into the Hugging Face cache, others into mbench's cache; all sha256-checked.
+
+    The total size is printed before anything is fetched.
+    """
     from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 
-    from multiid_bench.weights import format_missing, get_store
+    from multiid_bench.weights import get_store, missing_error, missing_of
 
     store = get_store(cache_dir)
     targets = sorted(store.entries) if all_ else list(ids)
@@ -80,10 +92,11 @@ def download(ids: tuple[str, ...], all_: bool, profile: str | None, force: bool,
         raise click.UsageError("name at least one weight id (see `mbench weights list`), --profile or --all.")
     for wid in targets:
         store.entry(wid)  # unknown ids fail before any download starts
-    if store.offline:
-        missing = store.preflight(targets)
-        if missing:
-            raise MissingWeightsError(format_missing(missing, header="offline (MBENCH_OFFLINE/HF_HUB_OFFLINE): cannot fetch"))
+    missing = store.preflight(targets)
+    click.echo(_plan_line(store, targets, missing))
+    if store.offline and missing:
+        raise missing_error(missing, offline=True, profile=profile if not ids and not all_ else None,
+                            cache_dir=str(store.root) if cache_dir else None)
     failures = []
     with Progress("{task.description}", BarColumn(), DownloadColumn(), TransferSpeedColumn(), transient=True) as bar:
         tasks: dict[str, Any] = {}
@@ -100,9 +113,24 @@ def download(ids: tuple[str, ...], all_: bool, profile: str | None, force: bool,
                 for p in paths:
                     click.echo(f"ok  {wid}: {p}")
             except MissingWeightsError as e:
-                failures.append(str(e))
+                failures.extend(missing_of(e) or [e])
     if failures:
-        raise MissingWeightsError("\n".join(failures))
+        if all(not isinstance(f, Exception) for f in failures):
+            raise missing_error(failures, header="could not fetch")
+        raise MissingWeightsError("\n".join(str(f) if isinstance(f, Exception) else f.line() for f in failures))
+
+
+def _plan_line(store: Any, targets: list[str], missing: list[Any]) -> str:
+    """``N files, X to download (size of K unknown)``: said before any download starts."""
+    from multiid_bench.weights.messages import human_size
+
+    files = [(wid, f) for wid in targets for f in store.entry(wid).files]
+    known = [m.size for m in missing if m.size > 0]
+    unknown = len(missing) - len(known)
+    size = human_size(sum(known)) if known else "0 B"
+    tail = f" + {unknown} file(s) of unknown size (`mbench weights pin` records sizes)" if unknown else ""
+    return (f"{len(files)} file(s) in {len(targets)} weight id(s); {len(missing)} to download: {size}{tail}; "
+            f"{len(files) - len(missing)} already present")
 
 
 @weights.command()
@@ -128,10 +156,12 @@ def verify(ids: tuple[str, ...], all_: bool, as_json: bool, cache_dir: str | Non
     if corrupt:
         raise CheckFailedError("corrupt weight files (delete and re-download with `mbench weights download "
                                "--force ID`):\n" + "\n".join(f"  {s.path}: {s.detail}" for s in corrupt))
-    missing = [s for s in states if s.state == "missing"]
-    if ids and missing:
-        raise MissingWeightsError("missing: " + ", ".join(f"{s.weight_id}/{s.name} ({s.path})" for s in missing)
-                                  + ". Fetch with `mbench weights download ID`.")
+    if ids:
+        missing = store.preflight(targets)
+        if missing:
+            from multiid_bench.weights import missing_error
+
+            raise missing_error(missing, cache_dir=str(store.root) if cache_dir else None)
 
 
 @weights.command()
@@ -140,7 +170,10 @@ def verify(ids: tuple[str, ...], all_: bool, as_json: bool, cache_dir: str | Non
 @click.option("--check/--no-check", default=False, show_default=True, help="Exit 3 when the file is not there.")
 @_CACHE
 def path(weight_id: str, filename: str | None, check: bool, cache_dir: str | None) -> None:
-    """Print where WEIGHT_ID (its FILENAME when it has several) lives or will live."""
+    """Print where WEIGHT_ID (its FILENAME when it has several) lives or will live.
+
+    Hub files: their place in the Hugging Face cache (``snapshots/<commit>/<file>``); others: mbench's cache.
+    """
     from multiid_bench.weights import get_store
 
     store = get_store(cache_dir)
@@ -149,8 +182,36 @@ def path(weight_id: str, filename: str | None, check: bool, cache_dir: str | Non
     for name in names:
         p = store.target_path(weight_id, name)
         click.echo(str(p))
-        if check and not p.is_file():
-            raise MissingWeightsError(f"{p} is missing. Fetch it with `{store.fetch_command(weight_id)}`.")
+        if check and store.local(weight_id, name) is None:
+            from multiid_bench.weights import missing_error
+
+            raise missing_error([m for m in store.preflight([weight_id]) if m.name == name],
+                                cache_dir=str(store.root) if cache_dir else None)
+
+
+@weights.command()
+@click.argument("ids", nargs=-1)
+@click.option("--dry-run", is_flag=True, help="Show what would change; write nothing.")
+@click.option("--manifest-dir", type=click.Path(file_okay=False, exists=True, path_type=Path), default=None,
+              help="Manifest folder to edit (default: the package's manifests/).")
+def pin(ids: tuple[str, ...], dry_run: bool, manifest_dir: Path | None) -> None:
+    """Maintainers (network): pin Hub files of IDS (default: all) to commits, with the Hub's size and LFS sha256.
+
+    Edits the manifests in place (layout and comments kept); commit the result. A manifest hash that
+    disagrees with the Hub is reported (exit 1), never overwritten.
+    """
+    from multiid_bench.weights.manifest import MANIFEST_DIR
+    from multiid_bench.weights.pin import pin_manifests
+
+    changes = pin_manifests(manifest_dir=manifest_dir or MANIFEST_DIR, ids=list(ids) or None, write=not dry_run)
+    rows = [[c.weight_id, c.name, f"{c.revision[0][:12]} -> {c.revision[1][:12]}", f"{c.size[0]} -> {c.size[1]}",
+             "conflict: " + c.conflict if c.conflict else ("filled" if c.sha256[0] != c.sha256[1] else "kept")]
+            for c in changes]
+    _table("weights pin" + (" (dry run)" if dry_run else ""), ["id", "file", "revision", "size", "sha256"], rows)
+    conflicts = [c for c in changes if c.conflict]
+    if conflicts:
+        raise CheckFailedError("manifest hashes disagree with the Hub:\n" + "\n".join(
+            f"  {c.weight_id}/{c.name}: {c.conflict}" for c in conflicts))
 
 
 _PACKAGES = ["torch", "torchvision", "numpy", "onnxruntime", "onnx", "opencv-python", "insightface", "facexlib",
@@ -159,22 +220,24 @@ _PACKAGES = ["torch", "torchvision", "numpy", "onnxruntime", "onnx", "opencv-pyt
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--profile", type=click.Choice(["paper", "offline"]), default="paper", show_default=True,
+              help="The face profile to judge (evaluate's default is paper).")
 @_JSON
 @_CACHE
-def doctor(as_json: bool, cache_dir: str | None) -> None:
+def doctor(profile: str, as_json: bool, cache_dir: str | None) -> None:
     """Check dependencies, devices, cache write access and the weights of each face profile.
 
-    Exit 0 when the offline profile can run; 3 when even it lacks a package or weight file.
+    Exit 0 when PROFILE can run now; 1 when it cannot (what is missing is printed, with the fixes).
     """
     from multiid_bench.weights.doctor import run_checks
 
-    report = run_checks(cache_dir, _PACKAGES)
+    report = run_checks(cache_dir, _PACKAGES, profile)
     if as_json:
         click.echo(json.dumps(report, indent=2))
     else:
         _print_report(report)
-    if not report["profiles"]["offline"]["ready"]:
-        raise click.exceptions.Exit(3)
+    if not report["ready"]:
+        raise click.exceptions.Exit(1)
 
 
 def _print_report(report: dict[str, Any]) -> None:
@@ -187,8 +250,13 @@ def _print_report(report: dict[str, Any]) -> None:
     c = report["cache"]
     console.print(f"cache root: {c['root']} ({'[green]writable[/]' if c['writable'] else '[red]NOT writable[/]'}); "
                   f"offline mode: {report['offline']}")
+    console.print(f"Hugging Face cache (Hub weights): {c['hf_hub_cache']}")
     for name, p in report["profiles"].items():
         state = "[green]ready[/]" if p["ready"] else "[red]not ready[/]"
-        console.print(f"profile {name}: {state}")
+        console.print(f"profile {name}: {state}" + ("  <- checked (--profile)" if name == report["profile"] else ""))
         for line in p["problems"]:
-            console.print(f"  {line}")
+            if "/" not in line.split(":")[0]:  # package problems; weights come in the message below
+                console.print(f"  {line}")
+    chosen = report["profiles"][report["profile"]]
+    if chosen["message"]:
+        click.echo(chosen["message"])

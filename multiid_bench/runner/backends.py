@@ -43,23 +43,13 @@ def preflight_profile(profile: Any, *, cache_dir: str | None, offline: bool | No
     Offline: one MissingWeightsError lists every missing file. Online: missing files are downloaded
     (verified) first; the store raises one error listing those that could not be fetched.
     """
-    from multiid_bench.weights import format_missing, get_store, is_offline
+    from multiid_bench.weights import get_store
 
     ids = _profile_weight_ids(profile)
     if not ids:
         return
-    store = get_store(cache_dir, offline=offline)
-    missing = store.preflight(ids)
-    if not missing:
-        return
-    if is_offline(offline):
-        raise MissingWeightsError(
-            f"profile {profile.name!r} needs weights that are not available locally (offline):\n"
-            f"{format_missing(missing)}\nFetch them where there is internet (or copy them into the cache), "
-            "or use --profile offline (no downloads)."
-        )
-    log.info("profile %s: downloading %d missing weight file(s)", profile.name, len(missing))
-    store.ensure(ids)
+    # one message for every missing file (multiid_bench.weights.messages), naming --profile offline
+    get_store(cache_dir, offline=offline).ensure(ids, profile=profile.name)
 
 
 def check_profile(config: "RunConfig") -> Any:

@@ -1,9 +1,13 @@
-"""Model weights: manifests (``manifests/*.toml``), a verified cache, offline preflight.
+"""Model weights: manifests (``manifests/*.toml``), verified files, offline preflight.
 
 Typical use::
 
-    from multiid_bench.weights import resolve
-    path = resolve("arcface-w600k-r50")          # verified local path, downloaded if allowed
+    from multiid_bench.weights import resolve, resolve_file
+    path = resolve("insightface-buffalo-l", "w600k_r50.onnx")   # verified local path, downloaded if allowed
+    info = resolve_file("clip-vit-b-16-openai")                  # + location, commit, sha256 (provenance)
+
+Hub-hosted files stay in the Hugging Face cache (``HF_HOME`` / ``HF_HUB_CACHE``); others go to mbench's
+cache (``MBENCH_HOME``). See docs/weights.md.
 
 Each area adds its own ``manifests/<area>.toml``; every file there is merged automatically.
 """
@@ -14,9 +18,12 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from multiid_bench.weights.manifest import MANIFEST_DIR, WeightEntry, WeightFile, load_manifests
+from multiid_bench.weights.hf import hf_hub_cache, is_pinned
+from multiid_bench.weights.messages import missing_error, missing_of
 from multiid_bench.weights.store import (
     FileStatus,
     MissingFile,
+    ResolvedFile,
     WeightStore,
     cache_root,
     env_override_name,
@@ -30,6 +37,7 @@ __all__ = [
     "MANIFEST_DIR",
     "FileStatus",
     "MissingFile",
+    "ResolvedFile",
     "WeightEntry",
     "WeightFile",
     "WeightStore",
@@ -37,10 +45,15 @@ __all__ = [
     "env_override_name",
     "format_missing",
     "get_store",
+    "hf_hub_cache",
     "is_offline",
+    "is_pinned",
     "load_manifests",
+    "missing_error",
+    "missing_of",
     "preflight",
     "resolve",
+    "resolve_file",
     "sha256_file",
     "verify_file",
 ]
@@ -70,6 +83,18 @@ def resolve(
             the message lists the target path and ``mbench weights download <id>``.
     """
     return get_store(cache_dir, offline=offline).resolve(weight_id, filename)
+
+
+def resolve_file(
+    weight_id: str,
+    filename: str | None = None,
+    *,
+    cache_dir: str | os.PathLike[str] | None = None,
+    offline: bool | None = None,
+) -> ResolvedFile:
+    """Like :func:`resolve`, with provenance: path, location (hf-cache, mbench-cache, package, override),
+    verified sha256 and where that hash came from, repo, revision and the commit of the HF snapshot."""
+    return get_store(cache_dir, offline=offline).resolve_file(weight_id, filename)
 
 
 def preflight(

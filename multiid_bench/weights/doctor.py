@@ -62,17 +62,24 @@ def _writable(root: str) -> bool:
         return False
 
 
-def run_checks(cache_dir: str | None, packages: Sequence[str]) -> dict[str, Any]:
-    """A JSON-friendly report; ``profiles[name]["ready"]`` says whether that face profile can run now."""
+def run_checks(cache_dir: str | None, packages: Sequence[str], profile: str = "paper") -> dict[str, Any]:
+    """A JSON-friendly report; ``profiles[name]["ready"]`` says whether that face profile can run now.
+
+    ``profile`` (default ``paper``, the default of ``evaluate``) is the one ``mbench doctor`` judges: the
+    report's ``ready`` / ``message`` are about it, and the message is the same missing-weights text
+    ``evaluate`` would print.
+    """
     from multiid_bench.faces.profiles import PROFILES, get_profile
-    from multiid_bench.weights import get_store, is_offline
+    from multiid_bench.weights import get_store, hf_hub_cache, is_offline
+    from multiid_bench.weights.messages import format_missing
 
     store = get_store(cache_dir)
     report: dict[str, Any] = {
         "packages": {p: _version(p) for p in packages},
         "devices": _devices(),
-        "cache": {"root": str(store.root), "writable": _writable(str(store.root))},
+        "cache": {"root": str(store.root), "writable": _writable(str(store.root)), "hf_hub_cache": str(hf_hub_cache())},
         "offline": is_offline(),
+        "profile": profile,
         "profiles": {},
     }
     for name in PROFILES:
@@ -81,8 +88,14 @@ def run_checks(cache_dir: str | None, packages: Sequence[str]) -> dict[str, Any]
         for part in dict.fromkeys([*prof.detectors(), *prof.models()]):
             for mod in _MODULES.get(part, []):
                 if importlib.util.find_spec(mod) is None:
-                    problems.append(f"{part}: Python package {mod!r} is not installed")
-        for m in store.preflight(prof.weight_ids()):
-            problems.append(f"{m.weight_id}/{m.name} missing at {m.target} ({m.reason}); fetch: {m.command}")
-        report["profiles"][name] = {"ready": not problems, "problems": problems, "weights": prof.weight_ids()}
+                    problems.append(f"{part}: Python package {mod!r} is not installed (pip install {mod})")
+        missing = store.preflight(prof.weight_ids())
+        problems += [f"{m.weight_id}/{m.name}: {m.reason}; fetch: {m.command}" for m in missing]
+        report["profiles"][name] = {
+            "ready": not problems, "problems": problems, "weights": prof.weight_ids(),
+            "missing_weights": [f"{m.weight_id}/{m.name}" for m in missing],
+            "message": format_missing(missing, profile=name, offline=is_offline() or None) if missing else "",
+        }
+    chosen = report["profiles"][profile]
+    report["ready"] = chosen["ready"]
     return report

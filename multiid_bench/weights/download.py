@@ -1,4 +1,7 @@
-"""Fetchers used by the weight store: each writes one source into a ``.partial`` path, streaming.
+"""Fetchers for non-Hub sources (GitHub releases, Google Drive, zip members) into mbench's own cache.
+
+Hub files never pass through here: ``multiid_bench.weights.hf`` leaves them in the Hugging Face cache.
+Each fetcher writes one source into a ``.partial`` path, streaming.
 
 The store checks size and sha256 afterwards and renames atomically; nothing here touches the final path.
 """
@@ -12,10 +15,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from multiid_bench.weights.manifest import WeightFile
     from multiid_bench.weights.store import ProgressFn
 
-__all__ = ["bind_progress", "fetch_hf", "fetch_url", "fetch_zip_member"]
+__all__ = ["bind_progress", "fetch_url", "fetch_zip_member"]
 
 _CHUNK = 1 << 20
 
@@ -41,19 +43,6 @@ def fetch_url(url: str, partial: Path, progress: Callable[[int, int | None], Non
             done += len(chunk)
             if progress:
                 progress(done, total_i)
-
-
-def fetch_hf(wf: WeightFile, partial: Path) -> None:
-    """Fetch a Hugging Face file with the hub client (auth, mirrors, Xet), then move it to ``partial``."""
-    from huggingface_hub import hf_hub_download
-
-    staging = partial.with_name(partial.name + ".hf")
-    try:
-        got = hf_hub_download(repo_id=wf.repo, filename=wf.filename or wf.name, revision=wf.revision,
-                              repo_type=wf.repo_type, local_dir=str(staging))
-        shutil.move(str(got), str(partial))
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
 
 
 def fetch_zip_member(url: str, member: str, partial: Path,

@@ -18,6 +18,10 @@ change. An entry is a ``[[weights]]`` table::
         package = "facenet_pytorch", package_path = "data/onet.pt" },        # or a file an installed
     ]                                                                          # package ships
 
+A Hub file (``repo``) lives in the Hugging Face cache, not in mbench's; its ``revision`` must be a commit
+(``mbench weights pin`` fills commits, sizes and the Hub's LFS sha256). A file with ``allow_patterns`` is a
+whole folder (a diffusers model): ``snapshot_download(allow_patterns=...)`` of ``repo`` at ``revision``.
+
 ``sha256 = ""`` is allowed only with a ``sha256_note`` saying why (upstream publishes none); such a file
 is hashed on first download and the hash recorded locally (trust on first use, reported as such).
 """
@@ -46,7 +50,7 @@ _ID = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 _ENTRY_KEYS = {"id", "description", "licence", "used_by", "files", "homepage", "notes"}
 _FILE_KEYS = {
     "name", "size", "sha256", "sha256_note", "urls", "repo", "filename", "revision", "repo_type",
-    "archive_urls", "member", "package", "package_path",
+    "archive_urls", "member", "package", "package_path", "allow_patterns",
 }
 
 
@@ -67,6 +71,17 @@ class WeightFile:
     member: str = ""
     package: str = ""
     package_path: str = ""
+    allow_patterns: tuple[str, ...] = ()
+
+    @property
+    def hub(self) -> bool:
+        """True for a Hugging Face file or folder: it lives in the HF cache (never copied into mbench's)."""
+        return bool(self.repo)
+
+    @property
+    def snapshot(self) -> bool:
+        """True for a folder entry (``allow_patterns``), resolved with ``snapshot_download``."""
+        return bool(self.allow_patterns)
 
     @property
     def bundled(self) -> bool:
@@ -78,7 +93,9 @@ class WeightFile:
         out: list[str] = []
         if self.package:
             out.append(f"installed package {self.package}: {self.package_path}")
-        if self.repo:
+        if self.repo and self.allow_patterns:
+            out.append(f"https://huggingface.co/{self.repo}/tree/{self.revision} ({', '.join(self.allow_patterns)})")
+        elif self.repo:
             out.append(f"https://huggingface.co/{self.repo}/blob/{self.revision}/{self.filename or self.name}")
         out.extend(self.urls)
         out.extend(f"{u} (zip member {self.member or self.name})" for u in self.archive_urls)
@@ -124,7 +141,8 @@ class WeightEntry:
             "manifest": self.source,
             "files": [
                 {"name": f.name, "size": f.size, "sha256": f.sha256, "sha256_note": f.sha256_note,
-                 "bundled": f.bundled, "sources": f.sources()}
+                 "bundled": f.bundled, "sources": f.sources(),
+                 **({"repo": f.repo, "revision": f.revision} if f.hub else {})}
                 for f in self.files
             ],
         }
@@ -168,7 +186,11 @@ def _parse_file(raw: Mapping[str, Any], where: str) -> WeightFile:
         member=str(raw.get("member", "")),
         package=str(raw.get("package", "")),
         package_path=str(raw.get("package_path", "")),
+        allow_patterns=_str_tuple(raw.get("allow_patterns", []), f"{where} ({name}).allow_patterns"),
     )
+    if wf.allow_patterns and not (wf.repo and not wf.sha256 and not (wf.urls or wf.archive_urls or wf.package)):
+        raise ConfigError(f"{where} ({name}): 'allow_patterns' (a Hub folder) needs 'repo' only, and sha256 = \"\" "
+                          "(each file is checked against the Hub's own hash).")
     if not (wf.urls or wf.repo or wf.archive_urls or wf.package):
         raise ConfigError(f"{where} ({name}): no source; give urls, repo, archive_urls or package.")
     if wf.package and not wf.package_path:

@@ -1,39 +1,46 @@
-"""Verified, offline-first weight files: cache root, resolve, download, verify, preflight.
+"""Verified, offline-first weight files: where each lives, resolve, download, verify, preflight.
 
 Why: no evaluation toolkit we studied checks a checksum, and a half-downloaded checkpoint surfaces as an
-unreadable "PytorchStreamReader failed" deep inside a model. Here every download streams to
-``<name>.<pid>.partial`` while hashing, is checked against the manifest's sha256 (and size), and only
-then renamed atomically into place; a mismatch deletes the file and says so. Offline (``offline=True``,
+unreadable "PytorchStreamReader failed" deep inside a model. Every file is checked against the manifest's
+sha256 (or the Hub's own LFS sha256) before it is handed out; offline (``offline=True``,
 ``MBENCH_OFFLINE=1`` or ``HF_HUB_OFFLINE=1``) nothing touches the network and one error lists every
-missing file with its target path and the command that fetches it.
+missing file (:mod:`multiid_bench.weights.messages`).
 
-Cache root precedence: ``cache_dir`` argument (``--cache-dir``) > ``$MBENCH_HOME`` >
-``$XDG_CACHE_HOME/multiid-bench`` > ``~/.cache/multiid-bench``. Files live in
-``<root>/weights/<id>/<name>``. A user may instead point at a file with ``MBENCH_WEIGHTS_<ID>=path``
-(``<ID>`` upper-cased, non-alphanumerics as ``_``; a folder means "the file of that name in it") or
-``overrides={id: path}`` (``--weights id=path``); such files are still sha256-checked.
+Where files live (one copy each):
+
+* Hub files (``repo`` in the manifest): the Hugging Face cache (:mod:`multiid_bench.weights.hf`), as
+  ``hf_hub_download`` stores them; a copy an older mbench put in its own cache is still used.
+* Other files (GitHub releases, Google Drive, zip members): mbench's cache, ``<root>/weights/<id>/<name>``,
+  streamed to ``<name>.<pid>.partial``, checked, renamed atomically.
+* Installed packages (MTCNN, dlib) and user files (``MBENCH_WEIGHTS_<ID>=path``, ``--weights id=path``).
+
+Cache root precedence: ``cache_dir`` (``--cache-dir``) > ``$MBENCH_HOME`` > ``$XDG_CACHE_HOME/multiid-bench``
+> ``~/.cache/multiid-bench``.
 """
 from __future__ import annotations
 
 import difflib
-import hashlib
 import importlib.util
-import json
 import logging
 import os
 import re
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from multiid_bench.errors import ConfigError, MissingWeightsError
-from multiid_bench.weights.download import bind_progress, fetch_hf, fetch_url, fetch_zip_member
+from multiid_bench.weights import hf
+from multiid_bench.weights.download import bind_progress, fetch_url, fetch_zip_member
 from multiid_bench.weights.manifest import WeightEntry, WeightFile, load_manifests
+from multiid_bench.weights.messages import MissingFile, format_missing, missing_error, missing_of
+from multiid_bench.weights.verify import Stamps, sha256_file, verify_file
 
 __all__ = [
     "FileStatus",
     "MissingFile",
     "ProgressFn",
+    "ResolvedFile",
     "WeightStore",
     "cache_root",
     "env_override_name",
@@ -46,9 +53,10 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 ProgressFn = Callable[[str, str, int, "int | None"], None]  # (weight id, file name, done bytes, total)
-_CHUNK = 1 << 20
 from multiid_bench._io import cache_root, is_offline  # noqa: E402  (re-exported)
-_hash_memo: dict[tuple[str, int, int], str] = {}
+
+#: Locations a file can have (``weights list``, results provenance).
+LOCATIONS = ("hf-cache", "mbench-cache", "package", "override")
 
 
 def env_override_name(weight_id: str) -> str:
@@ -56,60 +64,34 @@ def env_override_name(weight_id: str) -> str:
     return "MBENCH_WEIGHTS_" + re.sub(r"[^0-9A-Za-z]", "_", weight_id).upper()
 
 
-def sha256_file(path: str | os.PathLike[str]) -> str:
-    """Hex sha256 of a file, streamed; memoised per (path, size, mtime) within the process."""
-    p = Path(path)
-    st = p.stat()
-    key = (str(p.resolve()), st.st_size, st.st_mtime_ns)
-    if key not in _hash_memo:
-        h = hashlib.sha256()
-        with p.open("rb") as f:
-            for chunk in iter(lambda: f.read(_CHUNK), b""):
-                h.update(chunk)
-        _hash_memo[key] = h.hexdigest()
-    return _hash_memo[key]
-
-
-def verify_file(path: str | os.PathLike[str], sha256: str) -> bool:
-    """True when the file exists and its sha256 equals ``sha256`` (case-insensitive)."""
-    p = Path(path)
-    return p.is_file() and sha256_file(p) == sha256.strip().lower()
+def _require_pinned() -> bool:
+    return os.environ.get("MBENCH_REQUIRE_PINNED", "").strip().lower() in {"1", "true", "yes", "on"}
 
 
 @dataclass(frozen=True)
-class MissingFile:
-    """A weight file that is not available locally, with where it belongs and how to fetch it."""
+class ResolvedFile:
+    """A verified local weight file and its provenance (what results record)."""
 
     weight_id: str
     name: str
-    target: Path
-    command: str
-    env_var: str
-    sources: tuple[str, ...]
-    reason: str = "not downloaded"
+    path: Path
+    location: str
+    sha256: str
+    sha256_source: str  # manifest | hub-lfs | hf-cache-etag | git-sha1 | first-use | "" (folders)
+    repo: str = ""
+    revision: str = ""
+    commit: str | None = None
+    pinned: bool = True
 
-    def describe(self) -> str:
-        """Multi-line text for error messages and `mbench doctor`."""
-        lines = [
-            f"  - {self.weight_id} / {self.name}: {self.reason}",
-            f"      target: {self.target}",
-            f"      fetch:  {self.command}",
-            f"      or copy the file to the target, or set {self.env_var}=/path/to/{self.name}",
-        ]
-        if self.sources:
-            lines.append(f"      sources: {'; '.join(self.sources)}")
-        return "\n".join(lines)
-
-
-def format_missing(missing: Iterable[MissingFile], *, header: str = "missing model weights") -> str:
-    """One message listing every missing file (used for the exit-3 error)."""
-    items = list(missing)
-    return f"{header} ({len(items)} file{'s' if len(items) != 1 else ''}):\n" + "\n".join(m.describe() for m in items)
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["path"] = str(self.path)
+        return d
 
 
 @dataclass(frozen=True)
 class FileStatus:
-    """Local state of one weight file: ``ok``, ``unverified`` (no manifest hash), ``missing`` or ``corrupt``."""
+    """Local state of one weight file: ``ok``, ``unverified`` (no hash known), ``missing`` or ``corrupt``."""
 
     weight_id: str
     name: str
@@ -117,6 +99,9 @@ class FileStatus:
     state: str
     sha256: str = ""
     detail: str = ""
+    location: str = ""
+    size: int = 0
+    pinned: bool = True
 
 
 class WeightStore:
@@ -127,6 +112,7 @@ class WeightStore:
         offline: never download; ``None`` reads ``MBENCH_OFFLINE`` / ``HF_HUB_OFFLINE``.
         overrides: ``{weight_id: path}`` pointing ids at local files or folders (``--weights id=path``).
         manifest_dirs: folders of ``*.toml`` manifests (default: the package's ``manifests/``).
+        hub_api: an ``HfApi``-like object for Hub metadata (tests pass a fake); default: a real one.
     """
 
     def __init__(
@@ -136,12 +122,15 @@ class WeightStore:
         offline: bool | None = None,
         overrides: Mapping[str, str | os.PathLike[str]] | None = None,
         manifest_dirs: Iterable[Path] | None = None,
+        hub_api: Any = None,
     ) -> None:
         self.explicit_root = bool(cache_dir)
         self.root = cache_root(cache_dir)
         self.offline = is_offline(offline)
         self.overrides = {k: Path(v).expanduser() for k, v in (overrides or {}).items()}
         self.entries: dict[str, WeightEntry] = load_manifests(manifest_dirs)
+        self.hub_api = hub_api
+        self.stamps = Stamps(self.root / "weights" / ".hf-verified")
         unknown = sorted(set(self.overrides) - set(self.entries))
         if unknown:
             raise ConfigError(f"--weights names unknown weight id(s) {unknown}; see `mbench weights list`.")
@@ -155,15 +144,37 @@ class WeightStore:
         hint = f" Did you mean: {', '.join(close)}?" if close else ""
         raise ConfigError(f"unknown weight id {weight_id!r}.{hint} See `mbench weights list`.")
 
-    def target_path(self, weight_id: str, filename: str | None = None) -> Path:
-        """Where the file lives (or will live) in the cache, or its override / package location."""
+    def local(self, weight_id: str, filename: str | None = None) -> tuple[Path, str] | None:
+        """``(path, location)`` of the copy that exists now (no network, no hashing), else None."""
         wf = self.entry(weight_id).file(filename)
+        override = self._override_path(weight_id, wf)
+        if override is not None:
+            return (override, "override") if override.exists() else None
+        if wf.bundled:
+            p = self._package_path(wf)
+            return (p, "package") if p is not None and p.is_file() else None
+        if wf.hub:
+            got = hf.cached_snapshot(wf) if wf.snapshot else hf.cached_file(wf)
+            if got is not None:
+                return got, "hf-cache"
+        legacy = self._own_path(weight_id, wf)
+        return (legacy, "mbench-cache") if legacy.is_file() else None
+
+    def target_path(self, weight_id: str, filename: str | None = None) -> Path:
+        """Where the file is, or where it will be once fetched (HF cache path for Hub files)."""
+        wf = self.entry(weight_id).file(filename)
+        found = self.local(weight_id, wf.name)
+        if found is not None:
+            return found[0]
         override = self._override_path(weight_id, wf)
         if override is not None:
             return override
         if wf.bundled:
-            return self._package_path(wf) or self.root / "weights" / weight_id / wf.name
-        return self.root / "weights" / weight_id / wf.name
+            return self._package_path(wf) or self._own_path(weight_id, wf)
+        if wf.hub:
+            repo_dir = hf.hf_hub_cache() / f"{wf.repo_type}s--{wf.repo.replace('/', '--')}"
+            return repo_dir / "snapshots" / wf.revision / ("" if wf.snapshot else (wf.filename or wf.name))
+        return self._own_path(weight_id, wf)
 
     def fetch_command(self, weight_id: str) -> str:
         """The shell command that downloads ``weight_id`` into this store's root."""
@@ -171,193 +182,264 @@ class WeightStore:
         return f"mbench weights download {weight_id}{extra}"
 
     def expected_sha256(self, weight_id: str, filename: str | None = None) -> str:
-        """The manifest hash, or the hash recorded at first download when upstream publishes none."""
+        """The manifest hash, else the Hub's (cache etag), else the hash recorded at first download."""
         wf = self.entry(weight_id).file(filename)
         if wf.sha256:
             return wf.sha256
-        stamp = self._read_stamp(self.target_path(weight_id, filename))
+        found = self.local(weight_id, wf.name)
+        if found is None:
+            return ""
+        path, location = found
+        if location == "hf-cache" and hf.etag_kind(hf.blob_etag(path)) == "sha256":
+            return hf.blob_etag(path)
+        stamp = self.stamps.read(path, external=location == "hf-cache")
         return str(stamp.get("sha256", "")) if stamp else ""
 
     # ---- state --------------------------------------------------------------------------------
     def status(self, weight_id: str, *, full_hash: bool = False) -> list[FileStatus]:
         """Local state of every file of ``weight_id`` (hashing each file when ``full_hash``)."""
+        entry = self.entry(weight_id)
         out = []
-        for wf in self.entry(weight_id).files:
-            path = self.target_path(weight_id, wf.name)
-            if not path.is_file():
-                out.append(FileStatus(weight_id, wf.name, path, "missing"))
+        for wf in entry.files:
+            pinned = not wf.hub or hf.is_pinned(wf.revision)
+            found = self.local(weight_id, wf.name)
+            if found is None:
+                out.append(FileStatus(weight_id, wf.name, self.target_path(weight_id, wf.name), "missing",
+                                      location="missing", size=wf.size, pinned=pinned))
                 continue
-            expected = wf.sha256 or str((self._read_stamp(path) or {}).get("sha256", ""))
-            if not full_hash and self._stamp_matches(path, expected):
-                out.append(FileStatus(weight_id, wf.name, path, "ok" if wf.sha256 else "unverified", expected))
+            path, location = found
+            size = _size(path)
+            if wf.snapshot:
+                out.append(FileStatus(weight_id, wf.name, path, "ok", location=location, size=size, pinned=pinned))
                 continue
-            actual = sha256_file(path)
-            if expected and actual != expected:
-                out.append(FileStatus(weight_id, wf.name, path, "corrupt", actual,
-                                      f"sha256 {actual} != expected {expected}"))
-            else:
-                out.append(FileStatus(weight_id, wf.name, path, "ok" if wf.sha256 else "unverified", actual,
-                                      "" if wf.sha256 else "no upstream hash; recorded at first download"))
+            try:
+                sha, source = self._verify(entry, wf, path, location, quick=not full_hash)
+            except MissingWeightsError as e:
+                out.append(FileStatus(weight_id, wf.name, path, "corrupt", detail=str(e).split(": ", 1)[-1],
+                                      location=location, size=size, pinned=pinned))
+                continue
+            state = "unverified" if source == "first-use" else "ok"
+            out.append(FileStatus(weight_id, wf.name, path, state, sha, source, location, size, pinned))
         return out
 
     def preflight(self, weight_ids: Iterable[str]) -> list[MissingFile]:
-        """Every file of ``weight_ids`` that is not present locally (existence check; no download, no load)."""
+        """Every file of ``weight_ids`` not present locally (existence check; no download, no load)."""
         missing: list[MissingFile] = []
         for wid in dict.fromkeys(weight_ids):
             entry = self.entry(wid)
             for wf in entry.files:
-                path = self.target_path(wid, wf.name)
-                if not path.is_file():
-                    missing.append(self._missing(entry, wf, path, self._absent_reason(wid, wf)))
+                if self.local(wid, wf.name) is None:
+                    missing.append(self._missing(entry, wf, self._absent_reason(wid, wf)))
         return missing
 
-    def ensure(self, weight_ids: Iterable[str], *, progress: ProgressFn | None = None) -> None:
+    def ensure(self, weight_ids: Iterable[str], *, progress: ProgressFn | None = None,
+               profile: str | None = None, what: str | None = None) -> None:
         """Make every file of ``weight_ids`` available, or raise ONE error listing all that are not."""
-        missing = self.preflight(weight_ids)
+        ids = list(weight_ids)
+        missing = self.preflight(ids)
         if not missing:
             return
         if self.offline:
-            raise MissingWeightsError(format_missing(missing, header="offline and missing model weights"))
+            raise self._error(missing, offline=True, profile=profile, what=what)
         failed: list[MissingFile] = []
         for m in missing:
             try:
                 self.resolve(m.weight_id, m.name, progress=progress)
             except MissingWeightsError as e:
-                failed.append(MissingFile(m.weight_id, m.name, m.target, m.command, m.env_var, m.sources,
-                                          reason=f"download failed: {e}"))
+                listed = missing_of(e)
+                failed.append(listed[0] if listed else _with_reason(m, f"download failed: {_gist(e)}"))
         if failed:
-            raise MissingWeightsError(format_missing(failed, header="could not fetch model weights"))
+            raise self._error(failed, header="could not fetch", profile=profile, what=what)
 
     # ---- resolve / download -------------------------------------------------------------------
     def resolve(self, weight_id: str, filename: str | None = None, *, progress: ProgressFn | None = None) -> Path:
-        """Local verified path of a weight file, downloading it when allowed.
+        """Local verified path of a weight file (a folder for ``allow_patterns`` entries), downloading when allowed.
 
         Raises:
             MissingWeightsError: absent and offline, download failed, checksum mismatch, or an
                 override / bundled file that does not match the manifest hash.
         """
+        return self.resolve_file(weight_id, filename, progress=progress).path
+
+    def resolve_file(self, weight_id: str, filename: str | None = None, *, progress: ProgressFn | None = None,
+                     force: bool = False) -> ResolvedFile:
+        """Like :meth:`resolve`, with provenance: path, location, verified sha256 and its source, commit."""
         entry = self.entry(weight_id)
         wf = entry.file(filename)
-        override = self._override_path(weight_id, wf)
-        if override is not None or wf.bundled:
-            path = override if override is not None else self._package_path(wf)
-            if path is None or not path.is_file():
-                raise MissingWeightsError(format_missing([self._missing(entry, wf, path or self.target_path(
-                    weight_id, wf.name), self._absent_reason(weight_id, wf))]))
-            self._check_hash(entry, wf, path, delete=False, record=False)  # never write next to user/package files
-            return path
-        target = self.root / "weights" / weight_id / wf.name
-        if target.is_file():
+        found = None if force else self.local(weight_id, wf.name)
+        if found is not None:
+            path, location = found
             try:
-                self._check_hash(entry, wf, target, delete=True)
-                return target
+                return self._resolved(entry, wf, path, location)
             except MissingWeightsError as e:
-                if self.offline:
+                if self.offline or location in ("override", "package"):
                     raise
                 log.warning("%s; downloading it again", e)
+                force = location == "hf-cache"
+        if self._override_path(weight_id, wf) is not None or wf.bundled:
+            raise self._error([self._missing(entry, wf, self._absent_reason(weight_id, wf))])
         if self.offline:
-            raise MissingWeightsError(format_missing([self._missing(entry, wf, target, "not downloaded")],
-                                                     header="offline and missing model weights"))
-        return self._download(entry, wf, target, progress)
+            raise self._error([self._missing(entry, wf, "not downloaded")], offline=True)
+        return self._download(entry, wf, progress, force=force)
 
     def download(self, weight_id: str, *, force: bool = False, progress: ProgressFn | None = None) -> list[Path]:
-        """Download (or re-verify) every file of ``weight_id``; ``force`` deletes cached copies first."""
+        """Download (or re-verify) every file of ``weight_id``; ``force`` fetches again."""
         entry = self.entry(weight_id)
         paths = []
         for wf in entry.files:
-            target = self.root / "weights" / weight_id / wf.name
-            if force and not wf.bundled and self._override_path(weight_id, wf) is None and target.exists():
-                target.unlink()
-                self._stamp_path(target).unlink(missing_ok=True)
-            paths.append(self.resolve(weight_id, wf.name, progress=progress))
+            own = self._own_path(weight_id, wf)
+            mine = not wf.bundled and self._override_path(weight_id, wf) is None
+            if force and mine and own.exists():
+                own.unlink()
+                self.stamps.remove(own)
+            paths.append(self.resolve_file(weight_id, wf.name, progress=progress, force=force and mine).path)
         return paths
 
-    # ---- internals ----------------------------------------------------------------------------
-    def _override_path(self, weight_id: str, wf: WeightFile) -> Path | None:
-        raw = self.overrides.get(weight_id) or os.environ.get(env_override_name(weight_id))
-        if not raw:
-            return None
-        p = Path(raw).expanduser()
-        return p / wf.name if p.is_dir() else p
+    def provenance(self, weight_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """``{"<id>/<file>": {...}}`` for results: what is on disk now (no download; missing files say so)."""
+        out: dict[str, dict[str, Any]] = {}
+        for wid in dict.fromkeys(weight_ids):
+            entry = self.entry(wid)
+            for wf in entry.files:
+                key = f"{wid}/{wf.name}"
+                found = self.local(wid, wf.name)
+                try:
+                    out[key] = self._resolved(entry, wf, *found, quick=True).to_dict() if found else {
+                        "location": "missing", "sha256": wf.sha256 or None}
+                except MissingWeightsError as e:
+                    out[key] = {"location": found[1] if found else "missing", "corrupt": _gist(e)}
+        return out
 
-    @staticmethod
-    def _package_path(wf: WeightFile) -> Path | None:
-        # find_spec locates the package without importing it (face_recognition_models' __init__
-        # imports pkg_resources, which recent setuptools no longer ships).
-        try:
-            spec = importlib.util.find_spec(wf.package)
-        except (ImportError, ValueError):
-            return None
-        if spec is None or not spec.submodule_search_locations:
-            return None
-        return Path(next(iter(spec.submodule_search_locations))) / wf.package_path
+    # ---- verification -------------------------------------------------------------------------
+    def _resolved(self, entry: WeightEntry, wf: WeightFile, path: Path, location: str, *,
+                  quick: bool = False) -> ResolvedFile:
+        if wf.snapshot:
+            self._verify_snapshot(entry, wf, path)
+            sha, source = "", ""
+        else:
+            sha, source = self._verify(entry, wf, path, location, quick=quick)
+        commit = hf.snapshot_commit(path) if location == "hf-cache" else None
+        return ResolvedFile(entry.id, wf.name, path, location, sha, source, wf.repo, wf.revision if wf.hub else "",
+                            commit, not wf.hub or hf.is_pinned(wf.revision))
 
-    def _absent_reason(self, weight_id: str, wf: WeightFile) -> str:
-        if self._override_path(weight_id, wf) is not None:
-            return f"{env_override_name(weight_id)} / --weights points at a file that does not exist"
-        if wf.bundled:
-            return f"ships with the PyPI package {wf.package!r}: pip install {wf.package}"
-        return "not downloaded"
-
-    def _missing(self, entry: WeightEntry, wf: WeightFile, path: Path, reason: str) -> MissingFile:
-        return MissingFile(entry.id, wf.name, path, self.fetch_command(entry.id), env_override_name(entry.id),
-                           tuple(wf.sources()), reason)
-
-    @staticmethod
-    def _stamp_path(path: Path) -> Path:
-        return path.with_name(f".{path.name}.verified.json")
-
-    def _read_stamp(self, path: Path) -> dict | None:
-        try:
-            return json.loads(self._stamp_path(path).read_text())
-        except (OSError, ValueError):
-            return None
-
-    def _stamp_matches(self, path: Path, expected: str) -> bool:
-        stamp = self._read_stamp(path)
-        if not stamp or not expected:
-            return False
-        st = path.stat()
-        return (stamp.get("sha256") == expected and stamp.get("size") == st.st_size
-                and stamp.get("mtime_ns") == st.st_mtime_ns)
-
-    def _write_stamp(self, path: Path, sha: str, trust: str, source: str) -> None:
-        st = path.stat()
-        data = {"sha256": sha, "size": st.st_size, "mtime_ns": st.st_mtime_ns, "trust": trust, "source": source}
-        try:
-            self._stamp_path(path).write_text(json.dumps(data, indent=1))
-        except OSError as e:  # read-only location (an override in a shared folder): verification still held
-            log.debug("cannot write verification stamp next to %s: %s", path, e)
-
-    def _check_hash(self, entry: WeightEntry, wf: WeightFile, path: Path, *, delete: bool, record: bool = True) -> None:
-        expected = wf.sha256 or str((self._read_stamp(path) or {}).get("sha256", ""))
-        if self._stamp_matches(path, expected):
-            return
+    def _verify(self, entry: WeightEntry, wf: WeightFile, path: Path, location: str, *,
+                quick: bool = False, hub: hf.HubFileInfo | None = None) -> tuple[str, str]:
+        """``(sha256, where the expected hash came from)``; raises when the file does not match."""
+        external = location == "hf-cache"
+        if wf.size and path.stat().st_size != wf.size:
+            self._refuse(entry, wf, path, f"size {path.stat().st_size} != expected {wf.size}", location)
+        etag = hf.blob_etag(path) if external else ""
+        kind = hf.etag_kind(etag)
+        expected, source = wf.sha256, "manifest"
+        if not expected and hub is not None and hub.sha256:
+            expected, source = hub.sha256, "hub-lfs"
+        if not expected and kind == "sha256":
+            expected, source = etag, "hf-cache-etag"
+        if not expected and (hub is not None or kind == "git-sha1"):
+            git_expected = hub.blob_id if hub is not None else etag
+            actual_git = hf.git_blob_sha1(path)
+            if actual_git != git_expected:
+                self._refuse(entry, wf, path, f"git blob id {actual_git} != Hub's {git_expected}", location)
+            return sha256_file(path), "git-sha1"
+        if not expected:  # no hash anywhere: trust on first use, recorded
+            stamp = self.stamps.read(path, external=external)
+            if stamp and stamp.get("sha256"):
+                expected, source = str(stamp["sha256"]), "first-use"
+            else:
+                actual = sha256_file(path)
+                if location not in ("override", "package"):
+                    log.warning("weights %s / %s: no published sha256; recording %s for %s",
+                                entry.id, wf.name, actual, path)
+                    self.stamps.write(path, actual, "first-use", str(path), external=external)
+                return actual, "first-use"
+        if self.stamps.matches(path, expected, external=external):
+            return expected, source
         actual = sha256_file(path)
-        if expected and actual != expected:
-            if delete:
-                path.unlink(missing_ok=True)
-                self._stamp_path(path).unlink(missing_ok=True)
-            raise MissingWeightsError(
-                f"weights {entry.id} / {wf.name}: {path} has sha256 {actual}, expected {expected} "
-                f"(corrupt, partial or a different version){'; deleted it' if delete else ''}. "
-                f"Fetch the right file with `{self.fetch_command(entry.id)}`."
-            )
-        if not record:
-            return
-        if not wf.sha256:
-            log.warning("weights %s / %s: upstream publishes no sha256; recording %s for %s",
-                        entry.id, wf.name, actual, path)
-        self._write_stamp(path, actual, "manifest" if wf.sha256 else "first-use", str(path))
+        if actual != expected:
+            self._refuse(entry, wf, path, f"sha256 {actual}, expected {expected}", location)
+        if location not in ("override", "package") and not quick:
+            self.stamps.write(path, actual, source, str(path), external=external)
+        return actual, source
 
-    def _download(self, entry: WeightEntry, wf: WeightFile, target: Path, progress: ProgressFn | None) -> Path:
+    def _verify_snapshot(self, entry: WeightEntry, wf: WeightFile, folder: Path) -> None:
+        """Every file of a cached folder against the hash its blob is named by (sha256 or git sha1)."""
+        for f in sorted(p for p in folder.rglob("*") if p.is_file()):
+            etag = hf.blob_etag(f)
+            kind = hf.etag_kind(etag)
+            if kind == "sha256" and not self.stamps.matches(f, etag, external=True):
+                actual = sha256_file(f)
+                if actual != etag:
+                    self._refuse(entry, wf, f, f"sha256 {actual}, expected {etag}", "hf-cache")
+                self.stamps.write(f, actual, "hf-cache-etag", str(f), external=True)
+            elif kind == "git-sha1" and hf.git_blob_sha1(f) != etag:
+                self._refuse(entry, wf, f, f"git blob id differs from {etag}", "hf-cache")
+
+    def _refuse(self, entry: WeightEntry, wf: WeightFile, path: Path, why: str, location: str) -> None:
+        deleted = location == "mbench-cache"
+        if deleted:
+            path.unlink(missing_ok=True)
+            self.stamps.remove(path)
+        fix = (f"`mbench weights download --force {entry.id}`" if location in ("mbench-cache", "hf-cache")
+               else "point it at the right file")
+        raise MissingWeightsError(
+            f"weights {entry.id} / {wf.name}: {path} has {why} (corrupt, partial or a different version)"
+            f"{'; deleted it' if deleted else ''}. Fix: {fix}."
+        )
+
+    # ---- downloads ----------------------------------------------------------------------------
+    def _download(self, entry: WeightEntry, wf: WeightFile, progress: ProgressFn | None, *,
+                  force: bool) -> ResolvedFile:
+        errors: list[str] = []
+        if wf.hub:
+            try:
+                return self._download_hub(entry, wf, force=force)
+            except MissingWeightsError as e:  # a checksum refusal: said in full
+                errors.append(f"hf://{wf.repo}@{wf.revision}: {str(e).strip().splitlines()[0]}")
+            except ConfigError:  # unpinned with MBENCH_REQUIRE_PINNED: a decision, not a failed source
+                raise
+            except Exception as e:  # noqa: BLE001 - network, auth, gated repo: try the next source
+                errors.append(f"hf://{wf.repo}@{wf.revision}: {type(e).__name__}: {_gist(e)}")
+                log.warning("Hub download of %s / %s failed: %s", entry.id, wf.name, e)
+        target = self._own_path(entry.id, wf)
+        if wf.urls or wf.archive_urls:
+            try:
+                path = self._download_own(entry, wf, target, progress, errors)
+                return self._resolved(entry, wf, path, "mbench-cache")
+            except MissingWeightsError:
+                pass
+        detail = " | ".join(errors) or "no download source in the manifest"
+        raise self._error([self._missing(entry, wf, f"download failed: {detail}")], header="could not fetch")
+
+    def _download_hub(self, entry: WeightEntry, wf: WeightFile, *, force: bool) -> ResolvedFile:
+        if not hf.is_pinned(wf.revision):
+            msg = (f"weights {entry.id} / {wf.name}: revision {wf.revision!r} of {wf.repo} is not a commit "
+                   "(unpinned: the file can change under the same name); `mbench weights pin` fixes the manifest")
+            if _require_pinned():
+                raise ConfigError(msg + " (MBENCH_REQUIRE_PINNED is set).")
+            log.warning("%s", msg)
+        info = None
+        if not wf.sha256 and not wf.snapshot:
+            try:
+                info = hf.hub_file_info(wf, self.hub_api)
+            except Exception as e:  # noqa: BLE001 - metadata is a cross-check; the cache etag still holds
+                log.info("no Hub metadata for %s / %s (%s); checking against the cache's etag", entry.id, wf.name, e)
+        if wf.snapshot:
+            folder = hf.download_snapshot(wf, force=force)
+            gaps = hf.snapshot_gaps(folder, wf.allow_patterns)
+            if gaps:
+                raise MissingWeightsError(f"{wf.repo}@{wf.revision} has no file matching {gaps}")
+            return self._resolved(entry, wf, folder, "hf-cache")
+        path = hf.download_file(wf, force=force)
+        sha, source = self._verify(entry, wf, path, "hf-cache", hub=info)
+        return ResolvedFile(entry.id, wf.name, path, "hf-cache", sha, source, wf.repo, wf.revision,
+                            hf.snapshot_commit(path), hf.is_pinned(wf.revision))
+
+    def _download_own(self, entry: WeightEntry, wf: WeightFile, target: Path, progress: ProgressFn | None,
+                      errors: list[str]) -> Path:
+        """Stream URL / zip-member sources into mbench's cache: ``.partial``, size + sha256, atomic rename."""
         target.parent.mkdir(parents=True, exist_ok=True)
         partial = target.with_name(f"{target.name}.{os.getpid()}.partial")
-        errors: list[str] = []
         attempts: list[tuple[str, Callable[[], None]]] = []
-        if wf.repo:
-            attempts.append((f"hf://{wf.repo}/{wf.filename or wf.name}@{wf.revision}",
-                             lambda: fetch_hf(wf, partial)))
         for url in wf.urls:
             attempts.append((url, lambda url=url: fetch_url(url, partial, bind_progress(progress, entry.id, wf.name))))
         for url in wf.archive_urls:
@@ -375,7 +457,7 @@ class WeightStore:
                 if wf.sha256 and actual != wf.sha256:
                     raise ValueError(f"sha256 {actual} != expected {wf.sha256}; deleted the download")
                 os.replace(partial, target)  # atomic on the same file system
-                self._write_stamp(target, actual, "manifest" if wf.sha256 else "first-download", label)
+                self.stamps.write(target, actual, "manifest" if wf.sha256 else "first-use", label)
                 if not wf.sha256:
                     log.warning("weights %s / %s: no upstream sha256; recorded %s at first download",
                                 entry.id, wf.name, actual)
@@ -385,9 +467,59 @@ class WeightStore:
                 log.warning("download of %s / %s from %s failed: %s", entry.id, wf.name, label, e)
             finally:
                 partial.unlink(missing_ok=True)
-        detail = "\n".join(f"      {e}" for e in errors) or "      (no download source in the manifest)"
-        raise MissingWeightsError(
-            format_missing([self._missing(entry, wf, target, "download failed")],
-                           header="could not fetch model weights") + "\n    attempts:\n" + detail
-        )
+        raise MissingWeightsError("every source failed")
 
+    # ---- internals ----------------------------------------------------------------------------
+    def _own_path(self, weight_id: str, wf: WeightFile) -> Path:
+        return self.root / "weights" / weight_id / wf.name
+
+    def _override_path(self, weight_id: str, wf: WeightFile) -> Path | None:
+        raw = self.overrides.get(weight_id) or os.environ.get(env_override_name(weight_id))
+        if not raw:
+            return None
+        p = Path(raw).expanduser()
+        return p / wf.name if p.is_dir() and not wf.snapshot else p
+
+    @staticmethod
+    def _package_path(wf: WeightFile) -> Path | None:
+        # find_spec locates the package without importing it (face_recognition_models' __init__
+        # imports pkg_resources, which recent setuptools no longer ships).
+        try:
+            spec = importlib.util.find_spec(wf.package)
+        except (ImportError, ValueError):
+            return None
+        if spec is None or not spec.submodule_search_locations:
+            return None
+        return Path(next(iter(spec.submodule_search_locations))) / wf.package_path
+
+    def _absent_reason(self, weight_id: str, wf: WeightFile) -> str:
+        if self._override_path(weight_id, wf) is not None:
+            return f"{env_override_name(weight_id)} / --weights points at a path that does not exist"
+        if wf.bundled:
+            return f"ships with the PyPI package {wf.package!r}: pip install {wf.package}"
+        return "not downloaded"
+
+    def _error(self, missing: list[MissingFile], **kwargs: Any) -> Exception:
+        return missing_error(missing, cache_dir=str(self.root) if self.explicit_root else None, **kwargs)
+
+    def _missing(self, entry: WeightEntry, wf: WeightFile, reason: str) -> MissingFile:
+        return MissingFile(entry.id, wf.name, self.target_path(entry.id, wf.name), self.fetch_command(entry.id),
+                           env_override_name(entry.id), tuple(wf.sources()), reason, wf.size, entry.used_by)
+
+
+def _size(path: Path) -> int:
+    if path.is_file():
+        return path.stat().st_size
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def _gist(e: BaseException) -> str:
+    """First line of an error, shortened for one line of the missing-weights message."""
+    text = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    return text if len(text) <= 160 else text[:157] + "..."
+
+
+def _with_reason(m: MissingFile, reason: str) -> MissingFile:
+    from dataclasses import replace
+
+    return replace(m, reason=reason)

@@ -66,14 +66,26 @@ def test_download_offline_exits_3(served_manifest: Path, monkeypatch: pytest.Mon
     assert ei.value.code == 3 and "offline" in capsys.readouterr().err
 
 
-def test_doctor_json(tmp_path: Path) -> None:
-    res = CliRunner().invoke(cli, ["doctor", "--json", "--cache-dir", str(tmp_path)])
-    assert res.exit_code == 0, res.output
+def test_doctor_exit_codes_follow_the_named_profile(tmp_path: Path) -> None:
+    runner = CliRunner()
+    res = runner.invoke(cli, ["doctor", "--json", "--cache-dir", str(tmp_path)])
+    assert res.exit_code == 1, res.output  # default profile: paper, whose weights are not here
     rep = json.loads(res.output)
     assert rep["cache"]["writable"] is True and rep["packages"]["facenet-pytorch"] == "2.5.3"
+    assert (rep["profile"], rep["ready"]) == ("paper", False)
     assert rep["profiles"]["offline"]["ready"] is True
-    assert rep["profiles"]["paper"]["ready"] is False
-    assert any("mbench weights download insightface-buffalo-l" in p for p in rep["profiles"]["paper"]["problems"])
+    paper = rep["profiles"]["paper"]
+    assert paper["missing_weights"] == [
+        "insightface-buffalo-l/det_10g.onnx", "insightface-buffalo-l/w600k_r50.onnx",
+        "retinaface-r50-facexlib/detection_Resnet50_Final.pth", "adaface-ir50-ms1mv2/adaface_ir50_ms1mv2.ckpt",
+        "facenet-vggface2/20180402-114759-vggface2.pt"]
+    assert paper["message"].splitlines()[0] == "5 model weight files missing for profile 'paper' (sizes not in the manifests)"
+    res = runner.invoke(cli, ["doctor", "--profile", "offline", "--json", "--cache-dir", str(tmp_path)])
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(cli, ["doctor", "--cache-dir", str(tmp_path)])  # the human report prints the message once
+    assert res.exit_code == 1
+    assert res.output.count("5 model weight files missing for profile 'paper'") == 1
+    assert "rerun with --profile offline" in res.output and "mbench weights download --profile paper" in res.output
 
 
 def test_cli_modules_import_no_heavy_packages() -> None:
@@ -99,5 +111,8 @@ def test_download_profile_lists_every_file_of_the_paper_profile_offline(monkeypa
     res = CliRunner().invoke(cli, ["weights", "download", "--profile", "paper"])
     assert isinstance(res.exception, MissingWeightsError) and res.exception.exit_code == 3  # main() maps it to 3
     message = str(res.exception)
-    for wid in get_profile("paper").weight_ids():
-        assert f"mbench weights download {wid}" in message
+    lines = message.splitlines()
+    assert lines[0] == "5 model weight files missing for profile 'paper' (offline; sizes not in the manifests)"
+    assert {ln.split(" / ")[0].strip() for ln in lines[1:6]} == set(get_profile("paper").weight_ids())
+    assert "mbench weights download --profile paper" in message and "--profile offline" in message
+    assert res.output.splitlines()[0].startswith("5 file(s) in 4 weight id(s); 5 to download: 0 B + 5 file(s)")
