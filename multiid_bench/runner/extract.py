@@ -6,8 +6,16 @@ returns, per view, the detected faces of each detector and the embeddings of eac
 1. an entry already in the :class:`~multiid_bench.runner.cache.FeatureCache` (or this run's memory) is
    reused, so the image is not even decoded;
 2. otherwise the file is read and decoded once (``multiid_bench.images.decode_image``), padded if it is a
-   reference, run through each detector that misses (all images of the chunk in one call), aligned, and
+   reference, run through each detector that misses (``detect_batch`` images per call), aligned, and
    the faces of *all* images of the chunk are embedded together in batches of ``batch_size``.
+
+Overlap (why: on a GPU the embedding of one group of images is short next to decoding and detecting the
+next): the views are cut into groups of ``detect_batch`` detector misses; a worker thread decodes, detects
+and aligns group *g+1* while this thread embeds the crops of group *g*. Crops are queued per face model and
+embedded in exactly the batches the sequential path would use (the first ``k * batch_size`` queued crops),
+so rows do not depend on ``overlap``. torch, onnxruntime, OpenCV and Pillow release the GIL in their
+kernels, so the two stages really run at once. ``stage_seconds`` records the busy time of each stage
+(decode, detect:<id>, align:<name>, embed:<name>).
 
 Per-image failures (a missing or corrupt file, a detector crash on one image) become an ``error`` on that
 view, so the case that needs it fails with the reason and the rest of the run goes on. Missing weights or
@@ -17,8 +25,12 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Protocol, Sequence
+from typing import Any, Callable, Iterator, Mapping, Protocol, Sequence
 
 import numpy as np
 
@@ -163,12 +175,28 @@ def _face_dict(face: Any) -> dict[str, Any]:
     return d
 
 
+class _Queue:
+    """Crops of one face model waiting for a full batch, with the views they belong to (in order)."""
+
+    def __init__(self) -> None:
+        self.crops: list[np.ndarray] = []
+        self.owners: list[tuple[ImageSpec, int]] = []
+        self.n = 0  # crops not embedded yet
+        self.ready: list[np.ndarray] = []  # embeddings of crops whose view is not complete yet
+
+    def add(self, spec: ImageSpec, crops: np.ndarray) -> None:
+        if len(crops):
+            self.crops.append(crops)
+        self.owners.append((spec, int(len(crops))))
+        self.n += int(len(crops))
+
+
 class FeatureExtractor:
-    """Batched, cached face detection and embedding over image views (see the module docstring)."""
+    """Batched, cached, overlapped face detection and embedding over image views (see the module docstring)."""
 
     def __init__(
         self, backends: Sequence[Backend], cache: FeatureCache, *, batch_size: int = 32,
-        detect_batch: int = 8, counters: WorkCounters | None = None, memo_size: int = 4096,
+        detect_batch: int = 8, counters: WorkCounters | None = None, memo_size: int = 4096, overlap: bool = True,
     ) -> None:
         names = [b.name for b in backends]
         if len(set(names)) != len(names):
@@ -177,13 +205,47 @@ class FeatureExtractor:
         self.cache = cache
         self.batch_size = batch_size
         self.detect_batch = detect_batch
+        self.overlap = overlap
         self.work = counters or WorkCounters()
+        self.stage_seconds: dict[str, float] = {}
         self._sha: dict[tuple[str, int, int], str] = {}
         self._memo: dict[tuple[str, str], Any] = {}
         self._memo_size = memo_size
+        self._lock = threading.Lock()  # counters, timings and the memo are shared with the worker thread
+        self._pool: ThreadPoolExecutor | None = None
         self.last_arrays: dict[str, np.ndarray] = {}
         for b in self.backends:
             cache.describe("emb", b.model_key, b.describe())
+
+    def close(self) -> None:
+        """Stop the worker thread (a later :meth:`run` starts a new one)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+
+    # ---- bookkeeping shared by both threads ---------------------------------------------------
+    def _bump(self, counter: str, key: str, n: int = 1) -> None:
+        with self._lock:
+            self.work.bump(counter, key, n)
+
+    @contextmanager
+    def _timed(self, stage: str) -> Iterator[None]:
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            with self._lock:
+                self.stage_seconds[stage] = self.stage_seconds.get(stage, 0.0) + time.perf_counter() - t0
+
+    def _recall(self, key: tuple[str, str]) -> Any:
+        with self._lock:
+            return self._memo.get(key)
+
+    def _remember(self, key: tuple[str, str], value: Any) -> None:
+        with self._lock:
+            if key not in self._memo and len(self._memo) >= self._memo_size:
+                self._memo.pop(next(iter(self._memo)))
+            self._memo[key] = value
 
     # ---- hashing ------------------------------------------------------------------------------
     def sha256(self, path: str) -> str:
@@ -193,14 +255,10 @@ class FeatureExtractor:
         st = os.stat(path)
         key = (os.path.abspath(path), st.st_size, st.st_mtime_ns)
         if key not in self._sha:
-            self._sha[key] = image_sha256(path)
+            with self._timed("hash"):
+                self._sha[key] = image_sha256(path)
             self.work.images_hashed += 1
         return self._sha[key]
-
-    def _remember(self, key: tuple[str, str], value: Any) -> None:
-        if len(self._memo) >= self._memo_size:
-            self._memo.pop(next(iter(self._memo)))
-        self._memo[key] = value
 
     # ---- main entry ---------------------------------------------------------------------------
     def run(self, specs: Sequence[ImageSpec]) -> dict[ImageSpec, ViewResult]:
@@ -219,10 +277,24 @@ class FeatureExtractor:
             results[spec] = ViewResult(sha256=sha)
             views[spec] = view_key(sha, spec.pad_ratio)
         arrays: dict[ImageSpec, np.ndarray] = {}
-        for det_id, group in self._detector_groups().items():
-            self._detect(det_id, group[0], views, results, arrays)
-        for backend in self.backends:
-            self._embed(backend, views, results, arrays)
+        misses = self._detection_lookup(views, results)
+        groups = self._groups(list(views), misses)
+        queues = {b.name: _Queue() for b in self.backends}
+        if self.overlap and len(groups) > 1:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mbench-detect")
+            pending: Future[dict[str, list[tuple[ImageSpec, np.ndarray]]]] = self._pool.submit(
+                self._prepare, groups[0], misses, views, results, arrays)
+            for g in range(len(groups)):
+                prepared = pending.result()  # re-raises a stopping error of the worker here
+                if g + 1 < len(groups):
+                    pending = self._pool.submit(self._prepare, groups[g + 1], misses, views, results, arrays)
+                self._embed_prepared(prepared, queues, views, results, final=False)
+        else:
+            for group in groups:
+                self._embed_prepared(self._prepare(group, misses, views, results, arrays), queues, views, results,
+                                     final=False)
+        self._embed_prepared({}, queues, views, results, final=True)
         # Unpadded pixels decoded here, for the image scorers of the same chunk (decode once).
         self.last_arrays = {s.path: a for s, a in arrays.items() if s.pad_ratio == 1.0}
         return results
@@ -233,6 +305,38 @@ class FeatureExtractor:
             groups.setdefault(b.det_key, []).append(b)
         return groups
 
+    def _detection_lookup(self, views: Mapping[ImageSpec, str], results: dict[ImageSpec, ViewResult]) -> dict[str, set[ImageSpec]]:
+        """Cached detections onto the results; returns, per detector key, the views still to detect."""
+        misses: dict[str, set[ImageSpec]] = {}
+        for det_key, group in self._detector_groups().items():
+            det = group[0].detector
+            todo = misses.setdefault(det_key, set())
+            for spec, view in views.items():
+                memo = self._recall((det_key, view))
+                faces = memo if memo is not None else self.cache.get_faces(det_key, view)
+                if faces is not None:
+                    results[spec].by_detector[det_key] = faces
+                    self._bump("cache_hits", f"det:{det.id}")
+                    self._remember((det_key, view), faces)
+                else:
+                    todo.add(spec)
+            if todo:
+                self._bump("cache_misses", f"det:{det.id}", len(todo))
+        return misses
+
+    def _groups(self, order: list[ImageSpec], misses: Mapping[str, set[ImageSpec]]) -> list[list[ImageSpec]]:
+        """Consecutive views, each group closing when a detector has ``detect_batch`` misses in it."""
+        groups: list[list[ImageSpec]] = [[]]
+        count = {k: 0 for k in misses}
+        for spec in order:
+            if any(count[k] + (spec in m) > self.detect_batch for k, m in misses.items()):
+                groups.append([])
+                count = {k: 0 for k in misses}
+            groups[-1].append(spec)
+            for k, m in misses.items():
+                count[k] += spec in m
+        return [g for g in groups if g]
+
     def _array(self, spec: ImageSpec, results: dict[ImageSpec, ViewResult], arrays: dict[ImageSpec, np.ndarray]) -> np.ndarray | None:
         """Decode (once) and pad; a decode failure is recorded on the view."""
         if spec in arrays:
@@ -241,50 +345,76 @@ class FeatureExtractor:
             return None
         from multiid_bench.images import decode_image
 
-        try:
-            decoded = decode_image(spec.path)
-        except MBenchError as e:
-            results[spec].error = str(e)
-            return None
-        self.work.images_decoded += 1
-        if spec.pad_ratio == 1.0:
-            arr = decoded.array
-        else:  # the paper's reference padding (eval-protocol section 3.1), one implementation for all
-            from multiid_bench.data.refcrop import pad_reference
+        with self._timed("decode"):
+            try:
+                decoded = decode_image(spec.path)
+            except MBenchError as e:
+                results[spec].error = str(e)
+                return None
+            with self._lock:
+                self.work.images_decoded += 1
+            if spec.pad_ratio == 1.0:
+                arr = decoded.array
+            else:  # the paper's reference padding (eval-protocol section 3.1), one implementation for all
+                from multiid_bench.data.refcrop import pad_reference
 
-            arr = pad_reference(np.asarray(decoded.array), spec.pad_ratio)
+                arr = pad_reference(np.asarray(decoded.array), spec.pad_ratio)
         arrays[spec] = arr
         return arr
 
-    def _detect(
-        self, det_key: str, backend: Backend, views: Mapping[ImageSpec, str],
+    # ---- worker side: decode, detect, align ---------------------------------------------------
+    def _prepare(
+        self, group: list[ImageSpec], misses: Mapping[str, set[ImageSpec]], views: Mapping[ImageSpec, str],
         results: dict[ImageSpec, ViewResult], arrays: dict[ImageSpec, np.ndarray],
-    ) -> None:
-        det = backend.detector
-        todo: list[ImageSpec] = []
-        for spec, view in views.items():
-            memo = self._memo.get((det_key, view))
-            faces = memo if memo is not None else self.cache.get_faces(det_key, view)
-            if faces is not None:
-                results[spec].by_detector[det_key] = faces
-                self.work.bump("cache_hits", f"det:{det.id}")
-                self._remember((det_key, view), faces)
-            else:
-                todo.append(spec)
-        if todo:
-            self.work.bump("cache_misses", f"det:{det.id}", len(todo))
-        for start in range(0, len(todo), self.detect_batch):
-            part = [s for s in todo[start : start + self.detect_batch] if self._array(s, results, arrays) is not None]
+    ) -> dict[str, list[tuple[ImageSpec, np.ndarray]]]:
+        """Detect the group's misses, then align every view whose embeddings are not cached.
+
+        Returns ``{backend name: [(view, aligned crops)]}`` in view order; views whose embeddings were
+        cached get their :class:`FaceSet` here already.
+        """
+        for det_key, group_backends in self._detector_groups().items():
+            det = group_backends[0].detector
+            part = [s for s in group if s in misses[det_key] and self._array(s, results, arrays) is not None]
             if not part:
                 continue
-            found = self._detect_batch(det, part, arrays, results)
+            with self._timed(f"detect:{det.id}"):
+                found = self._detect_batch(det, part, arrays, results)
             for spec, faces in found.items():
                 dicts = [_face_dict(f) for f in faces]
                 results[spec].by_detector[det_key] = dicts
                 self.cache.put_faces(det_key, views[spec], dicts)
                 self._remember((det_key, views[spec]), dicts)
-                self.work.bump("detector_images", det.id)
-                self.work.bump("faces_detected", det.id, len(dicts))
+                self._bump("detector_images", det.id)
+                self._bump("faces_detected", det.id, len(dicts))
+        prepared: dict[str, list[tuple[ImageSpec, np.ndarray]]] = {}
+        for b in self.backends:
+            todo = prepared.setdefault(b.name, [])
+            n_miss = 0
+            for spec in group:
+                res = results[spec]
+                faces = res.by_detector.get(b.det_key)
+                if res.error or faces is None:
+                    continue
+                view = views[spec]
+                memo = self._recall((b.model_key, view))
+                emb = memo if memo is not None else self.cache.get_embeddings(b.model_key, view)
+                if emb is not None and emb.shape[0] == len(faces):
+                    res.by_model[b.name] = FaceSet(faces, emb)
+                    self._bump("cache_hits", f"emb:{b.name}")
+                    self._remember((b.model_key, view), emb)
+                    continue
+                n_miss += 1
+                if not faces:
+                    todo.append((spec, np.zeros((0, 1, 1, 3), np.uint8)))
+                    continue
+                arr = self._array(spec, results, arrays)
+                if arr is None:
+                    continue
+                with self._timed(f"align:{b.name}"):
+                    todo.append((spec, np.asarray(b.align(arr, faces))))  # type: ignore[misc]
+            if n_miss:
+                self._bump("cache_misses", f"emb:{b.name}", n_miss)
+        return prepared
 
     def _detect_batch(
         self, det: _Detector, part: list[ImageSpec], arrays: Mapping[ImageSpec, np.ndarray],
@@ -305,62 +435,56 @@ class FeatureExtractor:
                 merged.update(self._detect_batch(det, [s], arrays, results))
             return merged
 
-    def _embed(
-        self, b: Backend, views: Mapping[ImageSpec, str], results: dict[ImageSpec, ViewResult],
-        arrays: dict[ImageSpec, np.ndarray],
+    # ---- this thread: embed -------------------------------------------------------------------
+    def _embed_prepared(
+        self, prepared: Mapping[str, list[tuple[ImageSpec, np.ndarray]]], queues: dict[str, _Queue],
+        views: Mapping[ImageSpec, str], results: dict[ImageSpec, ViewResult], *, final: bool,
     ) -> None:
-        todo: list[ImageSpec] = []
-        for spec, view in views.items():
-            res = results[spec]
-            faces = res.by_detector.get(b.det_key)
-            if res.error or faces is None:
+        """Queue the prepared crops; embed whole batches (everything left when ``final``)."""
+        for b in self.backends:
+            q = queues[b.name]
+            for spec, crops in prepared.get(b.name, ()):
+                q.add(spec, crops)
+            take = q.n if final else (q.n // self.batch_size) * self.batch_size
+            if take:
+                stack = np.concatenate(q.crops, axis=0)
+                q.ready.append(self._embed_crops(b, stack[:take]))
+                rest = stack[take:]
+                q.crops, q.n = ([rest] if len(rest) else []), int(len(rest))
+            # owners whose crops are all embedded are completed now (a view may straddle two batches)
+            n_ready = sum(len(e) for e in q.ready)
+            done, used = 0, 0
+            while done < len(q.owners) and used + q.owners[done][1] <= n_ready:
+                used += q.owners[done][1]
+                done += 1
+            if done == 0:
                 continue
-            memo = self._memo.get((b.model_key, view))
-            emb = memo if memo is not None else self.cache.get_embeddings(b.model_key, view)
-            if emb is not None and emb.shape[0] == len(faces):
-                res.by_model[b.name] = FaceSet(faces, emb)
-                self.work.bump("cache_hits", f"emb:{b.name}")
-                self._remember((b.model_key, view), emb)
-            else:
-                todo.append(spec)
-        if todo:
-            self.work.bump("cache_misses", f"emb:{b.name}", len(todo))
-        crops: list[np.ndarray] = []
-        owners: list[tuple[ImageSpec, int]] = []
-        for spec in todo:
-            faces = results[spec].by_detector[b.det_key]
-            if not faces:
-                owners.append((spec, 0))
-                continue
-            arr = self._array(spec, results, arrays)
-            if arr is None:
-                continue
-            aligned = np.asarray(b.align(arr, faces))  # type: ignore[misc]
-            crops.append(aligned)
-            owners.append((spec, len(faces)))
-        emb_all = self._embed_crops(b, crops)
-        offset = 0
-        for spec, k in owners:
-            emb = emb_all[offset : offset + k]
-            offset += k
-            if not np.all(np.isfinite(emb)):
-                results[spec].error = f"face model {b.name} returned NaN/inf embeddings for {spec.path}"
-                continue
-            faces = results[spec].by_detector[b.det_key]
-            results[spec].by_model[b.name] = FaceSet(faces, emb)
-            self.cache.put_embeddings(b.model_key, views[spec], emb)
-            self._remember((b.model_key, views[spec]), emb)
-            self.work.bump("images_embedded", b.name)
+            ready = np.concatenate(q.ready, axis=0) if q.ready else np.zeros((0, b.embedding_dim), np.float32)
+            emb_all, left = ready[:used], ready[used:]
+            q.ready = [left] if len(left) else []
+            owners, q.owners = q.owners[:done], q.owners[done:]
+            offset = 0
+            for spec, k in owners:
+                emb = emb_all[offset : offset + k]
+                offset += k
+                if not np.all(np.isfinite(emb)):
+                    results[spec].error = f"face model {b.name} returned NaN/inf embeddings for {spec.path}"
+                    continue
+                faces = results[spec].by_detector[b.det_key]
+                results[spec].by_model[b.name] = FaceSet(faces, emb)
+                self.cache.put_embeddings(b.model_key, views[spec], emb)
+                self._remember((b.model_key, views[spec]), emb)
+                self._bump("images_embedded", b.name)
 
-    def _embed_crops(self, b: Backend, crops: list[np.ndarray]) -> np.ndarray:
-        """All crops of the chunk through the model in batches of ``batch_size``; ``(N, D)`` float32."""
-        if not crops:
+    def _embed_crops(self, b: Backend, crops: np.ndarray) -> np.ndarray:
+        """Crops through the model in batches of ``batch_size``; ``(N, D)`` float32."""
+        if not len(crops):
             return np.zeros((0, b.embedding_dim), dtype=np.float32)
-        stack = np.concatenate(crops, axis=0)
         out = []
-        for start in range(0, stack.shape[0], self.batch_size):
-            batch = stack[start : start + self.batch_size]
-            out.append(np.asarray(b.model.embed(batch), dtype=np.float32))
-            self.work.bump("embed_batches", b.name)
-            self.work.bump("forward_passes", b.name, int(batch.shape[0]))
+        with self._timed(f"embed:{b.name}"):
+            for start in range(0, crops.shape[0], self.batch_size):
+                batch = crops[start : start + self.batch_size]
+                out.append(np.asarray(b.model.embed(batch), dtype=np.float32))
+                self._bump("embed_batches", b.name)
+                self._bump("forward_passes", b.name, int(batch.shape[0]))
         return np.concatenate(out, axis=0)
