@@ -1,0 +1,129 @@
+"""OmniContext loader on a small folder in the dataset's real layout (a datasets-written parquet snapshot)."""
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from multiid_bench.data.omnicontext import (
+    export_omnicontext,
+    is_omnicontext_spec,
+    load_omnicontext,
+    resolve_subsets,
+)
+from multiid_bench.errors import BadInputError
+
+
+def _png(color: tuple[int, int, int], size: tuple[int, int] = (40, 32)) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", size, color).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _jpeg(color: tuple[int, int, int]) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", (48, 48), color).save(buf, format="JPEG", quality=90)
+    return buf.getvalue()
+
+
+ROWS = [
+    {"key": "c001", "task_type": "single_character", "instruction": "The man from image 1 reads a book.",
+     "instruction_language": "en", "input_images": [_jpeg((200, 10, 10))]},
+    {"key": "o007", "task_type": "multi_object", "instruction": "Put the cup in image 1 next to the lamp in image 2.",
+     "instruction_language": "en", "input_images": [_png((0, 90, 0)), _png((0, 0, 90))]},
+    {"key": "s003", "task_type": "scene_character", "instruction": "The woman in image 1 stands in the room of image 2.",
+     "instruction_language": "en", "input_images": [_png((90, 90, 0)), _jpeg((10, 10, 10))]},
+    {"key": "bad1", "task_type": "single_object", "instruction": "Nothing to see.",
+     "instruction_language": "en", "input_images": []},
+]
+
+
+@pytest.fixture(scope="module")
+def snapshot(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``huggingface-cli download``-style snapshot: ``data/train-00000-of-00001.parquet`` written by datasets."""
+    import datasets
+
+    features = datasets.Features({
+        "key": datasets.Value("string"), "task_type": datasets.Value("string"),
+        "instruction": datasets.Value("string"), "instruction_language": datasets.Value("string"),
+        "input_images": datasets.Sequence(datasets.Image()),
+    })
+    rows = {k: [r[k] for r in ROWS] for k in ROWS[0]}
+    rows["input_images"] = [[{"bytes": b, "path": None} for b in imgs] for imgs in rows["input_images"]]
+    ds = datasets.Dataset.from_dict(rows, features=features)
+    root = tmp_path_factory.mktemp("omnicontext_snap")
+    (root / "data").mkdir()
+    ds.to_parquet(str(root / "data" / "train-00000-of-00001.parquet"))
+    return root
+
+
+def test_snapshot_loads_with_task_types_and_exact_image_bytes(snapshot: Path, tmp_path: Path) -> None:
+    assert is_omnicontext_spec(snapshot)
+    loaded = load_omnicontext(snapshot, cache_dir=tmp_path)
+    cases = {c.id: c for c in loaded.bench.cases}
+    assert sorted(cases) == ["multi_object__o007", "scene_character__s003", "single_character__c001"]
+    for row in ROWS[:3]:
+        c = cases[f"{row['task_type']}__{row['key']}"]
+        assert c.prompt == row["instruction"]
+        assert c.gt is None
+        assert [p.read_bytes() for p in c.refs] == row["input_images"]  # stored bytes, no re-encode
+        assert c.num_persons == len(row["input_images"])
+        assert dict(c.meta) == {"bench": "omnicontext", "task_type": row["task_type"], "key": row["key"],
+                                "instruction_language": "en"}
+    assert cases["single_character__c001"].refs[0].suffix == ".jpg"
+    assert cases["multi_object__o007"].refs[0].suffix == ".png"
+    assert loaded.kind == "omnicontext" and loaded.ref_mode == "raw_refs"
+    # the empty row is reported, not dropped
+    assert len(loaded.invalid) == 1 and loaded.invalid[0].case_id == "bad1"
+    assert "input_images" in loaded.invalid[0].reason
+
+
+def test_second_load_reads_the_materialised_folder(snapshot: Path, tmp_path: Path) -> None:
+    a = load_omnicontext(snapshot, cache_dir=tmp_path)
+    b = load_omnicontext(snapshot, cache_dir=tmp_path)
+    assert a.extra["materialised"] == b.extra["materialised"]
+    assert a.bench.manifest_sha256 == b.bench.manifest_sha256
+
+
+def test_export_roundtrip(snapshot: Path, tmp_path: Path) -> None:
+    loaded = load_omnicontext(snapshot, cache_dir=tmp_path / "cache")
+    out = export_omnicontext(loaded.bench, tmp_path / "export")
+    assert is_omnicontext_spec(out)
+    again = load_omnicontext(out)
+    assert [(c.id, c.prompt, [p.read_bytes() for p in c.refs]) for c in again.bench.cases] == \
+        [(c.id, c.prompt, [p.read_bytes() for p in c.refs]) for c in loaded.bench.cases]
+
+
+def test_subset_names_and_paper_preset(snapshot: Path, tmp_path: Path) -> None:
+    assert resolve_subsets(["paper"]) == ("single_character",)
+    assert resolve_subsets(["multiple"]) == ("multi_character", "multi_character_object", "multi_object")
+    with pytest.raises(BadInputError, match="unknown OmniContext subset 'p1'"):
+        resolve_subsets(["p1"])
+    bench = load_omnicontext(snapshot, cache_dir=tmp_path).bench
+    chosen = [c.id for c in bench.cases if c.meta["task_type"] in resolve_subsets(["paper"])]
+    assert chosen == ["single_character__c001"]
+
+
+def test_multiid_parquet_is_not_omnicontext(tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table({"ID": ["1"], "prompt": ["x"], "subset": ["p1"]}), tmp_path / "m.parquet")
+    assert not is_omnicontext_spec(tmp_path / "m.parquet")
+    with pytest.raises(BadInputError, match="missing column"):
+        load_omnicontext(tmp_path / "m.parquet", cache_dir=tmp_path)
+
+
+def test_broken_exported_record_names_the_line(tmp_path: Path) -> None:
+    (tmp_path / "images").mkdir()
+    (tmp_path / "images" / "a.png").write_bytes(_png((1, 2, 3)))
+    lines = [{"key": "a", "task_type": "single_object", "instruction": "x", "input_images": ["images/a.png"]},
+             {"key": "b", "task_type": "single_object", "instruction": "y", "input_images": ["images/missing.png"]}]
+    (tmp_path / "omnicontext.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    loaded = load_omnicontext(tmp_path)
+    assert [c.id for c in loaded.bench.cases] == ["single_object__a"]
+    (bad,) = loaded.invalid
+    assert bad.line == 2 and bad.case_id == "single_object__b" and "missing.png" in bad.reason
