@@ -240,7 +240,7 @@ def build_report(run_dir: str | Path, out: str | Path, *, include_paper: bool = 
     from multiid_bench.leaderboard.render import HTML_STYLE
     from multiid_bench.leaderboard.store import CASES_NAME
 
-    rows = load_cases(run) if run.cases_path.is_file() else []
+    rows = load_cases(run) if run.has_cases else []
     cases = [case_view(r, run.run_dir, run.protocol) for r in rows]
     shown = cases if max_cases is None else cases[:max_cases]
     d = run.data
@@ -254,7 +254,7 @@ def build_report(run_dir: str | Path, out: str | Path, *, include_paper: bool = 
     }
     warn = "" if run.reportable else ('<p class="warn">This run used --limit (or another partial setting): its numbers '
                                        "are NOT reportable.</p>")
-    note = "" if run.cases_path.is_file() else f'<p class="warn">No {CASES_NAME} next to the results: no gallery.</p>'
+    note = "" if run.has_cases else f'<p class="warn">No {CASES_NAME} next to the results: no gallery.</p>'
     if max_cases is not None and len(cases) > max_cases:
         note += f"<p>Gallery shows the first {max_cases} of {len(cases)} cases (--max-cases).</p>"
     table, gallery, keys = _gallery(shown, thumb)

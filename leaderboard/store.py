@@ -6,7 +6,6 @@ number into a measured row.
 """
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,8 +13,8 @@ from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 from multiid_bench.errors import BadInputError, MissingDataError
 from multiid_bench.leaderboard.paper import canonical_model, model_kind
-from multiid_bench.leaderboard.schema import results_schema_path, validate
 from multiid_bench.metrics.cards import CARDS
+from multiid_bench.runner import run_folder
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -24,8 +23,8 @@ __all__ = ["MEASURED", "RunResult", "combined_frame", "load_cases", "load_result
 
 log = logging.getLogger(__name__)
 MEASURED = "measured"
-RESULTS_NAME = "results.json"
-CASES_NAME = "cases.jsonl"
+RESULTS_NAME = run_folder.RESULTS_FILE
+CASES_NAME = "cases.jsonl"  # or cases.shard-I-of-N.jsonl per shard: read through run_folder.read_rows
 
 
 @dataclass(frozen=True)
@@ -76,45 +75,29 @@ class RunResult:
 
     @property
     def cases_path(self) -> Path:
+        """The unsharded rows file (a sharded run has shard files instead: use :attr:`has_cases`)."""
         return self.run_dir / CASES_NAME
+
+    @property
+    def has_cases(self) -> bool:
+        """True when per-case rows (unsharded or any shard) sit next to ``results.json``."""
+        return run_folder.has_rows(self.run_dir)
 
     def label(self) -> str:
         return f"{self.model} ({self.run_dir.name})"
 
 
-def resolve_results_path(path: str | Path) -> Path:
-    """A run directory or a results file -> the results file; a clear error when there is none."""
-    p = Path(path)
-    if p.is_dir():
-        p = p / RESULTS_NAME
-    if not p.is_file():
-        raise MissingDataError(
-            f"no results file at {p}: pass a run directory that holds {RESULTS_NAME} "
-            "(written by 'mbench evaluate' or 'mbench score') or the path of the file itself"
-        )
-    return p
+resolve_results_path = run_folder.results_path
 
 
 def load_results(path: str | Path) -> RunResult:
-    """Read and validate one ``results.json`` (or run directory).
+    """Read and validate one ``results.json`` (or run directory) against the runner's schema.
 
     Raises:
         MissingDataError: no such file.
         BadInputError: not JSON, or not valid against the results schema (every violation is listed).
     """
-    p = resolve_results_path(path)
-    try:
-        data = json.loads(p.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise BadInputError(f"{p} is not a JSON file ({e}); results files are written by mbench evaluate/score") from e
-    errors = validate(data)
-    if errors:
-        shown = "\n  ".join(errors[:20])
-        more = f"\n  ... and {len(errors) - 20} more" if len(errors) > 20 else ""
-        raise BadInputError(
-            f"{p} does not match the results schema {results_schema_path()}:\n  {shown}{more}\n"
-            "Re-create it with the current 'mbench score', or fix the fields named above."
-        )
+    p, data = run_folder.read_results(path)
     for proto in data["metrics"].values():
         for subset, metrics in proto.items():
             for key, m in metrics.items():
@@ -125,25 +108,14 @@ def load_results(path: str | Path) -> RunResult:
 
 
 def load_cases(run: RunResult | str | Path) -> list[dict[str, Any]]:
-    """The per-case rows (``cases.jsonl`` next to ``results.json``); bad lines are reported by number."""
-    path = run.cases_path if isinstance(run, RunResult) else Path(run)
-    if path.is_dir():
-        path = path / CASES_NAME
-    if not path.is_file():
-        raise MissingDataError(f"no per-case file at {path}: the runner writes {CASES_NAME} next to {RESULTS_NAME}")
-    rows = []
-    with open(path, encoding="utf-8") as f:
-        for i, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise BadInputError(f"{path} line {i} is not JSON ({e}); was the run interrupted mid-write?") from e
-            if not isinstance(row, dict) or ("case_id" not in row and "id" not in row):
-                raise BadInputError(f"{path} line {i}: a case row must be an object with a 'case_id' field")
-            rows.append(row)
-    return rows
+    """The per-case rows of a run folder, all shard files merged (:func:`run_folder.read_rows`)."""
+    folder = run.run_dir if isinstance(run, RunResult) else Path(run)
+    if folder.is_file():  # a rows file given directly
+        return run_folder.read_rows([folder])
+    if not run_folder.has_rows(folder):
+        raise MissingDataError(f"no per-case rows in {folder}: the runner writes {CASES_NAME} (or one "
+                               f"cases.shard-I-of-N.jsonl per shard) next to {RESULTS_NAME}")
+    return run_folder.read_rows(folder)
 
 
 def _split_key(key: str) -> tuple[str, str | None]:

@@ -36,15 +36,32 @@ def is_offline(offline: bool | None = None) -> bool:
     return any(os.environ.get(name, "").strip().lower() in _TRUE for name in OFFLINE_ENV_VARS)
 
 
+def _umask() -> int:
+    """The process umask, read without changing it where Linux allows (threads may be creating files)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)  # elsewhere: set-and-restore, the only portable way to read it
+    os.umask(mask)
+    return mask
+
+
 def atomic_write_bytes(path: Path, data: bytes, *, fsync: bool = False) -> None:
     """Write through a temporary file in the same folder and ``os.replace``: a reader never sees half a file.
 
+    The file gets the permissions a plain ``open(path, "w")`` would (0666 minus the umask, so 0644 under
+    022): ``mkstemp`` creates 0600, which would hide results and images from colleagues and a shared cache.
     ``fsync=True`` also flushes to disk first (generated images and records, which a crash must not tear).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
     try:
+        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             if fsync:

@@ -2,8 +2,6 @@
 
 - ``paper_results.csv``, ``paper_correlations.csv``, ``paper.json``: numbers **reported in the paper**,
   transcribed cell by cell with their provenance; read them through :mod:`multiid_bench.leaderboard.paper`.
-- ``results.schema.json``: the JSON Schema ``results.json`` files are validated against when the
-  runner's own schema (``multiid_bench/runner/results.schema.json``) is not installed.
 - ``tolerances.toml``: the default per-metric tolerances of ``mbench compare``.
 """
 from __future__ import annotations

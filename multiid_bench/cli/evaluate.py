@@ -192,7 +192,7 @@ def _print_summary(results: dict[str, Any], out_dir: Path) -> None:
 def evaluate(model: str, settings: tuple[str, ...], **opts: Any) -> None:
     """Generate every case with MODEL, then score it (resumable, shardable)."""
     from multiid_bench.adapters import adapter_class, get_adapter
-    from multiid_bench.runner.pipeline import default_out_dir
+    from multiid_bench.runner.evaluation import default_out_dir
     from multiid_bench.runner.sources import AdapterSource
 
     adapter_settings = _parse_settings(settings)

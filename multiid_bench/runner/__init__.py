@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from multiid_bench.runner.config import PROTOCOLS, RunConfig
 from multiid_bench.runner.finalize import finalize, plan_complete
-from multiid_bench.runner.pipeline import RunOutcome, run_evaluation
+from multiid_bench.runner.evaluation import RunOutcome, run_evaluation
 from multiid_bench.runner.shard import Shard, case_shard, parse_shard, resolve_shard
 
 __all__ = [

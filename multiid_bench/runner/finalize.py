@@ -7,7 +7,6 @@ a resumed process, or a user re-aggregating a copied run folder.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
@@ -16,25 +15,18 @@ from multiid_bench.errors import ConfigError
 from multiid_bench.runner.aggregate import GENERAL_METRICS, aggregate
 from multiid_bench.runner.config import RunConfig
 from multiid_bench.runner.extract import WorkCounters
-from multiid_bench.runner.results import (
-    SCHEMA_VERSION,
-    append_row,
-    package_versions,
-    read_rows,
-    utc_now,
-    validate_results,
-    write_json_atomic,
+from multiid_bench.runner.provenance import environment, package_versions, utc_now
+from multiid_bench.runner.run_folder import (
+    RESULTS_FILE, RUN_FILE, SCHEMA_VERSION, SESSIONS_FILE, append_row, read_json, read_jsonl, read_rows, read_run,
+    validate_results, write_json,
 )
-from multiid_bench.runner.shard import Shard, row_files
+from multiid_bench.runner.shard import Shard
 
 if TYPE_CHECKING:  # pragma: no cover
     from multiid_bench.data.case import Bench
     from multiid_bench.runner.extract import Backend
 
 __all__ = ["RUN_FILE", "append_session", "finalize", "plan_complete", "write_run_manifest"]
-
-RUN_FILE = "run.json"
-SESSIONS_FILE = "sessions.jsonl"
 
 
 def _plan_hash(full: "Bench", plan: "Bench") -> str:
@@ -46,7 +38,7 @@ def _plan_hash(full: "Bench", plan: "Bench") -> str:
 
 
 def write_run_manifest(
-    out: Path, config: RunConfig, selected: "Bench", plan: "Bench", invalid: Sequence[Any],
+    out: Path, config: RunConfig, selected: "Bench", plan: "Bench", invalid: Sequence[Any], invalid_ids: Sequence[str],
     profile: Mapping[str, Any], backends: Sequence["Backend"], source: Any, bench_load: Any,
 ) -> dict[str, Any]:
     """Write ``run.json``; refuse to reuse a folder whose rows were made under another config or bench.
@@ -69,14 +61,11 @@ def write_run_manifest(
                   "n_cases": len(plan.cases) + len(invalid), "kind": getattr(bench_load, "kind", None),
                   "ref_mode": ref_info.get("mode"), "references": ref_info},
         "plan": {"case_ids": [c.id for c in plan.cases],
-                 "invalid": [{"case_id": _invalid_id(r), "message": r.message} for r in invalid]},
+                 "invalid": [{"case_id": cid, "message": r.message} for cid, r in zip(invalid_ids, invalid)]},
         "profile": dict(profile), "face_models": [b.describe() for b in backends], "updated": utc_now(),
     }
     if path.exists():
-        try:
-            old = json.loads(path.read_text(encoding="utf-8"))
-        except ValueError as e:
-            raise ConfigError(f"{path} is not valid JSON ({e}); delete the folder or use another --out") from None
+        old = read_json(path, "run.json")
         problems = []
         if old.get("fingerprint") != manifest["fingerprint"]:
             changed = sorted(k for k, v in manifest["config"].items() if old.get("config", {}).get(k) != v)
@@ -91,12 +80,8 @@ def write_run_manifest(
                 f"{out} holds rows of another run: {'; '.join(problems)}. Resume with the same settings, "
                 "or pass a new --out."
             )
-    write_json_atomic(path, manifest)
+    write_json(path, manifest)
     return manifest
-
-
-def _invalid_id(rec: Any) -> str:
-    return str(rec.case_id) if rec.case_id else f"invalid-record-line-{rec.line if rec.line is not None else 0}"
 
 
 def append_session(out: Path, shard: Shard, started: str, wall_s: float, rows: int, work: WorkCounters,
@@ -104,27 +89,8 @@ def append_session(out: Path, shard: Shard, started: str, wall_s: float, rows: i
     """One line per process: what it did (summed into ``results.json``'s ``work``)."""
     status = dict(getattr(general, "status", {}) or {})
     append_row(out / SESSIONS_FILE, {"shard": str(shard), "started": started, "wall_s": round(wall_s, 3),
-                                     "rows_written": rows, "work": work.to_dict(), "scorers": status})
-
-
-def _sessions(out: Path) -> list[dict[str, Any]]:
-    path = out / SESSIONS_FILE
-    if not path.exists():
-        return []
-    rows = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            rows.append(json.loads(line))
-        except ValueError:
-            continue
-    return rows
-
-
-def _load_run(out: Path) -> dict[str, Any]:
-    path = out / RUN_FILE
-    if not path.exists():
-        raise ConfigError(f"{out} is not a run folder (no {RUN_FILE}); run mbench evaluate/score there first")
-    return json.loads(path.read_text(encoding="utf-8"))
+                                     "rows_written": rows, "work": work.to_dict(), "scorers": status,
+                                     "command": environment()["command"]})
 
 
 def _plan_ids(run: Mapping[str, Any]) -> list[str]:
@@ -133,8 +99,8 @@ def _plan_ids(run: Mapping[str, Any]) -> list[str]:
 
 def plan_complete(out: Path) -> bool:
     """True when every planned case (all shards) has a row."""
-    run = _load_run(out)
-    have = {str(r["case_id"]) for r in read_rows(row_files(out))}
+    run = read_run(out)
+    have = {str(r["case_id"]) for r in read_rows(out)}
     return all(cid in have for cid in _plan_ids(run))
 
 
@@ -153,21 +119,23 @@ def finalize(out: str | Path) -> dict[str, Any]:
     from multiid_bench.runner.summary import write_summaries
 
     out = Path(out)
-    run = _load_run(out)
+    run = read_run(out)
     config = RunConfig.from_dict(run["config"])
     ids = _plan_ids(run)
     wanted = set(ids)
-    rows = [r for r in read_rows(row_files(out)) if str(r["case_id"]) in wanted]
+    rows = [r for r in read_rows(out) if str(r["case_id"]) in wanted]
     models = [m["name"] for m in run["face_models"]]
     metrics = aggregate(rows, models, iqr_k=config.iqr_k, bootstrap_resamples=config.bootstrap_resamples,
                         bootstrap_seed=config.bootstrap_seed)
-    sessions = _sessions(out)
+    sessions = list(read_jsonl(out / SESSIONS_FILE))
     scorers = _scorer_status(sessions)
     _mark_missing_general(metrics, scorers)
     failed = [r for r in rows if r["status"] == "failed"]
+    # ok + failed + not_applicable + pending == expected == rows planned (row ids are unique by construction)
     counts = {
-        "expected": len(ids), "evaluated": sum(1 for r in rows if r.get("scores")), "failed": len(failed),
+        "expected": len(ids), "ok": sum(1 for r in rows if r["status"] == "ok"), "failed": len(failed),
         "not_applicable": sum(1 for r in rows if r["status"] == "not_applicable"), "pending": len(wanted) - len(rows),
+        "evaluated": sum(1 for r in rows if r.get("scores")),
     }
     weights: dict[str, str | None] = {}
     for m in run["face_models"]:
@@ -193,10 +161,10 @@ def finalize(out: str | Path) -> dict[str, Any]:
         "shards": {"sessions": len(sessions), "shards_seen": sorted({str(s.get("shard")) for s in sessions})},
         "source": run["source"], "references": run["bench"].get("references"),
         "created": utc_now(), "wall_time_s": round(sum(float(s.get("wall_s", 0.0)) for s in sessions), 3),
-        "metrics": metrics,
+        "environment": environment(), "metrics": metrics,
     }
     validate_results(results)
-    write_json_atomic(out / "results.json", results)
+    write_json(out / RESULTS_FILE, results)
     write_summaries(out, results)
     return results
 

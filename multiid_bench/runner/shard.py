@@ -2,20 +2,19 @@
 
 A case's shard depends only on its id (SHA-256 of the id, mod n), never on order, world size history or
 batch size, so ``--shard 0/2`` + ``--shard 1/2`` cover the bench exactly once, and each shard appends to
-its own ``cases.shard-i-of-n.jsonl`` (no shared database to lock). The merge reads every row file in the
-output folder; metrics are computed from rows only, so a merged run equals a single-process one.
+its own rows file (no shared database to lock; names in :mod:`~multiid_bench.runner.run_folder`, which also
+merges them on read); metrics are computed from rows only, so a merged run equals a single-process one.
 """
 from __future__ import annotations
 
 import hashlib
 import os
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Callable, Iterable, Mapping, Sequence, TypeVar
+from typing import Callable, Mapping, Sequence, TypeVar
 
 from multiid_bench.errors import ConfigError
 
-__all__ = ["Shard", "case_shard", "parse_shard", "resolve_shard", "rows_file", "row_files", "select_shard"]
+__all__ = ["Shard", "case_shard", "parse_shard", "resolve_shard", "select_shard"]
 
 T = TypeVar("T")
 
@@ -94,17 +93,3 @@ def select_shard(items: Sequence[T], shard: Shard, key: Callable[[T], str]) -> l
     if not shard.is_sharded:
         return list(items)
     return [it for it in items if case_shard(key(it), shard.count) == shard.index]
-
-
-def rows_file(out_dir: Path, shard: Shard) -> Path:
-    """Where this shard appends its per-case rows."""
-    if not shard.is_sharded:
-        return out_dir / "cases.jsonl"
-    width = max(3, len(str(shard.count)))
-    return out_dir / f"cases.shard-{shard.index:0{width}d}-of-{shard.count:0{width}d}.jsonl"
-
-
-def row_files(out_dir: Path) -> list[Path]:
-    """Every row file of a run folder (unsharded and all shards), sorted by name."""
-    files: Iterable[Path] = list(out_dir.glob("cases.jsonl")) + list(out_dir.glob("cases.shard-*-of-*.jsonl"))
-    return sorted(set(files))

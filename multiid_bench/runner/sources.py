@@ -50,14 +50,14 @@ class AdapterSource:
     """Generate through an adapter; reuse an image (and its record) a killed run already made."""
 
     def __init__(self, adapter: "Adapter", out_dir: Path, *, global_seed: int, shard: "Shard") -> None:
-        from multiid_bench.adapters.generation import read_records, records_file
+        from multiid_bench.runner.run_folder import generations_file, read_generations
 
         self.adapter = adapter
         self.name = adapter.name
         self.out_dir = Path(out_dir)
         self.global_seed = int(global_seed)
-        self.records_path = records_file(self.out_dir, shard)
-        self._previous = {cid: r for cid, r in read_records(self.out_dir).items() if r.get("status") == "ok"}
+        self.records_path = generations_file(self.out_dir, shard)
+        self._previous = {cid: r for cid, r in read_generations(self.out_dir).items() if r.get("status") == "ok"}
         self._loaded = False
         self._device = "cpu"
 
@@ -70,7 +70,8 @@ class AdapterSource:
 
     def obtain(self, case: "Case") -> Generated:
         from multiid_bench.adapters.base import derive_seed
-        from multiid_bench.adapters.generation import IMAGES_DIR, atomic_write_bytes, image_path
+        from multiid_bench.adapters.generation import atomic_write_bytes
+        from multiid_bench.runner.run_folder import IMAGES_DIR, append_row, image_path
 
         seed = derive_seed(self.global_seed, case.id)
         target = image_path(self.out_dir, case.id)
@@ -98,8 +99,6 @@ class AdapterSource:
             image_file = f"{IMAGES_DIR}/{target.name}"
         row = result.to_row(image_file)
         row["global_seed"] = self.global_seed
-        from multiid_bench.runner.results import append_row
-
         append_row(self.records_path, row)
         if result.status == "ok":
             return Generated("ok", str(target), None, seed, row)

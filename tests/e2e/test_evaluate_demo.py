@@ -167,11 +167,43 @@ def test_killed_run_resumes_to_identical_metrics(gt_run: Any, cache: Path) -> No
     assert sum(1 for line in (out / "sessions.jsonl").read_text().splitlines()) == 2
 
 
-def test_two_shards_merge_to_the_unsharded_result(gt_run: Any, cache: Path) -> None:
-    _, full = gt_run
+@pytest.fixture(scope="module")
+def sharded_run(cache: Path, gt_run: Any) -> tuple[Path, dict[str, Any]]:
     out = cache.parent / "sharded"
     code0, first = evaluate("ground-truth", out, cache, "--shard", "0/2")
     assert code0 == 0 and first is None  # results wait for the other shard
     code1, merged = evaluate("ground-truth", out, cache, "--shard", "1/2")
     assert code1 == 0 and merged is not None
+    return out, merged
+
+
+def test_two_shards_merge_to_the_unsharded_result(gt_run: Any, sharded_run: Any) -> None:
+    _, full = gt_run
+    out, merged = sharded_run
     assert merged["metrics"] == full["metrics"] and merged["counts"] == full["counts"]
+    assert len(list(out.glob("cases.shard-*-of-*.jsonl"))) == 2 and not (out / "cases.jsonl").exists()
+
+
+def test_sharded_run_reads_like_unsharded_in_every_command(gt_run: Any, sharded_run: Any, tmp_path: Path) -> None:
+    """report, leaderboard, compare and correlate see every case of a run made as two shards."""
+    (single, _), (sharded, _) = gt_run, sharded_run
+    ids = [r["case_id"] for r in rows(single)]
+    human = tmp_path / "human.csv"
+    human.write_text("case_id,score\n" + "".join(f"{c},{(i * 7) % 5}\n" for i, c in enumerate(ids)))
+
+    def mbench(*args: str) -> str:
+        res = CliRunner().invoke(cli, list(args), catch_exceptions=False)
+        assert res.exit_code == 0, res.output
+        return res.output.replace(str(sharded), "RUN").replace(str(single), "RUN").replace("sharded", "gt")
+
+    for cmd in (("leaderboard", "--format", "csv", "--protocol", "strict"),
+                ("correlate", str(human), "--metric", f"sim_ref.{MODEL}", "--json")):
+        assert mbench(*cmd, str(sharded)) == mbench(*cmd, str(single))
+    assert '"n": %d' % len(ids) in mbench("correlate", str(human), str(sharded), "--metric", f"sim_ref.{MODEL}", "--json")
+    html = {}
+    for name, run_dir in (("single", single), ("sharded", sharded)):
+        mbench("report", str(run_dir), "--out", str(tmp_path / f"{name}.html"), "--no-include-paper", "--thumb", "64")
+        html[name] = (tmp_path / f"{name}.html").read_text()
+    assert html["sharded"].count('class="card st-') == html["single"].count('class="card st-') == len(ids)
+    assert "No cases.jsonl" not in html["sharded"] and all(c in html["sharded"] for c in ids)
+    assert '"exit_code": 0' in mbench("compare", str(single), str(sharded), "--json")

@@ -1,4 +1,4 @@
-"""Case rows in the runner's layout (multiid_bench/runner/pipeline.py) read by the report and correlate."""
+"""Case rows in the runner's layout (multiid_bench/runner/evaluation.py) read by the report and correlate."""
 from __future__ import annotations
 
 import base64

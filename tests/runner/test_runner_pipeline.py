@@ -139,7 +139,7 @@ def test_bad_input_fails_cases_with_reasons_and_the_run_goes_on(tmp_path: Path) 
     assert rows["case05"]["scores"]["strict"]["fake"]["missing"] == 1
     assert rows["broken"]["status"] == "failed" and "bench.jsonl line 7" in rows["broken"]["reason"]
     counts = out.results["counts"]
-    assert counts == {"expected": 7, "evaluated": 3, "failed": 6, "not_applicable": 0, "pending": 0}
+    assert counts == {"expected": 7, "ok": 1, "evaluated": 3, "failed": 6, "not_applicable": 0, "pending": 0}
     assert out.results["partial"] is True and sum(out.results["failures"].values()) == 6
 
 
@@ -160,3 +160,22 @@ def test_not_applicable_is_recorded_not_failed(world: FakeWorld, tmp_path: Path)
     counts = out.results["counts"]
     assert counts["not_applicable"] == 4 and counts["failed"] == 0 and out.exit_code == 0
     assert out.results["metrics"]["strict"]["all"]["sim_ref.fake"]["n"] == 2
+
+
+def test_duplicated_case_id_never_hides_the_first_case(world: FakeWorld, tmp_path: Path) -> None:
+    """A JSONL bench repeating an id: the loader keeps the first case and reports the second as broken; its
+    failure row gets its own id, so the first case's scores stay in the aggregate and counts add up."""
+    dup = InvalidRecord(source="bench.jsonl", case_id="case00", field="id", reason="duplicate id (first on line 1)",
+                        line=9)
+    noid = InvalidRecord(source="bench.jsonl", case_id=None, field="<line>", reason="not valid JSON", line=9)
+    out = run(world, "ground-truth", tmp_path / "o", tmp_path / "c", invalid=(dup, noid))
+    rows = rows_of(tmp_path / "o")
+    n_rows = sum(len(f.read_text().splitlines()) for f in (tmp_path / "o").glob("cases*.jsonl"))
+    assert n_rows == len(rows) == 8
+    assert rows["case00"]["status"] == "ok" and rows["case00"]["scores"]["strict"]["fake"]["sim_gt"] is not None
+    assert rows["case00@line-9"]["status"] == "failed" and "duplicate id" in rows["case00@line-9"]["reason"]
+    assert rows["invalid-record@line-9"]["status"] == "failed"
+    c = out.results["counts"]
+    assert c == {"expected": 8, "ok": 6, "evaluated": 6, "failed": 2, "not_applicable": 0, "pending": 0}
+    assert c["ok"] + c["failed"] + c["not_applicable"] + c["pending"] == c["expected"] == n_rows
+    assert out.results["metrics"]["strict"]["all"]["sim_gt.fake"]["n"] == 6

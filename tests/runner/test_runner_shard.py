@@ -8,7 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from multiid_bench.errors import ConfigError
-from multiid_bench.runner.shard import Shard, case_shard, parse_shard, resolve_shard, rows_file, select_shard
+from multiid_bench.runner.run_folder import rows_file
+from multiid_bench.runner.shard import Shard, case_shard, parse_shard, resolve_shard, select_shard
 
 
 @settings(max_examples=30, deadline=None)

@@ -11,7 +11,7 @@ from runner_fakes import FakeWorld, run
 from multiid_bench.metrics.identity import cosine_matrix
 from multiid_bench.runner.cache import FeatureCache
 from multiid_bench.runner.config import RunConfig
-from multiid_bench.runner.general import GeneralScorers, load_general_scorers
+from multiid_bench.runner.image_scores import GeneralScorers, load_general_scorers
 from multiid_bench.scorers.base import ScorerCard
 
 
@@ -42,7 +42,7 @@ def test_scorers_fill_rows_and_cache_gt_features(world: FakeWorld, tmp_path: Pat
     cache = FeatureCache(tmp_path / "cache")
     status = {"clip": {"status": "ok", "reason": None}, "aesthetic": {"status": "ok", "reason": None}}
 
-    import multiid_bench.runner.general as general
+    import multiid_bench.runner.image_scores as general
 
     monkeypatch.setattr(general, "load_general_scorers", lambda config: GeneralScorers({"clip": clip, "aesthetic": aes}, status, cache))
     out = run(world, "ground-truth", tmp_path / "a", tmp_path / "cache", scorers=True)
@@ -72,14 +72,14 @@ def test_missing_scorer_weights_are_reported_not_zero(tmp_path: Path, monkeypatc
     g = load_general_scorers(RunConfig(model="x", offline=True, cache_dir=str(tmp_path / "empty")))
     assert set(g.status) == {"clip", "aesthetic"}
     for st in g.status.values():
-        assert st["status"] == "missing" and "weights" in st["reason"].lower()
+        assert st["status"] == "missing" and "weight" in st["reason"].lower()
     assert g.score([]) == {}
     off = load_general_scorers(RunConfig(model="x", scorers=False))
     assert off.status["clip"]["status"] == "disabled"
 
 
 def test_scorer_status_reaches_results(world: FakeWorld, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import multiid_bench.runner.general as general
+    import multiid_bench.runner.image_scores as general
 
     status: dict[str, Any] = {"clip": {"status": "missing", "reason": "offline and missing model weights: clip"},
                               "aesthetic": {"status": "missing", "reason": "no siglip"}}

@@ -28,13 +28,16 @@ from multiid_bench.runner.cache import FeatureCache, default_cache_root
 from multiid_bench.runner.config import RunConfig
 from multiid_bench.runner.extract import Backend, FaceSet, FeatureExtractor, ImageSpec, ViewResult, WorkCounters
 from multiid_bench.runner.protocols import score_paper, score_strict
-from multiid_bench.runner.results import ROW_SCHEMA_VERSION, append_row, read_rows, repair_tail, utc_now
-from multiid_bench.runner.shard import Shard, row_files, rows_file, select_shard
+from multiid_bench.runner.provenance import utc_now
+from multiid_bench.runner.run_folder import (
+    ROW_SCHEMA_VERSION, append_row, read_rows, repair_tail, rows_file, unique_record_ids, validate_row,
+)
+from multiid_bench.runner.shard import Shard, select_shard
 
 if TYPE_CHECKING:  # pragma: no cover
     from multiid_bench.data.case import Case
     from multiid_bench.data.loaders import BenchLoad
-    from multiid_bench.runner.general import GeneralScorers
+    from multiid_bench.runner.image_scores import GeneralScorers
     from multiid_bench.runner.sources import Generated, ImageSource
 
 __all__ = ["RunOutcome", "run_evaluation"]
@@ -110,29 +113,33 @@ def run_evaluation(
 
         plan = prepare_refs(selected, config, backends)
     invalid = [] if config.limit is not None else list(bench_load.invalid)
+    invalid_ids = unique_record_ids(invalid, (c.id for c in plan.cases))
 
-    from multiid_bench.runner.finalize import _invalid_id, write_run_manifest
+    from multiid_bench.runner.finalize import write_run_manifest
 
-    write_run_manifest(out, config, selected, plan, invalid, profile, backends, source, bench_load)
+    write_run_manifest(out, config, selected, plan, invalid, invalid_ids, profile, backends, source, bench_load)
     rows_path = rows_file(out, shard)
     repair_tail(rows_path)
-    done = {str(r["case_id"]) for r in read_rows(row_files(out))}
+    done = {str(r["case_id"]) for r in read_rows(out)}
     mine = select_shard(list(plan.cases), shard, key=lambda c: c.id)
     pending = [c for c in mine if c.id not in done]
     if on_plan:
         on_plan(len(pending), len(mine) - len(pending))
 
     written = failed = 0
-    for rec in invalid:
-        cid = _invalid_id(rec)
-        if cid in done or select_shard([cid], shard, key=str) == []:
-            continue
-        row = _base_row(cid, None, None, None)
-        row.update(status="failed", reason=f"unreadable bench record: {rec.message}")
+
+    def emit(row: dict[str, Any]) -> None:
+        nonlocal written, failed
+        validate_row(row)
         append_row(rows_path, row)
-        written, failed = written + 1, failed + 1
+        written, failed = written + 1, failed + (row["status"] == "failed")
         if on_row:
             on_row(row)
+
+    for rec, cid in zip(invalid, invalid_ids):
+        if cid not in done and select_shard([cid], shard, key=str):
+            emit({**_base_row(cid, None, None, None), "status": "failed",
+                  "reason": f"unreadable bench record: {rec.message}"})
 
     from multiid_bench.runner.finalize import append_session, finalize, plan_complete
 
@@ -142,18 +149,14 @@ def run_evaluation(
             cache = FeatureCache(default_cache_root(config.cache_dir))
             extractor = FeatureExtractor(backends, cache, batch_size=config.batch_size, counters=work)
             if general is None:
-                from multiid_bench.runner.general import load_general_scorers
+                from multiid_bench.runner.image_scores import load_general_scorers
 
                 general = load_general_scorers(config)
             source.load(config.device)
             for start in range(0, len(pending), config.chunk_cases):
-                chunk = pending[start : start + config.chunk_cases]
-                for row in _process_chunk(chunk, source, extractor, backends, config, general):
-                    append_row(rows_path, row)
-                    written += 1
-                    failed += row["status"] == "failed"
-                    if on_row:
-                        on_row(row)
+                for row in _process_chunk(pending[start : start + config.chunk_cases], source, extractor, backends,
+                                          config, general):
+                    emit(row)
     finally:  # also when interrupted: the work done so far counts in results.json
         append_session(out, shard, started, time.perf_counter() - t0, written, work, general)
     results = finalize(out) if plan_complete(out) else None

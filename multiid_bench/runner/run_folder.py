@@ -1,0 +1,338 @@
+"""The run folder: the one module that knows its file names, its row and results formats, and how to read
+them back (all shards merged).
+
+Every writer (runner, ``mbench generate``) and every reader (finalize, leaderboard, report, compare,
+correlate, the Python API) goes through here, so a sharded run is read exactly like a single-process one::
+
+    DIR/run.json                       plan + resolved config (RUN_FILE)
+    DIR/cases.jsonl                    one row per case, or DIR/cases.shard-I-of-N.jsonl per shard
+    DIR/generations.jsonl              the adapter's records, or DIR/generations.shard-I-of-N.jsonl
+    DIR/images/<case>.png              generated images (lossless)
+    DIR/sessions.jsonl                 one line per process (work counters, scorer status)
+    DIR/results.json                   the aggregate, validated against results.schema.json
+    DIR/summary.md, DIR/summary.csv    exports of results.json
+    DIR/generate.json                  ``mbench generate`` only: adapter, settings, seed, bench hash
+
+Reading rule (rows and generation records alike): files are read in name order, a torn or unparsable
+line is skipped with a warning, and the **last** row of a case id wins (a later row is a redo; resume
+never writes a second row for a case, so in practice each id has one row). Row ids are unique by
+construction: a bench record whose id repeats another case's gets a distinct row id
+(:func:`unique_record_ids`), so a duplicated id can never hide another case's row.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, Sequence, TypedDict
+
+from multiid_bench.errors import BadInputError, ConfigError, MissingDataError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from multiid_bench.runner.shard import Shard
+
+__all__ = [
+    "GENERATE_FILE", "IMAGES_DIR", "RESULTS_FILE", "ROW_SCHEMA_VERSION", "RUN_FILE", "SCHEMA_PATH",
+    "SCHEMA_VERSION", "SESSIONS_FILE", "SUMMARY_CSV", "SUMMARY_MD", "CaseRow", "Exclusion",
+    "append_row", "generation_files", "generations_file", "has_rows", "image_path", "load_schema",
+    "read_generations", "read_json", "read_jsonl", "read_results", "read_rows", "read_run", "repair_tail",
+    "results_path", "row_files", "rows_file", "schema_errors", "unique_record_ids", "validate_results",
+    "validate_row", "write_json",
+]
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+ROW_SCHEMA_VERSION = 1
+SCHEMA_PATH = Path(__file__).with_name("results.schema.json")
+RUN_FILE = "run.json"
+RESULTS_FILE = "results.json"
+SESSIONS_FILE = "sessions.jsonl"
+GENERATE_FILE = "generate.json"
+IMAGES_DIR = "images"
+SUMMARY_MD, SUMMARY_CSV = "summary.md", "summary.csv"
+_ROWS, _GENERATIONS = "cases", "generations"
+
+
+class CaseRow(TypedDict, total=False):
+    """One line of ``cases*.jsonl`` (``row_schema`` 1; fields in docs/results.md). ``scores`` and
+    ``general`` accept any metric key (judge metrics, new scorers) without a schema change."""
+
+    row_schema: int
+    case_id: str
+    subset: str | None
+    num_persons: int | None
+    status: str  # ok | failed | not_applicable
+    reason: str | None
+    notes: list[str]
+    seed: int | None
+    generation: dict[str, Any] | None
+    images: dict[str, Any]
+    detections: dict[str, Any]
+    scores: dict[str, dict[str, dict[str, Any]]]  # protocol -> face model -> case values
+    general: dict[str, float | None]
+    elapsed_s: float
+
+
+class Exclusion(TypedDict):
+    """A case (or some of its metrics) a protocol leaves out of its averages, and why."""
+
+    case_id: str
+    metrics: list[str]
+    reason: str
+
+
+# ------------------------------------------------------------------------------------------- file names
+
+
+def _sharded(out: Path, stem: str, shard: "Shard | None") -> Path:
+    if shard is None or shard.count <= 1:
+        return Path(out) / f"{stem}.jsonl"
+    width = max(3, len(str(shard.count)))
+    return Path(out) / f"{stem}.shard-{shard.index:0{width}d}-of-{shard.count:0{width}d}.jsonl"
+
+
+def _all(out: Path, stem: str) -> list[Path]:
+    out = Path(out)
+    return sorted(set(out.glob(f"{stem}.jsonl")) | set(out.glob(f"{stem}.shard-*-of-*.jsonl")))
+
+
+def rows_file(out: Path, shard: "Shard | None" = None) -> Path:
+    """Where this shard appends its per-case rows (``cases.jsonl`` when unsharded)."""
+    return _sharded(out, _ROWS, shard)
+
+
+def row_files(out: Path) -> list[Path]:
+    """Every row file of a run folder (unsharded and all shards), sorted by name."""
+    return _all(out, _ROWS)
+
+
+def has_rows(out: Path) -> bool:
+    return bool(row_files(out))
+
+
+def generations_file(out: Path, shard: "Shard | None" = None) -> Path:
+    """Where this shard appends its generation records."""
+    return _sharded(out, _GENERATIONS, shard)
+
+
+def generation_files(out: Path) -> list[Path]:
+    return _all(out, _GENERATIONS)
+
+
+def image_path(out: Path, case_id: str) -> Path:
+    return Path(out) / IMAGES_DIR / f"{case_id}.png"
+
+
+def results_path(path: str | Path) -> Path:
+    """A run folder or a results file -> the results file; a clear error when there is none."""
+    p = Path(path)
+    if p.is_dir():
+        p = p / RESULTS_FILE
+    if not p.is_file():
+        raise MissingDataError(f"no results file at {p}: pass a run folder that holds {RESULTS_FILE} "
+                               "(written by 'mbench evaluate' or 'mbench score') or the path of the file itself")
+    return p
+
+
+# ------------------------------------------------------------------------------------------- JSON lines
+
+
+def append_row(path: Path, row: Mapping[str, Any]) -> None:
+    """Append one JSON line and make it durable before the next case starts (the file honours the umask)."""
+    line = json.dumps(row, sort_keys=True, allow_nan=False) + "\n"
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(line)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def repair_tail(path: Path) -> int:
+    """Cut a torn last line (no trailing newline) left by a killed writer; returns the bytes removed."""
+    path = Path(path)
+    if not path.is_file() or path.stat().st_size == 0:
+        return 0
+    data = path.read_bytes()
+    if data.endswith(b"\n"):
+        return 0
+    keep = data.rfind(b"\n") + 1
+    with path.open("rb+") as f:
+        f.truncate(keep)
+    log.warning("removed a torn last line from %s (%d bytes); that case will be redone", path, len(data) - keep)
+    return len(data) - keep
+
+
+def read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
+    """The JSON objects of one file; torn or unparsable lines are skipped with a warning naming the line."""
+    path = Path(path)
+    if not path.is_file():
+        return
+    with path.open("r", encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except ValueError:
+                log.warning("%s line %d is not valid JSON (torn write?); ignoring it", path, lineno)
+                continue
+            if isinstance(row, dict):
+                yield row
+
+
+def _latest(paths: Iterable[Path]) -> dict[str, dict[str, Any]]:
+    """Rows keyed by case id, last row wins, in the order each id first appeared."""
+    out: dict[str, dict[str, Any]] = {}
+    redone = 0
+    for path in paths:
+        for row in read_jsonl(path):
+            cid = row.get("case_id", row.get("id"))
+            if cid is None:
+                log.warning("%s: a row without 'case_id' is ignored", path)
+                continue
+            redone += str(cid) in out
+            out[str(cid)] = row
+    if redone:
+        log.info("%d case row(s) were written again later; the last one of each case is used", redone)
+    return out
+
+
+def read_rows(source: Path | Iterable[Path]) -> list[dict[str, Any]]:
+    """Every case row of a run folder (all shard files merged) or of the given files; last row per id wins.
+
+    A folder's rows come in the plan's case order (``run.json``), so a sharded run reads exactly like an
+    unsharded one; rows of ids outside the plan follow in file order.
+    """
+    if not isinstance(source, (str, Path)):
+        return list(_latest(source).values())
+    rows = _latest(row_files(Path(source)))
+    run = Path(source) / RUN_FILE
+    if run.is_file():
+        plan = read_json(run, "run.json").get("plan") or {}
+        order = {cid: i for i, cid in enumerate([*plan.get("case_ids", []),
+                                                  *(r.get("case_id") for r in plan.get("invalid", []))])}
+        return sorted(rows.values(), key=lambda r: order.get(str(r.get("case_id", r.get("id"))), len(order)))
+    return list(rows.values())
+
+
+def read_generations(out: Path) -> dict[str, dict[str, Any]]:
+    """Generation records of a folder (all shard files), keyed by case id; last record per id wins."""
+    return _latest(generation_files(out))
+
+
+# ------------------------------------------------------------------------------------------- JSON files
+
+
+def write_json(path: Path, data: Mapping[str, Any]) -> None:
+    """Atomic (temporary file + rename) and honouring the umask, like every file mbench writes."""
+    from multiid_bench._io import atomic_write_bytes
+
+    atomic_write_bytes(Path(path), (json.dumps(data, indent=2, allow_nan=False) + "\n").encode("utf-8"))
+
+
+def read_json(path: Path, what: str = "file") -> dict[str, Any]:
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, ValueError) as e:
+        raise BadInputError(f"{path} is not a JSON file ({e}); {what} is written by mbench, re-create it") from e
+    if not isinstance(data, dict):
+        raise BadInputError(f"{path}: expected a JSON object, got {type(data).__name__}")
+    return data
+
+
+def read_run(out: Path) -> dict[str, Any]:
+    path = Path(out) / RUN_FILE
+    if not path.is_file():
+        raise ConfigError(f"{out} is not a run folder (no {RUN_FILE}); run mbench evaluate/score there first")
+    return read_json(path, "run.json")
+
+
+def read_results(path: str | Path) -> tuple[Path, dict[str, Any]]:
+    """Read and validate a ``results.json`` (or run folder): (its path, its data)."""
+    p = results_path(path)
+    data = read_json(p, "results.json")
+    errors = schema_errors(data)
+    if errors:
+        shown = "\n  ".join(errors[:20]) + (f"\n  ... and {len(errors) - 20} more" if len(errors) > 20 else "")
+        raise BadInputError(f"{p} does not match the results schema {SCHEMA_PATH}:\n  {shown}\n"
+                            "Re-create it with the current 'mbench score', or fix the fields named above.")
+    return p, data
+
+
+# ------------------------------------------------------------------------------------------- the schema
+
+
+@lru_cache(maxsize=1)
+def load_schema() -> dict[str, Any]:
+    return json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+
+
+@lru_cache(maxsize=4)
+def _validator(definition: str | None) -> Any:
+    import jsonschema
+
+    schema = load_schema()
+    if definition is not None:
+        schema = {"$defs": schema["$defs"], "$ref": f"#/$defs/{definition}"}
+    return jsonschema.Draft202012Validator(schema)
+
+
+def schema_errors(instance: Any, schema: Mapping[str, Any] | None = None, *, definition: str | None = None) -> list[str]:
+    """Every violation as ``"$['path'][0]: message"`` (``jsonschema``); empty when valid.
+
+    ``definition`` validates against one ``$defs`` entry of the results schema (e.g. ``case_row``).
+    """
+    if schema is not None:
+        import jsonschema
+
+        validator = jsonschema.Draft202012Validator(schema)
+    else:
+        validator = _validator(definition)
+    out = []
+    for err in sorted(validator.iter_errors(instance), key=lambda e: [str(p) for p in e.absolute_path]):
+        where = "$" + "".join(f"[{p!r}]" if isinstance(p, str) else f"[{p}]" for p in err.absolute_path)
+        out.append(f"{where}: {err.message}")
+    return out
+
+
+def validate_results(data: Mapping[str, Any]) -> None:
+    """Raise :class:`BadInputError` listing every violation of ``results.schema.json``."""
+    errors = schema_errors(data)
+    if errors:
+        raise BadInputError(f"results do not match {SCHEMA_PATH.name} (schema_version {SCHEMA_VERSION}):\n"
+                            + "\n".join(errors[:20]))
+
+
+def validate_row(row: Mapping[str, Any]) -> None:
+    """Raise :class:`BadInputError` when a case row does not match ``$defs/case_row``."""
+    errors = schema_errors(row, definition="case_row")
+    if errors:
+        raise BadInputError(f"case row {row.get('case_id')!r} does not match the row schema:\n" + "\n".join(errors[:10]))
+
+
+# ------------------------------------------------------------------------------------------- row ids
+
+
+def unique_record_ids(records: Sequence[Any], taken: Iterable[str]) -> list[str]:
+    """Row ids for broken bench records, never equal to a valid case's id nor to each other.
+
+    A record keeps its own id when it is free; a duplicate of an existing id (or a record without one)
+    gets ``<id>@line-<n>`` (``invalid-record@line-<n>``), so its failure row sits next to the real case's
+    row instead of replacing it, and the counts add up to the rows written.
+    """
+    used = set(taken)
+    out = []
+    for rec in records:
+        line = rec.line if rec.line is not None else 0
+        base = str(rec.case_id) if rec.case_id else "invalid-record"
+        cid = base if rec.case_id and base not in used else f"{base}@line-{line}"
+        n = 1
+        while cid in used:
+            n += 1
+            cid = f"{base}@line-{line}-{n}"
+        used.add(cid)
+        out.append(cid)
+    return out
