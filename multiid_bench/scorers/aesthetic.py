@@ -29,8 +29,8 @@ if TYPE_CHECKING:
 
 __all__ = ["AESTHETIC_HEAD_ID", "SIGLIP_ID", "AestheticDtype", "AestheticScorer", "siglip_pixels"]
 
-AestheticDtype = Literal["bfloat16", "float32"]
-_DTYPES: tuple[str, ...] = ("bfloat16", "float32")
+AestheticDtype = Literal["bfloat16", "float32", "float16"]
+_DTYPES: tuple[str, ...] = ("bfloat16", "float32", "float16")
 #: Weights-store ids (see multiid_bench/weights/manifests/scorers.toml).
 SIGLIP_ID = "siglip-so400m-patch14-384"
 AESTHETIC_HEAD_ID = "aesthetic-predictor-v2-5"
@@ -63,7 +63,8 @@ class AestheticScorer(ImageScorer):
         siglip_dir: local folder with ``config.json`` and ``model.safetensors`` of
             ``google/siglip-so400m-patch14-384`` (full or vision-only checkpoint) instead of the store.
         head: local ``aesthetic_predictor_v2_5.pth`` (state dict) instead of the store.
-        dtype: ``"bfloat16"`` (paper, default) or ``"float32"``; recorded in the card and the cache key.
+        dtype: ``"bfloat16"`` (paper, default: the reference ran bf16), ``"float32"`` or ``"float16"``;
+            recorded in the card and the cache key (difference measured in docs/scorers.md).
         batch_size: images per forward pass.
         cache_dir / offline: weights-store options.
 
@@ -147,7 +148,7 @@ class AestheticScorer(ImageScorer):
     def _torch_dtype(self) -> "torch.dtype":
         import torch
 
-        return torch.bfloat16 if self.dtype == "bfloat16" else torch.float32
+        return getattr(torch, self.dtype)
 
     def _build(self, device: str) -> None:
         from multiid_bench.scorers._aesthetic_model import load_head, load_siglip_vision

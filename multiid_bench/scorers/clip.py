@@ -13,6 +13,9 @@
   ``"open_clip"`` uses open_clip's own transform, identical except that torchvision's centre crop rounds
   the offset half-to-even: a one-pixel shift when the resized long side minus 224 is 3 mod 4.
   See docs/scorers.md.
+* Precision: ``dtype="float32"`` (default; the reference ran CLIP in fp32, so the paper profile keeps it).
+  ``"float16"`` / ``"bfloat16"`` run the whole model in that dtype (for GPUs; features are returned as
+  float32). The dtype is in the card and the cache key; the measured difference is in docs/scorers.md.
 """
 from __future__ import annotations
 
@@ -44,6 +47,8 @@ __all__ = [
 
 ClipPreprocess = Literal["reference", "open_clip"]
 _PREPROCESS_MODES: tuple[str, ...] = ("reference", "open_clip")
+ClipDtype = Literal["float32", "float16", "bfloat16"]
+_DTYPES: tuple[str, ...] = ("float32", "float16", "bfloat16")
 
 #: CLIP's text context: 77 tokens including the start and end tokens.
 CLIP_CONTEXT_LENGTH = 77
@@ -128,6 +133,7 @@ class ClipScorer(ImageScorer):
         quick_gelu: use QuickGELU (OpenAI's activation). ``None``: the store entry's value (True for
             OpenAI weights), else False. Wrong here gives silently wrong features, so it is recorded.
         preprocess: ``"reference"`` (CLIPProcessor, default) or ``"open_clip"``.
+        dtype: ``"float32"`` (default, as the reference), ``"float16"`` or ``"bfloat16"`` (GPU speed).
         batch_size: images (and prompts) per forward pass.
         cache_dir / offline: weights-store options (``--cache-dir``, ``--offline``).
 
@@ -150,6 +156,7 @@ class ClipScorer(ImageScorer):
         checkpoint: str | os.PathLike[str] | None = None,
         quick_gelu: bool | None = None,
         preprocess: ClipPreprocess = "reference",
+        dtype: ClipDtype = "float32",
         batch_size: int = 32,
         cache_dir: str | os.PathLike[str] | None = None,
         offline: bool | None = None,
@@ -157,6 +164,9 @@ class ClipScorer(ImageScorer):
         super().__init__(batch_size=batch_size, cache_dir=cache_dir, offline=offline)
         if preprocess not in _PREPROCESS_MODES:
             raise ConfigError(f"CLIP preprocess must be one of {_PREPROCESS_MODES}, got {preprocess!r}")
+        if dtype not in _DTYPES:
+            raise ConfigError(f"CLIP dtype must be one of {_DTYPES}, got {dtype!r}")
+        self.dtype = dtype
         known = _KNOWN.get((model, pretrained))
         if known is None and checkpoint is None:
             names = ", ".join(f"{m}/{p}" for m, p in _KNOWN)
@@ -209,7 +219,7 @@ class ClipScorer(ImageScorer):
             weights=((f"{weight_id}/{filename or self._path.name}", sha),),
             preprocess=desc + f"; text: open_clip BPE, {CLIP_CONTEXT_LENGTH} tokens with truncation",
             preprocess_version=f"clip-{self.preprocess}-{self._image_size}-v1",
-            dtype="float32",
+            dtype=self.dtype,
             feature_dim=int(cfg["embed_dim"]),
         )
 
@@ -231,7 +241,7 @@ class ClipScorer(ImageScorer):
                 f"{self._path} does not fit open_clip model {self.model_name!r}: {e}. "
                 "Pass the model name the checkpoint was trained with."
             ) from e
-        self._model = model.eval()
+        self._model = model.eval() if self.dtype == "float32" else model.to(self._torch_dtype()).eval()
         self._oc_transform = transform
         self._tokenizer = open_clip.get_tokenizer(self.model_name, context_length=CLIP_CONTEXT_LENGTH)
 
@@ -240,10 +250,15 @@ class ClipScorer(ImageScorer):
             return clip_reference_pixels(image, self._image_size)
         return self._oc_transform(image)
 
+    def _torch_dtype(self) -> "torch.dtype":
+        import torch
+
+        return getattr(torch, self.dtype)
+
     def _forward(self, batch: "torch.Tensor") -> "torch.Tensor":
         import torch.nn.functional as F
 
-        return F.normalize(self._model.encode_image(batch), dim=-1)
+        return F.normalize(self._model.encode_image(batch.to(self._torch_dtype())).float(), dim=-1)
 
     # ---- text ---------------------------------------------------------------------------------
     def tokenize(self, prompts: Sequence[str]) -> "torch.Tensor":
@@ -265,7 +280,7 @@ class ClipScorer(ImageScorer):
         with torch.inference_mode():
             for start in range(0, tokens.shape[0], self.batch_size):
                 feats = self._model.encode_text(tokens[start : start + self.batch_size].to(self.device))
-                out.append(F.normalize(feats, dim=-1).float().cpu().numpy())
+                out.append(F.normalize(feats.float(), dim=-1).cpu().numpy())
         if not out:
             return np.zeros((0, self.card.feature_dim), dtype=np.float32)
         return np.concatenate(out, axis=0)

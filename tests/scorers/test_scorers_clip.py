@@ -178,3 +178,20 @@ def test_bad_options_are_config_errors() -> None:
         ClipScorer(preprocess="squash")  # type: ignore[arg-type]
     with pytest.raises(RuntimeError, match="load"):
         ClipScorer().encode_images([])
+
+
+def test_bfloat16_option_is_close_to_fp32_and_keyed_apart(tiny_clip_checkpoint, clip_scorer, images) -> None:
+    bf = ClipScorer(TINY_CLIP, "random-test", checkpoint=tiny_clip_checkpoint, quick_gelu=True, batch_size=8,
+                    dtype="bfloat16")
+    bf.load("cpu")
+    assert clip_scorer.dtype == "float32" and clip_scorer.card.dtype == "float32"  # the default = the reference
+    assert bf.card.dtype == "bfloat16" and str(next(bf._model.parameters()).dtype) == "torch.bfloat16"
+    g32, g16 = clip_scorer.encode_images(images), bf.encode_images(images)
+    t32, t16 = clip_scorer.encode_texts(PROMPTS[: len(images)]), bf.encode_texts(PROMPTS[: len(images)])
+    assert g16.dtype == np.float32 and np.allclose(np.linalg.norm(g16, axis=1), 1.0, atol=1e-5)
+    d_i = np.abs(clip_i_scores(g16[1:], g16[:-1]) - clip_i_scores(g32[1:], g32[:-1])).max()
+    d_t = np.abs(clip_t_scores(g16, t16) - clip_t_scores(g32, t32)).max()
+    assert 0 < d_i < 0.05 and 0 < d_t < 0.05  # bf16 rounding moves the cosines, a little
+    assert bf.card.cache_key("ab" * 32) != clip_scorer.card.cache_key("ab" * 32)
+    with pytest.raises(ConfigError, match="dtype"):
+        ClipScorer(TINY_CLIP, "random-test", checkpoint=tiny_clip_checkpoint, dtype="int8")  # type: ignore[arg-type]
