@@ -49,6 +49,9 @@ def train(ctx: click.Context, config_path: Path | None, max_steps: int | None, o
     if resume is not None:
         run["resume"] = resume
     cfg = load_config(config_path, {"run": run} if run else None)
+    from multiid_bench.weights.requirements import preflight_train
+
+    preflight_train(cfg)  # every model file and data path, checked before anything loads (exit 3)
     from multiid_bench.reference_model.train import train as run_training
 
     result = run_training(cfg)

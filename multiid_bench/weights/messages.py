@@ -65,7 +65,7 @@ class MissingFile:
         if first.startswith("installed package"):
             return first.split(":")[0].replace("installed package", "pip package")
         if first.startswith("https://huggingface.co/"):
-            parts = urlparse(first).path.strip("/").split("/")
+            parts = urlparse(first.split(" ")[0]).path.strip("/").split("/")
             rev = parts[3] if len(parts) > 3 else ""
             return f"hf.co/{parts[0]}/{parts[1]}" + (f"@{rev[:8]}" if rev else "")
         url = urlparse(first.split(" ")[0])
@@ -139,7 +139,8 @@ def format_missing(
     if weights:
         lines.append(f"  download:    {_download_command(weights, profile, cache_dir)}   (needs network"
                      + ("; unset MBENCH_OFFLINE/HF_HUB_OFFLINE or drop --offline" if offline else "") + ")")
-        if profile != "offline" and any(u.startswith("faces.") for m in weights for u in m.used_by):
+        faces = any(u.startswith("faces.") for m in weights for u in m.used_by)
+        if (profile and profile != "offline") or (profile is None and what is None and faces):
             lines.append("  no download: rerun with --profile offline (MTCNN + dlib, shipped with pip packages)")
         lines.append("  by hand:     put each file where `mbench weights path ID` says (Hub files: "
                      "`hf download REPO FILE --revision COMMIT`), or set MBENCH_WEIGHTS_<ID>=/path/to/file")
