@@ -54,12 +54,14 @@ def _print_human(result, saved: str | None) -> None:
 
     console = Console()
     for det, per_image in result.faces.items():
+        reasons = result.no_face_reason.get(det, [None] * len(per_image))
         table = Table(title=f"faces ({det})")
         for h in ("face", "image", "score", "box (x1, y1, x2, y2)", "eye dist px"):
             table.add_column(h)
         for i, faces in enumerate(per_image):
             if not faces:
-                table.add_row("-", result.paths[i], "[red]no face[/]", "-", "-")
+                why = f" ({reasons[i]})" if reasons[i] else ""
+                table.add_row("-", result.paths[i], f"[red]no face{why}[/]", "-", "-")
             for k, f in enumerate(faces):
                 table.add_row(f"{i}#{k}", result.paths[i], f"{f.score:.3f}",
                               ", ".join(f"{v:.0f}" for v in f.box), f"{f.eye_distance:.0f}")

@@ -25,7 +25,10 @@ from multiid_bench.errors import BadInputError, ConfigError
 from multiid_bench.faces._deps import require
 from multiid_bench.faces.types import Face
 
-__all__ = ["DETECTORS", "DetectorSpec", "detector_weight_ids", "load_detector"]
+__all__ = ["DETECTORS", "TOO_SMALL_REASON", "DetectorSpec", "detector_weight_ids", "load_detector", "too_small"]
+
+#: Why an image has no face although nothing failed: the detector cannot run on so few pixels.
+TOO_SMALL_REASON = "image too small for the detector"
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +77,17 @@ def _check_images(images: Sequence[np.ndarray]) -> list[np.ndarray]:
     return out
 
 
+def too_small(detector: Any, shape: Sequence[int]) -> bool:
+    """True if ``detector`` cannot look at an image of ``shape`` ``(H, W, ...)`` at all.
+
+    Such an image has no face (reason :data:`TOO_SMALL_REASON`); it is not unreadable. Detectors
+    without an ``accepts`` method run on any size (SCRFD letterboxes onto its canvas, RetinaFace's
+    convolutions pad), so only MTCNN has a floor.
+    """
+    accepts = getattr(detector, "accepts", None)
+    return accepts is not None and not accepts(tuple(shape[:2]))
+
+
 def _faces(boxes: np.ndarray, scores: np.ndarray, landmarks: np.ndarray) -> list[Face]:
     faces = [Face(box=tuple(b[:4]), score=float(s), landmarks=tuple(map(tuple, lm)))
              for b, s, lm in zip(boxes, scores, landmarks.reshape(-1, 5, 2))
@@ -99,6 +113,11 @@ class MTCNNDetector:
             sub.load_state_dict(load_state_dict(paths[name]), strict=True)  # the verified copy, not the package's
         self._net.eval()
 
+    def accepts(self, hw: tuple[int, int]) -> bool:
+        """facenet-pytorch's image pyramid is empty (and ``torch.cat`` raises) unless the shorter side,
+        scaled by ``12 / min_face_size``, reaches P-Net's 12 px window; the same expression as its own."""
+        return min(hw) * (12.0 / int(self.config["min_face_size"])) >= 12
+
     def detect(self, images: Sequence[np.ndarray]) -> list[list[Face]]:
         import torch
 
@@ -106,6 +125,9 @@ class MTCNNDetector:
         results: list[list[Face]] = [[] for _ in imgs]
         groups: dict[tuple[int, ...], list[int]] = {}
         for i, im in enumerate(imgs):
+            if not self.accepts(im.shape[:2]):
+                log.debug("image #%d (%dx%d): %s", i, im.shape[1], im.shape[0], TOO_SMALL_REASON)
+                continue
             groups.setdefault(im.shape, []).append(i)
         for idx in groups.values():
             with torch.inference_mode():

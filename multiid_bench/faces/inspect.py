@@ -37,6 +37,8 @@ class InspectResult:
     entries: list[ProfileEntry]
     faces: dict[str, list[list[Face]]] = field(default_factory=dict)  # detector -> per image
     rejected: dict[str, list[list[Face]]] = field(default_factory=dict)  # near-misses per detector
+    #: detector -> per image: why it has no face although nothing failed (e.g. too small), else None
+    no_face_reason: dict[str, list[str | None]] = field(default_factory=dict)
     labels: dict[str, list[str]] = field(default_factory=dict)  # model -> "image#face"
     similarity: dict[str, np.ndarray] = field(default_factory=dict)
     cards: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -46,6 +48,7 @@ class InspectResult:
             "images": [
                 {"path": p, "sha256": s, "size": list(sz),
                  "faces": {d: [f.to_dict() for f in per[i]] for d, per in self.faces.items()},
+                 "no_face_reason": {d: per[i] for d, per in self.no_face_reason.items()},
                  "rejected": {d: [f.to_dict() for f in per[i]] for d, per in self.rejected.items()}}
                 for i, (p, s, sz) in enumerate(zip(self.paths, self.sha256, self.sizes))
             ],
@@ -82,7 +85,7 @@ def inspect_images(paths: Sequence[str | Path], entries: Sequence[ProfileEntry],
                    show_rejected: bool = False) -> InspectResult:
     """Detect, align and embed every face of ``paths`` for each entry (weights preflighted first)."""
     from multiid_bench.faces.align import align_faces
-    from multiid_bench.faces.detect import load_detector
+    from multiid_bench.faces.detect import TOO_SMALL_REASON, load_detector, too_small
     from multiid_bench.faces.models import load_face_model
     from multiid_bench.images import decode_image
     from multiid_bench.metrics.identity import cosine_matrix
@@ -97,6 +100,7 @@ def inspect_images(paths: Sequence[str | Path], entries: Sequence[ProfileEntry],
     for det_id in dict.fromkeys(e.detector for e in entries):
         det = load_detector(det_id, device=device, cache_dir=cache_dir, offline=offline)
         res.faces[det_id] = det.detect(arrays)
+        res.no_face_reason[det_id] = [TOO_SMALL_REASON if too_small(det, a.shape) else None for a in arrays]
         if show_rejected and det_id in _RELAXED:
             loose = load_detector(det_id, device=device, cache_dir=cache_dir, offline=offline, **_RELAXED[det_id])
             res.rejected[det_id] = [

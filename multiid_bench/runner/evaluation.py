@@ -265,7 +265,8 @@ def _case_row(
         row["scores"].setdefault("strict", {})[b.name] = strict
         n, k = g.emb.shape[0], case.num_persons
         if n == 0:
-            face_msgs.setdefault("no face in generated image", []).append(b.name)
+            small = _too_small(b.detector, g_spec.path)  # say so: not a model failure to find a face
+            face_msgs.setdefault("no face in generated image" + (f" ({small})" if small else ""), []).append(b.name)
         elif n < k:
             face_msgs.setdefault(f"{k} faces expected, {n} found", []).append(b.name)
         elif n > k:
@@ -286,6 +287,20 @@ def _case_row(
     if errors:
         row.update(status="failed", reason="; ".join(errors))
     return row
+
+
+def _too_small(detector: Any, path: str) -> str | None:
+    """The detector's "too small" reason if it cannot look at the image at ``path`` at all, else None."""
+    from PIL import Image
+
+    from multiid_bench.faces.detect import TOO_SMALL_REASON, too_small
+
+    try:
+        with Image.open(path) as im:
+            w, h = im.size
+    except Exception:  # unreadable images were reported before detection
+        return None
+    return TOO_SMALL_REASON if too_small(detector, (h, w)) else None
 
 
 def default_out_dir(config: RunConfig) -> Path:

@@ -38,3 +38,24 @@ def test_faces_errors(tmp_path: Path, t1_path: Path) -> None:
     text = str(res.exception)
     for wid in ("insightface-buffalo-l", "retinaface-r50-facexlib", "adaface-ir50-ms1mv2", "facenet-vggface2"):
         assert f"mbench weights download {wid}" in text  # all listed at once, before any model loads
+
+
+def test_faces_tiny_images_exit_0_with_no_face(tmp_path: Path) -> None:
+    from PIL import Image
+
+    from multiid_bench.faces.inspect import InspectResult
+
+    paths = []
+    for side in (1, 2, 64):
+        paths.append(tmp_path / f"img{side}.png")
+        Image.new("RGB", (side, side), (128, 128, 128)).save(paths[-1])
+    res = CliRunner().invoke(cli, ["faces", *map(str, paths), "--offline"], env={"COLUMNS": "200"})
+    assert res.exit_code == 0 and res.exception is None, res.output
+    assert res.output.count("no face (image too small for the detector)") == 2  # 1x1 and 2x2
+    assert res.output.count("no face") == 4 and "dlib: no faces to compare" in res.output
+    assert "Traceback" not in res.output
+    # --json carries the reason per image and detector
+    r = InspectResult(paths=["a", "b"], sha256=["0", "1"], sizes=[(1, 1), (64, 64)], entries=[],
+                      faces={"mtcnn": [[], []]}, no_face_reason={"mtcnn": ["image too small for the detector", None]})
+    assert [im["no_face_reason"] for im in r.to_dict()["images"]] == [
+        {"mtcnn": "image too small for the detector"}, {"mtcnn": None}]

@@ -44,6 +44,30 @@ def test_mtcnn_batches_mixed_images(mtcnn, t1, t1_faces) -> None:
         mtcnn.detect([t1[..., 0]])
 
 
+def test_tiny_images_have_no_face_instead_of_crashing_mtcnn(mtcnn, t1, t1_faces) -> None:
+    from facenet_pytorch import MTCNN
+
+    from multiid_bench.faces.detect import TOO_SMALL_REASON, too_small
+
+    assert TOO_SMALL_REASON == "image too small for the detector"
+    raw = MTCNN(keep_all=True, post_process=False, min_face_size=20)
+    shapes = [(1, 1), (2, 2), (19, 19), (19, 400), (20, 20), (20, 400), (1, 100)]
+    crashes = []
+    for hw in shapes:  # the floor is exactly where facenet-pytorch itself starts to raise
+        try:
+            raw.detect(np.full((1, *hw, 3), 128, np.uint8))
+            crashes.append(False)
+        except ValueError:
+            crashes.append(True)
+    assert crashes == [True, True, True, True, False, False, True]
+    assert [too_small(mtcnn, hw) for hw in shapes] == crashes
+    tiny = [np.full((*hw, 3), 128, np.uint8) for hw in shapes]
+    res = mtcnn.detect([tiny[0], t1, tiny[1], tiny[4]])
+    assert [len(r) for r in res] == [0, 6, 0, 0]
+    np.testing.assert_allclose([f.box for f in res[1]], [f.box for f in t1_faces], atol=1e-3)
+    assert too_small(object(), (1, 1)) is False  # detectors without a floor run on anything
+
+
 def test_face_roundtrip_and_validation() -> None:
     f = Face(box=(1, 2, 30, 40), score=0.9, landmarks=((5, 6), (20, 6), (12, 15), (7, 25), (19, 25)))
     assert Face.from_dict(f.to_dict()) == f
@@ -141,3 +165,25 @@ def test_detector_errors(tmp_path: Path) -> None:
         load_detector("mtcnn", offline=True, det_size=640)
     with pytest.raises(MissingWeightsError, match="mbench weights download retinaface-r50-facexlib"):
         load_detector("retinaface", cache_dir=tmp_path, offline=True)
+
+
+def test_score_records_tiny_generated_image_as_no_face(tmp_path: Path) -> None:
+    """`mbench score` on a 1x1 generated image: a face failure with the reason, not "unreadable"."""
+    import json
+
+    from click.testing import CliRunner
+    from PIL import Image
+
+    from multiid_bench.cli.main import cli
+
+    images = tmp_path / "imgs"
+    images.mkdir()
+    Image.new("RGB", (1, 1), (128, 128, 128)).save(images / "p1_astronaut.png")
+    res = CliRunner().invoke(cli, ["score", "--images", str(images), "--layout", "flat", "--name", "tiny",
+                                   "--bench", "demo", "--subset", "p1", "--limit", "1", "--profile", "offline",
+                                   "--protocol", "strict", "--no-scorers", "--offline", "--device", "cpu",
+                                   "--cache-dir", str(tmp_path / "cache"), "--out", str(tmp_path / "out")])
+    assert res.exit_code == 4, res.output  # a failed case, reported, no traceback
+    rows = [json.loads(line) for f in (tmp_path / "out").glob("cases*.jsonl") for line in f.read_text().splitlines()]
+    assert [(r["case_id"], r["status"], r["reason"]) for r in rows] == [
+        ("p1_astronaut", "failed", "no face in generated image (image too small for the detector)")]
