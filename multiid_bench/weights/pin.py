@@ -114,11 +114,7 @@ def pin_manifests(api: Any = None, *, manifest_dir: Path = MANIFEST_DIR, ids: It
         write: False = dry run (report only).
     """
     if api is None:
-        import os
-
-        from huggingface_hub import HfApi
-
-        api = HfApi(endpoint=os.environ.get("HF_ENDPOINT") or None)
+        api = _default_api()
     entries = load_manifests([manifest_dir])
     wanted = set(ids) if ids is not None else None
     changes: list[PinChange] = []
@@ -143,7 +139,7 @@ def pin_manifests(api: Any = None, *, manifest_dir: Path = MANIFEST_DIR, ids: It
             change = PinChange(wid, wf.name, entry.source, (wf.revision, commit), (wf.size, size),
                                (wf.sha256, sha), conflict)
             changes.append(change)
-            if change.changed and write:
+            if change.changed and write and not conflict:
                 text = texts.get(entry.source) or Path(entry.source).read_text(encoding="utf-8")
                 note = f"Hub LFS sha256 at commit {commit[:12]} (mbench weights pin)"
                 texts[entry.source] = _edit(text, wid, wf.name, commit, size, sha if sha != wf.sha256 else "", note)
@@ -152,12 +148,20 @@ def pin_manifests(api: Any = None, *, manifest_dir: Path = MANIFEST_DIR, ids: It
     if texts:  # the edited manifests must parse and hold exactly the new values
         after = load_manifests([manifest_dir])
         for c in changes:
-            if c.changed and write:
+            if c.changed and write and not c.conflict:
                 wf = after[c.weight_id].file(c.name)
                 if (wf.revision, wf.size, wf.sha256) != (c.revision[1], c.size[1], c.sha256[1]):
                     raise ConfigError(f"pin wrote {c.manifest} but {c.weight_id}/{c.name} reads back as "
                                       f"{(wf.revision, wf.size, wf.sha256)}")
     return changes
+
+
+def _default_api() -> Any:
+    import os
+
+    from huggingface_hub import HfApi
+
+    return HfApi(endpoint=os.environ.get("HF_ENDPOINT") or None)
 
 
 def _replace_checked(path: Path, text: str) -> None:
