@@ -19,8 +19,8 @@ __all__ = ["ParsedScore", "parse_score"]
 _NUM = r"(-?\d+(?:\.\d+)?)"
 _TEXT_PATTERNS = (
     re.compile(r"[\"']?\bscore\b[\"']?\s*(?:[:=]|is)\s*\[?\s*" + _NUM, re.IGNORECASE),
-    re.compile(r"(?<![\d.])" + _NUM + r"\s*/\s*10(?![\d.])"),
-    re.compile(r"(?<![\d.])" + _NUM + r"\s+out\s+of\s+10(?![\d.])", re.IGNORECASE),
+    re.compile(r"(?<![\d.])" + _NUM + r"\s*/\s*10(?!\.?\d)"),
+    re.compile(r"(?<![\d.])" + _NUM + r"\s+out\s+of\s+10(?!\.?\d)", re.IGNORECASE),
 )
 
 
