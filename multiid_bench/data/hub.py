@@ -1,5 +1,8 @@
 """Hugging Face-schema sources (hub id, parquet, ``save_to_disk``) materialised once into image files.
 
+A hub id is read through the Hugging Face cache (a parquet snapshot at a pinned commit, see
+:func:`load_hub`), so a machine or cluster that mirrors an HF cache works offline.
+
 Schema (eval-protocol §1.1): ``ID`` str, ``GT`` image, ``input_images`` list of images, ``prompt`` str,
 ``bboxes`` JSON string (or list) of ``[x1, y1, x2, y2]`` in GT pixels, ``subset`` p1/p2/p3, ``num_persons``.
 
@@ -16,6 +19,7 @@ import io
 import json
 import logging
 import os
+import re
 import shutil
 from pathlib import Path
 from typing import Any, Iterable, Iterator
@@ -35,6 +39,7 @@ from multiid_bench.errors import BadInputError, MBenchError, MissingDataError
 __all__ = [
     "HF_COLUMNS",
     "MATERIALISE_VERSION",
+    "PINNED_REVISIONS",
     "hf_row_to_record",
     "load_disk",
     "load_hub",
@@ -109,22 +114,19 @@ def hf_row_to_record(row: dict[str, Any], index: int) -> tuple[dict[str, Any], d
     if subset not in SUBSETS:
         raise RecordError("subset", f"must be one of {', '.join(SUBSETS)}, got {subset!r}")
     refs_in = row.get("input_images")
-    if not isinstance(refs_in, list) or not 1 <= len(refs_in) <= 4:
+    if not isinstance(refs_in, list) or not refs_in:
         n_in = len(refs_in) if isinstance(refs_in, list) else refs_in
-        raise RecordError("input_images", f"must hold 1-4 reference images, got {n_in!r}")
+        raise RecordError("input_images", f"must hold at least one reference image, got {n_in!r}")
     n = row.get("num_persons")
-    n = len(refs_in) if n is None else n
-    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= 4:
-        raise RecordError("num_persons", f"must be an integer 1-4, got {n!r}")
-    if subset != subset_for_persons(n):
-        raise RecordError("subset", f"{subset!r} does not match num_persons={n} (p1: 1, p2: 2, p3: 3-4)")
+    if n is not None and (isinstance(n, bool) or not isinstance(n, int)):
+        raise RecordError("num_persons", f"must be an integer, got {n!r}")
     prompt = row.get("prompt")
     if not isinstance(prompt, str):
         raise RecordError("prompt", f"must be a string, got {prompt!r}")
+    # counts that disagree (num_persons vs subset, boxes vs images, > 4 images) are kept as the official
+    # conversion keeps them; loaders.regularise reduces and flags them when the record becomes a case
     boxes = _parse_bboxes(row.get("bboxes"))
-    if boxes and len(boxes) != len(refs_in):
-        raise RecordError("bboxes", f"{len(boxes)} boxes for {len(refs_in)} input_images; expected one per reference")
-    case_id = official_basename(index, subset, n)
+    case_id = official_basename(index, subset, n if n is not None else len(refs_in))
     files: dict[str, bytes] = {}
     gt_rel = None
     if row.get("GT") is not None:
@@ -222,7 +224,8 @@ def _key(*parts: str) -> str:
 # ------------------------------------------------------------------------------------- parquet
 
 
-def load_parquet(path: Path, *, cache_dir: str | Path | None = None) -> BenchLoad:
+def load_parquet(path: Path, *, cache_dir: str | Path | None = None, kind: str = "parquet",
+                 bench_id: str | None = None) -> BenchLoad:
     """A parquet file or a folder of them (e.g. a hub snapshot), read with pyarrow (no HF cache copy)."""
     import pyarrow.parquet as pq
 
@@ -239,8 +242,8 @@ def load_parquet(path: Path, *, cache_dir: str | Path | None = None) -> BenchLoa
                 yield from batch.to_pylist()
 
     key = _key("parquet", sha256_files(files, names_relative_to=base))
-    return materialise_rows(rows(), key=key, cache_dir=cache_dir, bench_id=path.stem, source=str(path),
-                            kind="parquet")
+    return materialise_rows(rows(), key=key, cache_dir=cache_dir, bench_id=bench_id or path.stem, source=str(path),
+                            kind=kind)
 
 
 # ----------------------------------------------------------------------------------- datasets
@@ -304,6 +307,46 @@ def _hf_offline(enabled: bool) -> Iterator[None]:
         dcfg.HF_HUB_OFFLINE, hcfg.HF_HUB_OFFLINE = saved
 
 
+#: Hub datasets pinned to a commit: ``load_hub(repo)`` without ``@revision`` reads that commit. ``None``: not
+#: pinned yet (no network where this was written); ``main`` is then read, its commit recorded and a warning
+#: logged. Fill it with the commit ``huggingface_hub.HfApi().dataset_info(repo).sha`` reports.
+PINNED_REVISIONS: dict[str, str | None] = {"WithAnyone/MultiID-Bench": None}
+#: What a benchmark snapshot needs: the parquet shards (the card and configs are small, kept for provenance).
+SNAPSHOT_PATTERNS = ["*.parquet", "**/*.parquet", "README.md", "*.json"]
+
+
+def _hub_snapshot(repo: str, revision: str, hf_cache: Path) -> Path | None:
+    """The cached snapshot of a dataset repo at ``revision`` (a commit, or a branch via ``refs/``) with parquet."""
+    repo_dir = hf_cache / f"datasets--{repo.replace('/', '--')}"
+    commit = revision
+    if not re.fullmatch(r"[0-9a-f]{40}", revision):
+        try:
+            commit = (repo_dir / "refs" / revision).read_text().strip()
+        except OSError:
+            return None
+    folder = repo_dir / "snapshots" / commit
+    return folder if folder.is_dir() and next(folder.rglob("*.parquet"), None) is not None else None
+
+
+def _download_snapshot(repo: str, revision: str, hf_cache: Path) -> Path | None:
+    """``snapshot_download`` of the parquet shards into the HF cache; None when the repo has none (or it fails)."""
+    from huggingface_hub import snapshot_download
+
+    folder = Path(snapshot_download(repo_id=repo, repo_type="dataset", revision=revision,
+                                    allow_patterns=SNAPSHOT_PATTERNS, cache_dir=str(hf_cache),
+                                    endpoint=os.environ.get("HF_ENDPOINT") or None))
+    return folder if next(folder.rglob("*.parquet"), None) is not None else None
+
+
+def _with_hub_provenance(loaded: BenchLoad, repo: str, revision: str, folder: Path | None) -> BenchLoad:
+    import dataclasses
+
+    commit = folder.name if folder is not None and re.fullmatch(r"[0-9a-f]{40}", folder.name) else None
+    info = {"repo": repo, "revision": revision, "commit": commit, "pinned": bool(re.fullmatch(r"[0-9a-f]{40}", revision)),
+            "snapshot": str(folder) if folder is not None else None}
+    return dataclasses.replace(loaded, kind="hub", extra={**dict(loaded.extra), "hub": info})
+
+
 def load_hub(
     repo_id: str,
     *,
@@ -311,17 +354,38 @@ def load_hub(
     offline: bool | None = None,
     hf_cache_dir: str | Path | None = None,
 ) -> BenchLoad:
-    """``datasets.load_dataset(repo, split="train")`` (``repo@revision`` pins a revision), materialised once.
+    """A Hub dataset (``repo`` or ``repo@revision``) through the Hugging Face cache, materialised once.
 
-    Offline, a previously materialised copy is used; otherwise ``datasets``' own cache is tried.
+    Order: the parquet snapshot in the HF cache at the pinned revision (:data:`PINNED_REVISIONS`, or the
+    ``@revision`` given); online, ``snapshot_download(allow_patterns=parquet)`` into the HF cache, read with
+    pyarrow (no second Arrow copy); a repo without parquet goes through ``datasets.load_dataset``. Offline,
+    a cached snapshot or a copy materialised earlier is used. The repo, revision and commit are recorded in
+    ``extra["hub"]``.
 
     Raises:
         MissingDataError: not available (offline with nothing cached, no network, unknown repo); the message
             says how to get it.
     """
-    repo, _, revision = repo_id.partition("@")
+    from multiid_bench.weights.hf import hf_hub_cache
+
+    repo, _, given = repo_id.partition("@")
+    revision = given or PINNED_REVISIONS.get(repo) or "main"
+    if not re.fullmatch(r"[0-9a-f]{40}", revision):
+        log.warning("dataset %s is read at %r, not at a pinned commit; the commit used is recorded in the results",
+                    repo, revision)
+    hf_cache = Path(hf_cache_dir) if hf_cache_dir else hf_hub_cache()
     off = is_offline(offline)
-    pointer = data_cache_dir(cache_dir, "hf", "pointers", f"{repo.replace('/', '__')}@{revision or 'default'}.json")
+    pointer = data_cache_dir(cache_dir, "hf", "pointers", f"{repo.replace('/', '__')}@{given or 'default'}.json")
+    snapshot = _hub_snapshot(repo, revision, hf_cache)
+    if snapshot is None and not off:
+        try:
+            snapshot = _download_snapshot(repo, revision, hf_cache)
+        except Exception as e:  # noqa: BLE001 - third-party boundary; datasets or a materialised copy may still do
+            log.info("no parquet snapshot of %s@%s (%s: %s)", repo, revision, type(e).__name__, e)
+    if snapshot is not None:
+        loaded = load_parquet(snapshot, cache_dir=cache_dir, kind="hub", bench_id=repo)
+        _write_pointer(pointer, loaded, repo, revision)
+        return _with_hub_provenance(loaded, repo, revision, snapshot)
     cached = _pointer_folder(pointer)
     if off and cached is not None:
         return _load_materialised(cached, repo)
@@ -333,7 +397,7 @@ def load_hub(
         raise MissingDependencyError("loading a hub dataset needs `pip install datasets`") from e
     try:
         with _hf_offline(off):
-            ds = datasets.load_dataset(repo, split="train", revision=revision or None,
+            ds = datasets.load_dataset(repo, split="train", revision=given or PINNED_REVISIONS.get(repo) or None,
                                        cache_dir=str(hf_cache_dir) if hf_cache_dir else None)
     except MBenchError:
         raise
@@ -344,19 +408,23 @@ def load_hub(
         mode = "is not in the local cache and we are offline" if off else "could not be loaded"
         raise MissingDataError(
             f"Hugging Face dataset {repo!r} {mode} ({type(e).__name__}: {str(e)[:300]}). Fix: run once with "
-            f"network access and without --offline/HF_HUB_OFFLINE (it is then cached under {pointer.parent.parent}), "
-            f"or download a snapshot elsewhere (`huggingface-cli download {repo} --repo-type dataset --local-dir DIR`) "
-            "and pass --bench DIR."
+            f"network access and without --offline/HF_HUB_OFFLINE (it is then kept in the Hugging Face cache, "
+            f"{hf_cache}), copy a Hugging Face cache that holds it there (HF_HUB_CACHE), or download a snapshot "
+            f"elsewhere (`hf download {repo} --repo-type dataset --local-dir DIR`) and pass --bench DIR."
         ) from e
     _check_columns(ds.column_names, repo)
     loaded = materialise_rows(_dataset_rows(ds), key=_dataset_key(ds, "hub"), cache_dir=cache_dir,
                               bench_id=repo, source=repo)
-    pointer.parent.mkdir(parents=True, exist_ok=True)
+    _write_pointer(pointer, loaded, repo, given or None)
+    return _with_hub_provenance(loaded, repo, revision, None)
+
+
+def _write_pointer(pointer: Path, loaded: BenchLoad, repo: str, revision: str | None) -> None:
     from multiid_bench.data._store import atomic_write_text
 
+    pointer.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(pointer, json.dumps({"folder": Path(loaded.extra["materialised"]).name, "repo": repo,
-                                           "revision": revision or None}, sort_keys=True))
-    return loaded
+                                           "revision": revision}, sort_keys=True))
 
 
 def _pointer_folder(pointer: Path) -> Path | None:

@@ -139,3 +139,74 @@ def test_image_path_column_without_bytes(tmp_path: Path) -> None:
         hub.hf_row_to_record(dict(row, num_persons=3), 0)
     with pytest.raises(hub.RecordError, match="not a recognised image"):
         hub.hf_row_to_record(dict(row, GT={"bytes": b"<html>", "path": None}), 0)
+
+
+# ---- through the Hugging Face cache -------------------------------------------------------------------
+COMMIT = "a1b2c3d4e5f60718293a4b5c6d7e8f9012345678"
+
+
+def _hf_dataset_tree(hf_cache: Path, hf_dataset: Any, commit: str = COMMIT, ref: str = "main") -> Path:
+    """The real layout: datasets--org--name/{blobs/<sha256>, snapshots/<commit>/data/<shard> -> blob, refs/main}."""
+    import hashlib
+    import os
+
+    repo_dir = hf_cache / "datasets--WithAnyone--MultiID-Bench"
+    tmp = hf_cache / "shard.parquet"
+    tmp.parent.mkdir(parents=True, exist_ok=True)
+    hf_dataset.to_parquet(str(tmp))
+    blob = repo_dir / "blobs" / hashlib.sha256(tmp.read_bytes()).hexdigest()
+    blob.parent.mkdir(parents=True, exist_ok=True)
+    tmp.replace(blob)
+    link = repo_dir / "snapshots" / commit / "data" / "train-00000-of-00001.parquet"
+    link.parent.mkdir(parents=True, exist_ok=True)
+    link.symlink_to(os.path.relpath(blob, link.parent))
+    (repo_dir / "refs").mkdir(exist_ok=True)
+    (repo_dir / "refs" / ref).write_text(commit)
+    return repo_dir
+
+
+def test_hub_offline_from_a_cached_snapshot(hf_dataset: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf"))
+    repo_dir = _hf_dataset_tree(tmp_path / "hf", hf_dataset)
+    monkeypatch.setattr(datasets, "load_dataset", lambda *a, **k: (_ for _ in ()).throw(AssertionError("no datasets")))
+    loaded = open_bench("WithAnyone/MultiID-Bench", cache_dir=tmp_path / "c", offline=True)
+    _check_hf_bench(loaded.bench)
+    assert loaded.kind == "hub"
+    assert loaded.extra["hub"] == {"repo": "WithAnyone/MultiID-Bench", "revision": "main", "commit": COMMIT,
+                                   "pinned": False, "snapshot": str(repo_dir / "snapshots" / COMMIT)}
+    # the shard is read where the HF cache keeps it: no second copy of the parquet anywhere else
+    shard = (repo_dir / "snapshots" / COMMIT / "data" / "train-00000-of-00001.parquet").read_bytes()
+    assert [p for p in (tmp_path / "c").rglob("*") if p.is_file() and p.read_bytes() == shard] == []
+
+
+def test_hub_pinned_revision_wins_over_main(hf_dataset: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    other = "f" * 40
+    _hf_dataset_tree(tmp_path / "hf", hf_dataset, commit=COMMIT, ref="pinned-only")
+    _hf_dataset_tree(tmp_path / "hf", datasets.Dataset.from_list(hf_rows()[:1]), commit=other, ref="main")
+    monkeypatch.setitem(hub.PINNED_REVISIONS, "WithAnyone/MultiID-Bench", COMMIT)
+    loaded = hub.load_hub("WithAnyone/MultiID-Bench", cache_dir=tmp_path / "c", offline=True, hf_cache_dir=tmp_path / "hf")
+    assert len(loaded.bench.cases) == 3 and loaded.extra["hub"]["commit"] == COMMIT and loaded.extra["hub"]["pinned"]
+    main = hub.load_hub("WithAnyone/MultiID-Bench@main", cache_dir=tmp_path / "c", offline=True,
+                        hf_cache_dir=tmp_path / "hf")
+    assert len(main.bench.cases) == 1 and main.extra["hub"]["commit"] == other
+
+
+def test_hub_online_downloads_a_parquet_snapshot_into_the_hf_cache(hf_dataset: Any, tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    import huggingface_hub
+
+    seen: dict[str, Any] = {}
+
+    def fake_snapshot_download(repo_id: str, **kw: Any) -> str:
+        seen.update(kw, repo_id=repo_id)
+        repo_dir = _hf_dataset_tree(Path(kw["cache_dir"]), hf_dataset)
+        return str(repo_dir / "snapshots" / COMMIT)
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", fake_snapshot_download)
+    monkeypatch.setitem(hub.PINNED_REVISIONS, "WithAnyone/MultiID-Bench", COMMIT)
+    loaded = hub.load_hub("WithAnyone/MultiID-Bench", cache_dir=tmp_path / "c", offline=False,
+                          hf_cache_dir=tmp_path / "hf")
+    _check_hf_bench(loaded.bench)
+    assert (seen["repo_id"], seen["repo_type"], seen["revision"], seen["cache_dir"]) == (
+        "WithAnyone/MultiID-Bench", "dataset", COMMIT, str(tmp_path / "hf"))
+    assert "*.parquet" in seen["allow_patterns"]
