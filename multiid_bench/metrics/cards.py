@@ -42,6 +42,14 @@ _IDENTITY_AGG = (
     "(paper protocol) or plain mean with bootstrap 95% CI (strict protocol)"
 )
 
+# Judge scores depend on the judge model (default Qwen2.5-VL-7B-Instruct, pinned) and the prompt version, both
+# recorded per run (results.json, scorer 'vlm-judge'): compare only rows with equal judge and prompt version.
+_JUDGE_SCALE = "0-10 VLM judge score (judge model + prompt version per run)"
+_JUDGE_AGG = (
+    "plain mean per OmniContext task type over judged cases (unparseable answers are failures, counted, "
+    "not 0); subset/average = unweighted mean of its task types' means"
+)
+
 CARDS: Mapping[str, MetricCard] = {
     c.id: c
     for c in (
@@ -131,6 +139,32 @@ CARDS: Mapping[str, MetricCard] = {
             definition="strict protocol: identities whose GT box has no detected generated face",
             inputs=("generated image", "GT boxes"), aggregation="pooled over identities",
             read_by=("strict protocol tables",),
+        ),
+        # OmniContext (WithAnyone Table 1b), judged by a VLM: multiid_bench/scorers/vlm_judge.py, docs/omnicontext.md
+        MetricCard(
+            id="prompt_following", name="PF", version="1.0.0", higher_is_better=True, range=(0.0, 10.0),
+            scale=_JUDGE_SCALE,
+            definition="OmniContext prompt following: the judge's 0-10 rating of how well the generated image "
+            "fulfils the instruction, identities aside",
+            inputs=("generated image", "input images", "instruction"), aggregation=_JUDGE_AGG,
+            read_by=("Table 1b",),
+        ),
+        MetricCard(
+            id="subject_consistency", name="SC", version="1.0.0", higher_is_better=True, range=(0.0, 10.0),
+            scale=_JUDGE_SCALE,
+            definition="OmniContext subject consistency: the judge's 0-10 rating of how well the subjects (and "
+            "scene) of the input images are kept; the 'face-identity' prompt variant rates facial identity only "
+            "(paper appendix I)",
+            inputs=("generated image", "input images", "instruction"), aggregation=_JUDGE_AGG,
+            read_by=("Table 1b",),
+        ),
+        MetricCard(
+            id="overall", name="Overall", version="1.0.0", higher_is_better=True, range=(0.0, 10.0),
+            scale=_JUDGE_SCALE,
+            definition="OmniContext Overall: per case sqrt(PF * SC) (calculate_statistics.py), so the mean Overall "
+            "is not sqrt(mean PF * mean SC)",
+            inputs=("generated image", "input images", "instruction"), aggregation=_JUDGE_AGG,
+            read_by=("Table 1b",),
         ),
     )
 }

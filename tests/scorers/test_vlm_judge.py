@@ -230,3 +230,17 @@ def test_input_images_resized_as_omnicontext(tmp_path: Path) -> None:
     sizes = [Image.open(io.BytesIO(b)).size for b in prepare_judge_images([big, small], out)]
     r = math.sqrt(1024 * 1024 / (1500 * 1000))
     assert sizes == [(int(1500 * r) // 16 * 16, int(1000 * r) // 16 * 16), (96, 64), (100, 70)]
+
+
+def test_ls_metrics_lists_the_judge_metrics() -> None:
+    from click.testing import CliRunner
+
+    from multiid_bench.cli.main import cli
+    from multiid_bench.metrics.cards import get_card
+
+    res = CliRunner(env={"COLUMNS": "200"}).invoke(cli, ["ls", "metrics", "--json"], catch_exceptions=False)
+    cards = json.loads(res.output)
+    for mid in ("prompt_following", "subject_consistency", "overall"):
+        assert cards[mid]["range"] == [0.0, 10.0] and cards[mid]["higher_is_better"] is True
+        assert "judge" in cards[mid]["scale"] and "prompt version" in cards[mid]["scale"]
+        assert get_card(mid).read_by == ("Table 1b",)
