@@ -46,7 +46,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-SpecKind = Literal["demo", "hub", "parquet", "disk", "jsonl", "official"]
+SpecKind = Literal["demo", "hub", "parquet", "disk", "jsonl", "official", "omnicontext"]
 MANIFEST_NAMES = ("bench.jsonl", "manifest.jsonl")
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*(@[\w./-]+)?$")
 _KNOWN_FIELDS = {"id", "subset", "prompt", "gt", "refs", "boxes", "num_persons", "meta", "identities"}
@@ -111,6 +111,10 @@ def detect_spec_kind(spec: str | Path) -> SpecKind:
     text = str(spec)
     if text == "demo":
         return "demo"
+    from multiid_bench.data.omnicontext import is_omnicontext_spec
+
+    if is_omnicontext_spec(text):  # 'omnicontext', OmniGen2/OmniContext, or local data in its layout
+        return "omnicontext"
     p = Path(text).expanduser()
     if p.is_file():
         if p.suffix.lower() in (".jsonl", ".ndjson"):
@@ -155,6 +159,10 @@ def open_bench(
         from multiid_bench.data.demo import build_demo_bench
 
         return BenchLoad(bench=build_demo_bench(data_cache_dir(cache_dir, "demo")), kind="demo")
+    if kind == "omnicontext":
+        from multiid_bench.data.omnicontext import load_omnicontext
+
+        return load_omnicontext(spec, cache_dir=cache_dir, offline=offline)
     if kind == "jsonl":
         p = Path(spec).expanduser()
         if p.is_dir():
