@@ -127,3 +127,14 @@ def test_broken_exported_record_names_the_line(tmp_path: Path) -> None:
     assert [c.id for c in loaded.bench.cases] == ["single_object__a"]
     (bad,) = loaded.invalid
     assert bad.line == 2 and bad.case_id == "single_object__b" and "missing.png" in bad.reason
+
+
+def test_bench_spec_resolution(snapshot: Path, tmp_path: Path) -> None:
+    from multiid_bench.data.loaders import detect_spec_kind, open_bench
+
+    assert detect_spec_kind("omnicontext") == "omnicontext"
+    assert detect_spec_kind("OmniGen2/OmniContext@abc123") == "omnicontext"
+    assert detect_spec_kind(snapshot) == "omnicontext"
+    assert detect_spec_kind("WithAnyone/MultiID-Bench") == "hub"
+    loaded = open_bench(snapshot, cache_dir=tmp_path)
+    assert loaded.kind == "omnicontext" and len(loaded.bench) == 3
