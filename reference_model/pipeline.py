@@ -304,20 +304,19 @@ class WithAnyonePipeline(IdentityPipelineMixin, FluxPipeline):
         return cls(**base.components, adapter=adapter, reference_encoder=reference_encoder)
 
 
-def _flux_missing(flux: str | Path, *, offline: bool) -> str | None:
-    """Why the FLUX base model cannot load (``None`` when it can): a local diffusers folder or a cached hub repo."""
+def _flux_missing(flux: str | Path, *, offline: bool) -> Any:
+    """Why the FLUX base model cannot load, as one line of the missing-weights message (``None`` when it can)."""
+    from multiid_bench.weights.messages import MissingFile
+
     path = Path(str(flux)).expanduser()
     if path.exists():
-        return None if (path / "model_index.json").is_file() else f"  - {path}: not a diffusers folder (no model_index.json)"
+        return None if (path / "model_index.json").is_file() else MissingFile(
+            "flux", "", path, "", "", (), "not a diffusers folder (no model_index.json)", kind="data")
     if not offline:
-        return None  # diffusers downloads it (gated: needs the licence accepted and a login)
-    from huggingface_hub import try_to_load_from_cache
+        return None  # diffusers (or the store, for the manifest's FLUX.1-dev) downloads it
+    from multiid_bench.weights.requirements import _hub_folder
 
-    if isinstance(try_to_load_from_cache(str(flux), "model_index.json"), str):
-        return None
-    return (f"  - FLUX base model {flux}: not in the Hugging Face cache (offline)\n"
-            f"      fetch:  huggingface-cli login && huggingface-cli download {flux}   (accept the licence on the Hub first)\n"
-            f"      or pass a local diffusers folder (-S flux=/path/to/FLUX.1-dev)")
+    return _hub_folder(str(flux), "model_index.json")
 
 
 def load_withanyone_pipeline(
@@ -331,19 +330,27 @@ def load_withanyone_pipeline(
     from multiid_bench.reference_model.weights import ADAPTER_WEIGHT_ID, resolve_adapter_file
     from multiid_bench.weights import get_store, is_offline
 
-    # Every missing file is listed at once, before anything loads: the toolkit's own store (adapter, face
-    # stack) and the FLUX base model, which diffusers reads from the Hugging Face cache.
+    # Every missing file is listed at once, before anything loads, in the toolkit's one missing-weights
+    # message: the store's files (adapter, face stack, FLUX.1-dev's diffusers folder in the HF cache) and a
+    # FLUX folder / hub id given instead.
+    from multiid_bench.weights import missing_error, missing_of
+    from multiid_bench.weights.requirements import FLUX_DIFFUSERS_ID, FLUX_HUB_ID
+
     ids = reference_weight_ids(with_siglip=siglip) + ([] if adapter is not None else [ADAPTER_WEIGHT_ID])
-    problems: list[str] = []
+    ids += [FLUX_DIFFUSERS_ID] if str(flux) == FLUX_HUB_ID else []
+    missing: list[Any] = []
     try:
-        get_store(cache_dir, offline=offline).ensure(ids)
+        get_store(cache_dir, offline=offline).ensure(ids, what="the WithAnyone reference model")
     except MissingWeightsError as exc:
-        problems.append(str(exc))
-    flux_problem = _flux_missing(flux, offline=is_offline(offline))
-    if flux_problem:
-        problems.append(flux_problem)
-    if problems:
-        raise MissingWeightsError("the WithAnyone reference model is missing weights:\n" + "\n".join(problems))
+        if not missing_of(exc):
+            raise
+        missing += missing_of(exc)
+    flux_problem = None if str(flux) == FLUX_HUB_ID else _flux_missing(flux, offline=is_offline(offline))
+    if flux_problem is not None or missing:
+        raise missing_error(missing + ([flux_problem] if flux_problem is not None else []),
+                            offline=is_offline(offline) or None, what="the WithAnyone reference model")
+    if str(flux) == FLUX_HUB_ID:  # the verified snapshot folder at the manifest's commit, from the HF cache
+        flux = get_store(cache_dir, offline=offline).resolve(FLUX_DIFFUSERS_ID)
     dtype = torch_dtype or (torch.bfloat16 if str(device).startswith("cuda") else torch.float32)
     path = Path(adapter) if adapter is not None else resolve_adapter_file(cache_dir=cache_dir, offline=offline)
     encoder = load_reference_encoder(device=device if str(device).startswith("cuda") else "cpu", with_siglip=siglip,

@@ -222,7 +222,8 @@ class ImageScorer(ABC):
                 from multiid_bench.weights import get_store
 
                 # one error listing every missing file (all ids), before anything is loaded
-                get_store(self.cache_dir, offline=self.offline).ensure(self.weight_ids)
+                get_store(self.cache_dir, offline=self.offline).ensure(self.weight_ids,
+                                                                       what=f"scorer {self.scorer_id}")
             self._card = self._resolve()
         return self._card
 

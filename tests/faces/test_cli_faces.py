@@ -37,7 +37,8 @@ def test_faces_errors(tmp_path: Path, t1_path: Path) -> None:
     assert isinstance(res.exception, MissingWeightsError) and res.exception.exit_code == 3
     text = str(res.exception)
     for wid in ("insightface-buffalo-l", "retinaface-r50-facexlib", "adaface-ir50-ms1mv2", "facenet-vggface2"):
-        assert f"mbench weights download {wid}" in text  # all listed at once, before any model loads
+        assert f"\n  {wid} / " in text  # all listed at once (one line per file), before any model loads
+    assert "mbench weights download insightface-buffalo-l retinaface-r50-facexlib" in text
 
 
 def test_faces_tiny_images_exit_0_with_no_face(tmp_path: Path) -> None:

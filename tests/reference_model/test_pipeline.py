@@ -251,5 +251,6 @@ def test_offline_loader_lists_every_missing_file_before_loading(monkeypatch, tmp
     with pytest.raises(MissingWeightsError) as err:
         load_withanyone_pipeline(device="cpu")
     assert err.value.exit_code == 3
-    assert "mbench weights download withanyone-flux1-dev" in str(err.value)
-    assert "mbench weights download insightface-antelopev2" in str(err.value)
+    listed = [ln.split(" / ")[0].strip() for ln in str(err.value).splitlines() if " / " in ln]
+    assert listed == ["insightface-antelopev2", "insightface-antelopev2", "withanyone-flux1-dev", "flux1-dev-diffusers"]
+    assert "mbench weights download insightface-antelopev2 withanyone-flux1-dev flux1-dev-diffusers" in str(err.value)
