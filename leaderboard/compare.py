@@ -3,7 +3,11 @@
 Outcome (the CLI maps it to the exit code): 0 every shared metric within tolerance; 1 a metric moved past
 its tolerance or disappeared; 2 the two runs cannot be compared (different bench manifest, headline
 protocol, metric card versions, profile or case set), raised as :class:`NotComparableError` before any
-number is compared.
+number is compared. The comparability rule is the leaderboard's (:func:`.comparability.differences`).
+
+When both runs have their per-case rows, each delta also carries a paired bootstrap 95% CI of
+``new - old`` over the cases both runs scored (:mod:`.paired`); with ``ci_gate`` a move past tolerance
+fails only when that interval excludes 0 (a change the shared cases support, not noise).
 """
 from __future__ import annotations
 
@@ -14,7 +18,9 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from multiid_bench.errors import ConfigError, NotComparableError
+from multiid_bench.leaderboard.comparability import differences, run_key
 from multiid_bench.leaderboard.data import DATA_DIR
+from multiid_bench.leaderboard.paired import PairedCI, case_values, paired_bootstrap_ci, run_rows
 from multiid_bench.leaderboard.store import RunResult
 from multiid_bench.metrics.cards import CARDS, get_card
 
@@ -104,6 +110,7 @@ class Delta:
     tolerance: float
     status: str  # ok | better | worse | changed | missing | new
     failed: bool
+    paired: PairedCI | None = None  # paired bootstrap CI of new - old over the shared cases
 
     @property
     def delta(self) -> float | None:
@@ -127,30 +134,24 @@ class Comparison:
         return 1 if self.failed else 0
 
 
+#: ``[comparability]`` switches of a tolerance file -> the fields of :data:`.comparability.FIELDS` they cover
+_SWITCHES = {"bench_manifest": ("bench",), "protocol": ("protocol",), "profile": ("profile", "face_models"),
+             "metric_versions": ("metric_versions",), "case_set": ("reportable",)}
+
+
 def check_comparable(old: RunResult, new: RunResult, tol: Tolerances) -> list[str]:
-    """Reasons the two runs cannot be compared (empty when they can)."""
+    """Reasons the two runs cannot be compared (empty when they can): the leaderboard's rule on the two
+    runs' keys (headline protocol), plus the schema version and the expected case count."""
     reasons = []
     c = tol.comparability
     if old.data["schema_version"] != new.data["schema_version"]:
         reasons.append(f"schema_version {old.data['schema_version']} vs {new.data['schema_version']}")
-    if c["bench_manifest"] and old.bench["manifest_sha256"] != new.bench["manifest_sha256"]:
-        reasons.append(f"bench manifest differs: {old.bench['id']}@{old.bench['manifest_sha256'][:12]} vs "
-                       f"{new.bench['id']}@{new.bench['manifest_sha256'][:12]}")
-    if c["protocol"] and old.protocol != new.protocol:
-        reasons.append(f"headline protocol {old.protocol!r} vs {new.protocol!r}")
-    if c["profile"] and old.profile_name != new.profile_name:
-        reasons.append(f"profile {old.profile_name!r} vs {new.profile_name!r}")
-    if c["case_set"]:
-        if old.counts["expected"] != new.counts["expected"]:
-            reasons.append(f"expected case count {old.counts['expected']} vs {new.counts['expected']}")
-        if old.reportable != new.reportable:
-            reasons.append("one run is a --limit (non-reportable) run and the other is not")
-    if c["metric_versions"]:
-        mo, mn = old.metric_versions, new.metric_versions
-        if mo is not None and mn is not None:
-            for mid in sorted(set(mo) & set(mn)):
-                if mo[mid] != mn[mid]:
-                    reasons.append(f"metric {mid} version {mo[mid]} vs {mn[mid]}")
+    ignore = [f for switch, fields in _SWITCHES.items() if not c[switch] for f in fields]
+    ko, kn = run_key(old.data, label=f"OLD {old.path}"), run_key(new.data, label=f"NEW {new.path}")
+    for r in differences(ko, kn, ignore=ignore):
+        reasons.append(("headline " + r) if r.startswith("protocol ") else r)
+    if c["case_set"] and old.counts["expected"] != new.counts["expected"]:
+        reasons.append(f"expected case count {old.counts['expected']} vs {new.counts['expected']}")
     return reasons
 
 
@@ -162,21 +163,38 @@ def _entry(run: RunResult, protocol: str, subset: str, key: str) -> tuple[float 
     return (None if v is None or (isinstance(v, float) and math.isnan(v)) else float(v)), int(m["n"])
 
 
-def compare_runs(old: RunResult, new: RunResult, tolerances: Tolerances | None = None) -> Comparison:
+def compare_runs(old: RunResult, new: RunResult, tolerances: Tolerances | None = None, *, paired: bool = True,
+                 ci_gate: bool = False, allow_mixed: bool = False, n_resamples: int = 2000,
+                 seed: int = 0) -> Comparison:
     """Compare every (protocol, subset, metric key) of the two runs.
+
+    Args:
+        old, new: the two runs (``new - old`` is the delta).
+        tolerances: the tolerance table (the packaged default when ``None``).
+        paired: compute the paired bootstrap CI of each delta over the shared cases (needs both runs' rows).
+        ci_gate: a move past tolerance fails only when its paired CI excludes 0; a metric without a CI
+            (no per-case values, fewer than 10 shared cases) is judged by the tolerance alone.
+        allow_mixed: compare runs that are not comparable, with a warning per reason.
+        n_resamples, seed: of the bootstrap.
 
     Raises:
         NotComparableError: the runs differ in bench manifest, protocol, metric versions, profile or case set.
     """
     tol = tolerances or load_tolerances()
     reasons = check_comparable(old, new, tol)
-    if reasons:
+    if reasons and not allow_mixed:
         raise NotComparableError(
             f"{old.path} and {new.path} cannot be compared:\n  - " + "\n  - ".join(reasons) +
             "\nRe-run both with the same bench, protocol, profile and mbench metric versions "
-            f"(or relax [comparability] in a tolerance file; default {DEFAULT_TOLERANCES})."
+            f"(or relax [comparability] in a tolerance file; default {DEFAULT_TOLERANCES}; or --allow-mixed)."
         )
     comp = Comparison(old=str(old.path), new=str(new.path), tolerances=tol.source)
+    comp.warnings += [f"--allow-mixed: compared although {r}" for r in reasons]
+    rows_old, rows_new = (run_rows(old), run_rows(new)) if paired else (None, None)
+    if paired and (rows_old is None or rows_new is None):
+        comp.warnings.append("no paired CI: a run has no per-case rows (cases.jsonl)")
+    if ci_gate and (rows_old is None or rows_new is None):
+        comp.warnings.append("--ci-gate: without per-case rows every metric is judged by its tolerance alone")
     if old.metric_versions is None or new.metric_versions is None:
         comp.warnings.append("a run does not record metric_versions: metric card versions could not be checked")
     keys = set()
@@ -204,7 +222,17 @@ def compare_runs(old: RunResult, new: RunResult, tolerances: Tolerances | None =
             better = (vn > vo) == card.higher_is_better
             status = "better" if better else "worse"
             failed = t.direction == "both" or not better
-        comp.deltas.append(Delta(protocol, subset, key, vo, vn, no, nn, limit, status, failed))
+        ci = None
+        if rows_old is not None and rows_new is not None and vo is not None and vn is not None:
+            a = case_values(rows_new, new.run_dir, protocol, subset, key)
+            b = case_values(rows_old, old.run_dir, protocol, subset, key)
+            shared = sorted(set(a) & set(b))
+            if shared:
+                ci = paired_bootstrap_ci([a[c] for c in shared], [b[c] for c in shared],
+                                         n_resamples=n_resamples, seed=seed)
+        if ci_gate and failed and ci is not None and not math.isnan(ci.lo) and not ci.excludes_zero:
+            failed, status = False, status + " (CI includes 0)"
+        comp.deltas.append(Delta(protocol, subset, key, vo, vn, no, nn, limit, status, failed, ci))
     return comp
 
 
@@ -213,9 +241,12 @@ def comparison_table(comp: Comparison, *, only_changed: bool = False) -> Any:
     from rich.table import Table
 
     t = Table(title=f"mbench compare\nold: {comp.old}\nnew: {comp.new}\ntolerances: {comp.tolerances}")
+    show_ci = any(d.paired is not None for d in comp.deltas)
     for name, just in (("protocol", "left"), ("subset", "left"), ("metric", "left"), ("old", "right"),
                        ("new", "right"), ("Δ", "right"), ("tol", "right"), ("n old→new", "right"), ("status", "left")):
-        t.add_column(name, justify=just)  # type: ignore[arg-type]
+        t.add_column(name, justify=just, no_wrap=name in ("metric", "status"))  # type: ignore[arg-type]
+    if show_ci:
+        t.add_column("paired Δ 95% CI (shared cases)", justify="right")
     for d in comp.deltas:
         if only_changed and d.status == "ok":
             continue
@@ -223,7 +254,8 @@ def comparison_table(comp: Comparison, *, only_changed: bool = False) -> Any:
         style = "bold red" if d.failed else ("green" if d.status in ("ok", "better") else "yellow")
         f = (lambda v: "—" if v is None else f"{v:.4f}")
         delta = "—" if d.delta is None else f"{d.delta:+.4f}"
+        extra = [d.paired.text() if d.paired is not None else "—"] if show_ci else []
         t.add_row(d.protocol, d.subset, f"{d.key} {card.arrow}", f(d.old), f(d.new), delta, f"{d.tolerance:.4g}",
                   f"{d.n_old if d.n_old is not None else '—'}→{d.n_new if d.n_new is not None else '—'}",
-                  f"[{style}]{d.status}{' FAIL' if d.failed else ''}[/]")
+                  f"[{style}]{d.status}{' FAIL' if d.failed else ''}[/]", *extra)
     return t

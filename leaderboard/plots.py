@@ -14,14 +14,15 @@ import logging
 import math
 import zlib
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Mapping
 
 import numpy as np
 import numpy.typing as npt
 
 from multiid_bench.errors import ConfigError
 from multiid_bench.leaderboard.paper import PAPER, metric_key, paper_meta, paper_table_for
-from multiid_bench.metrics.cards import MetricCard, get_card
+from multiid_bench.leaderboard.tables import MIN_CI_N
+from multiid_bench.metrics.cards import FACE_MODEL_METRICS, MetricCard, get_card
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -34,24 +35,32 @@ log = logging.getLogger(__name__)
 def tradeoff_points(
     df: "pd.DataFrame",
     *,
-    subset: str = "p1",
+    subset: str | None = None,
     face_model: str = "average",
     protocol: str = "paper",
     x_metric: str = "sim_gt",
     y_metric: str = "copy_paste",
     paper_table: str | None = None,
     include_limits: bool = False,
+    allow_mixed: bool = False,
 ) -> "pd.DataFrame":
-    """One row per plotted model: x/y values with CI bounds, kind, provenance and a label.
+    """One row per plotted model: x/y values with CI bounds, kind, provenance, a label and comparability.
 
     Rows missing either coordinate are dropped (and logged), never imputed. The oracle "limits" (GT,
     copy-reference) are left out unless ``include_limits``: their copy-paste of +-1 would flatten the plot.
+    ``comparable`` is False (with ``not_ranked_reason``) for a point not comparable with the rest of the
+    view (:mod:`.comparability`); such points are drawn greyed, outside the fit and the Pareto front.
     """
     import pandas as pd
 
+    from multiid_bench.leaderboard.comparability import comparable_set, frame_key
+
     get_card(x_metric), get_card(y_metric)  # unknown metric ids fail here, with "did you mean"
+    empty = pd.DataFrame(columns=["label", "model", "provenance", "kind", "x", "y", "comparable"])
     if df.empty:
-        return pd.DataFrame(columns=["label", "model", "provenance", "kind", "x", "y"])
+        return empty
+    if subset is None:
+        subset = str(paper_meta()["tables"][paper_table]["subset"]) if paper_table in paper_meta()["tables"] else "p1"
     present = set(df["metric_key"])
 
     def key(metric: str) -> str:  # "face_failure_rate" is written per face model by the runner
@@ -67,7 +76,7 @@ def tradeoff_points(
         parts.append(df[(df["provenance"] == PAPER) & (df["table"] == table_id)])
     view = pd.concat(parts, ignore_index=True)
     view = view[view["metric_key"].isin([xk, yk])]
-    rows = []
+    rows, firsts = [], []
     for (source, display), grp in view.groupby(["source", "display"], sort=False):
         by_key = {r["metric_key"]: r for _, r in grp.iterrows()}
         first = grp.iloc[0]
@@ -79,21 +88,27 @@ def tradeoff_points(
         rx, ry = by_key[xk], by_key[yk]
         is_paper = first["provenance"] == PAPER
         rows.append({
-            "label": f"{display} (paper)" if is_paper else (
-                str(display) if bool(first["reportable"]) else f"{display} (--limit, not reportable)"),
-            "model": first["model"], "provenance": first["provenance"], "kind": first["row_kind"],
-            "source": source, "x_key": xk, "y_key": yk,
+            "label": str(display), "model": first["model"], "provenance": first["provenance"],
+            "kind": first["row_kind"], "source": source, "x_key": xk, "y_key": yk,
             "x": float(rx["value"]), "y": float(ry["value"]),
             "x_lo": math.nan if is_paper else float(rx["ci_lo"]), "x_hi": math.nan if is_paper else float(rx["ci_hi"]),
             "y_lo": math.nan if is_paper else float(ry["ci_lo"]), "y_hi": math.nan if is_paper else float(ry["ci_hi"]),
             "n_x": None if is_paper else int(rx["n"]), "n_y": None if is_paper else int(ry["n"]),
             "reportable": True if is_paper else bool(first["reportable"]),
+            "subset": subset, "protocol": protocol, "face_model": face_model, "paper_table": table_id,
         })
+        firsts.append(first)
     pts = pd.DataFrame.from_records(rows)
     if pts.empty:
-        return pd.DataFrame(columns=["label", "model", "provenance", "kind", "x", "y"])
-    dup = pts["label"].duplicated(keep=False)
-    pts.loc[dup, "label"] = pts.loc[dup, "label"] + " [" + pts.loc[dup, "source"].map(lambda s: Path(s.split(" ", 1)[-1]).parent.name) + "]"
+        return empty
+    same = pts["label"].duplicated(keep=False) & (pts["provenance"] != PAPER)
+    dup = same & pts.groupby("label")["provenance"].transform(lambda s: (s != PAPER).sum() > 1)
+    pts.loc[dup, "label"] = pts.loc[dup, "label"] + " [" + pts.loc[dup, "source"].map(
+        lambda s: Path(s.split(" ", 1)[-1]).parent.name) + "]"
+    verdict = comparable_set([frame_key(f, label=lab) for f, lab in zip(firsts, pts["label"])], allow_mixed=allow_mixed)
+    pts["comparable"] = [ok or not rep for ok, rep in zip(verdict.ranked, pts["reportable"])]
+    pts["not_ranked_reason"] = verdict.reasons
+    pts.attrs["banners"] = verdict.banners(list(pts["label"]))
     return pts
 
 
@@ -133,141 +148,221 @@ def _colour(model: str) -> Any:
 
 
 def annotate_fit(points: "pd.DataFrame", degree: int) -> tuple["pd.DataFrame", npt.NDArray[np.float64] | None, MetricCard, MetricCard]:
-    """Add ``in_fit`` and ``on_pareto_front`` flags; return the fit coefficients and the two cards."""
+    """Add ``in_fit`` and ``on_pareto_front`` flags; return the fit coefficients and the two cards.
+
+    Both are computed only over points that may be ranked (comparable with the view and reportable).
+    """
     if points.empty:
         raise ConfigError("nothing to plot: no model has both coordinates in this view (check --subset, --protocol "
                           "and --face-model; pass --include-paper, or --include-limits for oracle-only runs)")
     x_card, y_card = get_card(points["x_key"].iloc[0]), get_card(points["y_key"].iloc[0])
     pts = points.copy()
-    baseline = pts["kind"] == "baseline"
+    if "comparable" not in pts:
+        pts["comparable"] = True
+    rankable = pts["comparable"].astype(bool) & pts["reportable"].astype(bool)
+    baseline = (pts["kind"] == "baseline") & rankable
     paper_base = baseline & (pts["provenance"] == PAPER)
     pts["in_fit"] = paper_base if paper_base.sum() >= 3 else baseline
     coef = fit_curve(pts.loc[pts["in_fit"], "x"], pts.loc[pts["in_fit"], "y"], degree)
     if coef is None:
         pts["in_fit"] = False
-    pts["on_pareto_front"] = pareto_mask(pts["x"], pts["y"], x_higher_is_better=x_card.higher_is_better,
-                                         y_higher_is_better=y_card.higher_is_better)
+    front = np.zeros(len(pts), dtype=bool)
+    idx = np.flatnonzero(rankable.to_numpy())
+    if idx.size:
+        front[idx] = pareto_mask(pts["x"].to_numpy()[idx], pts["y"].to_numpy()[idx],
+                                 x_higher_is_better=x_card.higher_is_better, y_higher_is_better=y_card.higher_is_better)
+    pts["on_pareto_front"] = front
     return pts, coef, x_card, y_card
 
 
-def plot_tradeoff(points: "pd.DataFrame", out: str | Path, *, title: str = "", degree: int = 2,
-                  formats: tuple[str, ...] = ("png", "svg", "csv")) -> list[Path]:
-    """Draw the trade-off plot and write ``<out>.png``, ``<out>.svg`` and ``<out>.csv`` (the data behind it).
+_SUBSET_NAMES = {"p1": "single-person subset", "p2": "2-person subset", "p3": "3-and-4-people subset",
+                 "all": "all subsets"}
+_FORMATS = ("png", "svg", "pdf", "csv")
+
+
+def _outputs(out: str | Path, formats: tuple[str, ...] | None) -> tuple[Path, tuple[str, ...]]:
+    """``fig.pdf`` -> (fig, (pdf, csv)); ``fig`` -> (fig, (png, svg, csv)); an explicit ``formats`` wins."""
+    out = Path(out)
+    suffix = out.suffix.lower().lstrip(".")
+    stem = out.with_suffix("") if suffix in _FORMATS else out
+    if formats is None:
+        formats = (suffix, "csv") if suffix in ("png", "svg", "pdf") else ("png", "svg", "csv")
+    bad = [f for f in formats if f not in _FORMATS]
+    if bad:
+        raise ConfigError(f"plot format must be one of {', '.join(_FORMATS)}; got {bad}")
+    return stem, tuple(dict.fromkeys(formats))
+
+
+def _human_label(p: "pd.Series", label_map: Mapping[str, str]) -> str:
+    for k in (str(p["label"]), str(p["model"]), str(p.get("display", ""))):
+        if k.lower() in label_map:
+            return label_map[k.lower()]
+    return str(p["label"])
+
+
+def plot_tradeoff(points: "pd.DataFrame", out: str | Path, *, title: str | None = None, degree: int = 2,
+                  formats: tuple[str, ...] | None = None, style: str = "default", width: str | float | None = None,
+                  label_map: Mapping[str, str] | None = None) -> list[Path]:
+    """Draw the trade-off plot; write the figure(s) and the CSV behind it next to each other.
 
     Paper points are hollow circles in the model's colour; measured points are filled diamonds with their
-    95% CI bars; the dashed curve is the fit over the baselines; red rings and line mark the Pareto front.
+    95% CI bars (only over n >= 10 cases); points not comparable with the view are grey and outside the
+    fit and the front; the dashed curve is the fit over the baselines; red rings and line mark the Pareto
+    front. The legend names only what is drawn; "(paper)" is said there, not on every point.
 
     Args:
         points: from :func:`tradeoff_points`.
-        out: output path; a ``.png``/``.svg``/``.csv`` suffix is replaced by each format's.
-        title: plot title.
+        out: ``fig.pdf`` / ``fig.svg`` (vector) / ``fig.png`` writes that figure and ``fig.csv``; a path
+            without one of these suffixes writes ``.png``, ``.svg`` and ``.csv``.
+        title: plot title; ``None``: a human one (``default`` style) or none (``paper`` style); ``""``: none.
         degree: polynomial degree of the fitted curve.
-        formats: which of ``png``, ``svg``, ``csv`` to write (the report needs only the PNG).
+        formats: override which of ``png``, ``svg``, ``pdf``, ``csv`` to write (the report needs the PNG).
+        style: ``default`` (screen) or ``paper`` (serif, 300 dpi raster, TrueType fonts in PDF).
+        width: ``single`` / ``wide`` / ``double`` column or inches (see :data:`.plot_style.WIDTHS`).
+        label_map: method renames (:func:`.plot_style.read_label_map`), keys lower-case.
 
     Returns:
-        The written paths, in ``formats`` order.
+        The written paths, in format order.
     """
     import matplotlib
 
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
     import pandas as pd
+    from matplotlib.lines import Line2D
+
+    from multiid_bench.leaderboard.plot_style import face_model_name, figure_style, line_obstacles, place_labels
 
     pts, coef, x_card, y_card = annotate_fit(points, degree)
-    out = Path(out)
-    stem = out.with_suffix("") if out.suffix.lower() in (".png", ".svg", ".csv") else out
+    stem, formats = _outputs(out, formats)
     stem.parent.mkdir(parents=True, exist_ok=True)
+    fs = figure_style(style, width)
+    label_map = label_map or {}
+    pts["display_label"] = [_human_label(p, label_map) for _, p in pts.iterrows()]
+    greyed = ~pts["comparable"].astype(bool)
+    written: list[Path] = []
+    with plt.rc_context({**fs.rc, "font.size": fs.font_size}):
+        fig, ax = plt.subplots(figsize=(fs.width_in, fs.height_in), dpi=fs.dpi)
+        handles: list[Any] = []
+        drawn = {"paper": False, "measured": False, "greyed": False, "ci": False}
+        for i, p in pts.iterrows():
+            colour = "0.72" if greyed[i] else _colour(str(p["model"]))
+            if p["provenance"] == PAPER:
+                ax.scatter(p["x"], p["y"], s=fs.marker, facecolors="white", edgecolors=colour,
+                           linewidths=1.6 if fs.name == "default" else 1.0, marker="o", zorder=3)
+                drawn["greyed" if greyed[i] else "paper"] = True
+                continue
+            ci_x = not math.isnan(p["x_lo"]) and (p["n_x"] is None or p["n_x"] >= MIN_CI_N)
+            ci_y = not math.isnan(p["y_lo"]) and (p["n_y"] is None or p["n_y"] >= MIN_CI_N)
+            xerr = [[p["x"] - p["x_lo"]], [p["x_hi"] - p["x"]]] if ci_x else None
+            yerr = [[p["y"] - p["y_lo"]], [p["y_hi"] - p["y"]]] if ci_y else None
+            ax.errorbar(p["x"], p["y"], xerr=xerr, yerr=yerr, fmt="D", ms=math.sqrt(fs.marker) * 0.95, color=colour,
+                        mec="0.4" if greyed[i] else "black", mew=0.6, ecolor=colour, elinewidth=0.9, capsize=2,
+                        zorder=4)
+            drawn["greyed" if greyed[i] else "measured"] = True
+            drawn["ci"] = drawn["ci"] or bool(ci_x or ci_y)
+        fit_rows = []
+        if coef is not None:
+            fit_x = pts.loc[pts["in_fit"], "x"]  # the curve spans its own points, not greyed outliers
+            xs = np.linspace(fit_x.min() - 0.01, fit_x.max() + 0.01, 200)
+            ys = np.polyval(coef, xs)
+            n_fit = int(pts["in_fit"].sum())
+            fit_label = (f"fit over {n_fit} baselines (degree {len(coef) - 1})" if fs.name == "default"
+                         else f"baseline fit ({n_fit}, deg. {len(coef) - 1})")
+            (line,) = ax.plot(xs, ys, color="0.35", lw=1.1, ls="--", zorder=1, label=fit_label)
+            handles.append(line)
+            fit_rows = [{"label": "fitted curve", "kind": "fitted_curve", "provenance": "derived", "x": float(a),
+                         "y": float(b), "note": f"least-squares polynomial, degree {len(coef) - 1}, "
+                                                f"coefficients {list(map(float, coef))}"}
+                        for a, b in zip(xs[::10], ys[::10])]
+        front = pts[pts["on_pareto_front"]].sort_values("x")
+        if len(front):
+            ax.plot(front["x"], front["y"], color="crimson", lw=0.9, alpha=0.7, zorder=2)
+            ax.scatter(front["x"], front["y"], s=fs.marker * 3.4, facecolors="none", edgecolors="crimson",
+                       linewidths=0.9, zorder=2)
+            handles.append(Line2D([], [], color="crimson", lw=0.9, marker="o", mfc="none", ms=7, label="Pareto front"))
+        if drawn["paper"]:
+            handles.append(Line2D([], [], ls="", marker="o", mfc="white", mec="0.3", mew=1.4, label="reported in the paper"))
+        if drawn["measured"]:
+            handles.append(Line2D([], [], ls="", marker="D", color="0.3", mec="black",
+                                  label="measured" + (" (95% CI bars)" if drawn["ci"] else "")))
+        if drawn["greyed"]:
+            handles.append(Line2D([], [], ls="", marker="D", color="0.72", mec="0.4", label="not comparable, not ranked"))
+        _limits(ax, pts)
+        if not y_card.higher_is_better:
+            ax.invert_yaxis()
+        if not x_card.higher_is_better:
+            ax.invert_xaxis()
+        fm = str(pts["face_model"].iloc[0]) if "face_model" in pts else "average"
+        fm_text = f" ({face_model_name(fm)})" if fm != "average" else ""
+        ax.set_xlabel(f"{x_card.name} {x_card.arrow}{fm_text if x_card.id in FACE_MODEL_METRICS else ''}")
+        ax.set_ylabel(f"{y_card.name} {y_card.arrow}{fm_text if y_card.id in FACE_MODEL_METRICS else ''}" +
+                      (" (axis reversed)" if not y_card.higher_is_better else ""))
+        if title is None and fs.name == "default":
+            subset = _SUBSET_NAMES.get(str(pts["subset"].iloc[0]), str(pts["subset"].iloc[0])) if "subset" in pts else ""
+            title = f"{x_card.name} vs {y_card.name}" + (f", {subset}" if subset else "")
+        if title:
+            ax.set_title(title, fontsize=fs.font_size + 1)
+        ax.grid(True, alpha=0.3, lw=0.5)
+        if fs.name == "paper":
+            from matplotlib.ticker import MaxNLocator
 
-    fig, ax = plt.subplots(figsize=(9.0, 6.5), dpi=110)
-    for _, p in pts.iterrows():
-        colour = _colour(str(p["model"]))
-        if p["provenance"] == PAPER:
-            ax.scatter(p["x"], p["y"], s=70, facecolors="white", edgecolors=colour, linewidths=2.0, marker="o", zorder=3)
-        else:
-            xerr = [[p["x"] - p["x_lo"]], [p["x_hi"] - p["x"]]] if not math.isnan(p["x_lo"]) else None
-            yerr = [[p["y"] - p["y_lo"]], [p["y_hi"] - p["y"]]] if not math.isnan(p["y_lo"]) else None
-            ax.errorbar(p["x"], p["y"], xerr=xerr, yerr=yerr, fmt="D", ms=8, color=colour, mec="black",
-                        mew=0.8, ecolor=colour, elinewidth=1.2, capsize=3, zorder=4)
-    fit_rows = []
-    if coef is not None:
-        xs = np.linspace(pts["x"].min() - 0.01, pts["x"].max() + 0.01, 200)
-        ys = np.polyval(coef, xs)
-        n_fit = int(pts["in_fit"].sum())
-        ax.plot(xs, ys, color="0.35", lw=1.4, ls="--", zorder=1,
-                label=f"fit over {n_fit} baselines (degree {len(coef) - 1})")
-        fit_rows = [{"label": "fitted curve", "kind": "fitted_curve", "provenance": "derived", "x": float(a), "y": float(b),
-                     "note": f"least-squares polynomial, degree {len(coef) - 1}, coefficients {list(map(float, coef))}"}
-                    for a, b in zip(xs[::10], ys[::10])]
-    front = pts[pts["on_pareto_front"]].sort_values("x")
-    if len(front):
-        ax.plot(front["x"], front["y"], color="crimson", lw=1.0, alpha=0.7, zorder=2)
-        ax.scatter(front["x"], front["y"], s=260, facecolors="none", edgecolors="crimson", linewidths=1.2, zorder=2,
-                   label="Pareto front")
-    ax.scatter([], [], s=70, facecolors="white", edgecolors="0.3", linewidths=2.0, label="reported in the paper")
-    ax.scatter([], [], s=50, marker="D", color="0.3", label="measured (95% CI bars)")
-    # axis limits from the points and their CI bars (the fitted curve may not stretch them)
-    for axis, lo_col, hi_col, setter in (("x", "x_lo", "x_hi", ax.set_xlim), ("y", "y_lo", "y_hi", ax.set_ylim)):
-        vals = np.concatenate([pts[axis].to_numpy(float), pts[lo_col].to_numpy(float), pts[hi_col].to_numpy(float)])
-        vals = vals[np.isfinite(vals)]
-        pad = max(0.08 * float(np.ptp(vals)), 0.01)
-        setter(float(vals.min()) - pad, float(vals.max()) + pad)
-    if not y_card.higher_is_better:
-        ax.invert_yaxis()
-    if not x_card.higher_is_better:
-        ax.invert_xaxis()
-    ax.set_xlabel(f"{x_card.name} {x_card.arrow}   [{pts['x_key'].iloc[0]}; {x_card.scale}]")
-    ax.set_ylabel(f"{y_card.name} {y_card.arrow}   [{pts['y_key'].iloc[0]}]" +
-                  ("  (axis descending)" if not y_card.higher_is_better else ""))
-    ax.set_title(title or f"{x_card.name} vs {y_card.name}", fontsize=11)
-    ax.grid(True, alpha=0.3)
-    ax.text(0.99, 0.99, "better ↗", transform=ax.transAxes, ha="right", va="top", fontsize=10, color="0.35")
-    ax.legend(loc="lower left", fontsize=8, framealpha=0.9)
-    _place_labels(fig, ax, pts)
-    fig.tight_layout()
-    written = []
-    for fmt in formats:
-        path = stem.with_suffix(f".{fmt}")
-        if fmt in ("png", "svg"):
-            fig.savefig(path)
-        elif fmt == "csv":
-            table = pd.concat([pts, pd.DataFrame.from_records(fit_rows)], ignore_index=True, sort=False) if fit_rows else pts
-            table.to_csv(path, index=False)
-        else:
-            raise ConfigError(f"plot format must be png, svg or csv; got {fmt!r}")
-        written.append(path)
-    plt.close(fig)
+            ax.xaxis.set_major_locator(MaxNLocator(nbins=5 if fs.width_in <= 4 else 8))
+            ax.yaxis.set_major_locator(MaxNLocator(nbins=6))
+        ax.text(0.99, 0.99, "better ↗", transform=ax.transAxes, ha="right", va="top", fontsize=fs.label_size + 1,
+                color="0.35")
+        if handles and fs.name == "paper":  # above the axes: the plot area stays for the points and labels
+            ax.legend(handles=handles, loc="lower center", bbox_to_anchor=(0.5, 1.01), ncol=2, fontsize=fs.label_size,
+                      frameon=False, handlelength=1.4, columnspacing=1.0, borderaxespad=0.2)
+        elif handles:
+            ax.legend(handles=handles, loc="lower left", fontsize=fs.label_size, framealpha=0.9,
+                      handlelength=1.6, borderpad=0.4)
+        if fs.name == "default" and greyed.any():
+            fig.text(0.01, 0.005, "\n".join(f"{b}" for b in pts.attrs.get("banners", []))[:600], fontsize=6.5,
+                     color="0.35", ha="left", va="bottom", wrap=True)
+        fig.tight_layout(rect=(0, 0.05 if fs.name == "default" and greyed.any() else 0, 1, 1))
+        texts = [f"{lab} (not comparable)" if g else lab for lab, g in zip(pts["display_label"], greyed)]
+        legend = ax.get_legend()
+        obstacles = [legend.get_window_extent(fig.canvas.get_renderer())] if legend is not None else []
+        obstacles.append(ax.texts[0].get_window_extent(fig.canvas.get_renderer()))  # "better" hint
+        obstacles += _ci_boxes(ax, pts) + line_obstacles(ax)
+        marker_r = math.sqrt(fs.marker) / 2 * fig.dpi / 72.0  # scatter size is an area in points^2
+        radii = [marker_r * (math.sqrt(3.4) if on else 1.0) + 1 for on in pts["on_pareto_front"]]
+        pts.attrs["labels"] = place_labels(
+                     fig, ax, list(zip(pts["x"], pts["y"])), texts, obstacles=obstacles, fontsize=fs.label_size,
+                     radii_px=radii, colours=["0.55" if g else "0.1" for g in greyed],
+                     weights=["bold" if (p["provenance"] != PAPER and not greyed[i]) else "normal"
+                              for i, p in pts.iterrows()])
+        for fmt in formats:
+            path = stem.with_suffix(f".{fmt}")
+            if fmt == "csv":
+                table = pts.drop(columns=["display_label"]).assign(display_label=pts["display_label"])
+                if fit_rows:
+                    table = pd.concat([table, pd.DataFrame.from_records(fit_rows)], ignore_index=True, sort=False)
+                table.to_csv(path, index=False)
+            else:
+                fig.savefig(path, format=fmt, dpi=fs.dpi)
+            written.append(path)
+        plt.close(fig)
     return written
 
 
-def _place_labels(fig: Any, ax: Any, pts: "pd.DataFrame") -> None:
-    """Greedy label placement: try a few offsets per point, keep the first that overlaps nothing placed."""
+def _limits(ax: Any, pts: "pd.DataFrame") -> None:
+    """Axis limits from the points and their CI bars (the fitted curve may not stretch them)."""
+    for axis, lo_col, hi_col, setter in (("x", "x_lo", "x_hi", ax.set_xlim), ("y", "y_lo", "y_hi", ax.set_ylim)):
+        vals = np.concatenate([pts[axis].to_numpy(float), pts[lo_col].to_numpy(float), pts[hi_col].to_numpy(float)])
+        vals = vals[np.isfinite(vals)]
+        pad = max(0.10 * float(np.ptp(vals)), 0.01)
+        setter(float(vals.min()) - pad, float(vals.max()) + pad)
+
+
+def _ci_boxes(ax: Any, pts: "pd.DataFrame") -> list[Any]:
     from matplotlib.transforms import Bbox
 
-    renderer = fig.canvas.get_renderer()
-    # every marker is an obstacle, so a label never sits on top of another model's point
-    placed: list[Any] = []
-    for px, py in ax.transData.transform(pts[["x", "y"]].to_numpy(dtype=float)):
-        placed.append(Bbox.from_extents(px - 7, py - 7, px + 7, py + 7))
-    for _, p in pts.iterrows():  # CI bars are obstacles too
+    boxes = []
+    for _, p in pts.iterrows():
         for (x0, y0), (x1, y1) in (((p["x_lo"], p["y"]), (p["x_hi"], p["y"])), ((p["x"], p["y_lo"]), (p["x"], p["y_hi"]))):
             if np.isfinite([x0, y0, x1, y1]).all():
                 (a, b), (c, d) = ax.transData.transform([(x0, y0), (x1, y1)])
-                placed.append(Bbox.from_extents(min(a, c) - 2, min(b, d) - 2, max(a, c) + 2, max(b, d) + 2))
-    offsets = [(8, 0, "left", "center"), (-8, 0, "right", "center"), (6, 7, "left", "bottom"),
-               (6, -7, "left", "top"), (-6, 7, "right", "bottom"), (-6, -7, "right", "top"),
-               (0, 10, "center", "bottom"), (0, -10, "center", "top"), (14, 16, "left", "bottom"),
-               (-14, -16, "right", "top")]
-    for _, p in pts.sort_values("x").iterrows():
-        text = None
-        for dx, dy, ha, va in offsets:
-            if text is not None:
-                text.remove()
-            text = ax.annotate(str(p["label"]), (p["x"], p["y"]), xytext=(dx, dy), textcoords="offset points",
-                               ha=ha, va=va, fontsize=7.5, color="0.15" if p["provenance"] != PAPER else "0.35",
-                               fontweight="bold" if p["provenance"] != PAPER else "normal", zorder=5,
-                               bbox={"boxstyle": "round,pad=0.1", "fc": "white", "ec": "none", "alpha": 0.75})
-            box = text.get_window_extent(renderer).expanded(1.05, 1.15)
-            if not any(box.overlaps(b) for b in placed) and ax.bbox.contains(box.x0, box.y0) \
-                    and ax.bbox.contains(box.x1, box.y1):
-                break
-        placed.append(text.get_window_extent(renderer))
+                boxes.append(Bbox.from_extents(min(a, c) - 2, min(b, d) - 2, max(a, c) + 2, max(b, d) + 2))
+    return boxes

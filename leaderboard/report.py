@@ -20,6 +20,7 @@ from typing import Any, Sequence
 
 from multiid_bench.leaderboard.cases import CaseView, case_view
 from multiid_bench.leaderboard.store import RunResult, combined_frame, load_cases, load_results
+from multiid_bench.leaderboard.tables import MIN_CI_N
 from multiid_bench.metrics.cards import CARDS, get_card
 
 __all__ = ["build_report"]
@@ -107,7 +108,10 @@ def _metrics_tables(run: RunResult) -> str:
                     cells.append("<td></td>")
                     continue
                 ci = m.get("ci95")
-                text = _fmt(m.get("value")) + (f" [{ci[0]:.4f}, {ci[1]:.4f}]" if ci else "")
+                if ci and int(m["n"]) < MIN_CI_N:  # too few cases for an honest interval: say so instead
+                    text = _fmt(m.get("value")) + f" (no CI: n < {MIN_CI_N})"
+                else:
+                    text = _fmt(m.get("value")) + (f" [{ci[0]:.4f}, {ci[1]:.4f}]" if ci else "")
                 cells.append(f'<td title="{_E(str(m.get("statistic", "")))}">{_E(text)} <small>n={m["n"]}</small></td>')
             out.append(f'<tr><td class="model">{_E(_metric_header(k))}</td>{"".join(cells)}</tr>')
         out.append("</tbody></table>")
@@ -126,6 +130,8 @@ def _plot_and_leaderboard(run: RunResult, include_paper: bool) -> str:
         return "<p>No metrics in this run.</p>"
     df = combined_frame([run], include_paper=include_paper)
     protocol = run.protocol if run.protocol in run.data["metrics"] else next(iter(run.data["metrics"]))
+    # ranks, the fit and the Pareto front only among comparable rows: a run not comparable with the paper's
+    # table is greyed there, with the reason in a banner (multiid_bench.leaderboard.comparability)
     parts = [render_html_fragment(build_leaderboard(df, subset=subset, protocol=protocol))]
     try:
         from multiid_bench.leaderboard.paper import model_kind

@@ -1,8 +1,11 @@
 """Leaderboard tables: pick one view (subset, protocol, face model) of the tidy frame, rank, format.
 
-Arrows, names and ranking direction come from the metric cards. Rows from the paper and measured rows
-sit in one table but keep their provenance column; the oracle rows (GT / copy-reference, the paper's
-"experimental limits") are shown but never ranked, as in the paper.
+Arrows, names and ranking direction come from the metric cards (for a paper-only column without a card,
+from the paper's own printed header). Rows from the paper and measured rows sit in one table but keep
+their provenance column; the oracle rows (GT / copy-reference, the paper's "experimental limits") are
+shown but never ranked, as in the paper. Ranks are computed only among mutually comparable rows
+(:mod:`.comparability`): a row made on another bench, subset, protocol, profile or metric version is
+shown greyed with the reason, never ranked, unless ``allow_mixed``.
 """
 from __future__ import annotations
 
@@ -12,15 +15,19 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Iterable
 
 from multiid_bench.errors import ConfigError
+from multiid_bench.leaderboard.comparability import comparable_set, frame_key
 from multiid_bench.leaderboard.paper import PAPER, metric_key, paper_meta, paper_table_for
 from multiid_bench.metrics.cards import CARDS, FACE_MODEL_METRICS, MetricCard, get_card
 
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["Cell", "Column", "LeaderboardTable", "Row", "build_leaderboard", "view_keys"]
+__all__ = ["MIN_CI_N", "Cell", "Column", "LeaderboardTable", "Row", "build_leaderboard", "view_keys"]
 
 SUBSETS = ("p1", "p2", "p3", "all")
+#: A bootstrap CI over fewer cases than this is not shown in text formats (it would look more certain
+#: than it is); the table says so in a note, and the CSV keeps the exact bounds.
+MIN_CI_N = 10
 PROTOCOLS = ("paper", "strict")
 FACE_MODELS = ("average", "arcface", "adaface", "facenet", "dlib", "facenet_mtcnn")
 
@@ -37,6 +44,15 @@ class Column:
         return f"{self.card.name}{fm} {self.card.arrow}"
 
 
+def _paper_card(key: str, label: str, table_id: str) -> MetricCard:
+    """A column the paper prints but mbench has no card for (yet): name and direction as printed."""
+    name = label.replace("↑", "").replace("↓", "").strip()
+    return MetricCard(
+        id=key, name=name, version="paper", higher_is_better="↓" not in label, range=(-math.inf, math.inf),
+        scale="as printed in the paper", definition=f"the paper's Table {table_id} column {label!r}",
+        inputs=(), aggregation="as reported in the paper", read_by=(f"Table {table_id}",))
+
+
 @dataclass
 class Cell:
     value: float
@@ -45,16 +61,24 @@ class Cell:
     n: int | None = None
     rank: int | None = None
     statistic: str = ""
+    printed: str | None = None  # a paper cell's text exactly as printed ("8.13", "N/A")
 
     @property
     def has_ci(self) -> bool:
         return not (math.isnan(self.ci_lo) or math.isnan(self.ci_hi))
 
+    @property
+    def ci_shown(self) -> bool:
+        """A CI is shown only over at least :data:`MIN_CI_N` cases."""
+        return self.has_ci and (self.n is None or self.n >= MIN_CI_N)
+
     def text(self, digits: int = 3) -> str:
+        if self.printed is not None:
+            return self.printed
         if math.isnan(self.value):
             return "N/A"
         out = f"{self.value:.{digits}f}"
-        if self.has_ci:
+        if self.ci_shown:
             out += f" ± {(self.ci_hi - self.ci_lo) / 2:.{digits}f}"
         return out
 
@@ -71,11 +95,13 @@ class Row:
     cells: dict[str, Cell] = field(default_factory=dict)
     evaluated: int | None = None
     run: str = ""
+    comparable: bool = True
+    not_ranked_reason: str = ""
 
     @property
     def ranked(self) -> bool:
-        """Limits (GT / copy-reference) and --limit smoke runs are shown but never ranked."""
-        return self.kind != "limit" and self.reportable
+        """Limits (GT / copy-reference), --limit runs and rows not comparable with the view are never ranked."""
+        return self.kind != "limit" and self.reportable and self.comparable
 
 
 @dataclass
@@ -84,11 +110,13 @@ class LeaderboardTable:
     columns: list[Column]
     rows: list[Row]
     notes: list[str] = field(default_factory=list)
+    banners: list[str] = field(default_factory=list)
 
     def legend(self) -> str:
         return (
             "↑ higher is better, ↓ lower is better (metric cards). Marks: ¹ best, ² second, ³ third per column "
-            "(GT/copy-reference limits and --limit runs not ranked). Measured cells: value ± half-width of the bootstrap 95% CI; "
+            "(GT/copy-reference limits, --limit runs and rows not comparable with the view are not ranked). "
+            f"Measured cells: value ± half-width of the bootstrap 95% CI (shown when n >= {MIN_CI_N}); "
             "paper rows are as reported in the paper, not measured."
         )
 
@@ -128,34 +156,51 @@ def _provenance_text(r: "pd.Series") -> str:
     return text
 
 
+def _resolve_subset(subset: str | None, paper_table: str | None) -> str:
+    if subset is not None:
+        return subset
+    if paper_table is not None and paper_table in paper_meta()["tables"]:
+        return str(paper_meta()["tables"][paper_table]["subset"])
+    return "p1"
+
+
 def build_leaderboard(
     df: "pd.DataFrame",
     *,
-    subset: str = "p1",
+    subset: str | None = None,
     protocol: str = "paper",
     face_model: str = "average",
     paper_table: str | None = None,
+    allow_mixed: bool = False,
 ) -> LeaderboardTable:
     """One leaderboard view.
 
     Args:
         df: from :func:`~multiid_bench.leaderboard.store.combined_frame` (measured and/or paper rows).
-        subset: ``p1``/``p2``/``p3``/``all`` for measured rows; paper rows come from the table matching
-            the subset (1a, 2a, 2b) or ``face_model`` (Table 5), unless ``paper_table`` names one.
+        subset: ``p1``/``p2``/``p3``/``all`` (or a subset the runs recorded) for measured rows; ``None``:
+            the subset of ``paper_table`` when one is named, else ``p1``. Paper rows come from the table
+            matching the subset (1a, 2a, 2b) or ``face_model`` (Table 5), unless ``paper_table`` names one.
         protocol: which of the run's protocols to show for measured rows.
         face_model: ``average`` (pooled over face models) or one face model id.
-        paper_table: force a paper table (e.g. ``"3"`` for the ablation); ``None`` picks by view.
+        paper_table: force a paper table (``"1b"`` OmniContext, ``"3"`` the ablation ...); ``None`` picks by view.
+        allow_mixed: rank rows that are not comparable with each other (a warning says which).
 
     Raises:
         ConfigError: an unknown subset, protocol or paper table.
     """
     import pandas as pd
 
-    _check_choice("--subset", subset, SUBSETS)
+    subset = _resolve_subset(subset, paper_table)
+    measured_subsets = set(df.loc[df["provenance"] != PAPER, "subset"]) if not df.empty else set()
+    paper_subsets = {str(t["subset"]) for t in paper_meta()["tables"].values()}
+    _check_choice("--subset", subset, (*SUBSETS, *sorted(measured_subsets - set(SUBSETS)),
+                                       *sorted(paper_subsets & {subset})))
     _check_choice("--protocol", protocol, PROTOCOLS)
     keys = view_keys(face_model)
     notes: list[str] = []
     parts = []
+    table_id = None
+    extra_cards: dict[str, MetricCard] = {}
     if not df.empty:
         all_measured = df[df["provenance"] != PAPER]
         measured = all_measured[(all_measured["subset"] == subset) & (all_measured["protocol"] == protocol)]
@@ -170,19 +215,30 @@ def build_leaderboard(
             if table_id is None:
                 notes.append(f"the paper reports no table for subset {subset!r} / face model {face_model!r}")
             else:
-                if table_id not in paper_meta()["tables"] or table_id in ("1b", "7"):
-                    raise ConfigError(f"--paper-table must be one of 1a, 2a, 2b, 3, 5, 6; got {table_id!r}")
+                if table_id not in paper_meta()["tables"] or table_id == "7":
+                    raise ConfigError(f"--paper-table must be one of 1a, 1b, 2a, 2b, 3, 5, 6; got {table_id!r} "
+                                      "(Table 7 is 'mbench correlate')")
                 paper = df[(df["provenance"] == PAPER) & (df["table"] == table_id)]
+                if paper.empty:  # e.g. Table 1b (OmniContext) when the frame kept MultiID-Bench tables only
+                    from multiid_bench.leaderboard.paper import load_paper_results
+
+                    paper = load_paper_results([table_id])
+                for k, lab in zip(paper["metric_key"], paper["column_label"]):
+                    if k.split(".")[0] not in CARDS and k not in extra_cards:
+                        extra_cards[k] = _paper_card(k, str(lab), table_id)
+                keys = keys + list(extra_cards)
                 parts.append(paper[paper["metric_key"].isin(keys)])
                 info = paper_meta()["tables"][table_id]
                 notes.append(f"paper Table {table_id}: {info['caption']} Subset: {info['subset_basis']}.")
                 if info.get("copy_paste_rule"):
                     notes.append(f"paper Table {table_id}: {info['copy_paste_rule']}")
                 notes.extend(f"paper Table {table_id}: {n}" for n in info.get("notes", []))
-    view = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+    view = pd.concat([p for p in parts if not p.empty], ignore_index=True) if any(
+        not p.empty for p in parts) else pd.DataFrame()
     present = set(view["metric_key"]) if not view.empty else set()
-    columns = [Column(k, get_card(k), k.partition(".")[2] or None) for k in keys if k in present]
+    columns = [Column(k, extra_cards.get(k) or get_card(k), k.partition(".")[2] or None) for k in keys if k in present]
     rows: list[Row] = []
+    row_keys = []
     if not view.empty:
         view = view.assign(_row=view["source"].astype(str) + "\x00" + view["display"].astype(str))
         for _, grp in view.groupby("_row", sort=False):
@@ -206,14 +262,42 @@ def build_leaderboard(
                     ci_hi=float(r.get("ci_hi", math.nan)) if measured_row else math.nan,
                     n=int(r["n"]) if measured_row else None,
                     statistic=str(r.get("statistic", "")) if measured_row else "",
+                    printed=None if measured_row else str(r["value_text"]),
                 )
             rows.append(row)
+            row_keys.append(first)
     _disambiguate(rows)
+    verdict = comparable_set([frame_key(r, label=row.label) for r, row in zip(row_keys, rows)],
+                             allow_mixed=allow_mixed)
+    for row, ok, why in zip(rows, verdict.ranked, verdict.reasons):
+        row.comparable = ok or not row.reportable  # --limit rows keep their own (red) flag
+        row.not_ranked_reason = why
     _rank(rows, columns)
-    title = f"MultiID-Bench leaderboard · subset {subset} · {protocol} protocol · face model {face_model}"
+    small_ci = sorted({f"{r.label} {c.key} (n={cell.n})" for r in rows for c in columns
+                       if (cell := r.cells.get(c.key)) is not None and cell.has_ci and not cell.ci_shown})
+    if small_ci:
+        notes.append(f"CI not shown where n < {MIN_CI_N} (too few cases for a bootstrap interval): "
+                     + ", ".join(small_ci) + "; the CSV keeps the bounds")
+    title = _title(subset, protocol, face_model, table_id, has_measured=any(r.provenance != PAPER for r in rows))
     if not rows:
         notes.append("no rows: pass results files (RUN_DIR/results.json) and/or --include-paper")
-    return LeaderboardTable(title=title, columns=columns, rows=rows, notes=notes)
+    return LeaderboardTable(title=title, columns=columns, rows=rows, notes=notes,
+                            banners=verdict.banners([r.label for r in rows]))
+
+
+def _title(subset: str, protocol: str, face_model: str, table_id: str | None, *, has_measured: bool) -> str:
+    """Named by what the table is: the paper table's bench and subset when it shows one."""
+    info = paper_meta()["tables"].get(table_id or "", {})
+    bench = info.get("benchmark", "MultiID-Bench")
+    parts = [f"{bench} leaderboard", f"subset {info.get('subset', subset) if not has_measured else subset}"]
+    if has_measured:
+        parts.append(f"{protocol} protocol")
+    if table_id is not None:
+        parts.append(f"paper Table {table_id}" + (f" (subset {info['subset']})"
+                                                   if has_measured and info.get("subset") != subset else ""))
+    if bench == "MultiID-Bench":
+        parts.append(f"face model {face_model}")
+    return " · ".join(parts)
 
 
 def _disambiguate(rows: list[Row]) -> None:

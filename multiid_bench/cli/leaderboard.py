@@ -18,9 +18,15 @@ PROTOCOLS = click.Choice(["paper", "strict"])
 
 
 def _console() -> Any:
+    """The terminal's width on a terminal; piped, ``$COLUMNS`` or 200 (tables never break words either way)."""
+    import os
+
     from rich.console import Console
 
-    width = shutil.get_terminal_size((200, 40)).columns if sys.stdout.isatty() else 200
+    if sys.stdout.isatty():
+        width = shutil.get_terminal_size((200, 40)).columns
+    else:
+        width = int(os.environ["COLUMNS"]) if os.environ.get("COLUMNS", "").isdigit() else 200
     return Console(width=width, soft_wrap=False)
 
 
@@ -30,16 +36,20 @@ def _runs(paths: tuple[str, ...]) -> list[Any]:
     return [load_results(p) for p in paths]
 
 
-subset_opt = click.option("--subset", type=SUBSETS, default="p1", show_default=True,
-                          help="Bench subset: p1 single person, p2 two, p3 three-four, all.")
+subset_opt = click.option("--subset", default=None,
+                          help="Bench subset: p1 single person, p2 two, p3 three-four, all (or a subset the runs "
+                               "recorded). Default: the subset of --paper-table, else p1.")
+allow_mixed_opt = click.option("--allow-mixed", is_flag=True, default=False,
+                               help="Rank rows that are not comparable (other bench, subset, protocol, profile or "
+                                    "metric versions) together; prints a warning for each.")
 protocol_opt = click.option("--protocol", type=PROTOCOLS, default="paper", show_default=True,
                             help="Which protocol of the measured runs to show.")
 face_model_opt = click.option("--face-model", default="average", show_default=True,
                               help="Face model of the identity metrics (average = pooled over models; arcface, "
                                    "adaface, facenet, or any model the runs recorded).")
 paper_table_opt = click.option("--paper-table", default=None,
-                               help="Paper table for the paper rows (1a, 2a, 2b, 3, 5, 6); default: the one matching "
-                                    "--subset / --face-model.")
+                               help="Paper table for the paper rows (1a, 1b OmniContext, 2a, 2b, 3, 5, 6); default: "
+                                    "the one matching --subset / --face-model.")
 
 
 @click.command("leaderboard", epilog="""\b
@@ -57,38 +67,45 @@ Examples:
 @click.option("--include-paper/--no-include-paper", default=False, show_default=True,
               help="Add the numbers reported in the paper (marked as such) next to the measured ones.")
 @paper_table_opt
+@allow_mixed_opt
+@click.option("--provenance/--no-provenance", default=True, show_default=True,
+              help="Show the n and provenance columns (--no-provenance for a paper table; CSV always keeps them).")
 @click.option("--out", type=click.Path(dir_okay=False), default=None, help="Write to this file instead of stdout.")
-def leaderboard(results: tuple[str, ...], subset: str, protocol: str, face_model: str, fmt: str,
-                include_paper: bool, paper_table: str | None, out: str | None) -> None:
+def leaderboard(results: tuple[str, ...], subset: str | None, protocol: str, face_model: str, fmt: str,
+                include_paper: bool, paper_table: str | None, allow_mixed: bool, provenance: bool,
+                out: str | None) -> None:
     """Leaderboard from results files (RUN_DIR or results.json) and, optionally, the paper's numbers.
 
-    Arrows come from the metric cards; best three per column are marked; measured cells show value ±
-    CI half-width; a provenance column says paper or measured, protocol, bench and --limit runs.
+    Arrows come from the metric cards; best three per column are marked, only among rows that are
+    comparable with each other (a row that is not is greyed, with the reason above the table); measured
+    cells show value ± CI half-width; a provenance column says paper or measured, protocol, bench and
+    --limit runs.
     """
-    from multiid_bench.leaderboard.render import render, to_rich
+    from multiid_bench.leaderboard.render import print_rich, render
     from multiid_bench.leaderboard.store import combined_frame
     from multiid_bench.leaderboard.tables import build_leaderboard
 
     df = combined_frame(_runs(results), include_paper=include_paper)
-    table = build_leaderboard(df, subset=subset, protocol=protocol, face_model=face_model, paper_table=paper_table)
+    table = build_leaderboard(df, subset=subset, protocol=protocol, face_model=face_model, paper_table=paper_table,
+                              allow_mixed=allow_mixed)
     if out is not None or fmt != "rich":
-        text = render(table, fmt)
+        text = render(table, fmt, provenance=provenance, width=_console().width)
         if out is not None:
             Path(out).write_text(text, encoding="utf-8")
             click.echo(f"wrote {out}")
+            for b in table.banners:
+                click.echo(f"! {b}", err=True)
         else:
             click.echo(text, nl=False)
         return
-    console = _console()
-    console.print(to_rich(table))
-    for n in table.notes:
-        console.print(f"- {n}", markup=False, highlight=False)
+    print_rich(table, _console(), provenance=provenance)
 
 
 @click.command("plot-tradeoff", epilog="""\b
 Examples:
-  mbench plot-tradeoff --out fig5                          # the paper's points, Figure 5 style
-  mbench plot-tradeoff runs/mymodel --subset p2 --face-model arcface --out plots/p2
+  mbench plot-tradeoff --out fig5                          # the paper's points: fig5.png, .svg, .csv
+  mbench plot-tradeoff runs/mymodel --subset p2 --face-model arcface --out plots/p2.pdf
+  mbench plot-tradeoff runs/a --style paper --width single --label-map names.json --out fig.pdf
 """)
 @click.argument("results", nargs=-1, type=click.Path(exists=True))
 @subset_opt
@@ -103,22 +120,39 @@ Examples:
               help="Also plot the GT / copy-reference oracles (their copy-paste of about -1 / +1 flattens the plot).")
 @click.option("--degree", type=click.IntRange(1, 5), default=2, show_default=True,
               help="Degree of the polynomial fitted over the baselines.")
+@allow_mixed_opt
+@click.option("--style", type=click.Choice(["default", "paper"]), default="default", show_default=True,
+              help="paper: serif-compatible fonts, 300 dpi raster, no title, TrueType fonts in PDF.")
+@click.option("--width", default=None,
+              help="Figure width: single (3.5 in), wide (5.5 in), double (7 in) or inches. Default: 9 in "
+                   "(default style), single (paper style).")
+@click.option("--label-map", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Rename methods: a JSON object {\"uno\": \"UNO\"} or a CSV 'name,label' (keys: model id, "
+                   "paper label or run model name).")
+@click.option("--title", default=None, help="Figure title ('' for none).")
 @click.option("--out", default="mbench-tradeoff", show_default=True,
-              help="Output path without suffix: writes OUT.png, OUT.svg and OUT.csv.")
-def plot_tradeoff(results: tuple[str, ...], subset: str, protocol: str, face_model: str, x_metric: str,
+              help="fig.pdf / fig.svg (vector) or fig.png writes that figure and fig.csv; without a suffix: "
+                   "OUT.png, OUT.svg and OUT.csv.")
+def plot_tradeoff(results: tuple[str, ...], subset: str | None, protocol: str, face_model: str, x_metric: str,
                   y_metric: str, include_paper: bool, paper_table: str | None, include_limits: bool, degree: int,
+                  allow_mixed: bool, style: str, width: str | None, label_map: str | None, title: str | None,
                   out: str) -> None:
     """Sim(GT) vs copy-paste (y descending, as the paper's Fig. 5): one point per model, CI bars,
-    fitted curve over the baselines, Pareto front; writes PNG + SVG + the CSV behind it."""
+    fitted curve over the comparable baselines, Pareto front; writes the figure and the CSV behind it."""
+    from multiid_bench.leaderboard.plot_style import figure_style, read_label_map
     from multiid_bench.leaderboard.plots import plot_tradeoff as _plot
     from multiid_bench.leaderboard.plots import tradeoff_points
     from multiid_bench.leaderboard.store import combined_frame
 
+    figure_style(style, width)  # a bad --width fails before any work
+    names = read_label_map(label_map) if label_map else None
     df = combined_frame(_runs(results), include_paper=include_paper)
     pts = tradeoff_points(df, subset=subset, face_model=face_model, protocol=protocol, x_metric=x_metric,
-                          y_metric=y_metric, paper_table=paper_table, include_limits=include_limits)
-    title = f"{x_metric} vs {y_metric} · subset {subset} · face model {face_model}"
-    for p in _plot(pts, out, title=title, degree=degree):
+                          y_metric=y_metric, paper_table=paper_table, include_limits=include_limits,
+                          allow_mixed=allow_mixed)
+    for b in pts.attrs.get("banners", []):
+        click.echo(f"! {b}", err=True)
+    for p in _plot(pts, out, title=title, degree=degree, style=style, width=width, label_map=names):
         click.echo(f"wrote {p}")
 
 
@@ -146,26 +180,47 @@ def report(run_dir: str, out: str, include_paper: bool, thumb: int, max_cases: i
 Exit codes: 0 all metrics within tolerance, 1 a metric moved past its tolerance
 (or disappeared), 2 the runs are not comparable (bench manifest, protocol,
 metric versions, profile or case set differ).
+With both runs' per-case rows, each delta shows a paired bootstrap 95% CI of
+new - old over the shared cases; --ci-gate fails a move past tolerance only
+when that CI excludes 0.
 Example:
   mbench compare main/results.json pr/results.json --tolerance tol.toml
+  mbench compare runs/main runs/pr --ci-gate
 """)
 @click.argument("old", type=click.Path(exists=True))
 @click.argument("new", type=click.Path(exists=True))
 @click.option("--tolerance", "--tolerance-file", "tolerance", type=click.Path(dir_okay=False), default=None,
               help="Tolerance TOML (default: the packaged leaderboard/data/tolerances.toml).")
 @click.option("--only-changed/--all-rows", default=False, show_default=True, help="Hide metrics within tolerance.")
+@click.option("--paired-ci/--no-paired-ci", default=True, show_default=True,
+              help="Paired bootstrap 95% CI of new - old over the cases both runs scored (needs cases.jsonl).")
+@click.option("--ci-gate", is_flag=True, default=False,
+              help="A move past tolerance fails only when its paired CI excludes 0 (metrics without a CI: "
+                   "tolerance alone).")
+@click.option("--bootstrap-resamples", type=click.IntRange(100, None), default=2000, show_default=True,
+              help="Resamples of the paired bootstrap.")
+@allow_mixed_opt
 @click.option("--json", "as_json", is_flag=True, default=False, help="Machine-readable output.")
-def compare(old: str, new: str, tolerance: str | None, only_changed: bool, as_json: bool) -> None:
+def compare(old: str, new: str, tolerance: str | None, only_changed: bool, paired_ci: bool, ci_gate: bool,
+            bootstrap_resamples: int, allow_mixed: bool, as_json: bool) -> None:
     """Compare two runs metric by metric; a CI regression check."""
     from multiid_bench.leaderboard.compare import compare_runs, comparison_table, load_tolerances
     from multiid_bench.leaderboard.store import load_results
 
-    comp = compare_runs(load_results(old), load_results(new), load_tolerances(tolerance))
+    comp = compare_runs(load_results(old), load_results(new), load_tolerances(tolerance), paired=paired_ci or ci_gate,
+                        ci_gate=ci_gate, allow_mixed=allow_mixed, n_resamples=bootstrap_resamples)
     if as_json:
+        def delta(d: Any) -> dict[str, Any]:
+            out = {k: v for k, v in d.__dict__.items() if k != "paired"}
+            p = d.paired
+            out["paired_ci"] = None if p is None else {
+                "n": p.n, "mean_diff": None if p.mean != p.mean else p.mean,
+                "lo": None if p.lo != p.lo else p.lo, "hi": None if p.hi != p.hi else p.hi, "note": p.note}
+            return {**out, "delta": d.delta}
+
         click.echo(json.dumps({
             "old": comp.old, "new": comp.new, "tolerances": comp.tolerances, "exit_code": comp.exit_code,
-            "warnings": comp.warnings,
-            "deltas": [{**d.__dict__, "delta": d.delta} for d in comp.deltas],
+            "ci_gate": ci_gate, "warnings": comp.warnings, "deltas": [delta(d) for d in comp.deltas],
         }, indent=2))
     else:
         console = _console()

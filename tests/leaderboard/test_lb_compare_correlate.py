@@ -78,7 +78,7 @@ def test_missing_metric_fails_and_new_metric_does_not(tmp_path) -> None:
 
 
 @pytest.mark.parametrize("mutate,reason", [
-    (lambda d: d["bench"].update(manifest_sha256="c" * 64), "bench manifest differs"),
+    (lambda d: d["bench"].update(manifest_sha256="c" * 64), "bench demo@aaaaaaaa vs demo@cccccccc"),
     (lambda d: d.update(protocol="strict"), "headline protocol"),
     (lambda d: d["cards"].update(copy_paste="2.0.0"), "metric copy_paste version 1.0.0 vs 2.0.0"),
     (lambda d: d.update(profile={"name": "offline"}), "profile"),

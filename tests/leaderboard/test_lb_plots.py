@@ -17,7 +17,8 @@ def test_paper_plot_has_one_point_per_method_and_the_fitted_curve(tmp_path) -> N
     methods = load_paper_results(["1a"])
     methods = set(methods[methods.row_kind != "limit"].display)
     assert len(pts) == len(methods) == 15  # 14 baselines + WithAnyone; GT/Ref limits left out
-    assert set(pts.label) == {f"{m} (paper)" for m in methods}
+    assert set(pts.label) == methods  # "(paper)" is said once, in the legend
+    assert pts.comparable.all()
     png, svg, csv = plot_tradeoff(pts, tmp_path / "fig5")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and svg.read_text().lstrip().startswith("<?xml")
     table = pd.read_csv(csv)
@@ -34,21 +35,27 @@ def test_paper_plot_has_one_point_per_method_and_the_fitted_curve(tmp_path) -> N
     # Pareto front (max Sim(GT), min copy-paste): InstantID (best Sim(GT)) and Qwen (best CP) are on it
     front = set(points[points.on_pareto_front].model)
     assert {"instantid", "qwen-image-edit", "withanyone"} <= front and "dreamo" not in front
-    # svg carries every label
+    # svg carries every label (text as paths in the paper style; here as text); "(paper)" only in the legend
     text = svg.read_text()
-    assert all(m in text for m in ("InstantID (paper)", "WithAnyone (Ours) (paper)"))
+    assert all(m in text for m in ("InstantID", "WithAnyone (Ours)", "reported in the paper"))
+    assert "(paper)" not in text
 
 
 def test_measured_points_carry_ci_and_stay_distinct_from_paper(make_run, tmp_path) -> None:
-    run = load_results(make_run("m", model="UNO"))
+    # a run on the paper's bench (Hugging Face id) with the paper's profile: comparable with Table 1a
+    run = load_results(make_run("m", model="UNO", bench={"id": "WithAnyone/MultiID-Bench", "manifest_sha256": "a" * 64,
+                                                          "n_cases": 10}))
     df = combined_frame([run], include_paper=True)
-    pts = tradeoff_points(df, subset="p1", protocol="strict")
-    uno = pts[pts.model == "uno"]
+    pts = tradeoff_points(df, subset="p1", protocol="paper")
+    strict = tradeoff_points(df, subset="p1", protocol="strict")  # the paper's numbers are not strict-protocol
+    assert not strict[strict.provenance == "measured"].comparable.iloc[0]
+    uno = strict[strict.model == "uno"]
     assert sorted(uno.provenance) == ["measured", "paper"]  # same model, two visibly different points
     meas = uno[uno.provenance == "measured"].iloc[0]
     assert (meas.x, meas.x_lo, meas.x_hi, meas.y_lo, meas.y_hi) == (0.42, 0.40, 0.44, 0.10, 0.18)
-    assert meas.label == "UNO" and uno[uno.provenance == "paper"].label.iloc[0] == "UNO (paper)"
-    files = plot_tradeoff(pts, tmp_path / "p.png")
+    assert meas.label == "UNO" and uno[uno.provenance == "paper"].label.iloc[0] == "UNO"
+    assert bool(pts[pts.provenance == "measured"].comparable.iloc[0])
+    files = plot_tradeoff(pts, tmp_path / "p")
     assert [f.suffix for f in files] == [".png", ".svg", ".csv"]
 
 
