@@ -157,8 +157,13 @@ class Bench:
         return h.hexdigest()
 
     def select(self, subsets: Iterable[str] | None = None, limit: int | None = None) -> "Bench":
-        """A sub-bench: cases of ``subsets`` (all when ``None``), the first ``limit`` of them."""
-        chosen = [c for c in self.cases if subsets is None or c.subset in set(subsets)]
+        """A sub-bench: cases of ``subsets`` (all when ``None``), the first ``limit`` of them.
+
+        A name matches a case's ``subset`` (p1/p2/p3) or its ``meta["task_type"]`` (a bench's own task types,
+        e.g. OmniContext's ``single_character``).
+        """
+        wanted = set(subsets) if subsets is not None else None
+        chosen = [c for c in self.cases if wanted is None or c.subset in wanted or c.meta.get("task_type") in wanted]
         if limit is not None:
             chosen = chosen[:limit]
         return Bench(id=self.id, root=self.root, cases=tuple(chosen))
