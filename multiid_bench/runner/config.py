@@ -53,6 +53,8 @@ class RunConfig:
         strict_iou_min: a detected GT face belongs to a GT box when IoU >= this (strict).
         scorers: compute CLIP-I/CLIP-T/aesthetic when the scorers and their weights exist.
         shard_index / shard_count: this process's share of the cases.
+        judge: VLM-judge settings (OmniContext PF/SC/Overall; ``multiid_bench.scorers.vlm_judge_config``), or
+            None for no judge. Fingerprinted: another judge, revision or prompt variant is another run.
     """
 
     model: str
@@ -80,6 +82,7 @@ class RunConfig:
     shard_index: int = 0
     shard_count: int = 1
     adapter_settings: Mapping[str, Any] = field(default_factory=dict)
+    judge: Mapping[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if self.protocol not in PROTOCOLS:
@@ -87,10 +90,15 @@ class RunConfig:
         if self.ref_source not in REF_SOURCES:
             raise ConfigError(f"ref_source must be one of {REF_SOURCES}, got {self.ref_source!r}")
         if self.subsets is not None:
-            bad = [s for s in self.subsets if s not in ("p1", "p2", "p3")]
+            from multiid_bench.data.omnicontext import SUBSET_NAMES, resolve_subsets
+
+            bad = [s for s in self.subsets if s not in ("p1", "p2", "p3") and s not in SUBSET_NAMES]
             if bad or not self.subsets:
-                raise ConfigError(f"--subset takes a comma list of p1, p2, p3; got {','.join(self.subsets) or '(empty)'}")
-            object.__setattr__(self, "subsets", tuple(sorted(set(self.subsets))))
+                raise ConfigError(f"--subset takes a comma list of p1, p2, p3 (MultiID-Bench) or OmniContext names "
+                                  f"({', '.join(SUBSET_NAMES)}); got {','.join(self.subsets) or '(empty)'}")
+            omni = [s for s in self.subsets if s in SUBSET_NAMES]  # groups and presets expand to task types
+            kept = [s for s in self.subsets if s not in SUBSET_NAMES] + list(resolve_subsets(omni))
+            object.__setattr__(self, "subsets", tuple(sorted(set(kept))))
         if self.limit is not None and self.limit < 1:
             raise ConfigError(f"--limit must be >= 1, got {self.limit}")
         if self.batch_size < 1 or self.chunk_cases < 1:
@@ -102,6 +110,8 @@ class RunConfig:
         if not 0.0 < self.strict_iou_min <= 1.0:
             raise ConfigError(f"strict_iou_min must be in (0, 1], got {self.strict_iou_min}")
         object.__setattr__(self, "adapter_settings", dict(self.adapter_settings))
+        if self.judge is not None:
+            object.__setattr__(self, "judge", dict(self.judge))
 
     @property
     def reportable(self) -> bool:
@@ -112,6 +122,7 @@ class RunConfig:
         d = asdict(self)
         d["subsets"] = list(self.subsets) if self.subsets is not None else None
         d["adapter_settings"] = dict(self.adapter_settings)
+        d["judge"] = dict(self.judge) if self.judge is not None else None
         return d
 
     @classmethod
@@ -124,5 +135,6 @@ class RunConfig:
 
     def fingerprint(self) -> str:
         """Hash of the fields that change per-case rows (not speed, placement, headline or limit)."""
-        d = {k: v for k, v in self.to_dict().items() if k not in _NOT_FINGERPRINTED}
+        # a run without a judge keeps the fingerprint it had before the judge field existed
+        d = {k: v for k, v in self.to_dict().items() if k not in _NOT_FINGERPRINTED and not (k == "judge" and v is None)}
         return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
