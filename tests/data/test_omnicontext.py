@@ -138,3 +138,21 @@ def test_bench_spec_resolution(snapshot: Path, tmp_path: Path) -> None:
     assert detect_spec_kind("WithAnyone/MultiID-Bench") == "hub"
     loaded = open_bench(snapshot, cache_dir=tmp_path)
     assert loaded.kind == "omnicontext" and len(loaded.bench) == 3
+
+
+def test_subset_selection_through_run_config(snapshot: Path, tmp_path: Path) -> None:
+    from multiid_bench.errors import ConfigError
+    from multiid_bench.runner.config import RunConfig
+
+    cfg = RunConfig(model="x", bench=str(snapshot), subsets=("paper",))
+    assert cfg.subsets == ("single_character",)
+    assert RunConfig(model="x", subsets=("scene", "p1")).subsets == ("p1", "scene_character", "scene_character_object",
+                                                                      "scene_object")
+    with pytest.raises(ConfigError, match="single_character"):
+        RunConfig(model="x", subsets=("single_person",))
+    bench = load_omnicontext(snapshot, cache_dir=tmp_path).bench
+    assert [c.id for c in bench.select(cfg.subsets).cases] == ["single_character__c001"]
+    assert [c.id for c in bench.select(("multi_object", "scene_character")).cases] == \
+        ["multi_object__o007", "scene_character__s003"]
+    assert RunConfig(model="x").fingerprint() == RunConfig(model="x", judge=None).fingerprint()
+    assert RunConfig(model="x").fingerprint() != RunConfig(model="x", judge={"prompts": "face-identity"}).fingerprint()
