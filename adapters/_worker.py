@@ -14,6 +14,12 @@ Protocol (one JSON object per line; the worker's stdout carries nothing else, up
 
 Images in a request are written as PNG files and passed by path. A reply that does not arrive within the
 timeout kills the worker (it is restarted for the next case) and fails only that case.
+
+Failures while loading stop the run with exit code 3 and a message, never a traceback: a missing package
+(:class:`MissingDependencyError`), a missing checkpoint (:class:`MissingWeightsError`), anything else
+(:class:`WorkerLoadError`: a CUDA/driver problem, an upstream bug, a worker that died). The message carries
+the last lines of the worker log. Each request's files are removed once its image is read, and the whole
+temporary folder (log included) when the client is closed or garbage-collected, or at interpreter exit.
 """
 from __future__ import annotations
 
@@ -22,20 +28,22 @@ import json
 import logging
 import os
 import queue
+import shutil
 import subprocess
 import sys
 import tempfile
 import threading
+import weakref
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from multiid_bench.adapters.pipeline import PipelineAdapter, Request
-from multiid_bench.errors import ConfigError, MissingDependencyError, MissingWeightsError
+from multiid_bench.errors import EXIT_MISSING, ConfigError, MBenchError, MissingDependencyError, MissingWeightsError
 
 if TYPE_CHECKING:  # pragma: no cover
     from PIL import Image
 
-__all__ = ["WORKER_DEFAULTS", "WORKERS_DIR", "WorkerAdapter", "WorkerClient", "WorkerError"]
+__all__ = ["WORKER_DEFAULTS", "WORKERS_DIR", "WorkerAdapter", "WorkerClient", "WorkerError", "WorkerLoadError"]
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +60,18 @@ class WorkerError(RuntimeError):
     """The worker reported an error for one request (the case fails; the run continues)."""
 
 
+class WorkerLoadError(MBenchError):
+    """The worker could not load the model for a reason other than a missing package or checkpoint.
+
+    The environment is unusable (wrong torch/CUDA build, an upstream incompatibility, a crash at import):
+    the whole run stops with exit code 3, like other missing-environment problems, and the message names
+    the worker script, the interpreter and the log's last lines.
+    """
+
+    exit_code = EXIT_MISSING
+    stops_run = True  # raised again when a restarted worker fails to load: the run stops, not one case
+
+
 class WorkerClient:
     """A persistent worker process; calling it sends one generate request and returns the PIL image."""
 
@@ -65,7 +85,9 @@ class WorkerClient:
         self._tmp = Path(tempfile.mkdtemp(prefix=f"mbench-{name}-"))
         self.log_path = self._tmp / "worker.log"
         self._count = 0
-        atexit.register(self.close)
+        # The folder goes when this client is closed for good, collected, or at interpreter exit.
+        self._cleanup = weakref.finalize(self, shutil.rmtree, str(self._tmp), True)
+        atexit.register(_close_at_exit, weakref.ref(self))  # a weak reference: no client is kept alive by it
 
     # ---- process management --------------------------------------------------------------------
     def start(self) -> None:
@@ -81,17 +103,30 @@ class WorkerClient:
         )
         self._lines = queue.Queue()
         threading.Thread(target=self._pump, args=(self._proc, self._lines), daemon=True).start()
-        reply = self._ask({"op": "load", "settings": self.settings, "device": self.device}, self.load_timeout_s)
+        try:
+            reply = self._ask({"op": "load", "settings": self.settings, "device": self.device}, self.load_timeout_s)
+        except (WorkerError, TimeoutError) as e:  # died or hung while loading: the environment is broken
+            reply = {"ok": False, "kind": "error", "error": str(e).split("; last log lines", 1)[0]}
         if not reply.get("ok"):
             kind, msg = reply.get("kind"), reply.get("error", "unknown error")
             self.close()
-            where = f" (worker {self.script.name}, python {self.python}; log {self.log_path})"
+            where = f" (worker {self.script.name}, python {self.python})"
+            tail = _without_traceback(self._tail(40))[-10:]
+            if os.environ.get("MBENCH_DEBUG") == "1":
+                tail.append(f"(MBENCH_DEBUG=1: full worker log kept at {self.log_path})")
+            else:
+                self._cleanup()  # the log's message lines go into the error; nothing else there is useful
+            log_lines = ("\nlast lines of the worker log:\n" + "\n".join(tail)) if tail else ""
             if kind == "missing_dependency":
                 raise MissingDependencyError(
-                    f"adapter {self.name!r}: {msg}{where}. See docs/adapters.md for the environment setup.")
+                    f"adapter {self.name!r}: {msg}{where}. Build its environment with 'mbench setup-env "
+                    f"{self.name}' (docs/adapters.md section 5).{log_lines}")
             if kind == "missing_weights":
-                raise MissingWeightsError(f"adapter {self.name!r}: {msg}{where}")
-            raise WorkerError(f"worker failed to load: {msg}{where}")
+                raise MissingWeightsError(f"adapter {self.name!r}: {msg}{where}{log_lines}")
+            raise WorkerLoadError(
+                f"adapter {self.name!r}: the worker failed to load the model: {msg}{where}. Check the "
+                f"environment (torch/CUDA build, upstream checkout at {self.name}'s pinned revision; "
+                f"'mbench setup-env {self.name}' rebuilds it).{log_lines}")
 
     @staticmethod
     def _pump(proc: "subprocess.Popen[str]", lines: "queue.Queue[str | None]") -> None:
@@ -149,6 +184,11 @@ class WorkerClient:
         if log_file is not None and not log_file.closed:
             log_file.close()
 
+    def shutdown(self) -> None:
+        """Stop the worker and delete its temporary folder (requests, outputs, log)."""
+        self.close()
+        self._cleanup()
+
     # ---- requests -------------------------------------------------------------------------------
     def __call__(self, **request: Any) -> "tuple[Image.Image, dict[str, Any]]":
         from PIL import Image
@@ -160,12 +200,28 @@ class WorkerClient:
         folder.mkdir()
         payload = _serialise(request, folder, "in")
         out = folder / "out.png"
-        reply = self._ask({"op": "generate", "request": payload, "out": str(out)}, self.timeout_s)
-        if not reply.get("ok"):
-            raise WorkerError(str(reply.get("error", "unknown worker error")))
-        with Image.open(out) as im:
-            image = im.convert("RGB")
+        try:
+            reply = self._ask({"op": "generate", "request": payload, "out": str(out)}, self.timeout_s)
+            if not reply.get("ok"):
+                raise WorkerError(str(reply.get("error", "unknown worker error")))
+            with Image.open(out) as im:
+                image = im.convert("RGB")
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)  # inputs and output are in memory now (or failed)
         return image, {"worker": reply.get("info", {})}
+
+
+def _without_traceback(text: str) -> list[str]:
+    """Log lines minus Python traceback frames (the message must stay a message; MBENCH_DEBUG keeps the log)."""
+    return [line for line in text.splitlines()
+            if line.strip() and not line.startswith(("Traceback (most recent call last)", "  ", "    "))
+            and set(line.strip()) - set("^~")]
+
+
+def _close_at_exit(ref: "weakref.ref[WorkerClient]") -> None:
+    client = ref()
+    if client is not None:
+        client.shutdown()
 
 
 def _serialise(value: Any, folder: Path, stem: str) -> Any:
@@ -195,9 +251,34 @@ class WorkerAdapter(PipelineAdapter):
         """Settings sent to the worker's ``load`` (everything except the process options)."""
         return {k: v for k, v in self.settings.items() if k not in WORKER_DEFAULTS}
 
+    def environment(self) -> tuple[str, str | None, str]:
+        """(interpreter, upstream checkout, where they came from): the ``python``/``repo`` settings, else
+        ``$MBENCH_<NAME>_PYTHON``/``_REPO``, else the record ``mbench setup-env NAME`` wrote, else this
+        interpreter (and no checkout)."""
+        from multiid_bench.adapters.environments import env_record
+
+        python, repo = self.settings.get("python"), self.settings.get("repo")
+        if python or repo:
+            origin = "settings"
+        else:
+            python, repo = os.environ.get(self._env_key("PYTHON")), os.environ.get(self._env_key("REPO"))
+            origin = "environment variables"
+        if not python and not repo:
+            record = env_record(self.name)
+            if record:
+                python, repo, origin = record.get("python"), record.get("repo"), "mbench setup-env record"
+        if not python:
+            python, origin = sys.executable, origin if repo else "the current interpreter"
+        return str(python), (str(repo) if repo else None), origin
+
+    def close(self) -> None:
+        """Stop the worker process and delete its temporary folder."""
+        if isinstance(self.pipe, WorkerClient):
+            self.pipe.shutdown()
+            self.pipe = None
+
     def _load_pipeline(self, device: str) -> WorkerClient:
-        python = self.settings.get("python") or os.environ.get(self._env_key("PYTHON")) or sys.executable
-        repo = self.settings.get("repo") or os.environ.get(self._env_key("REPO"))
+        python, repo, _origin = self.environment()
         if not Path(python).is_file():
             raise ConfigError(f"adapter {self.name!r}: python={python!r} does not exist; point it at the "
                               f"environment's interpreter (or set {self._env_key('PYTHON')}); see docs/adapters.md")

@@ -30,15 +30,19 @@ if TYPE_CHECKING:  # pragma: no cover
     from multiid_bench.data.case import Case
 
 __all__ = [
+    "DEFAULT_PRESET",
     "GT_INPUTS",
+    "PRESETS",
     "INTEGRATIONS",
     "STATUSES",
     "SUPPORT_STATUSES",
     "Adapter",
     "Capabilities",
+    "Choice",
     "GenerationRecord",
     "GenerationResult",
     "derive_seed",
+    "presets_from",
     "scale_boxes",
 ]
 
@@ -53,6 +57,41 @@ INTEGRATIONS: tuple[str, ...] = ("builtin", "diffusers", "upstream", "worker", "
 GT_INPUTS: tuple[str, ...] = ("boxes", "pose", "keypoints", "gt_image", "gt_size")
 
 SEED_BITS = 31  # fits every generator API (torch, numpy, upstream int32 seeds)
+
+# Setting presets of the baselines: "paper" reproduces what the WithAnyone paper ran (subsets, checkpoint,
+# settings, as far as the paper and the upstream defaults say), "upstream" uses the upstream defaults.
+PRESETS: tuple[str, ...] = ("paper", "upstream")
+DEFAULT_PRESET = "paper"
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One preset value and where it comes from (paper section, upstream file at the pinned commit...)."""
+
+    value: Any
+    source: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"value": _jsonable(self.value), "source": self.source}
+
+
+def presets_from(paper: Mapping[str, Any], upstream: Mapping[str, Any]) -> dict[str, dict[str, Choice]]:
+    """Build ``Capabilities.presets`` from ``{key: (value, source)}`` per preset.
+
+    The paper (App. F.1) ran every baseline "with official implementations and checkpoints ... with default
+    settings", so a key listed only under ``upstream`` is also the paper's choice, with that source.
+
+    Example:
+        >>> p = presets_from({"multi_id": ("single-only", "paper Sec. 6")}, {"multi_id": ("stitch", "ours"),
+        ...                  "steps": (28, "model card")})
+        >>> p["paper"]["steps"].value, p["paper"]["multi_id"].value, p["upstream"]["multi_id"].value
+        (28, 'single-only', 'stitch')
+    """
+    up = {k: Choice(v, src) for k, (v, src) in upstream.items()}
+    pa = {k: Choice(c.value, f"{c.source} (paper App. F.1: baselines run with default settings)")
+          for k, c in up.items()}
+    pa.update({k: Choice(v, src) for k, (v, src) in paper.items()})
+    return {"paper": pa, "upstream": up}
 
 
 def derive_seed(global_seed: int, case_id: str, index: int = 0) -> int:
@@ -125,6 +164,8 @@ class Capabilities:
         gt_derived_inputs: subset of :data:`GT_INPUTS` this method receives by default.
         defaults: default generation settings (steps, guidance, size...); overridable per run.
         description: one line for listings.
+        presets: ``{"paper"|"upstream": {setting: Choice(value, source)}}``; applied over ``defaults``
+            (``preset`` setting, default ``"paper"``), before the user's own settings.
     """
 
     max_ids: int
@@ -144,6 +185,7 @@ class Capabilities:
     gt_derived_inputs: tuple[str, ...] = ()
     defaults: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     description: str = ""
+    presets: Mapping[str, Mapping[str, Choice]] = field(default_factory=lambda: MappingProxyType({}))
 
     def __post_init__(self) -> None:
         if not 1 <= self.max_ids <= 16:
@@ -162,6 +204,26 @@ class Capabilities:
         object.__setattr__(self, "gt_derived_inputs", tuple(self.gt_derived_inputs))
         if not isinstance(self.defaults, MappingProxyType):
             object.__setattr__(self, "defaults", MappingProxyType(dict(self.defaults)))
+        if self.presets:
+            if set(self.presets) != set(PRESETS):
+                raise ConfigError(f"Capabilities.presets must define exactly {PRESETS}, got {sorted(self.presets)}")
+            for pname, choices in self.presets.items():
+                bad = sorted(set(choices) - set(self.defaults))
+                if bad:
+                    raise ConfigError(f"Capabilities.presets[{pname!r}] sets unknown settings {bad}")
+            object.__setattr__(self, "presets", MappingProxyType(
+                {k: MappingProxyType(dict(v)) for k, v in self.presets.items()}))
+
+    def resolved_defaults(self, preset: str | None = DEFAULT_PRESET) -> dict[str, Any]:
+        """The defaults with ``preset`` applied (what an adapter built with no settings uses)."""
+        out = dict(self.defaults)
+        if self.presets:
+            name = preset or DEFAULT_PRESET
+            if name not in self.presets:
+                raise ConfigError(f"unknown preset {name!r}; choose one of {PRESETS}")
+            out.update({k: c.value for k, c in self.presets[name].items()})
+            out["preset"] = name
+        return out
 
     @property
     def multi_id(self) -> bool:
@@ -184,8 +246,9 @@ class Capabilities:
             "upstream_revision": self.upstream_revision,
             "weight_ids": list(self.weight_ids),
             "gt_derived_inputs": list(self.gt_derived_inputs),
-            "defaults": _jsonable(dict(self.defaults)),
+            "defaults": _jsonable(self.resolved_defaults()),
             "description": self.description,
+            "presets": {p: {k: c.to_dict() for k, c in ch.items()} for p, ch in self.presets.items()},
         }
 
 
@@ -298,12 +361,17 @@ class Adapter(ABC):
     capabilities: ClassVar[Capabilities]
 
     def __init__(self, **settings: Any) -> None:
-        defaults = dict(self.capabilities.defaults)
-        unknown = sorted(set(settings) - set(defaults))
+        caps = self.capabilities
+        allowed = set(caps.defaults) | ({"preset"} if caps.presets else set())
+        unknown = sorted(set(settings) - allowed)
         if unknown:
             raise ConfigError(
-                f"adapter {self.name!r}: unknown setting(s) {unknown}; allowed: {sorted(defaults) or 'none'}"
+                f"adapter {self.name!r}: unknown setting(s) {unknown}; allowed: {sorted(allowed) or 'none'}"
             )
+        preset = settings.get("preset", DEFAULT_PRESET)
+        if caps.presets and preset not in caps.presets:
+            raise ConfigError(f"adapter {self.name!r}: unknown preset {preset!r}; choose one of {PRESETS}")
+        defaults = caps.resolved_defaults(preset)
         defaults.update(settings)
         self.settings: dict[str, Any] = defaults
         self.device: str | None = None

@@ -2,8 +2,9 @@
 
 Kontext takes one conditioning image. Multi-person cases (``multi_id="stitch"``, the default) get the
 references side by side on one canvas, left to right in case order, with a prompt that says so; this is our
-documented choice, since how the WithAnyone paper fed several references to Kontext is not stated (spec
-adapters.md section 3). ``multi_id="single-only"`` makes 2-4 person cases "not applicable" instead.
+documented choice (``--preset upstream``). Under the default ``--preset paper`` (``multi_id="single-only"``)
+2-4 person cases are "not applicable", as in the paper: Kontext is in Table 1 (single person) and absent from
+Table 2, which holds "only those supporting multi-ID generation" (Sec. 6).
 The input is auto-resized by the pipeline to its preferred resolution (max area 1024^2); the output size is
 passed explicitly. No GT-derived inputs.
 """
@@ -13,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from multiid_bench.adapters._common import load_refs, people_prompt, stitch_horizontally
 from multiid_bench.adapters._diffusers import DIFFUSERS_DEFAULTS, DiffusersAdapter
-from multiid_bench.adapters.base import Capabilities
+from multiid_bench.adapters.base import Capabilities, presets_from
 from multiid_bench.adapters.pipeline import Request
 from multiid_bench.errors import ConfigError
 
@@ -54,7 +55,17 @@ class FluxKontextAdapter(DiffusersAdapter):
             "multi_id": "stitch",  # stitch | single-only
             "stitch_height": 512,
         },
-        description="FLUX.1 Kontext [dev]; multi-ID via a stitched reference canvas (our documented choice).",
+        description="FLUX.1 Kontext [dev]; paper preset: single-person cases only; upstream: stitched canvas.",
+        presets=presets_from(
+            paper={"multi_id": ("single-only", "paper Sec. 6 and Tables 1/2: Kontext evaluated on the "
+                                               "single-person subset only")},
+            upstream={"multi_id": ("stitch", "Kontext takes one image; multi-ID by a left-to-right stitch is this "
+                                             "toolkit's documented extension (docs/adapters.md section 2)"),
+                      "num_inference_steps": (28, "diffusers FluxKontextPipeline default / model card"),
+                      "guidance_scale": (2.5, "diffusers FluxKontextPipeline default / model card"),
+                      "width": (1024, "FluxKontextPipeline default output (1024^2)"),
+                      "height": (1024, "FluxKontextPipeline default output (1024^2)")},
+        ),
     )
 
     def not_applicable_reason(self, case: "Case") -> str | None:

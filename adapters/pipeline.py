@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Mapping
 
 from multiid_bench.adapters.base import Adapter, GenerationRecord, GenerationResult
-from multiid_bench.errors import ConfigError, MissingDependencyError, MissingWeightsError
+from multiid_bench.errors import ConfigError, MBenchError, MissingDependencyError, MissingWeightsError
 
 if TYPE_CHECKING:  # pragma: no cover
     from PIL import Image
@@ -94,6 +94,12 @@ class PipelineAdapter(Adapter):
                 request = replace(request, extra={**request.extra, **facts})
         except (ConfigError, MissingWeightsError, MissingDependencyError):
             raise  # a wrong setting or a missing extra/weight: the whole run must stop with its exit code
+        except MBenchError as e:
+            if getattr(e, "stops_run", False):  # e.g. a worker environment that cannot load (WorkerLoadError)
+                raise
+            log.warning("%s failed on case %s: %s", self.name, case.id, e)
+            rec = self._request_record(case, seed, request, time.perf_counter() - t0)
+            return GenerationResult(None, rec, "failed", f"{type(e).__name__}: {e}")
         except Exception as e:  # a bad reference file, an upstream error, a refusal, a timeout: fail this case only
             log.warning("%s failed on case %s: %s", self.name, case.id, e)
             rec = self._request_record(case, seed, request, time.perf_counter() - t0)

@@ -1,11 +1,20 @@
 """Qwen-Image-Edit through diffusers: ``QwenImageEditPlusPipeline`` (2509 / 2511, several images) or
 ``QwenImageEditPipeline`` (the August 2025 "2508" model, one image).
 
-Default checkpoint: ``Qwen/Qwen-Image-Edit-2509`` (multi-image; the model card says 1-3 images work best, so
-4-person cases run but are outside that range). Which checkpoint the paper used is unknown (spec
-adapters.md section 3); pass ``model_id=Qwen/Qwen-Image-Edit`` for 2508, where several references are
-stitched left to right on one canvas, as for Kontext. The Plus pipeline numbers the images itself
-("Picture 1: ..."), so the prompt refers to "Picture k". Prompts are never rewritten by an LLM.
+Checkpoint by preset:
+
+* ``--preset paper`` (default): ``Qwen/Qwen-Image-Edit`` (2508) on single-person cases only; 2-4 person
+  cases are "not applicable". Why: the paper cites Qwen-Image-Edit as the Qwen-Image technical report
+  (Wu et al. 2025a, arXiv 2508.02324, August 2025), lists it in Table 1 (single person) and leaves it out
+  of Table 2, which holds "only those supporting multi-ID generation" (Sec. 6). The 2509/2511 checkpoints
+  take several images, so a multi-image checkpoint would have been in Table 2; the single-image August
+  model is the one consistent with the tables. (An inference: the paper does not name the checkpoint.)
+* ``--preset upstream``: ``Qwen/Qwen-Image-Edit-2509`` (multi-image; the model card says 1-3 images work
+  best, so 4-person cases run but are outside that range).
+
+With 2508 and ``multi_id="stitch"`` several references are stitched left to right on one canvas, as for
+Kontext. The Plus pipeline numbers the images itself ("Picture 1: ..."), so the prompt refers to
+"Picture k". Prompts are never rewritten by an LLM.
 """
 from __future__ import annotations
 
@@ -13,8 +22,9 @@ from typing import TYPE_CHECKING
 
 from multiid_bench.adapters._common import load_refs, people_prompt, stitch_horizontally
 from multiid_bench.adapters._diffusers import DIFFUSERS_DEFAULTS, DiffusersAdapter
-from multiid_bench.adapters.base import Capabilities
+from multiid_bench.adapters.base import Capabilities, presets_from
 from multiid_bench.adapters.pipeline import Request
+from multiid_bench.errors import ConfigError
 
 if TYPE_CHECKING:  # pragma: no cover
     from multiid_bench.data.case import Case
@@ -55,9 +65,30 @@ class QwenImageEditAdapter(DiffusersAdapter):
             "width": 1024,
             "height": 1024,
             "stitch_height": 512,
+            "multi_id": "auto",  # auto (image list on 2509/2511, stitch on 2508) | single-only
         },
-        description="Qwen-Image-Edit-2509 (multi-image Plus pipeline) or 2508 with stitched references.",
+        description="Qwen-Image-Edit; paper preset: 2508 on single-person cases; upstream: 2509 image list.",
+        presets=presets_from(
+            paper={"model_id": ("Qwen/Qwen-Image-Edit", "paper cites the Qwen-Image report (arXiv 2508.02324) and "
+                                                        "omits Qwen-Image-Edit from the multi-ID Table 2 (Sec. 6): "
+                                                        "the single-image August 2025 checkpoint"),
+                   "multi_id": ("single-only", "paper Sec. 6 and Tables 1/2: single-person subset only")},
+            upstream={"model_id": ("Qwen/Qwen-Image-Edit-2509", "Qwen-Image-Edit-2509 model card (multi-image)"),
+                      "multi_id": ("auto", "2509 takes an image list (model card: 1-3 images best)"),
+                      "num_inference_steps": (None, "model cards: 40 for 2509/2511, 50 for 2508"),
+                      "true_cfg_scale": (4.0, "model cards"),
+                      "negative_prompt": (" ", "model cards")},
+        ),
     )
+
+    def not_applicable_reason(self, case: "Case") -> str | None:
+        mode = self.settings["multi_id"]
+        if mode not in ("auto", "single-only"):
+            raise ConfigError(f"qwen-image-edit: multi_id must be 'auto' or 'single-only', got {mode!r}")
+        if mode == "single-only" and len(case.refs) > 1:
+            return (f"qwen-image-edit runs single-identity cases only (multi_id='single-only', the paper preset); "
+                    f"case {case.id!r} has {len(case.refs)}")
+        return super().not_applicable_reason(case)
 
     @property
     def is_plus(self) -> bool:

@@ -3,14 +3,16 @@
 Which variant the paper reports is not known (spec adapters.md section 3); both are offered. Requests are
 built exactly as for the base model; only the weights and the defaults differ:
 
-* UMO-UNO: ``UNOPipeline(...)`` then ``pipeline.load_ckpt(UMO_UNO.safetensors)``; 768^2, 25 steps, guidance 4.
+* UMO-UNO: ``UNOPipeline(...)``, ``pipeline.load_ckpt(UMO_UNO.safetensors)``, then ``pipeline.model.to(device)``
+  (``load_ckpt`` leaves the weights on the CPU; UMO's scripts move them back); 768^2, 25 steps, guidance 4.
 * UMO-OmniGen2: OmniGen2 with a rank-512 LoRA (``UMO_OmniGen2.safetensors``) fused into the transformer;
-  50 steps, text guidance 5, image guidance 2, 1024^2, ``align_res=False``.
+  50 steps, text guidance 5, image guidance 2, 1024^2, ``align_res`` as OmniGen2 (pipeline default).
 """
 from __future__ import annotations
 
 from dataclasses import replace
 
+from multiid_bench.adapters.base import presets_from
 from multiid_bench.adapters.omnigen2 import OMNIGEN2_DEFAULTS, OmniGen2Adapter
 from multiid_bench.adapters.uno import UNO_DEFAULTS, UNOAdapter
 
@@ -27,12 +29,19 @@ class UMOAdapter(UNOAdapter):
     capabilities = replace(
         UNOAdapter.capabilities,
         licence=_UMO_LICENCE,
+        native_res=(768, 768),
         upstream_repo="bytedance/UMO",
         upstream_revision="aada3dc",
         weight_ids=("bytedance-research/UMO:UMO_UNO.safetensors", *UNOAdapter.capabilities.weight_ids),
         defaults={**UNO_DEFAULTS, "family": "umo", "width": 768, "height": 768,
                   "umo_ckpt": "bytedance-research/UMO/UMO_UNO.safetensors"},
         description="UMO on UNO (768^2), up to 4 references; worker environment (UNO's).",
+        presets=presets_from(paper={}, upstream={
+            "width": (768, "UMO eval/UNO/inference_*.py and demo/UNO/app.py (aada3dc)"),
+            "height": (768, "UMO eval/UNO/inference_*.py and demo/UNO/app.py (aada3dc)"),
+            "num_steps": (25, "UNO inference defaults used by UMO's eval"), "guidance": (4.0, "same"),
+            "ref_size": (None, "UMO eval: ref_size -1 -> 512 for one reference, 320 for several"),
+        }),
     )
 
 

@@ -5,7 +5,9 @@ it is a single-identity method here: 2-4 person cases are "not applicable". The 
 (``workers/uno_worker.py``, family ``uso``) mirrors ``inference.py``: ``USOPipeline(model_type, device,
 offload, only_lora=True, lora_rank=128)``, SigLIP ``google/siglip-so400m-patch14-384`` attached as
 ``pipeline.model.vision_encoder``, ``ref_imgs=[preprocess_ref(ref, content_ref=512)]``, no style refs
-(``siglip_inputs=[]``), 1024^2, 25 steps, guidance 4.
+(``siglip_inputs=[]``), 1024^2, 25 steps, guidance 4. Weights: as ``inference.py``, the worker loads the
+checkout's ``.env`` (``env_file`` setting) before importing USO, so ``LORA``/``PROJECTION_MODEL`` (and
+``FLUX_DEV``, ``AE``, ``T5``, ``CLIP``, ``SIGLIP_PATH``) come from there; missing paths fail at load (exit 3).
 """
 from __future__ import annotations
 
@@ -54,6 +56,7 @@ class USOAdapter(WorkerAdapter):
             "content_ref": 512,
             "pe": "d",
             "siglip_path": "google/siglip-so400m-patch14-384",
+            "env_file": ".env",  # relative to the USO checkout (the worker's working directory)
         },
         description="USO (single identity as content reference, no style refs); worker environment.",
     )

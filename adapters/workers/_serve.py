@@ -18,6 +18,38 @@ class MissingWeights(RuntimeError):
     """Raise from ``load`` when a checkpoint is absent (the client maps it to exit code 3)."""
 
 
+def load_env_file(path: str, *, override: bool = False) -> dict:
+    """Read ``KEY=VALUE`` lines of a ``.env`` file into ``os.environ``; return what was read.
+
+    Why here: some upstream repositories (USO) read their weight paths from ``.env`` through python-dotenv at
+    import time of their own module, so the file must be loaded before that import. Like python-dotenv's
+    default, variables already set in the environment win unless ``override``. Blank lines, ``#`` comments,
+    an ``export`` prefix and single or double quotes around the value are understood. A missing file
+    returns ``{}``.
+    """
+    values = {}
+    if not os.path.isfile(path):
+        return values
+    with open(path, encoding="utf-8") as f:
+        for raw in f:
+            line = raw.strip()
+            if not line or line.startswith("#") or "=" not in line:
+                continue
+            key, _, value = line.partition("=")
+            key = key.strip()
+            if key.startswith("export "):
+                key = key[len("export "):].strip()
+            value = value.strip()
+            if value[:1] in ("'", '"') and value.find(value[0], 1) > 0:
+                value = value[1:value.find(value[0], 1)]  # quoted: up to the closing quote, comment or not
+            elif " #" in value:
+                value = value.split(" #", 1)[0].rstrip()
+            values[key] = value
+            if override or key not in os.environ:
+                os.environ[key] = value
+    return values
+
+
 def _images(value: Any) -> Any:
     if isinstance(value, dict):
         if set(value) == {"__image__"}:

@@ -1,7 +1,9 @@
 """Worker for InstantID (run from a checkout of instantX-research/InstantID at 2145b67).
 
-Mirrors ``infer.py`` / the Gradio demo: antelopev2 embedding of the largest face; keypoints drawn with
-``draw_kps`` on the face image (or on the pose image when one is sent) resized to the output size.
+Mirrors ``infer.py`` / the Gradio demo: the face image is resized as ``resize_img`` does (the adapter sends
+the size, ``face_size``, which keeps the reference's aspect ratio); antelopev2 embedding of its largest face;
+keypoints drawn with ``draw_kps`` on the face image, or on the pose image (resized to the output size) when
+one is sent. The output takes the keypoint image's size, as upstream (no width/height passed).
 """
 from __future__ import annotations
 
@@ -45,7 +47,7 @@ def generate(state: dict, request: dict, seed: int):
     import torch
 
     w, h = int(request["width"]), int(request["height"])
-    face_image = request["face_image"].resize((w, h))
+    face_image = request["face_image"].resize(tuple(int(v) for v in request.get("face_size") or (w, h)))
     face = _largest_face(state["app"], face_image)
     kps_source = request.get("pose_image").resize((w, h)) if request.get("pose_image") is not None else face_image
     kps = _largest_face(state["app"], kps_source)["kps"] if kps_source is not face_image else face["kps"]

@@ -2,10 +2,19 @@
 
 Mirrors ``inference.py`` of bytedance/UNO (d305981) and bytedance/USO (b6784d7). Weight locations follow the
 upstream environment variables (FLUX_DEV, AE, T5, CLIP, LORA, PROJECTION_MODEL, SIGLIP_PATH) or download.
+
+* UMO-UNO: UNO's ``load_ckpt`` loads the UMO state dict on the CPU; UMO's own scripts (``demo/UNO/app.py``,
+  ``eval/UNO/inference_*.py`` at aada3dc) then call ``pipeline.model.to(device)``, and so do we.
+* USO: ``inference.py`` calls ``load_dotenv()`` before importing ``uso``, whose ``flux/util.py`` reads the
+  weight paths from the environment at import time, and with ``hf_download=False`` the LoRA and projector
+  come only from ``LORA`` / ``PROJECTION_MODEL``. We load the repository's ``.env`` (``env_file`` setting,
+  relative to the checkout) before the import and fail with the fix when either path is missing.
 """
 from __future__ import annotations
 
-from _serve import MissingWeights, serve
+from _serve import MissingWeights, load_env_file, serve
+
+USO_ENV_KEYS = ("LORA", "PROJECTION_MODEL")
 
 
 def _hub_file(spec: str) -> str:
@@ -35,10 +44,20 @@ def load(settings: dict, device: str):
                            lora_rank=int(settings["lora_rank"]))
         if settings.get("umo_ckpt"):
             pipe.load_ckpt(_hub_file(settings["umo_ckpt"]))
+            pipe.model.to(dev)  # load_ckpt leaves the weights on the CPU (UMO's scripts move them back)
         return {"family": family, "pipe": pipe, "preprocess_ref": preprocess_ref}
     if family == "uso":
         import os
 
+        env_file = settings.get("env_file") or ".env"
+        load_env_file(env_file)  # before importing uso: its flux/util.py reads the paths at import time
+        missing = [k for k in USO_ENV_KEYS if not os.environ.get(k) or not os.path.exists(os.environ[k])]
+        if missing:
+            raise MissingWeights(
+                f"USO needs {' and '.join(missing)} (set in {os.path.abspath(env_file)} or the environment) "
+                f"pointing at existing files; got {[os.environ.get(k) for k in missing]}. In the USO checkout: "
+                f"cp example.env .env && python weights/downloader.py (or huggingface-cli download "
+                f"bytedance-research/USO --local-dir weights/USO)")
         from transformers import SiglipImageProcessor, SiglipVisionModel
         from uso.flux.pipeline import USOPipeline, preprocess_ref
 

@@ -33,23 +33,45 @@ def models(as_json: bool, long: bool, check_weights: bool) -> None:
     if as_json:
         click.echo(json.dumps([i.to_dict() for i in infos], indent=2))
         return
-    header = ["name", "via", "ids", "GT inputs", "seed", "extra", "status", "weights"]
+    header = ["name", "via", "ids", "size", "GT inputs", "seed", "extra", "status", "weights"]
     if long:
-        header += ["native", "upstream", "licence"]
+        header += ["steps", "preset", "upstream", "licence"]
     rows = []
     for i in infos:
         c = i.capabilities
         if i.error:
             rows.append([i.name, "[red]error[/]", i.error] + ["-"] * (len(header) - 3))
             continue
-        row = [i.name + (f" ({', '.join(i.aliases)})" if i.aliases else ""), c["integration"], str(c["max_ids"]),
-               ",".join(c["gt_derived_inputs"]) or "-", "yes" if c["seed_supported"] else "no",
+        ids = str(c["max_ids"])
+        if c.get("defaults", {}).get("multi_id") == "single-only":
+            ids = f"1 ({c['defaults'].get('preset') or 'multi_id'} preset)"  # multi-person cases: not applicable
+        row = [i.name + (f" ({', '.join(i.aliases)})" if i.aliases else ""), c["integration"], ids,
+               default_size(c), ",".join(c["gt_derived_inputs"]) or "-", "yes" if c["seed_supported"] else "no",
                c["pip_extra"] or "-", c["support_status"], i.weights]
         if long:
-            row += ["x".join(str(v) for v in c["native_res"]),
+            d = c.get("defaults", {})
+            steps = next((d[k] if d[k] is not None else "auto" for k in _STEP_KEYS if k in d), "-")
+            row += [str(steps), d.get("preset") or "-",
                     f"{c['upstream_repo'] or '-'}@{c['upstream_revision'] or '-'}", c["licence"]]
         rows.append(row)
     _table("adapters (mbench generate --model NAME)", header, rows)
+
+
+_STEP_KEYS = ("num_inference_steps", "num_steps")
+
+
+def default_size(caps: dict[str, Any]) -> str:
+    """The output size an adapter uses by default (its default settings, preset applied), e.g. ``768x768``.
+
+    Settings win over the declared native size, which is what the adapter really requests; ``width=None``
+    means a size derived per case (InstantID: the reference's aspect ratio).
+    """
+    d = caps.get("defaults", {})
+    if "width" in d or "height" in d:
+        if d.get("width") is None and d.get("height") is None:
+            return "per case"
+        return f"{d.get('width') or caps['native_res'][0]}x{d.get('height') or caps['native_res'][1]}"
+    return "x".join(str(v) for v in caps.get("native_res", ())) or "-"
 
 
 @ls.command("metrics")

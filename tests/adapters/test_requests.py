@@ -70,7 +70,7 @@ def test_flux_kontext_single_and_stitched(make_case, fake_pipe):
     res, kw = run("flux-kontext", make_case(1, case_id="p1_k"), fake_pipe)
     assert colour_of(kw["image"]) == R and kw["generator"].initial_seed() == SEED
     assert (kw["guidance_scale"], kw["num_inference_steps"], kw["width"], kw["height"]) == (2.5, 28, 1024, 1024)
-    res, kw = run("flux-kontext", make_case(2), fake_pipe)
+    res, kw = run("flux-kontext", make_case(2), fake_pipe, preset="upstream")
     canvas = kw["image"]
     assert canvas.height == 512 and canvas.getpixel((5, 256)) == R and canvas.getpixel((canvas.width - 5, 256)) == G
     assert "2 people side by side, from left to right" in kw["prompt"]
@@ -81,16 +81,16 @@ def test_flux_kontext_single_and_stitched(make_case, fake_pipe):
 
 def test_qwen_plus_image_list_and_2508_stitch(make_case, fake_pipe):
     case = make_case(2)
-    res, kw = run("qwen-image-edit", case, fake_pipe)
+    res, kw = run("qwen-image-edit", case, fake_pipe, preset="upstream")
     assert [colour_of(im) for im in kw["image"]] == [R, G]
     assert kw["prompt"] == f"{case.prompt} Person 1 is the person in Picture 1. Person 2 is the person in Picture 2."
     assert (kw["true_cfg_scale"], kw["guidance_scale"], kw["num_inference_steps"], kw["negative_prompt"]) == (4.0, 1.0, 40, " ")
     assert res.record.extra["pipeline"] == "QwenImageEditPlusPipeline"
     adapter = get_adapter("qwen-image-edit", model_id="Qwen/Qwen-Image-Edit")
     assert adapter.pipeline_class_name() == "QwenImageEditPipeline"
-    res, kw = run("qwen-image-edit", case, fake_pipe, model_id="Qwen/Qwen-Image-Edit")
+    res, kw = run("qwen-image-edit", case, fake_pipe, preset="upstream", model_id="Qwen/Qwen-Image-Edit")
     assert kw["num_inference_steps"] == 50 and "guidance_scale" not in kw and not isinstance(kw["image"], list)
-    res, _ = run("qwen-image-edit", make_case(4, case_id="p3_four"), fake_pipe)
+    res, _ = run("qwen-image-edit", make_case(4, case_id="p3_four"), fake_pipe, preset="upstream")
     assert "outside the range" in res.record.extra["note"]
 
 
@@ -143,7 +143,7 @@ def test_omnigen2_wording_and_align_res(make_case, fake_pipe):
     case = make_case(2)
     res, kw = run("omnigen2", case, fake_pipe, output="worker")
     assert kw["prompt"] == f"{case.prompt} Person 1 is the person in image 1. Person 2 is the person in image 2."
-    assert kw["align_res"] is False and kw["cfg_range"] == [0.0, 1.0]
+    assert kw["align_res"] is True and kw["cfg_range"] == [0.0, 1.0]
     assert (kw["text_guidance_scale"], kw["image_guidance_scale"], kw["num_inference_steps"]) == (5.0, 2.0, 50)
     assert [colour_of(im) for im in kw["input_images"]] == [R, G] and kw["seed"] == SEED
     assert get_adapter("umo-omnigen2").worker_settings()["umo_lora"].endswith("UMO_OmniGen2.safetensors")
@@ -195,7 +195,8 @@ def test_pulid_and_instantid_single_id(make_case, fake_pipe):
     assert colour_of(kw["face_image"]) == R and kw["pose_image"] is None and res.record.gt_derived_inputs == ()
     assert (kw["num_inference_steps"], kw["guidance_scale"], kw["ip_adapter_scale"]) == (30, 5.0, 0.8)
     res, kw = run("instantid", make_case(1, case_id="p1_p"), fake_pipe, output="worker", kps_source="gt")
-    assert kw["pose_image"].size == (1024, 1024) and res.record.gt_derived_inputs == ("keypoints", "gt_image")
+    # resize_img keeps the GT's 4:3: short side 1024 -> 1365x1024, long side 1280 -> 1280x960 (multiples of 64)
+    assert kw["pose_image"].size == (1280, 960) and res.record.gt_derived_inputs == ("keypoints", "gt_image")
     assert run("instantid", make_case(2), fake_pipe, output="worker")[0].status == "not_applicable"
 
 

@@ -52,3 +52,22 @@ def test_ls_metrics_profiles_weights():
     assert weights and all({"id", "files", "licence"} <= set(w) for w in weights)
     res = CliRunner().invoke(cli, ["ls", "metrics"], catch_exceptions=False)
     assert "sim_gt" in res.output
+
+
+def test_models_alias_and_real_defaults():
+    """``mbench models`` is ``mbench ls models``; the size shown is what the adapter really requests (issue 17:
+    umo was listed at UNO's 512 although it generates at 768)."""
+    runner = CliRunner(env={"COLUMNS": "250"})
+    alias = runner.invoke(cli, ["models", "--json", "--no-check-weights"], catch_exceptions=False)
+    direct = runner.invoke(cli, ["ls", "models", "--json", "--no-check-weights"], catch_exceptions=False)
+    assert alias.exit_code == 0 and json.loads(alias.output) == json.loads(direct.output)
+    rows = {r["name"]: r for r in json.loads(alias.output)}
+    assert rows["umo"]["capabilities"]["native_res"] == [768, 768]
+    assert rows["umo"]["capabilities"]["defaults"]["width"] == 768
+    assert rows["qwen-image-edit"]["capabilities"]["defaults"]["model_id"] == "Qwen/Qwen-Image-Edit"
+    table = runner.invoke(cli, ["models", "--no-check-weights"], catch_exceptions=False).output
+    umo_line = next(line for line in table.splitlines() if "umo (umo-uno)" in line)
+    uno_line = next(line for line in table.splitlines() if "│" in line and line.split("│")[1].strip() == "uno")
+    assert "768x768" in umo_line and "512x512" in uno_line
+    kontext = next(line for line in table.splitlines() if "flux-kontext" in line)
+    assert "1 (paper preset)" in kontext
