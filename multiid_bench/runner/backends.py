@@ -77,6 +77,10 @@ def build_backends(config: "RunConfig", profile: Any = None) -> tuple[dict[str, 
                                 ref_policy=e.ref_policy))
     info = profile.to_dict()
     info["weights"] = _manifest_hashes(_profile_weight_ids(profile), config)
+    from multiid_bench.weights import get_store  # where each file came from: path, location, commit, sha256
+
+    info["weights_provenance"] = get_store(config.cache_dir, offline=config.offline).provenance(
+        _profile_weight_ids(profile))
     return info, backends
 
 
