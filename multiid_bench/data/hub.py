@@ -32,7 +32,7 @@ from multiid_bench.data._store import (
     sha256_files,
     write_jsonl,
 )
-from multiid_bench.data.case import SUBSETS, subset_for_persons
+from multiid_bench.data.case import SUBSETS
 from multiid_bench.data.loaders import BenchLoad, InvalidRecord, RecordError, load_jsonl
 from multiid_bench.errors import BadInputError, MBenchError, MissingDataError
 
@@ -52,7 +52,7 @@ log = logging.getLogger(__name__)
 
 HF_COLUMNS = ("ID", "GT", "input_images", "prompt", "bboxes", "subset", "num_persons")
 _REQUIRED = ("GT", "input_images", "prompt", "bboxes", "subset")
-MATERIALISE_VERSION = 1  # bump when the materialised layout or ids change
+MATERIALISE_VERSION = 2  # bump when the materialised layout, ids or the set of rows kept change
 _EXT = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp", "BMP": ".bmp", "TIFF": ".tif", "GIF": ".gif"}
 _BATCH = 16
 

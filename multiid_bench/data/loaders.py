@@ -42,6 +42,7 @@ __all__ = [
     "load_jsonl",
     "open_bench",
     "record_to_case",
+    "regularise",
 ]
 
 log = logging.getLogger(__name__)
@@ -90,6 +91,60 @@ class BenchLoad:
     kind: str = "jsonl"
     ref_mode: str = "raw_refs"
     extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+#: References the official pipeline keeps per subset: hf2bench writes the first input image (p1) or the
+#: first two (p2); for p3 it writes all of them and the evaluator has four reference slots.
+OFFICIAL_REF_LIMIT = {"p1": 1, "p2": 2, "p3": 4}
+#: Fewest references a subset can run with: the official p2 index always lists two reference files
+#: (the second is missing when a row has one), so inference cannot open it.
+_MIN_REFS = {"p1": 1, "p2": 2, "p3": 1}
+
+
+def regularise(subset: str, refs: list[Any], boxes: list[Any], num_persons: Any
+               ) -> tuple[list[Any], list[Any], int, list[dict[str, str]]]:
+    """Reduce a row to what the official conversion and evaluation use, listing every irregularity.
+
+    The official ``hf2bench`` goes by ``subset`` alone: it never reads the dataset's boxes, reads
+    ``num_persons`` only to name p3 folders, and keeps the first 1 (p1), 2 (p2) or all (p3, of which
+    the evaluator uses 4) input images. Rows it accepts are therefore evaluated here too, not refused:
+
+    * more references than the subset uses -> the first ``OFFICIAL_REF_LIMIT[subset]`` (``extra_refs``);
+    * ``num_persons`` disagreeing with the subset or the references kept -> the number of references
+      kept is the number of persons (``num_persons_mismatch``); p3 with fewer than 3 (``few_refs``);
+    * a box count different from the references kept -> the first boxes when there are more (as the
+      official inference cuts its detected boxes), none when there are fewer (``box_count``): the paper
+      protocol never uses boxes, the strict one then resolves GT faces without them.
+
+    Returns:
+        ``(refs, boxes, num_persons, irregular)`` with ``irregular`` a list of ``{"kind", "detail"}``.
+
+    Raises:
+        RecordError: only for rows the official pipeline cannot run either (p2 with one reference).
+    """
+    irregular: list[dict[str, str]] = []
+    limit = OFFICIAL_REF_LIMIT[subset]
+    if len(refs) < _MIN_REFS[subset]:
+        raise RecordError("refs", f"subset {subset} needs {_MIN_REFS[subset]} reference images, got {len(refs)} "
+                                  "(the official conversion lists a second reference file that would not exist)")
+    if len(refs) > limit:
+        irregular.append({"kind": "extra_refs", "detail": f"{len(refs)} reference images; subset {subset} uses the "
+                                                           f"first {limit}, as the official pipeline does"})
+        refs = refs[:limit]
+    n = len(refs)
+    if subset == "p3" and n < 3:
+        irregular.append({"kind": "few_refs", "detail": f"subset p3 with {n} reference image(s); evaluated with {n}"})
+    if num_persons is not None and num_persons != n:
+        irregular.append({"kind": "num_persons_mismatch",
+                          "detail": f"num_persons={num_persons!r} but subset {subset} is evaluated with {n} "
+                                    "reference(s); the official conversion goes by the subset"})
+    if boxes and len(boxes) != n:
+        kept = boxes[:n] if len(boxes) > n else []
+        irregular.append({"kind": "box_count", "detail": f"{len(boxes)} boxes for {n} references; "
+                                                         + ("the first kept" if kept else "boxes dropped")
+                                                         + " (the paper protocol never uses boxes)"})
+        boxes = kept
+    return refs, boxes, n, irregular
 
 
 class RecordError(ValueError):
@@ -261,23 +316,20 @@ def record_to_case(rec: Any, *, root: Path, check_files: bool = True) -> Case:
         raise RecordError("refs", "missing (required): a list of 1-4 reference image paths")
     if isinstance(refs_raw, str):
         refs_raw = [refs_raw]
-    if not isinstance(refs_raw, list) or not 1 <= len(refs_raw) <= 4:
-        raise RecordError("refs", f"must be a list of 1-4 paths, got {refs_raw!r}")
-    refs = tuple(_data_path(root, r, f"refs[{i}]", check_files) for i, r in enumerate(refs_raw))
-    gt = None if rec.get("gt") is None else _data_path(root, rec["gt"], "gt", check_files)
-    n = rec.get("num_persons", len(refs))
-    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= 4:
-        raise RecordError("num_persons", f"must be an integer 1-4, got {n!r}")
-    subset = rec.get("subset") or subset_for_persons(n)
+    if not isinstance(refs_raw, list) or not refs_raw:
+        raise RecordError("refs", f"must be a non-empty list of paths, got {refs_raw!r}")
+    declared = rec.get("num_persons")
+    if declared is not None and (isinstance(declared, bool) or not isinstance(declared, int) or declared < 1):
+        raise RecordError("num_persons", f"must be a positive integer, got {declared!r}")
+    subset = rec.get("subset") or subset_for_persons(min(declared or len(refs_raw), 4))
     if subset not in SUBSETS:
         raise RecordError("subset", f"must be one of {', '.join(SUBSETS)}, got {subset!r}")
-    if subset != subset_for_persons(n):
-        raise RecordError("subset", f"{subset!r} does not match num_persons={n} (p1: 1, p2: 2, p3: 3-4)")
     boxes = rec.get("boxes") or []
     if not isinstance(boxes, list):
         raise RecordError("boxes", f"must be a list of [x1, y1, x2, y2], got {boxes!r}")
-    if boxes and len(boxes) != len(refs):
-        raise RecordError("boxes", f"{len(boxes)} boxes for {len(refs)} references; give one GT face box per reference")
+    refs_raw, boxes, n, irregular = regularise(subset, refs_raw, boxes, declared)
+    refs = tuple(_data_path(root, r, f"refs[{i}]", check_files) for i, r in enumerate(refs_raw))
+    gt = None if rec.get("gt") is None else _data_path(root, rec["gt"], "gt", check_files)
     for i, b in enumerate(boxes):
         if (not isinstance(b, (list, tuple)) or len(b) != 4
                 or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in b)):
@@ -288,8 +340,14 @@ def record_to_case(rec: Any, *, root: Path, check_files: bool = True) -> Case:
     if not isinstance(meta, dict):
         raise RecordError("meta", f"must be a JSON object, got {meta!r}")
     meta = dict(meta)
+    if irregular:
+        meta["irregular"] = irregular
+        if declared is not None and declared != n:
+            meta["num_persons_declared"] = declared
     if "identities" in rec:
         ids = rec["identities"]
+        if isinstance(ids, list) and len(ids) > len(refs) and any(i["kind"] == "extra_refs" for i in irregular):
+            ids = ids[: len(refs)]
         if not isinstance(ids, list) or len(ids) != len(refs) or not all(isinstance(x, str) for x in ids):
             raise RecordError("identities", f"must be a list of {len(refs)} strings (one per reference), got {ids!r}")
         meta["identities"] = ids

@@ -20,7 +20,7 @@ from typing import Any, Mapping
 
 from multiid_bench.data._store import atomic_write_bytes, atomic_write_text
 from multiid_bench.data.case import Bench, Case, subset_for_persons
-from multiid_bench.data.loaders import BenchLoad, InvalidRecord
+from multiid_bench.data.loaders import BenchLoad, InvalidRecord, RecordError, regularise
 from multiid_bench.errors import BadInputError, MissingDataError
 
 __all__ = ["ExportSummary", "export_official", "import_official", "import_official_checked"]
@@ -178,13 +178,21 @@ def _import(folder: Path) -> tuple[BenchLoad, dict[str, Path]]:
             invalid.append(InvalidRecord(src, case_id, "meta.json:prompt", f"missing or not a string: {prompt!r}"))
             continue
         gt = sub / "ori.jpg" if (sub / "ori.jpg").is_file() else None
-        n = int(ours.get("num_persons") or len(refs))
+        declared = ours.get("num_persons")
+        subset = ours.get("subset") or _subset(sub.name, min(int(declared or len(refs)), 4))
         case_meta = dict(ours.get("meta") or {})
         case_meta.update({"ref_mode": ours.get("ref_mode", "prepared_crops"), "official_folder": sub.name})
         try:
-            case = Case(id=case_id, subset=ours.get("subset") or _subset(sub.name, n), prompt=prompt, gt=gt,
-                        refs=tuple(p for _, p in refs), boxes=tuple(tuple(b) for b in ours.get("boxes") or ()),
-                        num_persons=n, meta=case_meta)  # type: ignore[arg-type]
+            # the official evaluator reads ref_0..ref_3 (p3) or fewer, whatever else the folder holds
+            ref_paths, boxes, n, irregular = regularise(subset, [p for _, p in refs], list(ours.get("boxes") or ()),
+                                                        declared)
+            if irregular:
+                case_meta["irregular"] = irregular
+            case = Case(id=case_id, subset=subset, prompt=prompt, gt=gt,  # type: ignore[arg-type]
+                        refs=tuple(ref_paths), boxes=tuple(tuple(b) for b in boxes), num_persons=n, meta=case_meta)
+        except RecordError as e:
+            invalid.append(InvalidRecord(src, case_id, f"ref_k.jpg ({e.field})", str(e)))
+            continue
         except BadInputError as e:
             invalid.append(InvalidRecord(src, case_id, "meta.json:mbench", str(e)))
             continue

@@ -136,6 +136,7 @@ def finalize(out: str | Path) -> dict[str, Any]:
         "expected": len(ids), "ok": sum(1 for r in rows if r["status"] == "ok"), "failed": len(failed),
         "not_applicable": sum(1 for r in rows if r["status"] == "not_applicable"), "pending": len(wanted) - len(rows),
         "evaluated": sum(1 for r in rows if r.get("scores")),
+        "irregular": sum(1 for r in rows if r.get("irregular")),
     }
     weights: dict[str, str | None] = {}
     for m in run["face_models"]:
@@ -155,6 +156,7 @@ def finalize(out: str | Path) -> dict[str, Any]:
         "partial": counts["failed"] > 0, "mbench_version": __version__, "packages": package_versions(),
         "weights": weights, "face_models": run["face_models"], "counts": counts,
         "failures": dict(Counter(str(r.get("reason"))[:160] for r in failed).most_common()),
+        "irregularities": dict(Counter(str(i.get("kind")) for r in rows for i in r.get("irregular") or ()).most_common()),
         "work": WorkCounters.total([s.get("work", {}) for s in sessions]).to_dict(),
         "scorers": {k: {"status": v.get("status", "missing"), "reason": v.get("reason")} for k, v in scorers.items()},
         "cards": {k: c.version for k, c in CARDS.items()},

@@ -84,6 +84,9 @@ def _markdown(results: Mapping[str, Any]) -> str:
                 "|" + "---|" * len(header)]
         out += ["| " + " | ".join(r) + " |" for r in rows]
         out += ["", *_general_lines(results, proto), ""]
+    if c.get("irregular"):
+        out += ["## Irregular bench rows (evaluated, as the official conversion does)", ""]
+        out += [f"- {n} x {kind}" for kind, n in results.get("irregularities", {}).items()] + [""]
     if results.get("failures"):
         out += ["## Failures", ""] + [f"- {n} x {reason}" for reason, n in results["failures"].items()] + [""]
     return "\n".join(out)
