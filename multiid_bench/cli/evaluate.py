@@ -182,6 +182,10 @@ def _print_summary(results: dict[str, Any], out_dir: Path) -> None:
                   + ("" if results["reportable"] else " — not reportable (--limit)"))
     for reason, n in list(results.get("failures", {}).items())[:5]:
         console.print(f"  [red]{n} x[/] {reason}")
+    if c.get("irregular"):
+        kinds = ", ".join(f"{k} {n}" for k, n in results.get("irregularities", {}).items())
+        console.print(f"[yellow]{c['irregular']} irregular bench row(s) evaluated[/] as the official conversion "
+                      f"would ({kinds}); see 'irregular' in cases*.jsonl")
     console.print(f"results: {out_dir / 'results.json'}  rows: {out_dir}/cases*.jsonl  summary: {out_dir / 'summary.md'}")
 
 
