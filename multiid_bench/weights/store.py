@@ -398,7 +398,10 @@ class WeightStore:
             except ConfigError:  # unpinned with MBENCH_REQUIRE_PINNED: a decision, not a failed source
                 raise
             except Exception as e:  # noqa: BLE001 - network, auth, gated repo: try the next source
-                errors.append(f"hf://{wf.repo}@{wf.revision}: {type(e).__name__}: {_gist(e)}")
+                gated = type(e).__name__ in ("GatedRepoError", "RepositoryNotFoundError") or " 401 " in f" {e} "
+                hint = (" -- accept the licence on the model page, then `hf auth login` or set HF_TOKEN; "
+                        if gated else ": ")
+                errors.append(f"hf://{wf.repo}@{wf.revision}: {type(e).__name__}{hint}{_gist(e)}")
                 log.warning("Hub download of %s / %s failed: %s", entry.id, wf.name, e)
         target = self._own_path(entry.id, wf)
         if wf.urls or wf.archive_urls:

@@ -172,3 +172,23 @@ def test_snapshot_folder_entry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     (tmp_path / "hf" / "models--org--model" / "blobs" / sha(DATA)).write_bytes(b"x")
     with pytest.raises(MissingWeightsError, match="w.safetensors has sha256"):
         store(tmp_path / "b", folder, offline=True).resolve("m")
+
+
+def test_gated_repo_says_how_to_get_access(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import huggingface_hub
+
+    class GatedRepoError(Exception):  # huggingface_hub's class needs an HTTP response; the name is what counts
+        pass
+
+    def gated(**kw):
+        raise GatedRepoError("Access to model org/model is restricted.")
+
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf"))
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", gated)
+    s = store(tmp_path, hub_file(sha256="ab" * 32))
+    with pytest.raises(MissingWeightsError) as ei:
+        s.resolve("m")
+    line = str(ei.value).splitlines()[1]
+    assert line.startswith(f"  m / model.safetensors  size ?  from hf.co/org/model@{COMMIT[:8]}  [download failed: "
+                           f"hf://org/model@{COMMIT}: GatedRepoError -- accept the licence on the model page, then "
+                           "`hf auth login` or set HF_TOKEN; Access to model org/model is restricted.")
