@@ -2,9 +2,10 @@
 against a matmul peak measured in the same run, and detection time per detector on a 1 MP photo.
 
 Real architectures everywhere; weights are the real ones when the cache has them, otherwise random
-(timing does not depend on weight values). The ArcFace rows run through onnxruntime exactly like the
-real packs: without the real files we export AdaFace's IR-50 / IR-101 (the same IResNet-50/100 layout and
-FLOPs as insightface's w600k_r50 / glintr100) to ONNX. dlib always uses its real (shipped) weights.
+(timing does not depend on weight values). The ArcFace rows run the ONNX file twice: through onnxruntime
+(the official runtime) and converted to torch (``arcface+torch``, the default backend); without the real
+files we export a random arcface_torch IResNet-50 / IResNet-100 (insightface's w600k_r50 / glintr100 layout)
+to ONNX. dlib always uses its real (shipped) weights.
 
     python benchmarks/bench_faces.py                 # CPU, all models and detectors
     python benchmarks/bench_faces.py --device cuda --faces 64 --json bench.json
@@ -73,34 +74,33 @@ def build_models(device: str, tmp: Path, only: list[str] | None) -> list[tuple[s
     """(model id, FaceModel, FLOPs per face or None, weights kind) for every benchmarked model."""
     import torch
 
-    from multiid_bench.faces.iresnet import ir_backbone
-    from multiid_bench.faces.models import FACE_MODELS, ArcFaceONNX, _bgr_01, _bgr_pm1, _rgb_facenet, _TorchModel, \
+    from multiid_bench.faces.iresnet import IRESNET50, IRESNET100, build_iresnet, ir_backbone
+    from multiid_bench.faces.onnx_iresnet import NotAnIResNetGraph
+    from multiid_bench.faces.models import FACE_MODELS, ArcFaceONNX, ArcFaceTorch, _bgr_01, _bgr_pm1, _rgb_facenet, _TorchModel, \
         load_face_model
 
     out = []
-
-    class _FeatOnly(torch.nn.Module):
-        def __init__(self, m):
-            super().__init__()
-            self.m = m
-
-        def forward(self, x):
-            return self.m(x)[0]
 
     for mid, arch in (("arcface", "ir_50"), ("arcface-glintr100", "ir_101")):
         if only and mid not in only:
             continue
         spec = FACE_MODELS[mid]
-        net = ir_backbone(arch).eval()
+        net = build_iresnet(IRESNET50 if arch == "ir_50" else IRESNET100)
         flops = torch_flops(net, 112, "cpu")
         real = _real_or_none(spec.weight_id, spec.filename)
         path = real or tmp / f"{arch}.onnx"
-        if real is None:
-            torch.onnx.export(_FeatOnly(net).eval(), torch.randn(1, 3, 112, 112), str(path), input_names=["input.1"],
+        if real is None:  # the arcface_torch IResNet layout, as insightface exported w600k_r50 / glintr100
+            torch.onnx.export(net, torch.randn(1, 3, 112, 112), str(path), input_names=["input.1"],
                               output_names=["embedding"], dynamic_axes={"input.1": {0: "n"}, "embedding": {0: "n"}},
                               dynamo=False, opset_version=17)
         out.append((mid, ArcFaceONNX(mid, spec, path, "bench", device=device, batch_size=32), flops,
                     "real" if real else f"random ({arch} proxy, onnxruntime)"))
+        try:  # the same file, converted to torch (the default backend)
+            torch_model = ArcFaceTorch(mid, spec, path, "bench", device=device, batch_size=32)
+        except NotAnIResNetGraph as e:
+            print(f"# {mid}: no torch row ({e})")
+        else:
+            out.append((f"{mid}+torch", torch_model, flops, ("real" if real else "random") + ", torch (converted)"))
     for mid, arch in (("adaface", "ir_50"), ("adaface-ir101", "ir_101")):
         if only and mid not in only:
             continue

@@ -71,6 +71,11 @@ def _state_dict_from_graph(path: Path, graph: Any) -> tuple[Any, dict[str, np.nd
     from multiid_bench.faces.iresnet import IResNetConfig
 
     inits = {t.name: numpy_helper.to_array(t).astype(np.float32) for t in graph.initializer}
+    for n in graph.node:  # exporters share equal tensors (e.g. untrained BN statistics) through Identity nodes
+        if n.op_type == "Identity" and n.input[0] in inits:
+            inits[n.output[0]] = inits[n.input[0]]
+        elif n.op_type == "Constant" and n.attribute and n.attribute[0].name == "value":
+            inits[n.output[0]] = numpy_helper.to_array(n.attribute[0].t).astype(np.float32)
     nodes = list(graph.node)
     first = next((n.op_type for n in nodes if n.op_type not in ("Identity", "Constant")), "")
     if first in ("Sub", "Mul", "Div"):

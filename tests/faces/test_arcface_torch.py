@@ -140,3 +140,16 @@ def test_runtime_table_names_every_model_and_detector(monkeypatch) -> None:
     if not torch.cuda.is_available():
         assert "CUDA is not available" in runtime_table("cuda")["facenet"]
         assert "onnxruntime-gpu" in runtime_table("cuda")["scrfd"]
+
+
+def test_untrained_statistics_shared_through_identity_nodes_convert(tmp_path: Path) -> None:
+    """torch.onnx.export shares equal tensors (fresh BN: ones/zeros) through Identity nodes; they must resolve."""
+    import onnx
+
+    torch.manual_seed(4)
+    net = build_iresnet(IResNetConfig((1, 1, 2, 1), (8, 8, 16, 16), 32))  # BN statistics as initialised
+    path = _export(net, tmp_path / "fresh.onnx")
+    assert "Identity" in {n.op_type for n in onnx.load(str(path)).graph.node}
+    conv = iresnet_from_onnx(path)
+    diff, scale = max_abs_diff_vs_onnxruntime(path, conv, n=2)
+    assert diff < 1e-5 and scale > 0.01
