@@ -153,8 +153,7 @@ def comparable_set(keys: Sequence[RowKey], *, allow_mixed: bool = False) -> Verd
         why = f"not comparable with {other.label} ({'; '.join(diffs)})"
         if allow_mixed:
             ranked[i] = True
-            warnings.append(f"--allow-mixed: {k.label} is ranked although {why}")
-            kept.append(k)
+            warnings.append(f"--allow-mixed: {k.label} is ranked although {why}")  # not kept: one warning per row
         else:
             reasons[i] = why + "; --allow-mixed ranks it anyway"
     return Verdict(ranked=ranked, reasons=reasons, anchor=kept[0] if kept else None,

@@ -45,6 +45,11 @@ def _greyed(row: Row) -> bool:
     return not row.comparable
 
 
+def _rich_label(row: Row) -> str:
+    """Plain text loses the grey: a greyed row also says so in its name cell."""
+    return f"{row.label} (not ranked)" if _greyed(row) else row.label
+
+
 def _rich_table(table: LeaderboardTable, *, provenance: bool, columns: list[Any] | None = None,
                 caption: bool = True) -> Any:
     from rich import box
@@ -56,7 +61,7 @@ def _rich_table(table: LeaderboardTable, *, provenance: bool, columns: list[Any]
               box=box.SIMPLE_HEAD,
               title_justify="left", caption_justify="left", pad_edge=False, show_edge=False)
     # names never wrap: the column is as wide as the longest name; metric headers wrap only at spaces
-    t.add_column("Model", style="bold", no_wrap=True, min_width=max([len(r.label) for r in table.rows] + [5]))
+    t.add_column("Model", style="bold", no_wrap=True, min_width=max([len(_rich_label(r)) for r in table.rows] + [5]))
     for col in columns:
         t.add_column(escape(col.header), justify="right")
     if provenance:
@@ -69,7 +74,7 @@ def _rich_table(table: LeaderboardTable, *, provenance: bool, columns: list[Any]
             text = _cell_with_n(c, row.evaluated)
             text = escape(text)
             cells.append(f"[{_RICH_STYLE[c.rank]}]{text}[/]" if c is not None and c.rank else text)
-        label = escape(row.label) if row.provenance != "paper" else f"[dim]{escape(row.label)}[/]"
+        label = escape(_rich_label(row)) if row.provenance != "paper" else f"[dim]{escape(row.label)}[/]"
         extra = []
         if provenance:
             prov = escape(row.provenance_text)
@@ -114,7 +119,7 @@ def to_rich(table: LeaderboardTable, *, width: int | None = None, provenance: bo
     if _table_width(t) <= width or len(table.columns) < 2:
         t.caption = _rich_table(table, provenance=False).caption
         return t
-    name_w = max([len(r.label) for r in table.rows] + [5])
+    name_w = max([len(_rich_label(r)) for r in table.rows] + [5])
     chunks: list[list[Any]] = [[]]
     for col in table.columns:
         if chunks[-1] and name_w + sum(words[c.key] + 1 for c in chunks[-1]) + words[col.key] + 1 > width:
