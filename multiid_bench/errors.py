@@ -1,7 +1,10 @@
 """One exception hierarchy for the whole toolkit.
 
-Every error carries the process exit code the CLI uses for it, so the mapping from failure to exit
-status is decided where the failure is understood, once. Messages name the file, the case and the fix.
+Every error carries two decisions, made once where the failure is understood: ``exit_code``, what
+``mbench`` exits with when it escapes a command, and ``stops_run``, whether the runner stops (``True``:
+a missing weight, a wrong flag) or records one failed case and goes on (``False``: one malformed input).
+:func:`stops_run` is the runner's only rule; nothing matches on messages. Messages name the file, the case
+and the fix.
 """
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ __all__ = [
     "EXIT_PARTIAL",
     "EXIT_USAGE",
     "BadInputError",
+    "CaseError",
     "CheckFailedError",
     "ConfigError",
     "ImageDecodeError",
@@ -21,6 +25,7 @@ __all__ = [
     "MissingWeightsError",
     "NotComparableError",
     "PartialResultsError",
+    "stops_run",
 ]
 
 EXIT_OK = 0
@@ -31,9 +36,28 @@ EXIT_PARTIAL = 4  # the run finished but some cases failed
 
 
 class MBenchError(Exception):
-    """Base class; ``exit_code`` is what ``mbench`` exits with when this escapes a command."""
+    """Base class; ``exit_code`` is what ``mbench`` exits with when this escapes a command, ``stops_run``
+    whether the runner stops on it (the default) or fails the case in hand and goes on."""
 
     exit_code: int = EXIT_CHECK_FAILED
+    stops_run: bool = True
+
+
+def stops_run(exc: BaseException) -> bool:
+    """The runner's rule for an exception raised while generating or scoring one case.
+
+    A toolkit error says itself (``stops_run``); any other ``Exception`` (an adapter or scorer breaking on
+    one input) fails that case only; ``KeyboardInterrupt``/``SystemExit`` stop everything.
+
+    Example:
+        >>> stops_run(ImageDecodeError("x.png is truncated")), stops_run(MissingWeightsError("no arcface"))
+        (False, True)
+        >>> stops_run(RuntimeError("CUDA error on this prompt")), stops_run(KeyboardInterrupt())
+        (False, True)
+    """
+    if isinstance(exc, MBenchError):
+        return bool(exc.stops_run)
+    return not isinstance(exc, Exception)
 
 
 class ConfigError(MBenchError, ValueError):
@@ -43,9 +67,17 @@ class ConfigError(MBenchError, ValueError):
 
 
 class BadInputError(MBenchError, ValueError):
-    """User data (a manifest line, an image, a case) is malformed."""
+    """User data (a manifest line, an image, a case) is malformed: that case fails, the run goes on."""
 
     exit_code = EXIT_USAGE
+    stops_run = False
+
+
+class CaseError(MBenchError):
+    """One case cannot be generated or scored (an API refusal, a timeout); the run goes on, exit 4."""
+
+    exit_code = EXIT_PARTIAL
+    stops_run = False
 
 
 class ImageDecodeError(BadInputError):

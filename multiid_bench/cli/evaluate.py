@@ -1,13 +1,13 @@
 """``mbench evaluate`` (generate with a model, then score) and ``mbench score`` (images made elsewhere).
 
-Both are thin: they build a :class:`~multiid_bench.runner.RunConfig`, pick the image source, show a progress
-bar, and print the summary table that the runner also writes to ``summary.md`` / ``summary.csv``.
+Both are thin layers over :func:`multiid_bench.api.evaluate` / :func:`~multiid_bench.api.score` (device,
+offline switch, adapter wiring and progress live there) and print the summary table that the runner also
+writes to ``summary.md`` / ``summary.csv``.
 Exit codes: 0 ok, 2 usage, 3 weights or data missing (checked before any model loads), 4 some cases
 failed (results are still written, and say which cases and why).
 """
 from __future__ import annotations
 
-import functools
 from pathlib import Path
 from typing import Any, Callable
 
@@ -64,97 +64,26 @@ def _common_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     return fn
 
 
-def _device(device: str) -> str:
-    """``auto``: CUDA when available; under torchrun/accelerate each rank takes its ``LOCAL_RANK`` GPU."""
-    if device != "auto":
-        return device
-    import os
-
-    import torch
-
-    if not torch.cuda.is_available():
-        return "cpu"
-    local = os.environ.get("LOCAL_RANK")
-    return f"cuda:{int(local) % max(torch.cuda.device_count(), 1)}" if local and local.isdigit() else "cuda"
+def _api_options(opts: dict[str, Any]) -> dict[str, Any]:
+    """CLI option names -> :mod:`multiid_bench.api` keyword arguments."""
+    return {"bench": opts["bench"], "subsets": opts["subset"], "limit": opts["limit"], "out": opts["out_dir"],
+            "protocol": opts["protocol"], "profile": opts["profile"], "device": opts["device"],
+            "batch_size": opts["batch_size"], "offline": opts["offline"], "shard": opts["shard"],
+            "cache_dir": opts["cache_dir"], "ref_source": opts["ref_source"], "scorers": opts["scorers"],
+            "seed": opts["seed"]}
 
 
-def _config(model: str, opts: dict[str, Any]) -> Any:
-    from multiid_bench.runner import RunConfig, parse_shard, resolve_shard
+def _finish(run: Any) -> None:
+    """Print the summary table (or the shard's note) and exit with the run's code."""
+    if run.summary is None:
+        from rich.console import Console
 
-    shard = resolve_shard(parse_shard(opts["shard"]) if opts["shard"] else None)
-    subsets = tuple(s.strip() for s in opts["subset"].split(",") if s.strip()) if opts["subset"] else None
-    # The offline profile promises no downloads: optional scorers then use only weights already cached.
-    offline = opts["offline"] if opts["offline"] is not None else (True if opts["profile"] == "offline" else None)
-    if offline:
-        # Every library in the process (ours, huggingface_hub, diffusers, transformers) stays off the network,
-        # including the generator's loaders, which read these switches rather than our config.
-        import os
-
-        os.environ["MBENCH_OFFLINE"] = "1"
-        os.environ["HF_HUB_OFFLINE"] = "1"
-    return RunConfig(
-        model=model, bench=opts["bench"], subsets=subsets, limit=opts["limit"], protocol=opts["protocol"],
-        profile=opts["profile"], device=_device(opts["device"]), batch_size=opts["batch_size"],
-        offline=offline, seed=opts["seed"], ref_source=opts["ref_source"], scorers=opts["scorers"],
-        cache_dir=opts["cache_dir"], shard_index=shard.index, shard_count=shard.count,
-        adapter_settings=opts.get("adapter_settings", {}),
-    )
-
-
-def _run(config: Any, out_dir: Path, source_factory: Callable[[Path], Any]) -> None:
-    from rich.console import Console
-
-    from multiid_bench.runner import run_evaluation
-
-    console = Console(stderr=True)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    source = source_factory(out_dir)
-    with _Progress(console) as progress:
-        outcome = run_evaluation(config, out_dir, source, on_plan=progress.plan, on_row=progress.row)
-    if outcome.results is None:
-        console.print(f"shard {outcome.shard}: {outcome.rows_written} case(s) written to {out_dir}; "
-                      "results.json is written when every shard has finished.")
+        Console(stderr=True).print(f"{run.rows_written} case(s) written to {run.path}; results.json is written "
+                                   "when every shard has finished.")
     else:
-        _print_summary(outcome.results, out_dir)
-    code = outcome.exit_code
-    if code:
-        raise click.exceptions.Exit(code)
-
-
-class _Progress:
-    """A rich progress bar with cases/s and failures (silent when stderr is not a terminal)."""
-
-    def __init__(self, console: Any) -> None:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
-        self.progress = Progress(
-            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("{task.fields[rate]} cases/s"), TextColumn("[red]{task.fields[failed]} failed"),
-            TimeElapsedColumn(), TimeRemainingColumn(), console=console, disable=not console.is_terminal,
-        )
-        self.task: Any = None
-        self.failed = 0
-        self.done = 0
-
-    def __enter__(self) -> "_Progress":
-        self.progress.__enter__()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.progress.__exit__(*exc)
-
-    def plan(self, pending: int, skipped: int) -> None:
-        label = "evaluating" + (f" (resumed: {skipped} done)" if skipped else "")
-        self.task = self.progress.add_task(label, total=pending, rate="-", failed=0)
-
-    def row(self, row: Any) -> None:
-        if self.task is None:
-            return
-        self.done += 1
-        self.failed += row.get("status") == "failed"
-        elapsed = self.progress.tasks[self.task].elapsed or 0.0
-        rate = f"{self.done / elapsed:.2f}" if elapsed > 0 else "-"
-        self.progress.update(self.task, advance=1, rate=rate, failed=self.failed)
+        _print_summary(run.summary, run.path)
+    if run.exit_code:
+        raise click.exceptions.Exit(run.exit_code)
 
 
 def _print_summary(results: dict[str, Any], out_dir: Path) -> None:
@@ -192,29 +121,14 @@ def _print_summary(results: dict[str, Any], out_dir: Path) -> None:
 @click.command(epilog=_EVALUATE_EXAMPLES)
 @click.option("--model", required=True, help="Adapter name (see 'mbench ls models'), e.g. ground-truth, copy-reference, uno.")
 @click.option("-S", "--setting", "settings", multiple=True, help="Adapter setting key=value (repeatable), e.g. -S steps=28.")
+@click.option("--retry-failed/--no-retry-failed", default=False, show_default=True,
+              help="Generate again cases whose earlier generation failed (API refusals cost money: off by default).")
 @_common_options
-def evaluate(model: str, settings: tuple[str, ...], **opts: Any) -> None:
+def evaluate(model: str, settings: tuple[str, ...], retry_failed: bool, **opts: Any) -> None:
     """Generate every case with MODEL, then score it (resumable, shardable)."""
-    from multiid_bench.adapters import adapter_class, get_adapter
-    from multiid_bench.runner.evaluation import default_out_dir
-    from multiid_bench.runner.sources import AdapterSource
+    from multiid_bench import api
 
-    adapter_settings = _parse_settings(settings)
-    cls = adapter_class(model)
-    opts["adapter_settings"] = adapter_settings
-    config = _config(cls.name, opts)
-    if "ref_pad_ratio" in cls.capabilities.defaults and "ref_pad_ratio" not in adapter_settings:
-        adapter_settings = {**adapter_settings, "ref_pad_ratio": config.ref_pad_ratio}  # oracle = what scoring sees
-    adapter = get_adapter(model, **adapter_settings)
-    out_dir = opts["out_dir"] or default_out_dir(config)
-    from multiid_bench.runner import Shard
-
-    shard = Shard(config.shard_index, config.shard_count)
-    _run(config, out_dir, functools.partial(_adapter_source, adapter, config.seed, shard, AdapterSource))
-
-
-def _adapter_source(adapter: Any, seed: int, shard: Any, cls: Any, out_dir: Path) -> Any:
-    return cls(adapter, out_dir, global_seed=seed, shard=shard)
+    _finish(api.evaluate(model, settings=_parse_settings(settings), retry_failed=retry_failed, **_api_options(opts)))
 
 
 @click.command(epilog=_SCORE_EXAMPLES)
@@ -226,8 +140,6 @@ def _adapter_source(adapter: Any, seed: int, shard: Any, cls: Any, out_dir: Path
 @_common_options
 def score(images_dir: Path, layout: str, name: str | None, **opts: Any) -> None:
     """Score images made elsewhere against a bench."""
-    from multiid_bench.runner.sources import FolderSource
+    from multiid_bench import api
 
-    config = _config(name or images_dir.resolve().name, opts)
-    out_dir = opts["out_dir"] or images_dir / "mbench-score"
-    _run(config, out_dir, lambda _out: FolderSource(images_dir, layout))
+    _finish(api.score(images_dir, layout=layout, name=name, **_api_options(opts)))

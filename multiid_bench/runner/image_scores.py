@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 
-from multiid_bench.errors import MBenchError
+from multiid_bench.errors import MBenchError, stops_run
 from multiid_bench.runner.cache import FeatureCache, default_cache_root
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -32,8 +32,11 @@ class GeneralScorers:
     """The model-independent per-case metrics; ``status`` says which scorers run and why others do not."""
 
     def __init__(self, scorers: Mapping[str, Any], status: Mapping[str, dict[str, Any]], cache: FeatureCache,
-                 device: str = "cpu") -> None:
+                 device: str = "cpu", judge: Any | None = None) -> None:
         self.scorers = dict(scorers)
+        self.judge = judge  # VLM judge (OmniContext PF/SC/Overall) for cases with meta["task_type"]
+        self.judge_notes: dict[str, list[str]] = {}  # case id -> raw answers of unusable judge replies
+        self.judge_failures: dict[str, str] = {}  # case id -> why the judge gave no score
         self.status = {k: dict(v) for k, v in status.items()}
         self.cache = cache
         self.device = device
@@ -82,12 +85,16 @@ class GeneralScorers:
         try:
             self._score_clip(items, result)
             self._score_aesthetic(items, result)
-        except MBenchError:
-            raise
-        except Exception as e:  # a scorer crash costs these values, not the run
+        except Exception as e:  # unless its policy stops the run, a scorer crash costs these values only
+            if stops_run(e):
+                raise
             log.warning("scorer failed on a chunk of %d cases: %s: %s", len(items), type(e).__name__, e)
         finally:
             self.arrays.clear()
+        if self.judge is not None:
+            from multiid_bench.scorers.vlm_judge_config import judge_general_items
+
+            judge_general_items(self.judge, items, result, self.judge_notes, self.judge_failures, self.device)
         return result
 
     def _score_clip(self, items: Sequence[Item], result: dict[str, dict[str, float | None]]) -> None:
@@ -126,9 +133,13 @@ def _first_line(e: BaseException) -> str:
 def load_general_scorers(config: "RunConfig") -> GeneralScorers:
     """Resolve (not load) each scorer's weights; unavailable ones are ``missing`` with the reason."""
     cache = FeatureCache(default_cache_root(config.cache_dir))
+    from multiid_bench.scorers.vlm_judge_config import load_run_judge
+
+    judge, judge_status = load_run_judge(config)  # None unless --judge; missing weights stop the run (exit 3)
     if not config.scorers:
         off = {"status": "disabled", "reason": "scorers turned off (--no-scorers)"}
-        return GeneralScorers({}, {"clip": dict(off), "aesthetic": dict(off)}, cache, config.device)
+        return GeneralScorers({}, {"clip": dict(off), "aesthetic": dict(off), **judge_status}, cache, config.device,
+                              judge)
     scorers: dict[str, Any] = {}
     status: dict[str, dict[str, Any]] = {}
     for name, factory in (("clip", _clip), ("aesthetic", _aesthetic)):
@@ -141,7 +152,7 @@ def load_general_scorers(config: "RunConfig") -> GeneralScorers:
             continue
         scorers[name] = scorer
         status[name] = {"status": "ok", "reason": None, "card": card.to_dict(), "weights": dict(card.to_dict()["weights"])}
-    return GeneralScorers(scorers, status, cache, config.device)
+    return GeneralScorers(scorers, {**status, **judge_status}, cache, config.device, judge)
 
 
 def _clip(config: "RunConfig") -> Any:

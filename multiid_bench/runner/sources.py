@@ -1,28 +1,37 @@
-"""Where a run's generated images come from: an adapter (``evaluate``) or a folder (``score``).
+"""Where a run's generated images come from, and the one generation loop (``evaluate`` and ``generate``).
 
-Both hand the runner a *path* (never pixels), so every image, generated here or elsewhere, is decoded and
-hashed by the same code, once. An adapter's image is saved losslessly (PNG) to ``<out>/images/<case>.png``
-and its generation record appended to ``<out>/generations[.shard-i-of-n].jsonl`` (the layout of
-``mbench generate``), so an evaluate folder can be re-scored with ``mbench score --images <out>`` and a
-resumed run reuses images already made instead of paying for them twice.
+Both sources hand the runner a *path* (never pixels), so every image, generated here or elsewhere, is
+decoded and hashed by the same code, once.
+
+:class:`AdapterSource` is the generation loop's per-case step for ``mbench evaluate`` and
+``mbench generate`` alike (:func:`generate_bench` drives it over a bench). An image is saved losslessly
+to ``<out>/images/<case>.png`` (atomically) *before* its record is appended to
+``generations[.shard-i-of-n].jsonl``, so a killed run never leaves a record without its image; records
+are appended, never rewritten. **One resume rule**: a case's last record is reused when its seed matches
+and it is ``ok`` with its image present, ``not_applicable``, or ``failed`` (an API refusal is not paid for
+twice by accident) unless ``retry_failed``; anything else is generated again.
 """
 from __future__ import annotations
 
+import io
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Protocol
 
-from multiid_bench.errors import ConfigError, MBenchError
+from multiid_bench.errors import ConfigError, stops_run
+from multiid_bench.runner import run_folder as rf
 
 if TYPE_CHECKING:  # pragma: no cover
     from multiid_bench.adapters.base import Adapter
-    from multiid_bench.data.case import Case
+    from multiid_bench.data.case import Bench, Case
     from multiid_bench.runner.shard import Shard
 
-__all__ = ["AdapterSource", "FolderSource", "Generated", "ImageSource"]
+__all__ = ["AdapterSource", "FolderSource", "GenerateSummary", "Generated", "ImageSource", "generate_bench"]
 
 log = logging.getLogger(__name__)
+# Keys of generate.json that must match for a resumed ``mbench generate`` to reuse existing records.
+_RESUME_KEYS = ("adapter", "adapter_version", "settings", "global_seed", "bench_manifest_sha256")
 
 
 @dataclass
@@ -47,17 +56,18 @@ class ImageSource(Protocol):
 
 
 class AdapterSource:
-    """Generate through an adapter; reuse an image (and its record) a killed run already made."""
+    """Generate through an adapter, appending one record per case; reuse what the resume rule allows."""
 
-    def __init__(self, adapter: "Adapter", out_dir: Path, *, global_seed: int, shard: "Shard") -> None:
-        from multiid_bench.runner.run_folder import generations_file, read_generations
-
+    def __init__(self, adapter: "Adapter", out_dir: Path, *, global_seed: int, shard: "Shard | None" = None,
+                 retry_failed: bool = False) -> None:
         self.adapter = adapter
         self.name = adapter.name
         self.out_dir = Path(out_dir)
         self.global_seed = int(global_seed)
-        self.records_path = generations_file(self.out_dir, shard)
-        self._previous = {cid: r for cid, r in read_generations(self.out_dir).items() if r.get("status") == "ok"}
+        self.retry_failed = retry_failed
+        self.records_path = rf.generations_file(self.out_dir, shard)
+        rf.repair_tail(self.records_path)  # a torn last record must not glue onto the next one
+        self._previous = rf.read_generations(self.out_dir)
         self._loaded = False
         self._device = "cpu"
 
@@ -65,45 +75,58 @@ class AdapterSource:
         return {"kind": "adapter", **self.adapter.describe(), "global_seed": self.global_seed}
 
     def load(self, device: str) -> None:
-        """Remember the device; the adapter loads lazily, before the first case that needs generating."""
+        """Remember the device; the adapter loads before the first case that needs the model."""
         self._device = device
 
-    def obtain(self, case: "Case") -> Generated:
+    def reusable(self, case: "Case") -> dict[str, Any] | None:
+        """The resume rule (module docstring): the case's previous record, when it may be reused."""
         from multiid_bench.adapters.base import derive_seed
-        from multiid_bench.adapters.generation import atomic_write_bytes
-        from multiid_bench.runner.run_folder import IMAGES_DIR, append_row, image_path
 
-        seed = derive_seed(self.global_seed, case.id)
-        target = image_path(self.out_dir, case.id)
         prev = self._previous.get(case.id)
-        if prev is not None and target.is_file() and int(prev.get("seed", -1)) == seed:
-            return Generated("ok", str(target), None, seed, {**prev, "reused": True})
-        if not self._loaded:
-            self.adapter.load(self._device)
+        if prev is None or prev.get("seed") != derive_seed(self.global_seed, case.id):
+            return None
+        status = prev.get("status")
+        if status == "ok":
+            return prev if rf.image_path(self.out_dir, case.id).is_file() else None
+        return None if status == "failed" and self.retry_failed else prev
+
+    def obtain(self, case: "Case") -> Generated:
+        from multiid_bench.adapters.base import GenerationResult, derive_seed
+
+        prev = self.reusable(case)
+        if prev is not None:
+            return self._generated(case, {**prev, "reused": True})
+        seed = derive_seed(self.global_seed, case.id)
+        if not self._loaded and self.adapter.not_applicable_reason(case) is None:
+            self.adapter.load(self._device)  # first case that needs the model; skip-only runs never load it
             self._loaded = True
         try:
             result = self.adapter.generate(case, seed)
-        except MBenchError:
-            raise
-        except Exception as e:  # an adapter that breaks its contract still only fails this case
+        except Exception as e:  # the error's own policy decides: stop the run, or fail this case
+            if stops_run(e):
+                raise
             log.warning("adapter %s raised on case %s: %s", self.name, case.id, e)
-            return Generated("failed", None, f"generation failed: {type(e).__name__}: {e}", seed,
-                             {"adapter": self.name, "case_id": case.id, "seed": seed})
+            result = GenerationResult(None, self.adapter.record(case, seed), "failed", f"{type(e).__name__}: {e}")
         image_file = None
         if result.status == "ok":
-            import io
+            from multiid_bench._io import atomic_write_bytes
 
             buf = io.BytesIO()
             result.image.save(buf, format="PNG")  # type: ignore[union-attr]
-            atomic_write_bytes(target, buf.getvalue())
-            image_file = f"{IMAGES_DIR}/{target.name}"
-        row = result.to_row(image_file)
-        row["global_seed"] = self.global_seed
-        append_row(self.records_path, row)
-        if result.status == "ok":
-            return Generated("ok", str(target), None, seed, row)
-        prefix = "not applicable" if result.status == "not_applicable" else "generation failed"
-        return Generated(result.status, None, f"{prefix}: {result.reason}", seed, row)
+            target = rf.image_path(self.out_dir, case.id)
+            atomic_write_bytes(target, buf.getvalue(), fsync=True)
+            image_file = f"{rf.IMAGES_DIR}/{target.name}"
+        row = {**result.to_row(image_file), "global_seed": self.global_seed}
+        rf.append_row(self.records_path, row)
+        self._previous[case.id] = row
+        return self._generated(case, row)
+
+    def _generated(self, case: "Case", row: dict[str, Any]) -> Generated:
+        status, seed = row.get("status", "failed"), row.get("seed")
+        if status == "ok":
+            return Generated("ok", str(rf.image_path(self.out_dir, case.id)), None, seed, row)
+        prefix = "not applicable" if status == "not_applicable" else "generation failed"
+        return Generated(status, None, f"{prefix}: {row.get('reason')}", seed, row)
 
 
 class FolderSource:
@@ -125,12 +148,96 @@ class FolderSource:
     def obtain(self, case: "Case") -> Generated:
         from multiid_bench.adapters.folder import find_image
 
+        where = {"source": "images", "root": str(self.root)}
         try:
             path, layout, tried = find_image(self.root, case, self.layout)
-        except ConfigError as e:  # e.g. two candidate files for one case: this case fails, the run goes on
-            return Generated("failed", None, str(e), None, {"source": "images", "root": str(self.root)})
+        except ConfigError as e:  # find_image's only error is about this case (two candidate files)
+            return Generated("failed", None, str(e), None, where)
         if path is None:
             shown = ", ".join(str(p) for p in tried[:3]) + (" ..." if len(tried) > 3 else "")
-            return Generated("failed", None, f"generated image not found (looked for {shown})", None,
-                             {"source": "images", "root": str(self.root)})
+            return Generated("failed", None, f"generated image not found (looked for {shown})", None, where)
         return Generated("ok", str(path), None, None, {"source": "images", "path": str(path), "layout": layout})
+
+
+# ------------------------------------------------------------------------------------- mbench generate
+
+
+@dataclass
+class GenerateSummary:
+    """Counts of one ``generate_bench`` call (this shard only)."""
+
+    out_dir: Path
+    planned: int = 0
+    skipped_done: int = 0
+    ok: int = 0
+    failed: int = 0
+    not_applicable: int = 0
+    failures: list[tuple[str, str]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"out_dir": str(self.out_dir), "planned": self.planned, "skipped_done": self.skipped_done,
+                "ok": self.ok, "failed": self.failed, "not_applicable": self.not_applicable,
+                "failures": [list(f) for f in self.failures]}
+
+
+def _check_generate_json(out_dir: Path, adapter: "Adapter", bench: "Bench", global_seed: int,
+                         selection: dict[str, Any]) -> None:
+    """Write ``generate.json``, or refuse a folder made with other settings (exit 2)."""
+    from multiid_bench._version import __version__
+    from multiid_bench.runner.provenance import utc_now
+
+    desc = adapter.describe()
+    config = {
+        "schema_version": 1, "adapter": desc["name"], "adapter_version": desc["version"], "settings": desc["settings"],
+        "capabilities": desc["capabilities"], "global_seed": int(global_seed),
+        "seed_rule": "sha256(f'{global_seed}:{case_id}:0')[:8] mod 2**31", "bench_id": bench.id,
+        "bench_manifest_sha256": bench.manifest_sha256, "selection": selection,
+        "reportable": selection.get("limit") is None, "mbench_version": __version__, "created": utc_now(),
+    }
+    path = out_dir / rf.GENERATE_FILE
+    if not path.is_file():
+        rf.write_json(path, config)
+        return
+    old = rf.read_json(path, rf.GENERATE_FILE)
+    diff = [k for k in _RESUME_KEYS if old.get(k) != config.get(k)]
+    if diff:
+        shown = "; ".join(f"{k}: {old.get(k)!r} -> {config.get(k)!r}" for k in diff)
+        raise ConfigError(f"{out_dir} holds a generation made with different settings ({shown}); "
+                          "resume with the same settings or use another --out")
+
+
+def generate_bench(
+    adapter: "Adapter", bench: "Bench", out_dir: Path, *, global_seed: int = 0, shard: "Shard | None" = None,
+    subsets: Iterable[str] | None = None, limit: int | None = None, retry_failed: bool = False, device: str = "cpu",
+    on_plan: Callable[[int, int], None] | None = None, on_result: Callable[["Case", Generated], None] | None = None,
+) -> GenerateSummary:
+    """Generate every case of ``bench`` this shard owns into ``out_dir`` (``mbench generate``), resuming.
+
+    ``subsets`` / ``limit`` select cases first, then the shard takes its share. ``generate.json`` records
+    the whole bench's manifest hash, so a resumed run may use another selection or shard count.
+    ``on_plan(to_generate, already_done)`` and ``on_result(case, generated)`` drive progress.
+    """
+    from multiid_bench.runner.shard import Shard, select_shard
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    subset_list = sorted(set(subsets)) if subsets else None
+    _check_generate_json(out_dir, adapter, bench, global_seed, {"subsets": subset_list, "limit": limit})
+    chosen = bench.select(subset_list, limit).cases if (subset_list or limit is not None) else bench.cases
+    source = AdapterSource(adapter, out_dir, global_seed=global_seed, shard=shard, retry_failed=retry_failed)
+    source.load(device)
+    mine = select_shard(list(chosen), shard or Shard(), key=lambda c: c.id)
+    todo = [c for c in mine if source.reusable(c) is None]
+    summary = GenerateSummary(out_dir=out_dir, planned=len(mine), skipped_done=len(mine) - len(todo))
+    if on_plan:
+        on_plan(len(todo), summary.skipped_done)
+    for case in todo:
+        gen = source.obtain(case)
+        summary.ok += gen.status == "ok"
+        summary.not_applicable += gen.status == "not_applicable"
+        if gen.status == "failed":
+            summary.failed += 1
+            summary.failures.append((case.id, str(gen.record.get("reason") or "")))
+        if on_result:
+            on_result(case, gen)
+    return summary

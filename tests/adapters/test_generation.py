@@ -7,10 +7,19 @@ import pytest
 
 from multiid_bench.adapters.base import derive_seed
 from multiid_bench.adapters.dummy import DummyAdapter
-from multiid_bench.adapters.generation import done_case_ids, generate_bench, image_path, read_records, records_file
 from multiid_bench.data.case import Bench
 from multiid_bench.errors import ConfigError
+from multiid_bench.runner.run_folder import generations_file as records_file
+from multiid_bench.runner.run_folder import image_path
+from multiid_bench.runner.run_folder import read_generations as read_records
 from multiid_bench.runner.shard import Shard
+from multiid_bench.runner.sources import AdapterSource, generate_bench
+
+
+def done_case_ids(out, bench, seed=0):
+    """Cases the one resume rule would not generate again."""
+    source = AdapterSource(DummyAdapter(), out, global_seed=seed)
+    return {c.id for c in bench.cases if source.reusable(c) is not None}
 
 
 class Counting(DummyAdapter):
@@ -59,7 +68,7 @@ def test_resume_after_kill_generates_only_the_rest(bench, tmp_path):
     first = Counting(crash_after=3)
     with pytest.raises(KeyboardInterrupt):
         generate_bench(first, bench, out, global_seed=3)
-    assert first.calls == ["c00", "c01", "c02"] and done_case_ids(out) == {"c00", "c01", "c02"}
+    assert first.calls == ["c00", "c01", "c02"] and done_case_ids(out, bench, 3) == {"c00", "c01", "c02"}
 
     second = Counting()
     plans = []
@@ -93,6 +102,7 @@ def test_failed_cases_kept_unless_retry(bench, tmp_path):
     out = tmp_path / "run"
     s = generate_bench(Counting(fail_ids=("c01",)), bench, out)
     assert s.failed == 1 and s.failures == [("c01", "upstream said no")]
+    lines = records_file(out).read_text().splitlines()
     assert read_records(out)["c01"]["status"] == "failed" and not image_path(out, "c01").exists()
     again = Counting()
     generate_bench(again, bench, out)
@@ -100,6 +110,9 @@ def test_failed_cases_kept_unless_retry(bench, tmp_path):
     again = Counting()
     generate_bench(again, bench, out, retry_failed=True)
     assert again.calls == ["c01"] and read_records(out)["c01"]["status"] == "ok"
+    # appended, never rewritten: the old lines are still there, the retry's record is the last line
+    assert records_file(out).read_text().splitlines()[: len(lines)] == lines
+    assert len(records_file(out).read_text().splitlines()) == len(lines) + 1
 
 
 def test_shards_cover_the_bench_once_and_match_unsharded(bench, tmp_path):
@@ -133,3 +146,24 @@ def test_selection_and_settings_guard(bench, tmp_path):
         generate_bench(Counting(), bench, out, global_seed=1)
     with pytest.raises(ConfigError, match="settings"):
         generate_bench(Counting(jitter=0.2), bench, out, global_seed=0)
+
+
+def test_an_adapter_exception_fails_its_case_unless_its_policy_stops_the_run(bench, tmp_path):
+    from multiid_bench.errors import CaseError, MissingWeightsError
+
+    class Raising(Counting):
+        def __init__(self, exc, **kw):
+            super().__init__(**kw)
+            self.exc = exc
+
+        def generate(self, case, seed):
+            if case.id == "c02":
+                raise self.exc
+            return super().generate(case, seed)
+
+    s = generate_bench(Raising(RuntimeError("CUDA error")), bench, tmp_path / "a")
+    assert (s.ok, s.failed) == (7, 1) and s.failures == [("c02", "RuntimeError: CUDA error")]
+    s = generate_bench(Raising(CaseError("refused by the API")), bench, tmp_path / "b")
+    assert s.failures == [("c02", "CaseError: refused by the API")]
+    with pytest.raises(MissingWeightsError):
+        generate_bench(Raising(MissingWeightsError("no weights")), bench, tmp_path / "c")

@@ -45,7 +45,7 @@ def test_generate_writes_images_records_and_resumes(manifest, tmp_path):
     out = tmp_path / "out"
     res = _invoke("--model", "dummy", "--bench", str(manifest), "--out", str(out), "--seed", "5", "--json")
     assert res.exit_code == 0, res.output
-    summary = json.loads(res.output)
+    summary = json.loads(res.stdout)
     assert (summary["ok"], summary["skipped_done"], summary["failed"]) == (3, 0, 0)
     assert sorted(p.name for p in (out / "images").iterdir()) == ["p1_a.png", "p2_b.png", "p3_c.png"]
     rows = [json.loads(line) for line in (out / "generations.jsonl").read_text().splitlines()]
@@ -55,7 +55,7 @@ def test_generate_writes_images_records_and_resumes(manifest, tmp_path):
     assert not list(out.rglob("*.tmp"))  # atomic writes leave no temporaries
 
     res = _invoke("--model", "dummy", "--bench", str(manifest), "--out", str(out), "--seed", "5", "--json")
-    assert json.loads(res.output)["skipped_done"] == 3
+    assert json.loads(res.stdout)["skipped_done"] == 3
 
     from multiid_bench.cli.main import main
 
@@ -127,7 +127,8 @@ def test_failures_exit_4(manifest, tmp_path, monkeypatch, capsys):
               "--bench", str(manifest), "--out", str(tmp_path / "g"), "--retry-failed"])
     assert e.value.code == 4
     rows = [json.loads(line) for line in (tmp_path / "g" / "generations.jsonl").read_text().splitlines()]
-    assert len(rows) == 3 and {r["status"] for r in rows} == {"failed"}
+    # records are appended: the retry's three records follow the first attempt's, the last of a case counts
+    assert [r["case_id"] for r in rows] == ["p1_a", "p2_b", "p3_c"] * 2 and {r["status"] for r in rows} == {"failed"}
     assert "sk-never-printed" not in (tmp_path / "g" / "generations.jsonl").read_text() + capsys.readouterr().err
 
 
@@ -144,3 +145,12 @@ def test_missing_weights_exit_3_before_any_case(manifest, tmp_path, monkeypatch,
     err = capsys.readouterr().err
     assert "huggingface-cli download Shitao/OmniGen-v1-diffusers" in err
     assert not (tmp_path / "o" / "generations.jsonl").exists()
+
+
+def test_progress_lines_on_a_non_terminal_stderr(manifest, tmp_path):
+    """SLURM / nohup: stderr is a file, so plain progress lines (not a bar), the loading line first."""
+    res = _invoke("--model", "dummy", "--bench", str(manifest), "--out", str(tmp_path / "p"))
+    assert res.exit_code == 0
+    lines = res.stderr.splitlines()
+    assert lines[:2] == ["generating: loading models and data ...", "generating: 3 case(s) to run"]
+    assert lines[2].startswith("generating: 3/3 cases, 0 failed, ") and "cases/s" in lines[2]

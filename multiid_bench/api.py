@@ -1,0 +1,332 @@
+"""The Python API: what ``mbench evaluate / score / generate`` do, as functions (the CLI is a thin layer).
+
+::
+
+    import multiid_bench as mb
+
+    def my_generate(case):                  # case: CaseInput
+        return my_pipeline(case.prompt, case.references, seed=case.seed)   # -> PIL.Image
+
+    result = mb.evaluate(my_generate, bench="demo", profile="offline", out="runs/mine")
+    result.summary          # what results.json holds
+    result.cases_frame()    # pandas DataFrame: one row per case and face model, every metric
+
+``model=`` is a callable, an adapter name (``"uno"``) or an :class:`~multiid_bench.adapters.base.Adapter`.
+Device choice (``"auto"``), the offline switch and adapter wiring live here, once.
+"""
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
+
+from multiid_bench.errors import EXIT_OK, EXIT_PARTIAL, ConfigError
+from multiid_bench.runner import run_folder as rf
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+    from PIL import Image
+
+    from multiid_bench.adapters.base import Adapter, GenerationResult
+    from multiid_bench.data.case import Case
+    from multiid_bench.runner.sources import GenerateSummary
+
+__all__ = ["CaseInput", "Run", "evaluate", "generate", "load_run", "resolve_device", "score"]
+
+DEFAULT_BENCH = "WithAnyone/MultiID-Bench"
+
+
+# ------------------------------------------------------------------------------------------- the case
+
+
+@dataclass
+class CaseInput:
+    """What a generator function gets for one case.
+
+    ``references`` are the reference images as the paper's generator saw them (tight face crops with
+    ``ref_source="prepared"``, the default). Ground-truth-derived inputs (``boxes``, ``gt_image``) exist only
+    when asked for with ``gt_inputs=`` and are then recorded as GT-derived in the generation record.
+    """
+
+    case_id: str
+    prompt: str
+    subset: str
+    num_persons: int
+    seed: int
+    reference_paths: tuple[Path, ...]
+    _case: "Case" = field(repr=False)
+    _gt_inputs: tuple[str, ...] = field(default=(), repr=False)
+
+    @property
+    def references(self) -> list["Image.Image"]:
+        from PIL import Image
+
+        return [Image.open(p).convert("RGB") for p in self.reference_paths]
+
+    def _gt(self, name: str) -> None:
+        if name not in self._gt_inputs:
+            raise ConfigError(f"case {self.case_id}: {name} is derived from the ground truth; pass "
+                              f"gt_inputs=({name!r},) to mb.evaluate to use it (it is then recorded as GT-derived)")
+
+    @property
+    def boxes(self) -> tuple[tuple[float, float, float, float], ...]:
+        """GT face boxes (x1, y1, x2, y2) in GT pixels, one per reference (only with ``gt_inputs=("boxes",)``)."""
+        self._gt("boxes")
+        return tuple(self._case.boxes)  # type: ignore[arg-type]
+
+    @property
+    def gt_image(self) -> "Image.Image":
+        self._gt("gt_image")
+        from PIL import Image
+
+        return Image.open(self._case.gt).convert("RGB")  # type: ignore[arg-type]
+
+
+def _function_adapter(fn: Callable[[CaseInput], Any], name: str | None, gt_inputs: Sequence[str]) -> "Adapter":
+    """Wrap ``fn(case) -> PIL.Image`` (``None`` = not applicable to this case) as an adapter."""
+    from multiid_bench.adapters.base import Adapter, Capabilities, GenerationResult
+
+    label = name or getattr(fn, "__name__", None) or type(fn).__name__
+    caps = Capabilities(max_ids=4, native_res=(1024, 1024), licence="user code", integration="builtin",
+                        gt_derived_inputs=tuple(gt_inputs), description=f"Python function {label}")
+
+    class FunctionAdapter(Adapter):
+        capabilities = caps
+
+        def generate(self, case: "Case", seed: int) -> "GenerationResult":
+            t0 = time.perf_counter()
+            image = fn(CaseInput(case.id, case.prompt, case.subset, case.num_persons, seed, tuple(case.refs), case,
+                                 tuple(gt_inputs)))
+            rec = dict(prompt=case.prompt, reference_order=tuple(range(len(case.refs))),
+                       gt_derived_inputs=tuple(gt_inputs), elapsed_s=time.perf_counter() - t0)
+            if image is None:
+                return GenerationResult(None, self.record(case, seed, **rec), "not_applicable", f"{label} returned None")
+            if not hasattr(image, "convert"):
+                from PIL import Image
+
+                image = Image.fromarray(image)  # a numpy HxWx3 uint8 array
+            image = image.convert("RGB")
+            return GenerationResult(image, self.record(case, seed, output_size=image.size, **rec), "ok", None)
+
+    FunctionAdapter.name, FunctionAdapter.version = label, "user"
+    return FunctionAdapter()
+
+
+def _adapter(model: Any, settings: Mapping[str, Any], name: str | None, gt_inputs: Sequence[str],
+             ref_pad_ratio: float) -> "Adapter":
+    from multiid_bench.adapters import adapter_class
+    from multiid_bench.adapters.base import Adapter
+
+    if isinstance(model, Adapter):
+        return model
+    if isinstance(model, str):
+        cls = adapter_class(model)
+        settings = dict(settings)
+        if "ref_pad_ratio" in cls.capabilities.defaults and "ref_pad_ratio" not in settings:
+            settings["ref_pad_ratio"] = ref_pad_ratio  # oracles pad as scoring does
+        return cls(**settings)
+    if callable(model):
+        return _function_adapter(model, name, gt_inputs)
+    raise ConfigError(f"model must be a callable, an adapter name or an Adapter, got {type(model).__name__}")
+
+
+# ------------------------------------------------------------------------------------------- wiring
+
+
+def resolve_device(device: str = "auto", integration: str | None = None) -> str:
+    """``auto``: CUDA when available (``cuda:$LOCAL_RANK`` under torchrun/accelerate), else CPU; API and
+    built-in adapters need no GPU."""
+    if device != "auto":
+        return device
+    if integration in ("builtin", "api"):
+        return "cpu"
+    import torch
+
+    if not torch.cuda.is_available():
+        return "cpu"
+    local = os.environ.get("LOCAL_RANK")
+    return f"cuda:{int(local) % max(torch.cuda.device_count(), 1)}" if local and local.isdigit() else "cuda"
+
+
+def _offline(offline: bool | None, profile: str | None = None) -> bool | None:
+    """``None`` follows the environment, except that the offline profile promises no downloads. When
+    offline, every library in the process (ours, huggingface_hub, diffusers, transformers) is told so."""
+    if offline is None and profile == "offline":
+        offline = True
+    if offline:
+        os.environ["MBENCH_OFFLINE"] = "1"
+        os.environ["HF_HUB_OFFLINE"] = "1"
+    return offline
+
+
+def _shard(shard: str | Any | None) -> Any:
+    from multiid_bench.runner.shard import Shard, parse_shard, resolve_shard
+
+    return resolve_shard(parse_shard(shard) if isinstance(shard, str) else (shard or Shard()))
+
+
+def _subsets(subsets: str | Iterable[str] | None) -> tuple[str, ...] | None:
+    if subsets is None:
+        return None
+    items = subsets.split(",") if isinstance(subsets, str) else list(subsets)
+    return tuple(s.strip() for s in items if s.strip()) or None
+
+
+# ------------------------------------------------------------------------------------------- results
+
+
+@dataclass
+class Run:
+    """A run folder: ``summary`` is its ``results.json`` (``None`` while other shards are still running)."""
+
+    path: Path
+    summary: dict[str, Any] | None
+    rows_written: int = 0
+
+    @property
+    def complete(self) -> bool:
+        return self.summary is not None
+
+    @property
+    def exit_code(self) -> int:
+        """4 when some cases failed (results are written anyway), else 0."""
+        return EXIT_PARTIAL if self.summary and self.summary["counts"]["failed"] else EXIT_OK
+
+    def rows(self) -> list[dict[str, Any]]:
+        """Every case row (all shards merged, plan order)."""
+        return rf.read_rows(self.path)
+
+    def cases_frame(self, protocol: str | None = None) -> "pd.DataFrame":
+        """One row per case and face model: status, reason and every per-case metric of ``protocol``
+        (default: the headline one), plus the image-level metrics (``clip_i``, ``clip_t``, ...)."""
+        import pandas as pd
+
+        protocol = protocol or (self.summary or {}).get("protocol", "paper")
+        records = []
+        for row in self.rows():
+            base = {k: row.get(k) for k in ("case_id", "subset", "num_persons", "status", "reason")}
+            general = {k: v for k, v in (row.get("general") or {}).items()}
+            models = (row.get("scores") or {}).get(protocol) or {None: {}}
+            for model, vals in models.items():
+                scalars = {k: v for k, v in vals.items() if v is None or (isinstance(v, (int, float))
+                                                                          and not isinstance(v, bool))}
+                records.append({**base, "protocol": protocol, "face_model": model, **scalars, **general})
+        return pd.DataFrame.from_records(records)
+
+
+def load_run(path: str | Path) -> Run:
+    """A finished (or partly finished) run folder; ``results.json`` is validated when present."""
+    p = Path(path)
+    folder = p.parent if p.is_file() else p
+    if (folder / rf.RESULTS_FILE).is_file():
+        return Run(folder, rf.read_results(folder)[1])
+    rf.read_run(folder)  # a clear error when this is no run folder at all
+    return Run(folder, None)
+
+
+# ------------------------------------------------------------------------------------------- commands
+
+
+def _run(config: Any, out: Path, source: Any, progress: bool) -> Run:
+    from multiid_bench.runner.evaluation import run_evaluation
+    from multiid_bench.runner.progress import Progress
+
+    with Progress("evaluating", enabled=progress) as bar:
+        outcome = run_evaluation(config, out, source, on_plan=bar.plan, on_row=lambda r: bar.step(r.get("status")))
+    return Run(out, outcome.results, outcome.rows_written)
+
+
+def _config(model_name: str, bench: str, profile: str, protocol: str, subsets: Any, limit: int | None,
+            device: str, offline: bool | None, shard: Any, settings: Mapping[str, Any], **kw: Any) -> Any:
+    from multiid_bench.runner.config import RunConfig
+
+    the_shard = _shard(shard)
+    return RunConfig(model=model_name, bench=bench, subsets=_subsets(subsets), limit=limit, protocol=protocol,
+                     profile=profile, device=resolve_device(device),
+                     offline=_offline(offline, profile), shard_index=the_shard.index, shard_count=the_shard.count,
+                     adapter_settings=dict(settings), **kw)
+
+
+def evaluate(
+    model: Any, *, bench: str = DEFAULT_BENCH, profile: str = "paper", protocol: str = "paper",
+    out: str | Path | None = None, subsets: str | Iterable[str] | None = None, limit: int | None = None,
+    device: str = "auto", batch_size: int = 32, offline: bool | None = None, shard: Any = None,
+    cache_dir: str | None = None, ref_source: str = "prepared", scorers: bool = True, seed: int = 0,
+    settings: Mapping[str, Any] | None = None, name: str | None = None, gt_inputs: Sequence[str] = (),
+    retry_failed: bool = False, progress: bool = True,
+) -> Run:
+    """Generate every case with ``model`` and score it into ``out`` (resumable, shardable; ``mbench evaluate``).
+
+    Args:
+        model: ``fn(case: CaseInput) -> PIL.Image`` (or ``None`` to skip a case), an adapter name, or an Adapter.
+        bench: ``"demo"``, a Hugging Face id, or a path (JSONL, parquet, save_to_disk, official folder).
+        profile / protocol: face profile (``paper`` or ``offline``) and headline protocol (both are computed).
+        out: run folder (default ``runs/<model>-<bench>-<profile>``); re-running resumes it.
+        shard: ``"i/n"`` or a Shard; combined with RANK/WORLD_SIZE under torchrun/accelerate.
+        settings: adapter settings (``-S key=value`` on the CLI); name: label of a function model.
+        gt_inputs: GT-derived inputs a function may read (``"boxes"``, ``"gt_image"``), recorded as such.
+        retry_failed: generate again cases whose earlier generation failed (off: API refusals cost money).
+        progress: a bar on a terminal, plain lines on other stderr.
+    """
+    from multiid_bench.runner.evaluation import default_out_dir
+    from multiid_bench.runner.sources import AdapterSource
+
+    from multiid_bench.adapters import adapter_class
+    from multiid_bench.adapters.base import Adapter
+
+    settings = dict(settings or {})
+    label = (adapter_class(model).name if isinstance(model, str) else model.name if isinstance(model, Adapter)
+             else name or getattr(model, "__name__", None) or type(model).__name__)
+    config = _config(label, bench, profile, protocol, subsets, limit, device, offline, shard, settings,
+                     batch_size=batch_size, cache_dir=cache_dir, ref_source=ref_source, scorers=scorers, seed=seed)
+    adapter = _adapter(model, settings, label, gt_inputs, config.ref_pad_ratio)
+    folder = Path(out) if out is not None else default_out_dir(config)
+    from multiid_bench.runner.shard import Shard
+
+    source = AdapterSource(adapter, folder, global_seed=seed, shard=Shard(config.shard_index, config.shard_count),
+                           retry_failed=retry_failed)
+    return _run(config, folder, source, progress)
+
+
+def score(
+    images: str | Path, *, bench: str = DEFAULT_BENCH, layout: str = "auto", name: str | None = None,
+    profile: str = "paper", protocol: str = "paper", out: str | Path | None = None,
+    subsets: str | Iterable[str] | None = None, limit: int | None = None, device: str = "auto", batch_size: int = 32,
+    offline: bool | None = None, shard: Any = None, cache_dir: str | None = None, ref_source: str = "prepared",
+    scorers: bool = True, seed: int = 0, progress: bool = True,
+) -> Run:
+    """Score images made elsewhere (``<case id>.png``, official ``<case>/out.jpg`` or a generate folder)."""
+    from multiid_bench.runner.sources import FolderSource
+
+    images = Path(images)
+    config = _config(name or images.resolve().name, bench, profile, protocol, subsets, limit, device, offline,
+                     shard, {}, batch_size=batch_size, cache_dir=cache_dir, ref_source=ref_source, scorers=scorers,
+                     seed=seed)
+    folder = Path(out) if out is not None else images / "mbench-score"
+    return _run(config, folder, FolderSource(images, layout), progress)
+
+
+def generate(
+    model: Any, *, bench: str = DEFAULT_BENCH, out: str | Path | None = None, subsets: Any = None,
+    limit: int | None = None, shard: Any = None, seed: int = 0, device: str = "auto", offline: bool | None = None,
+    cache_dir: str | None = None, settings: Mapping[str, Any] | None = None, name: str | None = None,
+    gt_inputs: Sequence[str] = (), retry_failed: bool = False, progress: bool = True,
+) -> "GenerateSummary":
+    """Generate a bench's images only (``mbench generate``); ``mbench score --images OUT`` scores them."""
+    from multiid_bench.data.loaders import load_bench
+    from multiid_bench.runner.progress import Progress
+    from multiid_bench.runner.sources import generate_bench
+
+    from multiid_bench.runner.config import RunConfig
+
+    offline = _offline(offline)
+    adapter = _adapter(model, settings or {}, name, gt_inputs, RunConfig.ref_pad_ratio)
+    bench_obj = load_bench(bench, cache_dir=cache_dir, offline=offline)
+    folder = Path(out) if out is not None else Path("mbench-runs") / adapter.name
+    with Progress("generating", enabled=progress) as bar:
+        return generate_bench(adapter, bench_obj, folder, global_seed=seed, shard=_shard(shard),
+                              subsets=_subsets(subsets), limit=limit, retry_failed=retry_failed,
+                              device=resolve_device(device, adapter.capabilities.integration),
+                              on_plan=bar.plan, on_result=lambda _c, g: bar.step(g.status))
