@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from multiid_bench.errors import MBenchError
+from multiid_bench.errors import stops_run
 from multiid_bench.runner.cache import FeatureCache, default_cache_root
 from multiid_bench.runner.config import RunConfig
 from multiid_bench.runner.extract import Backend, FaceSet, FeatureExtractor, ImageSpec, ViewResult, WorkCounters
@@ -200,9 +200,9 @@ def _process_chunk(
     for case, gen in zip(chunk, gens):
         try:
             row = _case_row(case, gen, views, backends, config)
-        except MBenchError:
-            raise
-        except Exception as e:  # a bug on one case must not cost the run; the row says what happened
+        except Exception as e:  # the error's policy decides; a bug on one case fails that case, the row says why
+            if stops_run(e):
+                raise
             log.error("case %s: unexpected error while scoring:\n%s", case.id, traceback.format_exc())
             row = _base_row(case.id, case, gen, gen.seed)
             row.update(status="failed", reason=f"internal error while scoring: {type(e).__name__}: {e}")
