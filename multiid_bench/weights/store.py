@@ -213,7 +213,7 @@ class WeightStore:
                 out.append(FileStatus(weight_id, wf.name, path, "ok", location=location, size=size, pinned=pinned))
                 continue
             try:
-                sha, source = self._verify(entry, wf, path, location, quick=not full_hash)
+                sha, source = self._verify(entry, wf, path, location, rehash=full_hash)
             except MissingWeightsError as e:
                 out.append(FileStatus(weight_id, wf.name, path, "corrupt", detail=str(e).split(": ", 1)[-1],
                                       location=location, size=size, pinned=pinned))
@@ -304,27 +304,29 @@ class WeightStore:
                 key = f"{wid}/{wf.name}"
                 found = self.local(wid, wf.name)
                 try:
-                    out[key] = self._resolved(entry, wf, *found, quick=True).to_dict() if found else {
+                    out[key] = self._resolved(entry, wf, *found).to_dict() if found else {
                         "location": "missing", "sha256": wf.sha256 or None}
                 except MissingWeightsError as e:
                     out[key] = {"location": found[1] if found else "missing", "corrupt": _gist(e)}
         return out
 
     # ---- verification -------------------------------------------------------------------------
-    def _resolved(self, entry: WeightEntry, wf: WeightFile, path: Path, location: str, *,
-                  quick: bool = False) -> ResolvedFile:
+    def _resolved(self, entry: WeightEntry, wf: WeightFile, path: Path, location: str) -> ResolvedFile:
         if wf.snapshot:
             self._verify_snapshot(entry, wf, path)
             sha, source = "", ""
         else:
-            sha, source = self._verify(entry, wf, path, location, quick=quick)
+            sha, source = self._verify(entry, wf, path, location)
         commit = hf.snapshot_commit(path) if location == "hf-cache" else None
         return ResolvedFile(entry.id, wf.name, path, location, sha, source, wf.repo, wf.revision if wf.hub else "",
                             commit, not wf.hub or hf.is_pinned(wf.revision))
 
     def _verify(self, entry: WeightEntry, wf: WeightFile, path: Path, location: str, *,
-                quick: bool = False, hub: hf.HubFileInfo | None = None) -> tuple[str, str]:
-        """``(sha256, where the expected hash came from)``; raises when the file does not match."""
+                rehash: bool = False, hub: hf.HubFileInfo | None = None) -> tuple[str, str]:
+        """``(sha256, where the expected hash came from)``; raises when the file does not match.
+
+        A valid verification stamp stands in for hashing again unless ``rehash`` (``weights verify``).
+        """
         external = location == "hf-cache"
         if wf.size and path.stat().st_size != wf.size:
             self._refuse(entry, wf, path, f"size {path.stat().st_size} != expected {wf.size}", location)
@@ -352,12 +354,12 @@ class WeightStore:
                                 entry.id, wf.name, actual, path)
                     self.stamps.write(path, actual, "first-use", str(path), external=external)
                 return actual, "first-use"
-        if self.stamps.matches(path, expected, external=external):
+        if not rehash and self.stamps.matches(path, expected, external=external):
             return expected, source
         actual = sha256_file(path)
         if actual != expected:
             self._refuse(entry, wf, path, f"sha256 {actual}, expected {expected}", location)
-        if location not in ("override", "package") and not quick:
+        if location not in ("override", "package"):  # hashed now: the next look needs no re-hash
             self.stamps.write(path, actual, source, str(path), external=external)
         return actual, source
 

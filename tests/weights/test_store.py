@@ -204,3 +204,25 @@ def test_bundled_package_weights_resolve_offline_and_verify() -> None:
     assert s.preflight(["mtcnn-facenet-pytorch", "dlib-face-recognition-v1"]) == []
     with pytest.raises(ConfigError, match="Did you mean: mtcnn-facenet-pytorch"):
         s.entry("mtcnn-facenet-pytorc")
+
+
+def test_unpinned_hub_entries_are_a_known_list_that_only_shrinks() -> None:
+    """Every Hub entry must name a commit; these predate `mbench weights pin` (no Hub access where written).
+
+    A new Hub entry must come pinned: run `mbench weights pin ID` and commit the manifest. Remove a line
+    here once its entry is pinned.
+    """
+    from multiid_bench.weights import is_pinned
+
+    entries = load_manifests()
+    unpinned = sorted(f"{e.id}/{f.name}" for e in entries.values() for f in e.files if f.hub and not is_pinned(f.revision))
+    assert unpinned == [
+        "clip-vit-b-16-openai/open_clip_model.safetensors", "flux1-dev-diffusers/FLUX.1-dev",
+        "flux1-dev/ae.safetensors", "flux1-dev/flux1-dev.safetensors",
+        "flux1-kontext-dev/flux1-kontext-dev.safetensors", "insightface-antelopev2/glintr100.onnx",
+        "insightface-antelopev2/scrfd_10g_bnkps.onnx", "siglip-base-patch16-256-multilingual/config.json",
+        "siglip-base-patch16-256-multilingual/model.safetensors", "withanyone-flux1-dev/withanyone.safetensors",
+    ]
+    s = get_store(offline=True)
+    assert [st.pinned for st in s.status("clip-vit-b-16-openai")] == [False]
+    assert [st.pinned for st in s.status("siglip-so400m-patch14-384")] == [True, True]
