@@ -114,3 +114,104 @@ def aggregate_judge(scores: Iterable[JudgeScore], *, subsets: Mapping[str, Seque
         "excluded_language": len(all_scores) - len(kept),
     }
     return out
+
+
+# --------------------------------------------------------------------------- results.json / summary
+
+
+def _task_type_of(case_id: str) -> str | None:
+    """OmniContext case ids are ``<task_type>__<key>`` (multiid_bench.data.omnicontext)."""
+    from multiid_bench.data.omnicontext import TASK_TYPES
+
+    prefix = case_id.split("__", 1)[0] if "__" in case_id else ""
+    return prefix if prefix in TASK_TYPES else None
+
+
+def _entry(values: Sequence[float], failed: int, missing: int, card: Mapping[str, Any], *,
+           strict: bool, resamples: int, seed: int) -> dict[str, Any]:
+    e: dict[str, Any] = {"value": _mean(list(values)), "n": len(values), "ci95": None, "statistic": "mean",
+                         "failed": failed, "missing": missing, "judge": card.get("judge"),
+                         "prompt_version": card.get("prompt_version")}
+    if strict and values:
+        from multiid_bench.metrics.stats import bootstrap_ci
+
+        ci = bootstrap_ci(values, n_resamples=resamples, seed=seed)
+        e["ci95"] = list(ci) if ci else None
+    return e
+
+
+def add_judge_metrics(metrics: dict[str, Any], rows: Iterable[Mapping[str, Any]], judge_status: Mapping[str, Any] | None,
+                      *, bootstrap_resamples: int = 2000, bootstrap_seed: int = 0) -> None:
+    """Add PF/SC/Overall per OmniContext task type (and ``all`` = OmniContext's ``Average``) to ``metrics``.
+
+    ``metrics[protocol][task_type][metric]``: the plain mean over judged cases (both protocols; strict adds
+    a bootstrap 95% CI), with ``failed`` (judge answer unusable) and ``missing`` (no judge verdict, e.g. no
+    generated image) counts, the judge id and prompt version. ``metrics[protocol]["all"][metric]`` is the
+    unweighted mean of the task-type means (``n`` = cases behind it). Nothing is added when no row of an
+    OmniContext case exists or the run had no judge.
+    """
+    if not judge_status or judge_status.get("status") != "ok":
+        return
+    card = judge_status.get("card") or {}
+    per_type: dict[str, dict[str, Any]] = {}
+    for r in sorted(rows, key=lambda r: str(r["case_id"])):
+        tt = _task_type_of(str(r["case_id"]))
+        if tt is None or r.get("status") == "not_applicable":
+            continue
+        g = per_type.setdefault(tt, {"values": {m: [] for m in JUDGE_METRICS}, "failed": 0, "missing": 0})
+        general = r.get("general") or {}
+        if "overall" not in general:
+            g["missing"] += 1
+        elif general["overall"] is None:
+            g["failed"] += 1
+        else:
+            for m in JUDGE_METRICS:
+                g["values"][m].append(float(general[m]))
+    if not per_type:
+        return
+    for proto in ("paper", "strict"):
+        block = metrics.setdefault(proto, {})
+        strict = proto == "strict"
+        means: dict[str, list[float]] = {m: [] for m in JUDGE_METRICS}
+        complete = True
+        for tt in sorted(per_type):
+            g = per_type[tt]
+            sub = block.setdefault(tt, {})
+            for m in JUDGE_METRICS:
+                sub[m] = _entry(g["values"][m], g["failed"], g["missing"], card, strict=strict,
+                                resamples=bootstrap_resamples, seed=bootstrap_seed)
+                if sub[m]["value"] is None:
+                    complete = False
+                else:
+                    means[m].append(sub[m]["value"])
+        allb = block.setdefault("all", {})
+        for m in JUDGE_METRICS:
+            allb[m] = {"value": _mean(means[m]) if complete else None,
+                       "n": sum(len(g["values"][m]) for g in per_type.values()), "ci95": None, "statistic": "mean",
+                       "failed": sum(g["failed"] for g in per_type.values()),
+                       "missing": sum(g["missing"] for g in per_type.values()),
+                       "task_types": sorted(per_type), "judge": card.get("judge"),
+                       "prompt_version": card.get("prompt_version"),
+                       "aggregation": "unweighted mean of the task-type means (OmniContext 'Average')"}
+
+
+def judge_summary_lines(block: Mapping[str, Any]) -> list[str]:
+    """Markdown lines (one per task type and ``all``) for a protocol block holding judge metrics; [] if none."""
+    keys = [k for k in sorted(block) if k != "all" and "overall" in block[k]]
+    if not keys:
+        return []
+    first = block[keys[0]]["overall"]
+    lines = [f"Judge {first.get('judge')}, prompts {first.get('prompt_version')} (0-10):", "",
+             "| task type | n | failed | missing | PF | SC | Overall |", "|---|---|---|---|---|---|---|"]
+
+    def cell(e: Mapping[str, Any]) -> str:
+        return "-" if e.get("value") is None else f"{e['value']:.2f}"
+
+    for k in [*keys, "all"]:
+        b = block.get(k) or {}
+        if "overall" not in b:
+            continue
+        o = b["overall"]
+        lines.append(f"| {k} | {o['n']} | {o.get('failed', 0)} | {o.get('missing', 0)} | {cell(b['prompt_following'])} "
+                     f"| {cell(b['subject_consistency'])} | {cell(o)} |")
+    return lines + [""]

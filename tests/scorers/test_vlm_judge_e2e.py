@@ -1,0 +1,129 @@
+"""OmniContext end to end through the runner: dummy generator -> offline face profile -> scripted judge server.
+
+Checks the integration, not the maths (tested in test_vlm_judge.py): rows carry PF/SC/Overall in
+``general``, a judge failure is a failed row with the raw answer in its notes, OmniContext cases are not
+failed for having no GT or no face, ``--subset paper`` plans only single-character cases, and
+``results.json`` holds the hand-computed means per task type and OmniContext's unweighted ``Average``.
+"""
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+from PIL import Image
+
+pytestmark = pytest.mark.slow  # ~15 s: loads the offline face profile (MTCNN + dlib)
+
+# instruction tag -> (PF answer, SC answer)
+ANSWERS = {
+    "c1": ('{"score": 6}', '{"score": 6}'), "c2": ('{"score": 9}', "Score: 1"),
+    "o1": ("2", '{"score": 8, "reasoning": "same cup"}'),
+    "s1": ('{"score": 8}', '{"score": 2}'), "s2": ('{"score": 5}', "The identities look alike."),
+}
+CASES = [("single_character", "c1", 1), ("single_character", "c2", 1), ("single_object", "o1", 1),
+         ("scene_character", "s1", 2), ("scene_character", "s2", 2)]
+
+
+class _Judge(BaseHTTPRequestHandler):
+    def log_message(self, *args: Any) -> None:
+        pass
+
+    def do_POST(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        text = body["messages"][0]["content"][0]["text"]
+        tag = text.rsplit("Editing instruction: ", 1)[1].split()[0]
+        pf, sc = ANSWERS[tag]
+        data = json.dumps({"choices": [{"message": {"content": pf if "fulfills the editing" in text else sc}}]}).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+
+@pytest.fixture(scope="module")
+def judge_url() -> Iterator[str]:
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Judge)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}/v1"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+@pytest.fixture(scope="module")
+def bench(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("omnicontext_export")
+    lines = []
+    for i, (tt, key, n) in enumerate(CASES):
+        rels = []
+        for k in range(n):
+            rel = f"images/{tt}/{key}_{k}.png"
+            (root / rel).parent.mkdir(parents=True, exist_ok=True)
+            Image.new("RGB", (48, 64), (40 * i, 100 + 50 * k, 30)).save(root / rel)
+            rels.append(rel)
+        lines.append({"key": key, "task_type": tt, "instruction": f"{key} walks in a park.",
+                      "instruction_language": "en", "input_images": rels})
+    (root / "omnicontext.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    return root
+
+
+def _run(bench: Path, judge_url: str, out: Path, cache: Path, subsets: tuple[str, ...] | None = None) -> Any:
+    from multiid_bench.adapters import get_adapter
+    from multiid_bench.runner import RunConfig, run_evaluation
+    from multiid_bench.runner.sources import AdapterSource
+    from multiid_bench.scorers.vlm_judge_config import judge_settings
+
+    config = RunConfig(model="dummy", bench=str(bench), subsets=subsets, profile="offline", protocol="strict",
+                       device="cpu", offline=True, cache_dir=str(cache), scorers=False, bootstrap_resamples=200,
+                       judge=judge_settings(backend="http", url=judge_url, model="Qwen/Qwen2.5-VL-7B-Instruct",
+                                            revision="cc594898137f460bfe9f0759e9844b3ce807cfb5"))
+    source = AdapterSource(get_adapter("dummy", long_side=96), out, global_seed=0)
+    return run_evaluation(config, out, source)
+
+
+def test_omnicontext_run_with_a_scripted_judge(bench: Path, judge_url: str, tmp_path: Path) -> None:
+    outcome = _run(bench, judge_url, tmp_path / "run", tmp_path / "cache")
+    res = outcome.results
+    assert res is not None and outcome.exit_code == 4  # one judge failure -> partial
+    assert res["counts"]["expected"] == 5 and res["counts"]["failed"] == 1 and res["counts"]["ok"] == 4
+    rows = {}
+    for f in sorted((tmp_path / "run").glob("cases*.jsonl")):
+        for line in f.read_text().splitlines():
+            r = json.loads(line)
+            rows[r["case_id"]] = r
+    assert rows["single_character__c1"]["status"] == "ok"
+    assert rows["single_character__c1"]["general"] == {"prompt_following": 6.0, "subject_consistency": 6.0, "overall": 6.0}
+    assert any("no GT" in n for n in rows["single_character__c1"]["notes"])  # a note, not a failure
+    bad = rows["scene_character__s2"]
+    assert bad["status"] == "failed" and bad["reason"].startswith("judge: ")
+    assert bad["general"] == {"prompt_following": 5.0, "subject_consistency": None, "overall": None}
+    assert any("The identities look alike." in n for n in bad["notes"])
+
+    m = res["metrics"]["paper"]
+    sc, so, scene = m["single_character"], m["single_object"], m["scene_character"]
+    assert [sc[k]["value"] for k in ("prompt_following", "subject_consistency", "overall")] == [7.5, 3.5, 4.5]
+    assert [so[k]["value"] for k in ("prompt_following", "subject_consistency", "overall")] == [2.0, 8.0, 4.0]
+    assert [scene[k]["value"] for k in ("prompt_following", "subject_consistency", "overall")] == [8.0, 2.0, 4.0]
+    assert (scene["overall"]["n"], scene["overall"]["failed"]) == (1, 1)
+    allb = m["all"]
+    assert allb["prompt_following"]["value"] == pytest.approx(17.5 / 3, abs=1e-12)
+    assert allb["subject_consistency"]["value"] == pytest.approx(4.5, abs=1e-12)
+    assert allb["overall"]["value"] == pytest.approx(12.5 / 3, abs=1e-12)
+    assert sc["overall"]["judge"] == "http:Qwen/Qwen2.5-VL-7B-Instruct@cc594898137f460bfe9f0759e9844b3ce807cfb5"
+    assert sc["overall"]["prompt_version"].startswith("omnicontext-")
+    strict = res["metrics"]["strict"]["single_character"]["overall"]
+    assert strict["value"] == 4.5 and strict["ci95"] is not None
+    assert res["scorers"]["vlm-judge"]["status"] == "ok"
+    summary = (tmp_path / "run" / "summary.md").read_text()
+    assert "| single_character | 2 | 0 | 0 | 7.50 | 3.50 | 4.50 |" in summary
+
+
+def test_paper_preset_plans_only_single_character(bench: Path, judge_url: str, tmp_path: Path) -> None:
+    outcome = _run(bench, judge_url, tmp_path / "run", tmp_path / "cache", subsets=("paper",))
+    res = outcome.results
+    assert outcome.exit_code == 0 and res["counts"]["expected"] == 2
+    assert set(k for k in res["metrics"]["paper"] if "overall" in res["metrics"]["paper"][k]) == {"single_character", "all"}
+    assert res["metrics"]["paper"]["all"]["overall"]["value"] == 4.5
