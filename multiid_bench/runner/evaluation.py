@@ -108,7 +108,9 @@ def run_evaluation(
     profile = dict(profile or {"name": config.profile})
     selected = bench_load.bench.select(config.subsets, config.limit)
     plan = selected
-    if config.ref_source == "prepared":  # only the selected cases' references are cropped (cached)
+    # only the selected cases' references are cropped (cached); OmniContext inputs (characters, objects,
+    # scenes) are whole images that generators take as they are
+    if config.ref_source == "prepared" and bench_load.kind != "omnicontext":
         from multiid_bench.runner.backends import prepare_refs
 
         plan = prepare_refs(selected, config, backends)
@@ -208,6 +210,12 @@ def _process_chunk(
             row.update(status="failed", reason=f"internal error while scoring: {type(e).__name__}: {e}")
         if row["status"] != "not_applicable" and row["scores"]:
             row["general"] = general_scores.get(case.id, {})
+        judge_failures = getattr(general, "judge_failures", {})
+        if case.id in judge_failures:  # the judge decides a judged case's status; its raw answers become notes
+            row["notes"] = [*row["notes"], *general.judge_notes.pop(case.id, [])]
+            reason = judge_failures.pop(case.id)
+            if row["status"] == "ok":
+                row.update(status="failed", reason=reason)
         row["elapsed_s"] = round((t_face / max(len(chunk), 1)) + float((gen.record or {}).get("elapsed_s", 0.0)), 4)
         rows.append(row)
     return rows
@@ -285,6 +293,8 @@ def _case_row(
     multi = len(backends) > 1
     for msg, models in face_msgs.items():
         errors.append(f"{msg} ({', '.join(models)})" if multi and len(models) < len(backends) else msg)
+    if errors and case.meta.get("task_type"):  # a judged bench (OmniContext): no GT, maybe no face; notes only
+        notes, errors = notes + errors, []
     row["notes"] = notes
     if errors:
         row.update(status="failed", reason="; ".join(errors))
