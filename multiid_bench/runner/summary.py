@@ -84,6 +84,9 @@ def _markdown(results: Mapping[str, Any]) -> str:
                 "|" + "---|" * len(header)]
         out += ["| " + " | ".join(r) + " |" for r in rows]
         out += ["", *_general_lines(results, proto), ""]
+        from multiid_bench.scorers.vlm_judge_stats import judge_summary_lines
+
+        out += judge_summary_lines(results["metrics"][proto])  # OmniContext PF/SC/Overall, when judged
     if c.get("irregular"):
         out += ["## Irregular bench rows (evaluated, as the official conversion does)", ""]
         out += [f"- {n} x {kind}" for kind, n in results.get("irregularities", {}).items()] + [""]
@@ -97,7 +100,7 @@ def _csv(results: Mapping[str, Any]) -> str:
     w = csv.writer(buf)
     w.writerow(["protocol", "subset", "metric", "face_model", "value", "n", "ci95_lo", "ci95_hi", "statistic"])
     for proto, block in results["metrics"].items():
-        for subset in [s for s in _SUBSET_ORDER if s in block]:
+        for subset in [s for s in _SUBSET_ORDER if s in block] + sorted(s for s in block if s not in _SUBSET_ORDER):
             for key, e in sorted(block[subset].items()):
                 metric, _, model = key.partition(".")
                 ci = e.get("ci95") or [None, None]
