@@ -66,7 +66,7 @@ _BUILTINS: dict[str, tuple[str, tuple[str, ...]]] = {
     "uniportrait": ("multiid_bench.adapters.uniportrait:UniPortraitAdapter", ()),
     "uno": ("multiid_bench.adapters.uno:UNOAdapter", ()),
     "uso": ("multiid_bench.adapters.uso:USOAdapter", ()),
-    "withanyone": ("multiid_bench.adapters.withanyone:WithAnyoneAdapter", ("with-anyone",)),
+    "withanyone": ("multiid_bench.adapters.withanyone:WithAnyoneBenchAdapter", ("with-anyone",)),
 }
 
 ADAPTERS: Registry[type[Adapter]] = Registry("adapter", base_cls=Adapter, entry_point_group=ENTRY_POINT_GROUP)

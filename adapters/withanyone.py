@@ -25,13 +25,14 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from multiid_bench.data.case import Case
 
-__all__ = ["WithAnyoneAdapter"]
+__all__ = ["WithAnyoneBenchAdapter"]
 
 BOX_MAPPINGS = ("square-crop", "stretch")
 
 
-class WithAnyoneAdapter(PipelineAdapter):
-    """WithAnyone (FLUX.1-dev): references + GT boxes scaled to the output, seed passed to the pipeline."""
+class WithAnyoneBenchAdapter(PipelineAdapter):
+    """WithAnyone (FLUX.1-dev) as a benchmark adapter: references + GT boxes scaled to the output, seed passed
+    to the pipeline. (The model's identity module is ``reference_model.identity_adapter.WithAnyoneAdapter``.)"""
 
     name = "withanyone"
     version = "1.0"
