@@ -180,7 +180,9 @@ class IdentityConditioning:
 
     ``tokens[branch]`` is (B, N*K_branch, D); ``masks[branch]`` is an additive (B, 1, R, N*K_branch) mask
     (0 = may attend, -inf = blocked) or None for global injection (no boxes); ``scales[branch]`` is lambda
-    (only non-zero branches are present).
+    (only non-zero branches are present). ``branch_order``: "sum" adds ``λ_a CA_a + λ_s CA_s`` to the image in
+    one addition; "official" as released: after double blocks ``(X + λ_a CA_a) + λ_s CA_s`` (one branch at a
+    time, both from the same X), after single blocks the sum (differs from "sum" only in rounding, bf16).
     """
 
     tokens: dict[str, torch.Tensor]
@@ -189,6 +191,7 @@ class IdentityConditioning:
     token_mask: TokenMask | None
     num_target_tokens: int
     extras: dict[str, Any] = field(default_factory=dict)
+    branch_order: str = "sum"
 
     @property
     def active(self) -> bool:
@@ -371,12 +374,15 @@ class WithAnyoneAdapter(ModelMixin, ConfigMixin):
         lambda_arc: float = 1.0,
         lambda_sig: float = 0.0,
         vae_scale_factor: int = 8,
+        branch_order: str = "sum",
     ) -> IdentityConditioning:
         """Everything the hooks need for one call: tokens of the non-zero branches and their masks.
 
         ``boxes`` (N, 4) / (B, N, 4) in output pixels, one per identity in the same order, or None for
         global injection (every image token attends to all identities, as the official code without boxes).
         """
+        if branch_order not in ("sum", "official"):
+            raise ConfigError(f"branch_order must be 'sum' or 'official', got {branch_order!r}.")
         scales = {"arc": float(lambda_arc), "sig": float(lambda_sig)}
         for name, value in scales.items():
             if not math.isfinite(value):
@@ -413,7 +419,7 @@ class WithAnyoneAdapter(ModelMixin, ConfigMixin):
         n_target = ((int(height) // vae_scale_factor) // 2) * ((int(width) // vae_scale_factor) // 2)
         return IdentityConditioning(
             tokens=tokens, scales={b: scales[b] for b in live}, masks=masks, token_mask=token_mask,
-            num_target_tokens=n_target,
+            num_target_tokens=n_target, branch_order=branch_order,
         )
 
     # ---------------------------------------------------------------------------------- injection
@@ -476,13 +482,24 @@ class WithAnyoneAdapter(ModelMixin, ConfigMixin):
         x = hidden_states[:, rows] if rows is not None else hidden_states[:, :n_target]
         modules = self._ca_by_branch
         x = x.to(modules["arc"][index].to_q.weight.dtype)
-        update = None
+        updates = []
         for branch, tokens in cond.tokens.items():
             e = _expand_batch(tokens, bsz, "tokens")
             mask = cond.masks[branch]
             mask = _expand_batch(mask, bsz, "masks") if mask is not None else None
-            out = modules[branch][index].forward(e, x, mask) * cond.scales[branch]
-            update = out if update is None else update + out
+            updates.append(modules[branch][index].forward(e, x, mask) * cond.scales[branch])
+        if cond.branch_order != "official" or index >= self.config.num_double_blocks:
+            update = updates[0]
+            for out in updates[1:]:
+                update = update + out
+            updates = [update]
+        for update in updates:  # official order after double blocks: one branch at a time
+            hidden_states = self._add_update(hidden_states, update, tm, rows, n_target, bsz)
+        return hidden_states
+
+    @staticmethod
+    def _add_update(hidden_states: torch.Tensor, update: torch.Tensor, tm: TokenMask | None,
+                    rows: torch.Tensor | None, n_target: int, bsz: int) -> torch.Tensor:
         if tm is not None and tm.needs_row_zeroing:  # rows inside only another sample's box: force exact zeros
             valid = _expand_batch(tm.row_valid, bsz, "boxes")
             update = torch.where(valid, update, torch.zeros((), dtype=update.dtype, device=update.device))

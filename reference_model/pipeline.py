@@ -37,7 +37,15 @@ from multiid_bench.errors import BadInputError, ConfigError, MissingWeightsError
 from multiid_bench.reference_model.identity_adapter import WithAnyoneAdapter
 from multiid_bench.reference_model.layouts import boxes_from_layout_photo, default_layout, validate_boxes
 from multiid_bench.reference_model.references import ReferenceEncoder, to_rgb_array
-from multiid_bench.reference_model.sampling import SCHEDULES, base_sigmas, denoise, schedule_mu
+from multiid_bench.reference_model.sampling import (
+    NUMERICS,
+    SCHEDULES,
+    base_sigmas,
+    denoise,
+    official_seq_len,
+    official_sigmas,
+    schedule_mu,
+)
 
 __all__ = ["IdentityPipelineMixin", "WithAnyonePipeline", "WithAnyonePipelineOutput", "load_withanyone_pipeline"]
 
@@ -48,7 +56,7 @@ logger = logging.getLogger(__name__)
 class WithAnyonePipelineOutput(BaseOutput):
     """images: PIL list / array / latents; boxes: the boxes used (output pixels, reference order);
     box_source: "given", "layout_photo" or "default"; mu: the schedule's shift; schedule: its name;
-    lambdas: (lambda_arc, lambda_sig)."""
+    lambdas: (lambda_arc, lambda_sig); numerics: "default" or "official"."""
 
     images: Any
     boxes: list[tuple[float, float, float, float]]
@@ -56,6 +64,7 @@ class WithAnyonePipelineOutput(BaseOutput):
     mu: float
     schedule: str
     lambdas: tuple[float, float]
+    numerics: str = "default"
 
 
 class IdentityPipelineMixin:
@@ -76,7 +85,7 @@ class IdentityPipelineMixin:
     # ---------------------------------------------------------------------------------- checks
     def check_identity_inputs(self, *, reference_images, arcface_embeddings, boxes, layout_image, height, width,
                               num_inference_steps, lambda_arc, lambda_sig, siglip_features, schedule,
-                              require_multiple: bool = True) -> int:
+                              numerics: str = "default", require_multiple: bool = True) -> int:
         """Validate everything that does not need a model; return the number of identities.
 
         ``height``/``width`` are the frame the boxes live in (the output, or Kontext's base image).
@@ -119,14 +128,18 @@ class IdentityPipelineMixin:
             raise BadInputError("lambda_sig > 0 with arcface_embeddings also needs siglip_features (N, 256, 768).")
         if schedule not in SCHEDULES:
             raise ConfigError(f"schedule must be one of {', '.join(SCHEDULES)}; got {schedule!r}.")
+        if numerics not in NUMERICS:
+            raise ConfigError(f"numerics must be one of {', '.join(NUMERICS)}; got {numerics!r}.")
         if num_inference_steps < 1:
             raise ConfigError(f"num_inference_steps must be >= 1, got {num_inference_steps}.")
         return n
 
-    def _identities(self, reference_images, arcface_embeddings, siglip_features, lambda_sig):
+    def _identities(self, reference_images, arcface_embeddings, siglip_features, lambda_sig, numerics="default"):
         """(arcface (N, 512), siglip or None) from embeddings or from the reference photos."""
         if arcface_embeddings is None:
-            ids = self.reference_encoder.encode(list(reference_images), with_siglip=float(lambda_sig) > 0)
+            ids = self.reference_encoder.encode(
+                list(reference_images), with_siglip=float(lambda_sig) > 0,
+                siglip_dtype=torch.bfloat16 if numerics == "official" else None)
             arcface_embeddings = ids.arcface
             siglip_features = ids.siglip if siglip_features is None else siglip_features
         if isinstance(arcface_embeddings, torch.Tensor):
@@ -135,14 +148,37 @@ class IdentityPipelineMixin:
         sig = None if siglip_features is None else torch.as_tensor(np.asarray(siglip_features, dtype=np.float32))
         return arc, sig
 
-    def decode_latents(self, latents: torch.Tensor, height: int, width: int, output_type: str) -> Any:
-        """Packed latents -> images (or the latents themselves for ``output_type="latent"``)."""
+    def decode_latents(self, latents: torch.Tensor, height: int, width: int, output_type: str,
+                       numerics: str = "default") -> Any:
+        """Packed latents -> images (or the latents themselves for ``output_type="latent"``).
+
+        Default: the VAE in its own dtype, pixels rounded (diffusers). ``numerics="official"``: as released,
+        the latents go to fp32 and the VAE decodes in fp32 (a bf16 VAE is cast up for the call and back,
+        which is exact), then ``uint8(127.5 (clamp(x) + 1))`` truncates instead of rounding."""
         if output_type == "latent":
             return latents
-        latents = self._unpack_latents(latents, height, width, self.vae_scale_factor)
+        if numerics != "official":
+            latents = self._unpack_latents(latents, height, width, self.vae_scale_factor)
+            latents = latents / self.vae.config.scaling_factor + self.vae.config.shift_factor
+            image = self.vae.decode(latents.to(self.vae.dtype), return_dict=False)[0]
+            return self.image_processor.postprocess(image, output_type=output_type)
+        latents = self._unpack_latents(latents.float(), height, width, self.vae_scale_factor)
         latents = latents / self.vae.config.scaling_factor + self.vae.config.shift_factor
-        image = self.vae.decode(latents.to(self.vae.dtype), return_dict=False)[0]
-        return self.image_processor.postprocess(image, output_type=output_type)
+        vae_dtype = self.vae.dtype
+        try:
+            self.vae.to(torch.float32)
+            image = self.vae.decode(latents, return_dict=False)[0]
+        finally:
+            self.vae.to(vae_dtype)
+        pixels = (127.5 * (image.clamp(-1, 1) + 1.0)).to(torch.uint8)  # truncation toward zero, as released
+        if output_type == "pt":
+            return pixels.float() / 255.0
+        arr = pixels.permute(0, 2, 3, 1).cpu().numpy()
+        if output_type == "np":
+            return arr.astype(np.float32) / 255.0
+        from PIL import Image
+
+        return [Image.fromarray(a) for a in arr]
 
 
 class WithAnyonePipeline(IdentityPipelineMixin, FluxPipeline):
@@ -177,6 +213,7 @@ class WithAnyonePipeline(IdentityPipelineMixin, FluxPipeline):
         lambda_arc: float = 1.0,
         lambda_sig: float = 0.0,
         schedule: str = "official",
+        numerics: str = "default",
         seed: int | None = None,
         generator: torch.Generator | None = None,
         num_images_per_prompt: int = 1,
@@ -205,6 +242,10 @@ class WithAnyonePipeline(IdentityPipelineMixin, FluxPipeline):
             lambda_arc / lambda_sig (`float`, 1.0 / 0.0): branch scales; a zero branch is not computed.
             schedule (`"official"` or `"diffusers"`): mu from (W/8)(H/8)/256 (official quirk, default, to
                 reproduce the released outputs) or from the token count (stock FLUX).
+            numerics (`"default"` or `"official"`): `"official"` reproduces the released dtype choices step by
+                step (fp32 schedule as released, bf16 Euler step, bf16 SigLIP, branches added as released, fp32
+                VAE decode, truncated pixels); the default is the more accurate path (fp32 Euler, rounding).
+                Both pass the timestep in fp32 (docs/reference_model.md "Numerics").
             seed (`int`, *optional*) / generator: the noise source (a CPU generator seeded with `seed`).
             num_images_per_prompt, latents, prompt_embeds, pooled_prompt_embeds, max_sequence_length,
                 output_type (`"pil"`, `"np"`, `"pt"`, `"latent"`), return_dict, callback_on_step_end: as in
@@ -222,12 +263,13 @@ class WithAnyonePipeline(IdentityPipelineMixin, FluxPipeline):
         n_ids = self.check_identity_inputs(
             reference_images=reference_images, arcface_embeddings=arcface_embeddings, boxes=boxes,
             layout_image=layout_image, height=height, width=width, num_inference_steps=num_inference_steps,
-            lambda_arc=lambda_arc, lambda_sig=lambda_sig, siglip_features=siglip_features, schedule=schedule)
+            lambda_arc=lambda_arc, lambda_sig=lambda_sig, siglip_features=siglip_features, schedule=schedule,
+            numerics=numerics)
         self._guidance_scale, self._joint_attention_kwargs, self._interrupt = guidance_scale, {}, False
         device = self._execution_device
 
         # 1. Identities: embeddings given, or detected + embedded from the reference photos.
-        arc, sig = self._identities(reference_images, arcface_embeddings, siglip_features, lambda_sig)
+        arc, sig = self._identities(reference_images, arcface_embeddings, siglip_features, lambda_sig, numerics)
 
         # 2. Boxes: given, from a layout photo, or the default layout.
         if boxes is not None:
@@ -257,8 +299,15 @@ class WithAnyonePipeline(IdentityPipelineMixin, FluxPipeline):
         # 5. Timesteps: the scheduler shifts the base grid with mu (official quirk or token count).
         mu = schedule_mu(schedule, height, width, vae_scale_factor=self.vae_scale_factor,
                          scheduler_config=self.scheduler.config)
-        timesteps, _ = retrieve_timesteps(self.scheduler, num_inference_steps, device,
-                                          sigmas=base_sigmas(num_inference_steps), mu=mu)
+        sigmas = None
+        if numerics == "official":  # the released get_schedule, fp32 torch; no scheduler involved
+            seq = (official_seq_len(height, width, self.vae_scale_factor) if schedule == "official"
+                   else ((height // self.vae_scale_factor) // 2) * ((width // self.vae_scale_factor) // 2))
+            sigmas = official_sigmas(num_inference_steps, seq)
+            timesteps = torch.tensor(sigmas[:-1], dtype=torch.float32, device=device) * 1000
+        else:
+            timesteps, _ = retrieve_timesteps(self.scheduler, num_inference_steps, device,
+                                              sigmas=base_sigmas(num_inference_steps), mu=mu)
         self._num_timesteps = len(timesteps)
         guidance = None
         if self.transformer.config.guidance_embeds:
@@ -266,21 +315,24 @@ class WithAnyonePipeline(IdentityPipelineMixin, FluxPipeline):
 
         # 6. Identity conditioning, computed once for all steps.
         cond = self.adapter.prepare(arc, boxes=used_boxes, height=height, width=width, lambda_arc=lambda_arc,
-                                    lambda_sig=lambda_sig, siglip=sig, vae_scale_factor=self.vae_scale_factor)
+                                    lambda_sig=lambda_sig, siglip=sig, vae_scale_factor=self.vae_scale_factor,
+                                    branch_order="official" if numerics == "official" else "sum")
 
         # 7. Denoise.
         with self.adapter.conditioning(cond):
             latents = denoise(self, latents=latents, timesteps=timesteps, guidance=guidance,
                               prompt_embeds=prompt_embeds, pooled_prompt_embeds=pooled_prompt_embeds,
-                              text_ids=text_ids, latent_ids=latent_ids, callback_on_step_end=callback_on_step_end)
+                              text_ids=text_ids, latent_ids=latent_ids, callback_on_step_end=callback_on_step_end,
+                              sigmas=sigmas)
 
         # 8. Decode.
-        images = self.decode_latents(latents, height, width, output_type)
+        images = self.decode_latents(latents, height, width, output_type, numerics)
         self.maybe_free_model_hooks()
         if not return_dict:
             return (images,)
         return WithAnyonePipelineOutput(images=images, boxes=used_boxes, box_source=box_source, mu=mu,
-                                        schedule=schedule, lambdas=(float(lambda_arc), float(lambda_sig)))
+                                        schedule=schedule, lambdas=(float(lambda_arc), float(lambda_sig)),
+                                        numerics=numerics)
 
     # ---------------------------------------------------------------------------------- loading
     @classmethod

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from multiid_bench.errors import BadInputError, MissingDependencyError, MissingWeightsError
+from multiid_bench.errors import BadInputError, ConfigError, MissingDependencyError, MissingWeightsError
 
 __all__ = [
     "DETECTOR_ID",
@@ -85,6 +85,20 @@ class SiglipFaceEncoder:
         self.model = model.eval()
         self.image_size = int(image_size or model.config.image_size)
         self.device = device
+        self._by_dtype: dict[Any, SiglipFaceEncoder] = {}
+
+    def with_dtype(self, dtype: Any) -> SiglipFaceEncoder:
+        """This encoder with the tower in ``dtype`` (``numerics="official"`` runs SigLIP in bf16, as released).
+
+        A cast copy is made once and cached, so the original weights are never rounded in place."""
+        import copy
+
+        if next(self.model.parameters()).dtype == dtype:
+            return self
+        if dtype not in self._by_dtype:
+            self._by_dtype[dtype] = SiglipFaceEncoder(copy.deepcopy(self.model).to(dtype), self.image_size,
+                                                      self.device)
+        return self._by_dtype[dtype]
 
     @classmethod
     def from_pretrained(cls, path_or_id: str | Path | None = None, *, device: str = "cpu", dtype: Any = None,
@@ -158,8 +172,11 @@ class ReferenceEncoder:
         return out
 
     def encode(
-        self, images: Sequence[Any], *, with_siglip: bool = False, labels: Sequence[str] | None = None
+        self, images: Sequence[Any], *, with_siglip: bool = False, labels: Sequence[str] | None = None,
+        siglip_dtype: Any = None,
     ) -> ReferenceIdentities:
+        """ArcFace (raw) embeddings of each reference's most confident face (+ SigLIP tokens of its square crop,
+        with the tower in ``siglip_dtype`` when given: ``numerics="official"`` asks for bf16)."""
         firsts = self.detect_first(images, labels)
         crops = np.concatenate([self._align(arr, [face]) for arr, face in firsts], axis=0)
         emb = np.asarray(self.face_model.embed(crops), dtype=np.float32)
@@ -167,7 +184,14 @@ class ReferenceEncoder:
         if with_siglip:
             if self.siglip is None:
                 raise BadInputError("lambda_sig > 0 needs a SigLIP encoder: pass siglip= to the ReferenceEncoder.")
-            sig = np.asarray(self.siglip([square_face_crop(arr, face.box) for arr, face in firsts]), dtype=np.float32)
+            encoder = self.siglip
+            if siglip_dtype is not None:
+                if not hasattr(encoder, "with_dtype"):
+                    raise ConfigError(f"numerics='official' runs SigLIP in {siglip_dtype}, but the SigLIP encoder "
+                                      f"{type(encoder).__name__} has no with_dtype(); use SiglipFaceEncoder or pass "
+                                      "siglip_features computed in that dtype.")
+                encoder = encoder.with_dtype(siglip_dtype)
+            sig = np.asarray(encoder([square_face_crop(arr, face.box) for arr, face in firsts]), dtype=np.float32)
         boxes = tuple(tuple(float(v) for v in face.box) for _, face in firsts)
         return ReferenceIdentities(arcface=emb, boxes=boxes, siglip=sig)  # type: ignore[arg-type]
 

@@ -122,7 +122,7 @@ def test_official_schedule_quirk_values_and_sigmas(pipe, arcface):
     assert math.isclose(schedule_mu("official", 1024, 1024), 0.4675, abs_tol=1e-4)
     assert math.isclose(schedule_mu("diffusers", 512, 512), 0.63, abs_tol=1e-4)
     out = pipe("two people", arcface_embeddings=arcface, boxes=BOXES, seed=1, **{**RUN, "num_inference_steps": 4})
-    mu = flux_mu((96 / 8) * (64 / 8) / 256)
+    mu = flux_mu((96 // 8) * (64 // 8) // 256)  # the released integer division: 0 here
     assert math.isclose(out.mu, mu, rel_tol=1e-12)
     t = np.linspace(1.0, 0.25, 4)
     expected = np.exp(mu) / (np.exp(mu) + 1.0 / t - 1.0)
