@@ -192,3 +192,28 @@ def test_gated_repo_says_how_to_get_access(tmp_path: Path, monkeypatch: pytest.M
     assert line.startswith(f"  m / model.safetensors  size ?  from hf.co/org/model@{COMMIT[:8]}  [download failed: "
                            f"hf://org/model@{COMMIT}: GatedRepoError -- accept the licence on the model page, then "
                            "`hf auth login` or set HF_TOKEN; Access to model org/model is restricted.")
+
+
+def test_the_package_manifests_find_clip_and_siglip_in_an_existing_hf_cache(tmp_path: Path,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """The issue's case: a machine whose HF cache already holds open_clip_model.safetensors (and SigLIP)."""
+    from multiid_bench.weights import get_store
+    from multiid_bench.weights.manifest import load_manifests
+
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hfhome"))
+    clip_dir = hf_tree(hf_hub_cache(), "timm/vit_base_patch16_clip_224.openai",
+                       {"open_clip_model.safetensors": (DATA, True)})  # refs/main -> COMMIT (entry is at main)
+    so400m = load_manifests()["siglip-so400m-patch14-384"]
+    commit = so400m.file("model.safetensors").revision
+    config = b"{" + b" " * 574 + b"}"  # the manifest records config.json's size (576 bytes); it is checked
+    hf_tree(hf_hub_cache(), "google/siglip-so400m-patch14-384",
+            {"config.json": (config, False), "model.safetensors": (DATA, True)}, commit=commit)
+    s = get_store(tmp_path / "mb", offline=True)
+    clip = s.resolve_file("clip-vit-b-16-openai")
+    assert clip.path == clip_dir / "snapshots" / COMMIT / "open_clip_model.safetensors"
+    assert (clip.location, clip.commit, clip.pinned) == ("hf-cache", COMMIT, False)
+    cfg, weights = (s.resolve("siglip-so400m-patch14-384", n) for n in ("config.json", "model.safetensors"))
+    assert cfg.parent == weights.parent == (hf_hub_cache() / "models--google--siglip-so400m-patch14-384"
+                                           / "snapshots" / commit)  # one folder, as from_pretrained wants
+    assert s.preflight(["clip-vit-b-16-openai", "siglip-so400m-patch14-384"]) == []
+    assert not (tmp_path / "mb" / "weights" / "clip-vit-b-16-openai").exists()
