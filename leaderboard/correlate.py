@@ -3,7 +3,7 @@
 HUMAN.csv has one row per judged (case, model): columns ``case_id``, a value column (``score`` or
 ``rank``, or any name given with ``human_column``), optionally ``model`` (needed when several runs are
 given) and ``dimension`` (e.g. ``copy_paste``, ``id_sim``; filter with ``dimension``). The machine side is
-the per-case value of ``metric`` in each run's ``cases.jsonl``; ``<metric>.average`` is the per-case mean
+the per-case value of ``metric`` in each run's rows (all shard files, via ``run_folder``); ``<metric>.average`` is the per-case mean
 over the face models that produced a value. With ``within_case_ranks`` both sides are turned into ranks
 among the models of each case first (average ranks for ties), which is the paper's "machine ranking vs
 human ranking". Pairs missing either side are dropped and counted, never imputed.
