@@ -19,6 +19,7 @@ from refmodel_tiny import tiny_adapter, tiny_components
 from multiid_bench.reference_model.pipeline import WithAnyonePipeline
 
 BF16 = torch.bfloat16
+pytestmark = pytest.mark.usefixtures("one_thread")
 BOXES = [[0.0, 0.0, 32.0, 32.0], [40.0, 16.0, 96.0, 64.0]]
 
 
@@ -56,7 +57,7 @@ def _text(pipe):
 
 
 @pytest.mark.parametrize("numerics", ["default", "official"])
-def test_no_timestep_differs_from_the_official_schedule_after_the_bf16_path(pipe, arcface, numerics, one_thread):
+def test_no_timestep_differs_from_the_official_schedule_after_the_bf16_path(pipe, arcface, numerics):
     """What reaches the time embedding equals the released ``1000 * bf16(sigma_k)`` (bf16) at every step.
 
     Casting ``1000 sigma`` to bf16 before the /1000 (diffusers' FluxPipeline, and this pipeline before
@@ -75,7 +76,7 @@ def test_no_timestep_differs_from_the_official_schedule_after_the_bf16_path(pipe
     assert torch.equal(got, want), f"steps off the official timestep: {(got != want).nonzero().flatten().tolist()}"
 
 
-def test_official_numerics_is_the_released_loop_and_decode(pipe, arcface, one_thread):
+def test_official_numerics_is_the_released_loop_and_decode(pipe, arcface):
     """Latents: the released bf16 Euler loop driven by hand through the same transformer; pixels: fp32 VAE
     decode of those latents and truncation. The default path (fp32 Euler step, rounding) differs."""
     h, w, steps = 64, 96, 4
@@ -117,7 +118,7 @@ def test_official_numerics_is_the_released_loop_and_decode(pipe, arcface, one_th
     assert (rounded.astype(int) - pix).max() == 1 and (rounded != pix).any()  # truncation, not rounding
 
 
-def test_official_branch_order_double_blocks_one_at_a_time_single_blocks_summed(one_thread):
+def test_official_branch_order_double_blocks_one_at_a_time_single_blocks_summed():
     """bf16: after a double block ``(X + l_a CA_a) + l_s CA_s``, after a single block ``X + (l_a CA_a + l_s CA_s)``;
     the default adds the sum everywhere."""
     comps = tiny_components()
@@ -146,7 +147,7 @@ def test_official_branch_order_double_blocks_one_at_a_time_single_blocks_summed(
     assert differs[0]  # the two orders do round differently in bf16 here
 
 
-def test_siglip_runs_in_bf16_on_a_cached_copy_under_official_numerics(one_thread):
+def test_siglip_runs_in_bf16_on_a_cached_copy_under_official_numerics():
     from transformers import SiglipVisionConfig, SiglipVisionModel
 
     from multiid_bench.reference_model.references import SiglipFaceEncoder
