@@ -129,7 +129,8 @@ def format_missing(
         if len(known) == len(weights):
             notes.append(f"{human_size(sum(known))} in all")
         elif known:
-            notes.append(f"{human_size(sum(known))} for the {len(known)} of known size")
+            unknown = len(weights) - len(known)
+            notes.append(f"{human_size(sum(known))} + {unknown} file{'s' if unknown != 1 else ''} of unknown size")
         else:
             notes.append("sizes not in the manifests")
     head = f"{header}: " if header else ""

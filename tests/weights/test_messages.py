@@ -45,7 +45,7 @@ def test_format_lists_each_file_once_and_the_fixes_once() -> None:
         "--revision COMMIT`), or set MBENCH_WEIGHTS_<ID>=/path/to/file",
     ]
     partial = format_missing([items[0], mf("c", "c.bin")], what="scorer clip")
-    assert partial.splitlines()[0] == "2 model weight files missing for scorer clip (2.0 MB for the 1 of known size)"
+    assert partial.splitlines()[0] == "2 model weight files missing for scorer clip (2.0 MB + 1 file of unknown size)"
     assert "mbench weights download a c" in partial and "--profile offline" not in partial
 
 
