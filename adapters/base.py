@@ -150,6 +150,8 @@ class Capabilities:
         needs_boxes: requires one face box per reference (taken from the GT, scaled to the output).
         needs_pose_image: requires a pose / control map (derived from the GT image).
         uses_face_kps: uses 5-point face keypoints (from a reference or the GT).
+        face_references_only: takes face references only (ID embedding / face encoder): OmniContext tasks
+            whose inputs include objects or scenes are "not applicable" (as in the paper's Table 1b).
         seed_supported: the method honours a seed (False for APIs such as GPT image).
         native_res: (W, H) the method's default output size.
         prompt_template: how references are named in the prompt; ``{prompt}`` is the case prompt.
@@ -176,6 +178,7 @@ class Capabilities:
     needs_boxes: bool = False
     needs_pose_image: bool = False
     uses_face_kps: bool = False
+    face_references_only: bool = False
     seed_supported: bool = True
     prompt_template: str = "{prompt}"
     pip_extra: str | None = None
@@ -239,6 +242,7 @@ class Capabilities:
             "needs_boxes": self.needs_boxes,
             "needs_pose_image": self.needs_pose_image,
             "uses_face_kps": self.uses_face_kps,
+            "face_references_only": self.face_references_only,
             "seed_supported": self.seed_supported,
             "prompt_template": self.prompt_template,
             "pip_extra": self.pip_extra,
@@ -396,6 +400,9 @@ class Adapter(ABC):
             return f"{self.name} needs one GT face box per reference; case {case.id!r} has {len(case.boxes)} for {n}"
         if caps.needs_pose_image and case.gt is None:
             return f"{self.name} needs a pose map derived from the GT image; case {case.id!r} has no GT"
+        task = str(case.meta.get("task_type") or "")
+        if caps.face_references_only and ("object" in task or "scene" in task):
+            return f"{self.name} takes face references only; case {case.id!r} ({task}) has object or scene inputs"
         return None
 
     def record(self, case: "Case", seed: int, **fields: Any) -> GenerationRecord:
