@@ -63,6 +63,7 @@ class InstantIDAdapter(WorkerAdapter):
     worker_script = "instantid_worker.py"
     capabilities = Capabilities(
         max_ids=1,
+        face_references_only=True,  # conditions on face crops / ID embeddings only
         native_res=(1280, 1280),  # a square reference under resize_img; otherwise the reference's aspect
         licence="Apache-2.0 / checkpoints research-only; insightface antelopev2 non-commercial",
         support_status="best-effort",
