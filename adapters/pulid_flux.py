@@ -31,6 +31,7 @@ class PuLIDFluxAdapter(WorkerAdapter):
     worker_script = "pulid_worker.py"
     capabilities = Capabilities(
         max_ids=1,
+        face_references_only=True,  # conditions on face crops / ID embeddings only
         native_res=(896, 1152),
         licence="Apache-2.0 / Apache-2.0 (HF), on FLUX.1-dev Non-Commercial; insightface non-commercial",
         support_status="best-effort",
