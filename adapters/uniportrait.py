@@ -36,6 +36,7 @@ class UniPortraitAdapter(WorkerAdapter):
     worker_script = "uniportrait_worker.py"
     capabilities = Capabilities(
         max_ids=4,
+        face_references_only=True,  # conditions on face crops / ID embeddings only
         native_res=(512, 512),
         licence="Apache-2.0 / Apache-2.0 (+ CreativeML OpenRAIL-M for SD1.5; insightface models non-commercial)",
         support_status="best-effort",
