@@ -38,6 +38,7 @@ class IDPatchAdapter(WorkerAdapter):
     worker_script = "idpatch_worker.py"
     capabilities = Capabilities(
         max_ids=4,
+        face_references_only=True,  # conditions on face crops / ID embeddings only
         native_res=(1024, 1024),
         licence="Apache-2.0 / openrail++",
         support_status="best-effort",
