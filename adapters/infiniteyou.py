@@ -37,6 +37,7 @@ class InfiniteYouAdapter(WorkerAdapter):
     worker_script = "infu_worker.py"
     capabilities = Capabilities(
         max_ids=1,
+        face_references_only=True,  # conditions on face crops / ID embeddings only
         native_res=(864, 1152),
         licence="Apache-2.0 / CC BY-NC 4.0 (+ FLUX.1-dev Non-Commercial, insightface non-commercial)",
         support_status="best-effort",
