@@ -38,6 +38,7 @@ class WithAnyoneBenchAdapter(PipelineAdapter):
     version = "1.0"
     capabilities = Capabilities(
         max_ids=4,
+        face_references_only=True,  # conditions on face crops / ID embeddings only
         native_res=(512, 512),
         licence="code Apache-2.0 / weights on FLUX.1-dev Non-Commercial, research only; insightface non-commercial",
         support_status="best-effort",
