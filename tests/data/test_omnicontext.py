@@ -156,3 +156,15 @@ def test_subset_selection_through_run_config(snapshot: Path, tmp_path: Path) -> 
         ["multi_object__o007", "scene_character__s003"]
     assert RunConfig(model="x").fingerprint() == RunConfig(model="x", judge=None).fingerprint()
     assert RunConfig(model="x").fingerprint() != RunConfig(model="x", judge={"prompts": "face-identity"}).fingerprint()
+
+
+def test_face_only_adapters_skip_object_and_scene_tasks(snapshot: Path, tmp_path: Path) -> None:
+    from multiid_bench.adapters import get_adapter
+
+    cases = {c.meta["task_type"]: c for c in load_omnicontext(snapshot, cache_dir=tmp_path).bench.cases}
+    face_only, general = get_adapter("uniportrait"), get_adapter("dummy")
+    assert face_only.capabilities.face_references_only and not general.capabilities.face_references_only
+    assert face_only.not_applicable_reason(cases["single_character"]) is None
+    assert "object or scene inputs" in face_only.not_applicable_reason(cases["multi_object"])
+    assert general.not_applicable_reason(cases["multi_object"]) is None
+    assert general.not_applicable_reason(cases["scene_character"]) is None
