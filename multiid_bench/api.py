@@ -104,9 +104,13 @@ def _function_adapter(fn: Callable[[CaseInput], Any], name: str | None, gt_input
             if image is None:
                 return GenerationResult(None, self.record(case, seed, **rec), "not_applicable", f"{label} returned None")
             if not hasattr(image, "convert"):
+                import numpy as np
                 from PIL import Image
 
-                image = Image.fromarray(image)  # a numpy HxWx3 uint8 array
+                if not (isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.ndim == 3):
+                    raise ConfigError(f"{label} returned {type(image).__name__} for case {case.id}; return a "
+                                      "PIL.Image, an HxWx3 uint8 numpy array, or None (not applicable)")
+                image = Image.fromarray(image)
             image = image.convert("RGB")
             return GenerationResult(image, self.record(case, seed, output_size=image.size, **rec), "ok", None)
 
@@ -255,7 +259,7 @@ def evaluate(
     device: str = "auto", batch_size: int = 32, offline: bool | None = None, shard: Any = None,
     cache_dir: str | None = None, ref_source: str = "prepared", scorers: bool = True, seed: int = 0,
     settings: Mapping[str, Any] | None = None, name: str | None = None, gt_inputs: Sequence[str] = (),
-    retry_failed: bool = False, progress: bool = True,
+    retry_failed: bool = False, progress: bool = True, judge: Mapping[str, Any] | None = None,
 ) -> Run:
     """Generate every case with ``model`` and score it into ``out`` (resumable, shardable; ``mbench evaluate``).
 
@@ -269,6 +273,9 @@ def evaluate(
         gt_inputs: GT-derived inputs a function may read (``"boxes"``, ``"gt_image"``), recorded as such.
         retry_failed: generate again cases whose earlier generation failed (off: API refusals cost money).
         progress: a bar on a terminal, plain lines on other stderr.
+        judge: VLM-judge settings for OmniContext PF/SC/Overall
+            (:func:`multiid_bench.scorers.vlm_judge_config.judge_settings`, e.g. ``judge_settings()`` for the
+            local Qwen2.5-VL-7B); None = no judge.
     """
     from multiid_bench.runner.evaluation import default_out_dir
     from multiid_bench.runner.sources import AdapterSource
@@ -280,7 +287,8 @@ def evaluate(
     label = (adapter_class(model).name if isinstance(model, str) else model.name if isinstance(model, Adapter)
              else name or getattr(model, "__name__", None) or type(model).__name__)
     config = _config(label, bench, profile, protocol, subsets, limit, device, offline, shard, settings,
-                     batch_size=batch_size, cache_dir=cache_dir, ref_source=ref_source, scorers=scorers, seed=seed)
+                     batch_size=batch_size, cache_dir=cache_dir, ref_source=ref_source, scorers=scorers, seed=seed,
+                     judge=judge)
     adapter = _adapter(model, settings, label, gt_inputs, config.ref_pad_ratio)
     folder = Path(out) if out is not None else default_out_dir(config)
     from multiid_bench.runner.shard import Shard
@@ -295,7 +303,7 @@ def score(
     profile: str = "paper", protocol: str = "paper", out: str | Path | None = None,
     subsets: str | Iterable[str] | None = None, limit: int | None = None, device: str = "auto", batch_size: int = 32,
     offline: bool | None = None, shard: Any = None, cache_dir: str | None = None, ref_source: str = "prepared",
-    scorers: bool = True, seed: int = 0, progress: bool = True,
+    scorers: bool = True, seed: int = 0, progress: bool = True, judge: Mapping[str, Any] | None = None,
 ) -> Run:
     """Score images made elsewhere (``<case id>.png``, official ``<case>/out.jpg`` or a generate folder)."""
     from multiid_bench.runner.sources import FolderSource
@@ -303,7 +311,7 @@ def score(
     images = Path(images)
     config = _config(name or images.resolve().name, bench, profile, protocol, subsets, limit, device, offline,
                      shard, {}, batch_size=batch_size, cache_dir=cache_dir, ref_source=ref_source, scorers=scorers,
-                     seed=seed)
+                     seed=seed, judge=judge)
     folder = Path(out) if out is not None else images / "mbench-score"
     return _run(config, folder, FolderSource(images, layout), progress)
 
