@@ -1,0 +1,109 @@
+"""A paper-ready trade-off figure: output by suffix, paper style, human labels, a legend of what is drawn,
+labels that do not overlap, and the CSV next to the figure."""
+from __future__ import annotations
+
+import itertools
+import json
+
+import pandas as pd
+import pytest
+from lb_fixtures import base_results, write_run
+
+from multiid_bench.cli.main import main
+from multiid_bench.errors import ConfigError
+from multiid_bench.leaderboard.plot_style import figure_style, place_labels, read_label_map
+from multiid_bench.leaderboard.plots import tradeoff_points
+from multiid_bench.leaderboard.store import combined_frame
+
+PAPER_BENCH = {"id": "WithAnyone/MultiID-Bench", "manifest_sha256": "a" * 64, "n_cases": 10}
+
+
+def _run(argv: list[str], capsys) -> tuple[int, str]:
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    out = capsys.readouterr()
+    return int(e.value.code or 0), out.out + out.err
+
+
+def test_out_suffix_picks_the_format_and_keeps_the_csv(tmp_path, capsys) -> None:
+    code, out = _run(["plot-tradeoff", "--out", str(tmp_path / "fig.pdf")], capsys)
+    assert code == 0 and sorted(p.name for p in tmp_path.iterdir()) == ["fig.csv", "fig.pdf"]
+    pdf = (tmp_path / "fig.pdf").read_bytes()
+    assert pdf[:5] == b"%PDF-" and b"/Subtype /Image" not in pdf  # vector: no raster image inside
+    _run(["plot-tradeoff", "--out", str(tmp_path / "v" / "fig.svg")], capsys)
+    svg = (tmp_path / "v" / "fig.svg").read_text()
+    assert svg.lstrip().startswith("<?xml") and "<image" not in svg and (tmp_path / "v" / "fig.csv").is_file()
+    _run(["plot-tradeoff", "--out", str(tmp_path / "n" / "fig")], capsys)  # no suffix: png, svg and csv
+    assert sorted(p.name for p in (tmp_path / "n").iterdir()) == ["fig.csv", "fig.png", "fig.svg"]
+
+
+def test_paper_style_single_column_is_300_dpi(tmp_path, capsys) -> None:
+    from PIL import Image
+
+    code, _ = _run(["plot-tradeoff", "--style", "paper", "--width", "single", "--out", str(tmp_path / "f.png")], capsys)
+    with Image.open(tmp_path / "f.png") as im:
+        dpi, width = im.info["dpi"], im.size[0]
+    assert code == 0 and round(dpi[0]) == 300
+    assert 0.85 * 3.5 * 300 < width < 1.15 * 3.5 * 300  # a single column, give or take the tight bounding box
+    st = figure_style("paper", "single")
+    assert st.rc["font.family"] == "serif" and st.rc["font.serif"][0] == "Times New Roman" and st.rc["pdf.fonttype"] == 42
+    assert figure_style("paper", "2.5").width_in == 2.5
+    with pytest.raises(ConfigError, match="--width"):
+        figure_style("paper", "narrow")
+
+
+def test_human_labels_legend_of_drawn_series_and_label_map(tmp_path, capsys) -> None:
+    _run(["plot-tradeoff", "--out", str(tmp_path / "a.svg")], capsys)
+    svg = (tmp_path / "a.svg").read_text()
+    for internal in ("sim_gt", "copy_paste", "(paper)", ".average"):
+        assert internal not in svg, internal  # no metric ids; "(paper)" only as the legend's words
+    assert "Sim(GT) ↑" in svg and "Copy-Paste ↓ (axis reversed)" in svg and "reported in the paper" in svg
+    assert "measured" not in svg and "not comparable" not in svg  # nothing measured drawn: not in the legend
+    run = write_run(tmp_path / "run", base_results(model="mine", bench=PAPER_BENCH))
+    names = tmp_path / "names.json"
+    names.write_text(json.dumps({"mine": "Mine (v2)", "instantid": "InstantID*"}))
+    _run(["plot-tradeoff", str(run), "--label-map", str(names), "--out", str(tmp_path / "b.svg")], capsys)
+    svg = (tmp_path / "b.svg").read_text()
+    assert "Mine (v2)" in svg and "InstantID*" in svg and "measured" in svg
+    csv = pd.read_csv(tmp_path / "b.csv")
+    assert set(csv.loc[csv.model == "instantid", "display_label"]) == {"InstantID*"}
+    table = tmp_path / "names.csv"
+    table.write_text("name,label\nWithAnyone (Ours),WithAnyone\n")
+    assert read_label_map(table) == {"withanyone (ours)": "WithAnyone"}
+    table.write_text("a,b,c\n")
+    with pytest.raises(ConfigError, match="two columns"):
+        read_label_map(table)
+
+
+def _boxes_overlap(a, b) -> bool:
+    return min(a.x1, b.x1) > max(a.x0, b.x0) and min(a.y1, b.y1) > max(a.y0, b.y0)
+
+
+@pytest.mark.parametrize("style,width", [("default", None), ("paper", "single")])
+def test_labels_do_not_overlap_each_other_or_other_points(style, width) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+    from matplotlib.transforms import Bbox
+
+    pts = tradeoff_points(combined_frame([], include_paper=True), subset="p1")
+    fs = figure_style(style, width)
+    with plt.rc_context({**fs.rc, "font.size": fs.font_size}):
+        fig, ax = plt.subplots(figsize=(fs.width_in, fs.height_in), dpi=fs.dpi)
+        ax.scatter(pts.x, pts.y, s=fs.marker)
+        ax.set_xlim(pts.x.min() - 0.02, pts.x.max() + 0.02)
+        ax.set_ylim(pts.y.max() + 0.03, pts.y.min() - 0.03)
+        fig.tight_layout()
+        anns = place_labels(fig, ax, list(zip(pts.x, pts.y)), list(pts.label), fontsize=fs.label_size)
+        r = fig.canvas.get_renderer()
+        boxes = [a.get_window_extent(r) for a in anns]
+        pix = ax.transData.transform(list(zip(pts.x, pts.y)))
+        plt.close(fig)
+    assert len(boxes) == 15
+    for a, b in itertools.combinations(boxes, 2):
+        assert not _boxes_overlap(a, b), (a, b)
+    for i, box in enumerate(boxes):
+        for j, (px, py) in enumerate(pix):
+            if i != j:  # a label never covers another model's point
+                assert not _boxes_overlap(box, Bbox.from_extents(px - 3, py - 3, px + 3, py + 3)), (pts.label[i], j)
