@@ -193,6 +193,21 @@ def load_rgb_array(path: str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) ->
     return np.ascontiguousarray(np.asarray(load_image(path, max_pixels=max_pixels), dtype=np.uint8))
 
 
+def stored_mode(path: str | Path) -> str | None:
+    """The Pillow mode the file stores (``RGB``, ``L``, ``P``, ...), read from the header; None if unreadable.
+
+    The official evaluation opens images without ``.convert("RGB")`` and crashes on modes whose array
+    is not ``(H, W, 3|4)`` (grayscale, palette, 16-bit): the paper protocol needs to know.
+    """
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            return str(im.mode)
+    except Exception:
+        return None
+
+
 def decode_image(path: str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> DecodedImage:
     """Read the file once, hash those bytes and decode the same bytes (no second read can differ)."""
     data = _read_bytes(path)

@@ -3,9 +3,9 @@
 Only rows are read, so metrics of a resumed, sharded or re-aggregated run equal an uninterrupted one's.
 
 * ``paper``: per (subset, face model, metric) the IQR(1.5)-trimmed mean over the cases where that model
-  produced a value (per-model exclusions); ``<metric>.average`` pools the per-case values of all models
-  and trims the pool (eval-protocol section 6.3); CLIP/aesthetic over the cases where at least one model
-  produced Sim(Ref) (section 6.1). No CI (the paper reports none).
+  produced a value (per-model exclusions) and that the official run would have collected
+  (:func:`paper_excluded`: crashes, no Sim(Ref), partial collection); ``<metric>.average`` pools the
+  per-case values of all models and trims the pool (eval-protocol section 6.3). No CI (the paper reports none).
 * ``strict``: plain means with percentile bootstrap 95% CIs; ``<metric>.average`` is the plain mean of the
   per-case means over the face models; ``face_failure_rate.<model>`` = identities without a generated face
   / identities expected, pooled over cases.
@@ -19,7 +19,7 @@ import numpy as np
 from multiid_bench.metrics.cards import FACE_MODEL_METRICS
 from multiid_bench.metrics.stats import COPY_PASTE_FILTERS, bootstrap_ci, clean_values, iqr_summary, plain_mean
 
-__all__ = ["GENERAL_METRICS", "aggregate"]
+__all__ = ["GENERAL_METRICS", "aggregate", "paper_excluded"]
 
 GENERAL_METRICS: tuple[str, ...] = ("clip_i", "clip_t", "aesthetic")
 _PAPER_STAT = "iqr_trimmed_mean"
@@ -46,16 +46,34 @@ def _strict_entry(values: Sequence[float | None], resamples: int, seed: int) -> 
     return {"value": plain_mean(v), "n": int(v.size), "ci95": list(ci) if ci else None, "statistic": _STRICT_STAT}
 
 
+def _dropped(r: Mapping[str, Any]) -> frozenset[str]:
+    """Metric keys the paper protocol leaves out for row ``r`` (set by :func:`aggregate`)."""
+    return r.get("_paper_dropped", frozenset())  # type: ignore[return-value]
+
+
 def _model_values(rows: Sequence[Mapping[str, Any]], protocol: str, model: str, metric: str) -> list[float | None]:
     out = []
     for r in rows:
         s = r["scores"].get(protocol, {}).get(model)
+        if protocol == "paper" and f"{metric}.{model}" in _dropped(r):
+            s = None
         out.append(None if s is None else s.get(metric))
     return out
 
 
-def _general_values(rows: Sequence[Mapping[str, Any]], metric: str) -> list[float | None]:
-    return [(r.get("general") or {}).get(metric) for r in rows]
+def _general_values(rows: Sequence[Mapping[str, Any]], metric: str, protocol: str = "strict") -> list[float | None]:
+    return [None if protocol == "paper" and metric in _dropped(r) else (r.get("general") or {}).get(metric)
+            for r in rows]
+
+
+def paper_excluded(rows: Iterable[Mapping[str, Any]], models: Sequence[str]) -> list[dict[str, Any]]:
+    """Every ``{case_id, metrics, reason}`` the paper protocol leaves out, sorted by case id."""
+    from multiid_bench.runner.protocols import paper_exclusions
+
+    out: list[dict[str, Any]] = []
+    for r in sorted(_scored(rows), key=lambda r: str(r["case_id"])):
+        out += paper_exclusions(dict(r), models, GENERAL_METRICS)
+    return out
 
 
 #: Table 5's per-face-model Sim(GT) thresholds for the copy-paste ranking.
@@ -106,10 +124,9 @@ def _paper_block(rows: Sequence[Mapping[str, Any]], models: Sequence[str], k: fl
             block[f"copy_paste_ranked_fm.{m}"] = _ranked_entry(
                 fm_vals, k, f"Sim(GT) > {COPY_PASTE_FILTERS[name].threshold:.2f} ({COPY_PASTE_FILTERS[name].source})")
     block["copy_paste_ranked.average"] = _ranked_entry(ranked_pool, k, "p1: Sim(GT) > 0.40, p2/p3: Sim(GT) > 0.35")
-    # Official case inclusion for the model-free metrics: at least one face model produced Sim(Ref).
-    included = [r for r in rows if any(_model_values([r], "paper", m, "sim_ref")[0] is not None for m in models)]
+    # Official case inclusion for the model-free metrics: the case was collected (paper_excluded).
     for metric in GENERAL_METRICS:
-        block[metric] = _paper_entry(_general_values(included, metric), k)
+        block[metric] = _paper_entry(_general_values(rows, metric, "paper"), k)
     return block
 
 
@@ -153,7 +170,11 @@ def aggregate(
     Rows are sorted by case id first, so the result does not depend on the order rows were written in.
     Subsets without cases are left out.
     """
-    scored = sorted(_scored(rows), key=lambda r: str(r["case_id"]))
+    excluded: dict[str, set[str]] = {}
+    for e in paper_excluded(rows, models):
+        excluded.setdefault(e["case_id"], set()).update(e["metrics"])
+    scored = [dict(r, _paper_dropped=frozenset(excluded.get(str(r["case_id"]), ())))
+              for r in sorted(_scored(rows), key=lambda r: str(r["case_id"]))]
     groups: dict[str, list[Mapping[str, Any]]] = {}
     for r in scored:
         groups.setdefault(str(r["subset"]), []).append(r)

@@ -242,9 +242,11 @@ def _case_row(
     g_res = views[g_spec]
     t_res = views[t_spec] if t_spec else None
     r_res = [views[s] for s in r_specs]
-    row["images"] = {
-        "generated": {"path": g_spec.path, "sha256": g_res.sha256},
-        "gt": {"path": t_spec.path, "sha256": t_res.sha256} if t_spec and t_res else None,
+    from multiid_bench.images import stored_mode
+
+    row["images"] = {  # mode: as stored (the paper protocol excludes what the official code cannot read)
+        "generated": {"path": g_spec.path, "sha256": g_res.sha256, "mode": stored_mode(g_spec.path)},
+        "gt": {"path": t_spec.path, "sha256": t_res.sha256, "mode": stored_mode(t_spec.path)} if t_spec and t_res else None,
         "refs": [{"path": s.path, "sha256": v.sha256, "pad_ratio": s.pad_ratio} for s, v in zip(r_specs, r_res)],
     }
     if g_res.error:

@@ -24,7 +24,7 @@ from multiid_bench.faces.types import box_iou
 from multiid_bench.metrics.identity import compute_copy_paste, cosine_matrix, identity_scores, match_faces
 from multiid_bench.runner.extract import FaceSet
 
-__all__ = ["REF_POLICIES", "box_iou", "score_paper", "score_strict"]
+__all__ = ["OFFICIAL_MODEL_ORDER", "REF_POLICIES", "box_iou", "paper_exclusions", "score_paper", "score_strict"]
 
 #: How a reference image without a detectable face is treated under the paper protocol.
 REF_POLICIES = ("all-or-none", "drop-missing")
@@ -65,8 +65,90 @@ def score_paper(
     # (docs/protocols.md): ~ 2 * sqrt(norm_eps / norm_min) / theta(t, r) for an exact copy.
     norms = [float(np.linalg.norm(x, axis=1).min()) for x in (gen.emb, t, r) if x.shape[0]]
     out.update(n_gen=int(gen.emb.shape[0]), n_gt=int(t.shape[0]), n_ref=int(r.shape[0]),
-               refs_without_face=refs_without_face, norm_min=min(norms) if norms else None)
+               refs_without_face=refs_without_face, norm_min=min(norms) if norms else None,
+               refs_with_several_faces=[j for j, x in enumerate(refs) if x.emb.shape[0] > 1], ref_policy=policy)
     return out
+
+
+#: The official evaluator's face models in the order it computes and collects them (eval.py).
+OFFICIAL_MODEL_ORDER = ("arcface", "facenet", "adaface")
+#: Pillow modes whose array is ``(H, W, 3|4)``: the only ones the official face pipelines can read
+#: (it opens images without ``.convert("RGB")`` and then calls ``cv2.cvtColor(..., RGB2BGR)``).
+_OFFICIAL_READABLE_MODES = frozenset({"RGB", "RGBA", "RGBX", "RGBa", "CMYK", "YCbCr", "LAB", "HSV"})
+_FACE_METRICS = ("sim_gt", "sim_ref", "copy_paste", "blend_gt", "blend_ref")
+#: Per model, the order the official ``add_model_metrics`` appends values; a ``float(None)`` on a
+#: blend value raises right after its Sim was appended (eval-protocol section 7, bug 10).
+_COLLECT_ORDER = (("sim_ref", "blend_ref"), ("sim_gt", "blend_gt", "copy_paste"))
+
+
+def _official_order(models: Sequence[str]) -> list[str]:
+    return [m for m in OFFICIAL_MODEL_ORDER if m in models] + [m for m in models if m not in OFFICIAL_MODEL_ORDER]
+
+
+def paper_exclusions(row: dict[str, Any], models: Sequence[str], general: Sequence[str] = ()) -> list[dict[str, Any]]:
+    """What the official run loses of this case: ``[{case_id, metrics, reason}]`` (empty: nothing).
+
+    ``metrics`` lists the keys (``sim_gt.arcface``, ``clip_t``, ...) that have a value in the row but
+    that the official evaluation would not have collected. In the order the official code hits them:
+
+    1. an exception while computing fails the whole case: the generated or GT image stored in a mode
+       the official code cannot read (grayscale, palette, 16-bit); under a ``drop-missing`` model
+       (FaceNet/AdaFace via facexlib) a reference with several faces, or no face in any reference;
+    2. no face model produced Sim(Ref): the case counts as failed, its Sim(GT) and CLIP/aesthetic go too;
+    3. multi-person cases (p2, p3; the official p1 setup forces blending to 0): a 1x1 similarity matrix
+       leaves blending ``None`` and ``float(None)`` raises inside the collection loop, after the values
+       collected so far (earlier models, and this model's Sim) were kept. The rest is lost.
+    """
+    scores: dict[str, Any] = (row.get("scores") or {}).get("paper") or {}
+    gen_values = row.get("general") or {}
+    order = _official_order([m for m in models if m in scores])
+
+    def present(model_metrics: list[tuple[str, str]], with_general: bool) -> list[str]:
+        keys = [f"{metric}.{m}" for m, metric in model_metrics if (scores.get(m) or {}).get(metric) is not None]
+        return keys + ([g for g in general if gen_values.get(g) is not None] if with_general else [])
+
+    def whole(reason: str) -> list[dict[str, Any]]:
+        keys = present([(m, metric) for m in order for metric in _FACE_METRICS], True)
+        return [{"case_id": str(row["case_id"]), "metrics": keys, "reason": reason}]
+
+    images = row.get("images") or {}
+    for which, label in (("generated", "generated image"), ("gt", "GT image")):
+        mode = (images.get(which) or {}).get("mode")
+        if mode is not None and mode not in _OFFICIAL_READABLE_MODES:
+            return whole(f"{label} is stored in mode {mode}: the official code reads it without converting to "
+                         "RGB and the case crashes (eval-protocol 3.1, bug 14)")
+    for m in order:
+        s = scores[m]
+        if s.get("ref_policy") != "drop-missing":
+            continue
+        several = s.get("refs_with_several_faces") or []
+        if several:
+            return whole(f"{m}: reference {several[0] + 1} has several faces; the official facexlib path "
+                         "cannot stack them and the case crashes for every model (eval-protocol 3.6)")
+        if s.get("n_ref") == 0:
+            return whole(f"{m}: no face found in any reference; the official facexlib path stacks an empty "
+                         "list and the case crashes for every model (eval-protocol 3.6)")
+    if not any(scores[m].get("sim_ref") is not None for m in order):
+        return whole("no face model produced Sim(Ref): the official run counts the case as failed and drops "
+                     "its Sim(GT) and CLIP/aesthetic values too (eval-protocol 2, step 6)")
+    if str(row.get("subset")) == "p1":
+        return []
+    collected: list[tuple[str, str]] = []
+    for i, m in enumerate(order):
+        s = scores[m]
+        for group in _COLLECT_ORDER:
+            sim, blend = group[0], group[1]
+            if s.get(sim) is None:
+                continue
+            if s.get(blend) is None:
+                lost = [(m, x) for x in _FACE_METRICS if (m, x) not in collected and x != sim]
+                lost += [(later, x) for later in order[i + 1:] for x in _FACE_METRICS]
+                return [{"case_id": str(row["case_id"]), "metrics": present(lost, True),
+                         "reason": f"{m}: a 1x1 similarity matrix leaves {blend} undefined; the official "
+                                   "collection raises on float(None) after keeping the values before it and "
+                                   "loses the rest of the case (eval-protocol 7, bug 10)"}]
+            collected += [(m, x) for x in group]
+    return []
 
 
 def _gt_identity_faces(

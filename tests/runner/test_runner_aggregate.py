@@ -14,8 +14,11 @@ def row(cid: str, subset: str, a: dict[str, Any], b: dict[str, Any], status: str
     def strict(v: dict[str, Any]) -> dict[str, Any]:
         return {**v, "expected": v.get("expected", 1), "missing": v.get("missing", 0)}
 
+    def paper(v: dict[str, Any]) -> dict[str, Any]:  # Sim(Ref) and blending present: the official run collects it
+        return {"sim_ref": 0.5, "blend_ref": 0.1, "blend_gt": 0.1, **v}
+
     return {"case_id": cid, "subset": subset, "status": status, "general": general,
-            "scores": {"paper": {"m1": a, "m2": b}, "strict": {"m1": strict(a), "m2": strict(b)}}}
+            "scores": {"paper": {"m1": paper(a), "m2": paper(b)}, "strict": {"m1": strict(a), "m2": strict(b)}}}
 
 
 def test_paper_pools_models_and_trims_and_strict_means_per_case() -> None:
@@ -37,7 +40,7 @@ def test_paper_pools_models_and_trims_and_strict_means_per_case() -> None:
     ci = bootstrap_ci([per_case[i] for i in np.argsort([f"c{i:02d}" for i in range(13)])], n_resamples=500)
     assert strict["sim_gt.average"]["ci95"] == pytest.approx(list(ci))
     assert set(m["paper"]) == {"p1", "p2", "all"} and m["paper"]["p1"]["sim_gt.m1"]["n"] == 6
-    assert paper["clip_t"]["value"] is None  # paper inclusion: no model produced Sim(Ref) -> no CLIP values
+    assert paper["clip_t"]["value"] == pytest.approx(trimmed_mean([0.25 + i / 100 for i in range(13)]))
     assert strict["clip_t"]["value"] == pytest.approx(np.mean([0.25 + i / 100 for i in range(13)]))
 
 
@@ -60,7 +63,7 @@ def test_paper_ranked_copy_paste_applies_the_papers_filters() -> None:
     from multiid_bench.runner.aggregate import aggregate
 
     def row(cid: str, subset: str, sim: float, cp: float) -> dict:
-        s = {"sim_gt": sim, "sim_ref": 0.5, "copy_paste": cp, "blend_gt": None, "blend_ref": None}
+        s = {"sim_gt": sim, "sim_ref": 0.5, "copy_paste": cp, "blend_gt": 0.1, "blend_ref": 0.1}
         return {"case_id": cid, "subset": subset, "status": "ok", "scores": {"paper": {"facenet": s}, "strict": {}}}
 
     rows = [row("a", "p1", 0.41, 0.1), row("b", "p1", 0.40, 0.9), row("c", "p2", 0.36, 0.2),

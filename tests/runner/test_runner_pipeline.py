@@ -140,7 +140,7 @@ def test_bad_input_fails_cases_with_reasons_and_the_run_goes_on(tmp_path: Path) 
     assert rows["broken"]["status"] == "failed" and "bench.jsonl line 7" in rows["broken"]["reason"]
     counts = out.results["counts"]
     assert counts == {"expected": 7, "ok": 1, "evaluated": 3, "failed": 6, "not_applicable": 0, "pending": 0,
-                      "irregular": 0}
+                      "irregular": 0, "excluded": {"paper": 0, "strict": 0}}
     assert out.results["partial"] is True and sum(out.results["failures"].values()) == 6
 
 
@@ -177,6 +177,7 @@ def test_duplicated_case_id_never_hides_the_first_case(world: FakeWorld, tmp_pat
     assert rows["case00@line-9"]["status"] == "failed" and "duplicate id" in rows["case00@line-9"]["reason"]
     assert rows["invalid-record@line-9"]["status"] == "failed"
     c = out.results["counts"]
-    assert c == {"expected": 8, "ok": 6, "evaluated": 6, "failed": 2, "not_applicable": 0, "pending": 0, "irregular": 0}
+    assert c == {"expected": 8, "ok": 6, "evaluated": 6, "failed": 2, "not_applicable": 0, "pending": 0, "irregular": 0,
+                 "excluded": {"paper": 0, "strict": 0}}
     assert c["ok"] + c["failed"] + c["not_applicable"] + c["pending"] == c["expected"] == n_rows
     assert out.results["metrics"]["strict"]["all"]["sim_gt.fake"]["n"] == 6
