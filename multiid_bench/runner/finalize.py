@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from multiid_bench.errors import ConfigError
-from multiid_bench.runner.aggregate import GENERAL_METRICS, aggregate
+from multiid_bench.runner.aggregate import GENERAL_METRICS, aggregate, paper_excluded
 from multiid_bench.runner.config import RunConfig
 from multiid_bench.runner.extract import WorkCounters
 from multiid_bench.runner.provenance import environment, package_versions, utc_now
@@ -142,6 +142,9 @@ def finalize(out: str | Path) -> dict[str, Any]:
         "evaluated": sum(1 for r in rows if r.get("scores")),
         "irregular": sum(1 for r in rows if r.get("irregular")),
     }
+    # what the official run would have lost of these cases (paper) -- strict keeps every case
+    excluded = {"paper": paper_excluded(rows, models), "strict": []}
+    counts["excluded"] = {k: len(v) for k, v in excluded.items()}
     weights: dict[str, str | None] = {}
     for m in run["face_models"]:
         weights[m["name"]] = m["card"].get("weights_sha256")
@@ -167,7 +170,7 @@ def finalize(out: str | Path) -> dict[str, Any]:
         "shards": {"sessions": len(sessions), "shards_seen": sorted({str(s.get("shard")) for s in sessions})},
         "source": run["source"], "references": run["bench"].get("references"),
         "created": utc_now(), "wall_time_s": round(sum(float(s.get("wall_s", 0.0)) for s in sessions), 3),
-        "environment": environment(), "metrics": metrics,
+        "environment": environment(), "metrics": metrics, "excluded": excluded,
     }
     validate_results(results)
     write_json(out / RESULTS_FILE, results)
