@@ -121,9 +121,15 @@ def test_omnicontext_run_with_a_scripted_judge(bench: Path, judge_url: str, tmp_
     assert "| single_character | 2 | 0 | 0 | 7.50 | 3.50 | 4.50 |" in summary
 
 
-def test_paper_preset_plans_only_single_character(bench: Path, judge_url: str, tmp_path: Path) -> None:
-    outcome = _run(bench, judge_url, tmp_path / "run", tmp_path / "cache", subsets=("paper",))
-    res = outcome.results
-    assert outcome.exit_code == 0 and res["counts"]["expected"] == 2
+def test_paper_preset_through_the_python_api(bench: Path, judge_url: str, tmp_path: Path) -> None:
+    import multiid_bench as mb
+    from multiid_bench.scorers.vlm_judge_config import judge_settings
+
+    run = mb.evaluate("dummy", bench=str(bench), subsets="paper", profile="offline", protocol="strict", device="cpu",
+                      out=tmp_path / "run", cache_dir=str(tmp_path / "cache"), scorers=False, progress=False,
+                      settings={"long_side": 96},
+                      judge=judge_settings(backend="http", url=judge_url, model="Qwen/Qwen2.5-VL-7B-Instruct"))
+    res = run.summary
+    assert res["counts"]["expected"] == 2 and res["counts"]["failed"] == 0
     assert set(k for k in res["metrics"]["paper"] if "overall" in res["metrics"]["paper"][k]) == {"single_character", "all"}
     assert res["metrics"]["paper"]["all"]["overall"]["value"] == 4.5
