@@ -25,16 +25,16 @@ import logging
 import os
 import re
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from multiid_bench.errors import ConfigError, MissingWeightsError
 from multiid_bench.weights import hf
-from multiid_bench.weights.download import bind_progress, fetch_url, fetch_zip_member
+from multiid_bench.weights.fetch import fetch
+from multiid_bench.weights.fetch import gist as _gist
 from multiid_bench.weights.manifest import WeightEntry, WeightFile, load_manifests
 from multiid_bench.weights.messages import MissingFile, format_missing, missing_error, missing_of
-from multiid_bench.weights.verify import Stamps, sha256_file, verify_file
+from multiid_bench.weights.verify import FileStatus, ResolvedFile, Stamps, sha256_file, verify_file
 
 __all__ = [
     "FileStatus",
@@ -62,46 +62,6 @@ LOCATIONS = ("hf-cache", "mbench-cache", "package", "override")
 def env_override_name(weight_id: str) -> str:
     """``MBENCH_WEIGHTS_<ID>``: the environment variable that points a weight id at a local file."""
     return "MBENCH_WEIGHTS_" + re.sub(r"[^0-9A-Za-z]", "_", weight_id).upper()
-
-
-def _require_pinned() -> bool:
-    return os.environ.get("MBENCH_REQUIRE_PINNED", "").strip().lower() in {"1", "true", "yes", "on"}
-
-
-@dataclass(frozen=True)
-class ResolvedFile:
-    """A verified local weight file and its provenance (what results record)."""
-
-    weight_id: str
-    name: str
-    path: Path
-    location: str
-    sha256: str
-    sha256_source: str  # manifest | hub-lfs | hf-cache-etag | git-sha1 | first-use | "" (folders)
-    repo: str = ""
-    revision: str = ""
-    commit: str | None = None
-    pinned: bool = True
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["path"] = str(self.path)
-        return d
-
-
-@dataclass(frozen=True)
-class FileStatus:
-    """Local state of one weight file: ``ok``, ``unverified`` (no hash known), ``missing`` or ``corrupt``."""
-
-    weight_id: str
-    name: str
-    path: Path
-    state: str
-    sha256: str = ""
-    detail: str = ""
-    location: str = ""
-    size: int = 0
-    pinned: bool = True
 
 
 class WeightStore:
@@ -391,88 +351,7 @@ class WeightStore:
     # ---- downloads ----------------------------------------------------------------------------
     def _download(self, entry: WeightEntry, wf: WeightFile, progress: ProgressFn | None, *,
                   force: bool) -> ResolvedFile:
-        errors: list[str] = []
-        if wf.hub:
-            try:
-                return self._download_hub(entry, wf, force=force)
-            except MissingWeightsError as e:  # a checksum refusal: said in full
-                errors.append(f"hf://{wf.repo}@{wf.revision}: {str(e).strip().splitlines()[0]}")
-            except ConfigError:  # unpinned with MBENCH_REQUIRE_PINNED: a decision, not a failed source
-                raise
-            except Exception as e:  # noqa: BLE001 - network, auth, gated repo: try the next source
-                gated = type(e).__name__ in ("GatedRepoError", "RepositoryNotFoundError") or " 401 " in f" {e} "
-                hint = (" -- accept the licence on the model page, then `hf auth login` or set HF_TOKEN; "
-                        if gated else ": ")
-                errors.append(f"hf://{wf.repo}@{wf.revision}: {type(e).__name__}{hint}{_gist(e)}")
-                log.warning("Hub download of %s / %s failed: %s", entry.id, wf.name, e)
-        target = self._own_path(entry.id, wf)
-        if wf.urls or wf.archive_urls:
-            try:
-                path = self._download_own(entry, wf, target, progress, errors)
-                return self._resolved(entry, wf, path, "mbench-cache")
-            except MissingWeightsError:
-                pass
-        detail = " | ".join(errors) or "no download source in the manifest"
-        raise self._error([self._missing(entry, wf, f"download failed: {detail}")], header="could not fetch")
-
-    def _download_hub(self, entry: WeightEntry, wf: WeightFile, *, force: bool) -> ResolvedFile:
-        if not hf.is_pinned(wf.revision):
-            msg = (f"weights {entry.id} / {wf.name}: revision {wf.revision!r} of {wf.repo} is not a commit "
-                   "(unpinned: the file can change under the same name); `mbench weights pin` fixes the manifest")
-            if _require_pinned():
-                raise ConfigError(msg + " (MBENCH_REQUIRE_PINNED is set).")
-            log.warning("%s", msg)
-        info = None
-        if not wf.sha256 and not wf.snapshot:
-            try:
-                info = hf.hub_file_info(wf, self.hub_api)
-            except Exception as e:  # noqa: BLE001 - metadata is a cross-check; the cache etag still holds
-                log.info("no Hub metadata for %s / %s (%s); checking against the cache's etag", entry.id, wf.name, e)
-        if wf.snapshot:
-            folder = hf.download_snapshot(wf, force=force)
-            gaps = hf.snapshot_gaps(folder, wf.allow_patterns)
-            if gaps:
-                raise MissingWeightsError(f"{wf.repo}@{wf.revision} has no file matching {gaps}")
-            return self._resolved(entry, wf, folder, "hf-cache")
-        path = hf.download_file(wf, force=force)
-        sha, source = self._verify(entry, wf, path, "hf-cache", hub=info)
-        return ResolvedFile(entry.id, wf.name, path, "hf-cache", sha, source, wf.repo, wf.revision,
-                            hf.snapshot_commit(path), hf.is_pinned(wf.revision))
-
-    def _download_own(self, entry: WeightEntry, wf: WeightFile, target: Path, progress: ProgressFn | None,
-                      errors: list[str]) -> Path:
-        """Stream URL / zip-member sources into mbench's cache: ``.partial``, size + sha256, atomic rename."""
-        target.parent.mkdir(parents=True, exist_ok=True)
-        partial = target.with_name(f"{target.name}.{os.getpid()}.partial")
-        attempts: list[tuple[str, Callable[[], None]]] = []
-        for url in wf.urls:
-            attempts.append((url, lambda url=url: fetch_url(url, partial, bind_progress(progress, entry.id, wf.name))))
-        for url in wf.archive_urls:
-            attempts.append((f"{url}!{wf.member or wf.name}",
-                             lambda url=url: fetch_zip_member(url, wf.member or wf.name, partial,
-                                                              bind_progress(progress, entry.id, wf.name))))
-        for label, fetch in attempts:
-            try:
-                log.info("downloading %s / %s from %s", entry.id, wf.name, label)
-                fetch()
-                size = partial.stat().st_size
-                if wf.size and size != wf.size:
-                    raise ValueError(f"size {size} != expected {wf.size}")
-                actual = sha256_file(partial)
-                if wf.sha256 and actual != wf.sha256:
-                    raise ValueError(f"sha256 {actual} != expected {wf.sha256}; deleted the download")
-                os.replace(partial, target)  # atomic on the same file system
-                self.stamps.write(target, actual, "manifest" if wf.sha256 else "first-use", label)
-                if not wf.sha256:
-                    log.warning("weights %s / %s: no upstream sha256; recorded %s at first download",
-                                entry.id, wf.name, actual)
-                return target
-            except Exception as e:  # noqa: BLE001 - any failure of one source moves on to the next
-                errors.append(f"{label}: {type(e).__name__}: {e}")
-                log.warning("download of %s / %s from %s failed: %s", entry.id, wf.name, label, e)
-            finally:
-                partial.unlink(missing_ok=True)
-        raise MissingWeightsError("every source failed")
+        return fetch(self, entry, wf, progress, force=force)
 
     # ---- internals ----------------------------------------------------------------------------
     def _own_path(self, weight_id: str, wf: WeightFile) -> Path:
@@ -516,12 +395,6 @@ def _size(path: Path) -> int:
     if path.is_file():
         return path.stat().st_size
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
-
-
-def _gist(e: BaseException) -> str:
-    """First line of an error, shortened for one line of the missing-weights message."""
-    text = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-    return text if len(text) <= 160 else text[:157] + "..."
 
 
 def _with_reason(m: MissingFile, reason: str) -> MissingFile:

@@ -12,9 +12,11 @@ import hashlib
 import json
 import logging
 import os
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
-__all__ = ["Stamps", "sha256_file", "verify_file"]
+__all__ = ["FileStatus", "ResolvedFile", "Stamps", "sha256_file", "verify_file"]
 
 log = logging.getLogger(__name__)
 _CHUNK = 1 << 20
@@ -81,3 +83,39 @@ class Stamps:
 
     def remove(self, file: Path, *, external: bool = False) -> None:
         self.path(file, external=external).unlink(missing_ok=True)
+
+
+@dataclass(frozen=True)
+class ResolvedFile:
+    """A verified local weight file and its provenance (what results record)."""
+
+    weight_id: str
+    name: str
+    path: Path
+    location: str
+    sha256: str
+    sha256_source: str  # manifest | hub-lfs | hf-cache-etag | git-sha1 | first-use | "" (folders)
+    repo: str = ""
+    revision: str = ""
+    commit: str | None = None
+    pinned: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["path"] = str(self.path)
+        return d
+
+
+@dataclass(frozen=True)
+class FileStatus:
+    """Local state of one weight file: ``ok``, ``unverified`` (no hash known), ``missing`` or ``corrupt``."""
+
+    weight_id: str
+    name: str
+    path: Path
+    state: str
+    sha256: str = ""
+    detail: str = ""
+    location: str = ""
+    size: int = 0
+    pinned: bool = True
