@@ -31,7 +31,7 @@ __all__ = ["FolderAdapter", "find_image"]
 
 log = logging.getLogger(__name__)
 
-LAYOUTS = ("auto", "official", "flat", "mbench")
+LAYOUTS = ("auto", "official", "flat", "mbench", "omnicontext")
 _EXTS = (".png", ".jpg", ".jpeg", ".webp")
 _META_KEYS = ("official_basename", "basename", "source_id")
 RECORDS_FILE = "generations.jsonl"
@@ -71,6 +71,14 @@ def find_image(root: Path, case: "Case", layout: str = "auto") -> tuple[Path | N
                 tried.append(p)
                 if p.is_file():
                     found.setdefault("flat", p)
+    task, key = case.meta.get("task_type"), case.meta.get("key")
+    if layout in ("auto", "omnicontext") and isinstance(task, str) and isinstance(key, str):
+        # OmniContext's own layout: results/<method>/fullset/<task_type>/<key>.png (pass the fullset folder)
+        for ext in _EXTS:
+            p = root / task / f"{key}{ext}"
+            tried.append(p)
+            if p.is_file():
+                found.setdefault("omnicontext", p)
     if len(found) > 1:
         listing = ", ".join(f"{k}: {v}" for k, v in found.items())
         raise ConfigError(
