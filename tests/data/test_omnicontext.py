@@ -168,3 +168,14 @@ def test_face_only_adapters_skip_object_and_scene_tasks(snapshot: Path, tmp_path
     assert "object or scene inputs" in face_only.not_applicable_reason(cases["multi_object"])
     assert general.not_applicable_reason(cases["multi_object"]) is None
     assert general.not_applicable_reason(cases["scene_character"]) is None
+
+
+def test_images_in_omnicontext_result_layout_are_found(snapshot: Path, tmp_path: Path) -> None:
+    from multiid_bench.adapters.folder import find_image
+
+    case = next(c for c in load_omnicontext(snapshot, cache_dir=tmp_path).bench.cases if c.meta["key"] == "o007")
+    fullset = tmp_path / "results" / "MyModel" / "fullset"
+    (fullset / "multi_object").mkdir(parents=True)
+    (fullset / "multi_object" / "o007.png").write_bytes(_png((5, 5, 5)))
+    path, layout, _ = find_image(fullset, case)
+    assert (path, layout) == (fullset / "multi_object" / "o007.png", "omnicontext")
