@@ -39,6 +39,24 @@ def test_list_json_shows_manifest_and_state(tmp_path: Path) -> None:
     assert by_id["mtcnn-facenet-pytorch"]["files"][0]["state"] == "ok"  # ships in facenet-pytorch
     assert by_id["insightface-buffalo-l"]["files"][1]["state"] == "missing"
     assert "non-commercial" in by_id["insightface-buffalo-l"]["licence"]
+    pnet = by_id["mtcnn-facenet-pytorch"]["files"][0]
+    assert (pnet["location"], pnet["local_size"], pnet["pinned"]) == ("package", 28570, True)
+
+
+def test_list_shows_location_and_size_of_hf_cache_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.weights.test_hf_cache import COMMIT, DATA, hf_tree
+
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf"))
+    hf_tree(tmp_path / "hf", "timm/vit_base_patch16_clip_224.openai", {"open_clip_model.safetensors": (DATA, True)})
+    res = CliRunner().invoke(cli, ["weights", "list", "--json", "--cache-dir", str(tmp_path / "mb")])
+    data = json.loads(res.output)
+    assert data["hf_hub_cache"] == str(tmp_path / "hf")
+    [clip] = next(d for d in data["weights"] if d["id"] == "clip-vit-b-16-openai")["files"]
+    assert (clip["location"], clip["state"], clip["local_size"], clip["pinned"]) == ("hf-cache", "ok", len(DATA), False)
+    assert clip["path"].endswith(f"snapshots/{COMMIT}/open_clip_model.safetensors")
+    res = CliRunner().invoke(cli, ["weights", "list", "--cache-dir", str(tmp_path / "mb")], terminal_width=200)
+    row = next(ln for ln in res.output.splitlines() if "open_clip_model" in ln)
+    assert "hf-cache" in row and "69.6 kB" in row and "(unpinned)" in row
 
 
 def test_download_verify_path(served_manifest: Path) -> None:
