@@ -169,10 +169,12 @@ class WeightStore:
                 continue
             path, location = found
             size = _size(path)
-            if wf.snapshot:
-                out.append(FileStatus(weight_id, wf.name, path, "ok", location=location, size=size, pinned=pinned))
-                continue
             try:
+                if wf.snapshot:  # a folder: each file against its blob's hash when asked to hash (verify)
+                    if full_hash:
+                        self._verify_snapshot(entry, wf, path)
+                    out.append(FileStatus(weight_id, wf.name, path, "ok", location=location, size=size, pinned=pinned))
+                    continue
                 sha, source = self._verify(entry, wf, path, location, rehash=full_hash)
             except MissingWeightsError as e:
                 out.append(FileStatus(weight_id, wf.name, path, "corrupt", detail=str(e).split(": ", 1)[-1],

@@ -169,7 +169,9 @@ def test_snapshot_folder_entry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     hf_tree(tmp_path / "hf", "org/model", {"transformer/w.safetensors": (DATA, True)})
     info = s.resolve_file("m")
     assert info.path == tmp_path / "hf" / "models--org--model" / "snapshots" / COMMIT and info.location == "hf-cache"
+    assert [st.state for st in s.status("m", full_hash=True)] == ["ok"]
     (tmp_path / "hf" / "models--org--model" / "blobs" / sha(DATA)).write_bytes(b"x")
+    assert [st.state for st in store(tmp_path / "c", folder, offline=True).status("m", full_hash=True)] == ["corrupt"]
     with pytest.raises(MissingWeightsError, match="w.safetensors has sha256"):
         store(tmp_path / "b", folder, offline=True).resolve("m")
 
