@@ -72,17 +72,20 @@ CARDS: Mapping[str, MetricCard] = {
             scale="angular ratio in [-1, 1]: +1 = the reference copied, -1 = the GT reproduced",
             definition="paper eq. 2: (theta(g,t) - theta(g,r)) / theta(t,r), 0 when theta(t,r) < 1e-6",
             inputs=("generated image", "GT image", "reference crops"),
-            aggregation="per case: mean over faces, only when #generated == #GT == #reference; " + _IDENTITY_AGG,
-            read_by=("Table 1", "Table 2", "Table 5", "Figure 5 y-axis"),
+            aggregation="per case: mean over faces, only when #generated == #GT == #reference; over every case "
+            "with a value (what the official script prints; no Sim(GT) filter): " + _IDENTITY_AGG,
+            read_by=("official eval.py summary", "Figure 5 y-axis"),
         ),
         MetricCard(
-            id="copy_paste_ranked", name="Copy-Paste (ranked)", version="1.0.0", higher_is_better=False,
+            id="copy_paste_ranked", name="Copy-Paste (Sim(GT)-filtered)", version="1.0.0", higher_is_better=False,
             range=(-1.0, 1.0), scale="as copy_paste",
             definition="copy_paste over the cases whose Sim(GT) passes the paper's ranking filter "
-            "(Tables 1/2: > 0.40 single-person, > 0.35 multi-person)",
+            "(Tables 1/2: > 0.40 single-person, > 0.35 multi-person); the column to compare with the paper's "
+            "Copy-Paste values, whose captions say only those cases are considered",
             inputs=("generated image", "GT image", "reference crops"),
-            aggregation="paper protocol only: IQR(1.5)-trimmed mean over the kept cases",
-            read_by=("Table 1 ranking marks", "Table 2 ranking marks"),
+            aggregation="per case filter on that face model's Sim(GT) (strictly greater); over the kept cases: "
+            "IQR(1.5)-trimmed mean (paper protocol) or plain mean with bootstrap 95% CI (strict protocol)",
+            read_by=("Table 1 Copy-Paste", "Table 2 Copy-Paste"),
         ),
         MetricCard(
             id="copy_paste_ranked_fm", name="Copy-Paste (ranked, per face model)", version="1.0.0",

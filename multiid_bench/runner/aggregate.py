@@ -76,6 +76,7 @@ def paper_excluded(rows: Iterable[Mapping[str, Any]], models: Sequence[str]) -> 
     return out
 
 
+_RANKED_FILTER = "p1: Sim(GT) > 0.40, p2/p3: Sim(GT) > 0.35"
 #: Table 5's per-face-model Sim(GT) thresholds for the copy-paste ranking.
 _MODEL_FILTERS = {"arcface": "paper-arcface", "adaface": "paper-adaface", "facenet": "paper-facenet"}
 
@@ -85,13 +86,18 @@ def _subset_filter(subset: str) -> str:
     return "paper-single" if subset == "p1" else "paper-multi"
 
 
-def _ranked_copy_paste(rows: Sequence[Mapping[str, Any]], model: str, filter_of_row: Any) -> list[float | None]:
-    """Copy-paste of the cases whose Sim(GT) (same model, paper protocol) passes the row's filter."""
+def _ranked_copy_paste(rows: Sequence[Mapping[str, Any]], model: str, filter_of_row: Any,
+                       protocol: str = "paper", keep_slots: bool = False) -> list[float | None]:
+    """Copy-paste of the cases whose Sim(GT) (same model and protocol) passes the row's filter.
+
+    ``keep_slots``: one entry per row (``None`` where filtered out), for per-case averaging.
+    """
     out: list[float | None] = []
     for r in rows:
         f = COPY_PASTE_FILTERS[filter_of_row(r)]
-        (sim,), (cp,) = _model_values([r], "paper", model, "sim_gt"), _model_values([r], "paper", model, "copy_paste")
-        out.extend(f.apply([sim], [cp]))
+        (sim,), (cp,) = _model_values([r], protocol, model, "sim_gt"), _model_values([r], protocol, model, "copy_paste")
+        kept = f.apply([sim], [cp])
+        out.extend(kept if kept or not keep_slots else [None])
     return out
 
 
@@ -138,6 +144,13 @@ def _strict_block(rows: Sequence[Mapping[str, Any]], models: Sequence[str], resa
             block[f"{metric}.{m}"] = _strict_entry(vals, resamples, seed)
         per_case = [plain_mean(case_vals) for case_vals in zip(*per_model)] if per_model else []
         block[f"{metric}.average"] = _strict_entry(per_case, resamples, seed)
+    # the paper's Sim(GT) filter on strict per-case values too, so both protocols show both columns
+    subset_filter = lambda r: _subset_filter(str(r["subset"]))  # noqa: E731
+    ranked = [_ranked_copy_paste(rows, m, subset_filter, "strict", keep_slots=True) for m in models]
+    for m, vals in zip(models, ranked):
+        block[f"copy_paste_ranked.{m}"] = {**_strict_entry(vals, resamples, seed), "filter": _RANKED_FILTER}
+    per_case = [plain_mean(v) for v in zip(*ranked)] if ranked else []
+    block["copy_paste_ranked.average"] = {**_strict_entry(per_case, resamples, seed), "filter": _RANKED_FILTER}
     missing_all = expected_all = 0
     for m in models:
         missing = expected = 0

@@ -137,3 +137,23 @@ def test_results_json_lists_exclusions_per_protocol(world: FakeWorld, tmp_path: 
     assert results["excluded"]["strict"] == []
     assert results["metrics"]["paper"]["p2"]["sim_gt.fake"]["n"] == 1
     assert results["metrics"]["strict"]["p2"]["sim_gt.fake"]["n"] == 2
+
+
+def test_filtered_and_unfiltered_copy_paste_are_two_columns_in_both_protocols() -> None:
+    from multiid_bench.runner.summary import summary_table
+
+    rows = [row(c, "p2", facenet=full("facenet", sim, copy_paste=cp))
+            for c, sim, cp in (("a", 0.36, 0.2), ("b", 0.30, 0.8), ("c", 0.50, 0.4))]
+    m = aggregate(rows, ["facenet"], bootstrap_resamples=50)
+    for proto in ("paper", "strict"):
+        assert m[proto]["p2"]["copy_paste.facenet"]["n"] == 3
+        assert m[proto]["p2"]["copy_paste_ranked.facenet"]["n"] == 2  # Sim(GT) > 0.35: a and c
+    assert m["strict"]["p2"]["copy_paste.facenet"]["value"] == pytest.approx(1.4 / 3)
+    assert m["strict"]["p2"]["copy_paste_ranked.facenet"]["value"] == pytest.approx(0.3)
+    assert m["strict"]["p2"]["copy_paste_ranked.average"]["value"] == pytest.approx(0.3)
+    assert m["paper"]["p2"]["copy_paste_ranked.facenet"]["value"] == pytest.approx(0.3)
+    results = {"metrics": m, "face_models": [{"name": "facenet"}]}
+    for proto in ("paper", "strict"):
+        header, table = summary_table(results, proto)
+        assert header[5:7] == ["CP all cases ↓", "CP Sim(GT)-filtered (paper) ↓"]
+        assert [c[:6] for c in table[0][5:7]] == ["0.4667", "0.3000"]
