@@ -121,11 +121,15 @@ def download(ids: tuple[str, ...], all_: bool, profile: str | None, force: bool,
 
 
 def _plan_line(store: Any, targets: list[str], missing: list[Any]) -> str:
-    """``N files, X to download (size of K unknown)``: said before any download starts."""
+    """``N files, X to download (size of K unknown)``: said before any download starts (sizes from the
+    manifest, else asked from the Hub / a HEAD request when online)."""
     from multiid_bench.weights.messages import human_size
 
+    from multiid_bench.weights.fetch import remote_size
+
     files = [(wid, f) for wid in targets for f in store.entry(wid).files]
-    known = [m.size for m in missing if m.size > 0]
+    sizes = [remote_size(store, store.entry(m.weight_id), store.entry(m.weight_id).file(m.name)) for m in missing]
+    known = [n for n in sizes if n > 0]
     unknown = len(missing) - len(known)
     size = human_size(sum(known)) if known else "0 B"
     tail = f" + {unknown} file(s) of unknown size (`mbench weights pin` records sizes)" if unknown else ""

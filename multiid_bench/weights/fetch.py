@@ -21,7 +21,7 @@ from multiid_bench.weights.verify import ResolvedFile, sha256_file
 if TYPE_CHECKING:
     from multiid_bench.weights.store import ProgressFn, WeightStore
 
-__all__ = ["fetch", "gist", "require_pinned"]
+__all__ = ["fetch", "gist", "remote_size", "require_pinned"]
 
 log = logging.getLogger(__name__)
 
@@ -121,3 +121,29 @@ def _fetch_own(store: WeightStore, entry: WeightEntry, wf: WeightFile, target: P
         finally:
             partial.unlink(missing_ok=True)
     raise MissingWeightsError("every source failed")
+
+
+def remote_size(store: WeightStore, entry: WeightEntry, wf: WeightFile, *, timeout: float = 10.0) -> int:
+    """Bytes a download of ``wf`` will take, asked from its first source (0 when unknown or unreachable).
+
+    Hub files: the Hub's metadata; direct URLs: ``Content-Length`` of a HEAD request. Used to print the total
+    before ``mbench weights download`` starts; never raises.
+    """
+    if wf.size or store.offline:
+        return wf.size
+    try:
+        if wf.hub and not wf.snapshot:
+            return hf.hub_file_info(wf, store.hub_api).size
+        if wf.urls:
+            import urllib.request
+
+            from multiid_bench._version import __version__
+
+            req = urllib.request.Request(wf.urls[0], method="HEAD",
+                                         headers={"User-Agent": f"multiid-bench/{__version__}"})
+            with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310 - http(s) from manifest
+                length = resp.headers.get("Content-Length")
+                return int(length) if length and length.isdigit() else 0
+    except Exception as e:  # noqa: BLE001 - a size is a courtesy; the download itself reports failures
+        log.debug("no size for %s / %s: %s", entry.id, wf.name, e)
+    return 0

@@ -134,3 +134,33 @@ def test_download_profile_lists_every_file_of_the_paper_profile_offline(monkeypa
     assert {ln.split(" / ")[0].strip() for ln in lines[1:6]} == set(get_profile("paper").weight_ids())
     assert "mbench weights download --profile paper" in message and "--profile offline" in message
     assert res.output.splitlines()[0].startswith("5 file(s) in 4 weight id(s); 5 to download: 0 B + 5 file(s)")
+
+
+def test_download_prints_the_total_size_first(tmp_path: Path, http_root, fake_hub, monkeypatch) -> None:
+    import multiid_bench.weights.manifest as manifest
+
+    root, base = http_root
+    (root / "w.bin").write_bytes(PAYLOAD)
+    commit = "1" * 40
+    fake_hub.add("org/model", commit, {"m.safetensors": (b"m" * 5000, True)})
+    mdir = tmp_path / "manifests"
+    mdir.mkdir()
+    (mdir / "t.toml").write_text(
+        '[[weights]]\nid = "two"\ndescription = "d"\nlicence = "MIT"\nused_by = ["t"]\nfiles = [\n'
+        f'  {{ name = "w.bin", sha256 = "{hashlib.sha256(PAYLOAD).hexdigest()}", urls = ["{base}/w.bin"] }},\n'
+        f'  {{ name = "m.safetensors", repo = "org/model", filename = "m.safetensors", revision = "{commit}", '
+        'sha256 = "", sha256_note = "Hub LFS" },\n]\n')
+    monkeypatch.setattr(manifest, "MANIFEST_DIR", mdir)
+    import multiid_bench.weights.hf as hf
+    from multiid_bench.weights.messages import human_size
+
+    real = hf.hub_file_info
+    monkeypatch.setattr(hf, "hub_file_info", lambda wf, api=None, revision=None: real(wf, fake_hub, revision=revision))
+    res = CliRunner().invoke(cli, ["weights", "download", "two", "--cache-dir", str(tmp_path / "mb")])
+    assert res.exit_code == 0, res.output
+    lines = res.output.splitlines()
+    assert lines[0] == f"2 file(s) in 1 weight id(s); 2 to download: {human_size(len(PAYLOAD) + 5000)}; 0 already present"
+    assert human_size(len(PAYLOAD) + 5000) == "405.0 kB"
+    assert lines[1].startswith("ok  two: ") and lines[2].startswith("ok  two: ")
+    assert str(tmp_path / "hf") in lines[2]  # the Hub file went to the HF cache
+
