@@ -38,7 +38,7 @@ _WHERE = {
     "correlate": "correlate", "load_cases": "store", "load_paper_correlations": "paper",
     "load_paper_results": "paper", "load_results": "store", "load_tolerances": "compare", "paper_meta": "paper",
     "plot_tradeoff": "plots", "read_human_csv": "correlate", "render": "render", "results_frame": "store",
-    "tradeoff_points": "plots", "validate": "schema",
+    "tradeoff_points": "plots", "validate": "store",
 }
 
 

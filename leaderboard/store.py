@@ -19,7 +19,7 @@ from multiid_bench.runner import run_folder
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["MEASURED", "RunResult", "combined_frame", "load_cases", "load_results", "results_frame"]
+__all__ = ["MEASURED", "RunResult", "combined_frame", "load_cases", "load_results", "results_frame", "validate"]
 
 log = logging.getLogger(__name__)
 MEASURED = "measured"
@@ -88,6 +88,7 @@ class RunResult:
 
 
 resolve_results_path = run_folder.results_path
+validate = run_folder.schema_errors  # every violation of the one results schema, as "<json path>: <message>"
 
 
 def load_results(path: str | Path) -> RunResult:
@@ -144,38 +145,19 @@ def results_frame(runs: Sequence[RunResult]) -> "pd.DataFrame":
                         continue
                     ci = m.get("ci95")
                     value = m.get("value")
-                    records.append(
-                        {
-                            "provenance": MEASURED,
-                            "source": f"measured {run.path}",
-                            "table": None,
-                            "benchmark": d["bench"]["id"],
-                            "subset": subset,
-                            "protocol": protocol,
-                            "headline_protocol": run.protocol,
-                            "display": run.model,
-                            "model": canonical_model(run.model),
-                            "row_kind": model_kind(run.model),
-                            "metric": metric,
-                            "face_model": face_model,
-                            "metric_key": key,
-                            "value": float("nan") if value is None else float(value),
-                            "n": int(m["n"]),
-                            "ci_lo": float(ci[0]) if ci else float("nan"),
-                            "ci_hi": float(ci[1]) if ci else float("nan"),
-                            "statistic": m.get("statistic", ""),
-                            "reportable": run.reportable,
-                            "bench_id": d["bench"]["id"],
-                            "manifest_sha256": d["bench"]["manifest_sha256"],
-                            "mbench_version": d.get("mbench_version", ""),
-                            "profile": run.profile_name or "",
-                            "created": d.get("created", ""),
-                            "expected": counts["expected"],
-                            "evaluated": counts["evaluated"],
-                            "failed": counts["failed"],
-                            "run_path": str(run.path),
-                        }
-                    )
+                    records.append({
+                        "provenance": MEASURED, "source": f"measured {run.path}", "table": None,
+                        "benchmark": d["bench"]["id"], "subset": subset, "protocol": protocol,
+                        "headline_protocol": run.protocol, "display": run.model, "model": canonical_model(run.model),
+                        "row_kind": model_kind(run.model), "metric": metric, "face_model": face_model,
+                        "metric_key": key, "value": float("nan") if value is None else float(value), "n": int(m["n"]),
+                        "ci_lo": float(ci[0]) if ci else float("nan"), "ci_hi": float(ci[1]) if ci else float("nan"),
+                        "statistic": m.get("statistic", ""), "reportable": run.reportable, "bench_id": d["bench"]["id"],
+                        "manifest_sha256": d["bench"]["manifest_sha256"], "mbench_version": d.get("mbench_version", ""),
+                        "profile": run.profile_name or "", "created": d.get("created", ""),
+                        "expected": counts["expected"], "evaluated": counts["evaluated"], "failed": counts["failed"],
+                        "run_path": str(run.path),
+                    })
     return pd.DataFrame.from_records(records)
 
 

@@ -65,22 +65,17 @@ def redact_argv(argv: Sequence[str]) -> list[str]:
 
 def git_commit(start: Path | None = None) -> str | None:
     """The commit of the checkout this package runs from (None for an installed wheel)."""
-    here = (start or Path(__file__)).resolve()
-    for parent in [here, *here.parents]:
-        head = parent / ".git" / "HEAD"
-        if head.is_file():
-            ref = head.read_text(encoding="utf-8").strip()
+    for parent in (start or Path(__file__)).resolve().parents:
+        git = parent / ".git"
+        if (git / "HEAD").is_file():
+            ref = (git / "HEAD").read_text(encoding="utf-8").strip()
             if not ref.startswith("ref: "):
-                return ref
+                return ref  # detached HEAD
             name = ref[5:]
-            loose = parent / ".git" / name
-            if loose.is_file():
-                return loose.read_text(encoding="utf-8").strip()
-            packed = parent / ".git" / "packed-refs"
-            for line in packed.read_text(encoding="utf-8").splitlines() if packed.is_file() else []:
-                if line.endswith(" " + name):
-                    return line.split()[0]
-            return None
+            if (git / name).is_file():
+                return (git / name).read_text(encoding="utf-8").strip()
+            packed = (git / "packed-refs").read_text(encoding="utf-8") if (git / "packed-refs").is_file() else ""
+            return next((ln.split()[0] for ln in packed.splitlines() if ln.endswith(" " + name)), None)
     return None
 
 

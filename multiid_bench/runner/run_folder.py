@@ -34,12 +34,11 @@ if TYPE_CHECKING:  # pragma: no cover
     from multiid_bench.runner.shard import Shard
 
 __all__ = [
-    "GENERATE_FILE", "IMAGES_DIR", "RESULTS_FILE", "ROW_SCHEMA_VERSION", "RUN_FILE", "SCHEMA_PATH",
-    "SCHEMA_VERSION", "SESSIONS_FILE", "SUMMARY_CSV", "SUMMARY_MD", "CaseRow", "Exclusion",
-    "append_row", "generation_files", "generations_file", "has_rows", "image_path", "load_schema",
-    "read_generations", "read_json", "read_jsonl", "read_results", "read_rows", "read_run", "repair_tail",
-    "results_path", "row_files", "rows_file", "schema_errors", "unique_record_ids", "validate_results",
-    "validate_row", "write_json",
+    "GENERATE_FILE", "IMAGES_DIR", "RESULTS_FILE", "ROW_SCHEMA_VERSION", "RUN_FILE", "SCHEMA_PATH", "SCHEMA_VERSION",
+    "SESSIONS_FILE", "CaseRow", "Exclusion", "append_row", "generation_files", "generations_file", "has_rows",
+    "image_path", "load_schema", "read_generations", "read_json", "read_jsonl", "read_results", "read_rows",
+    "read_run", "repair_tail", "results_path", "row_files", "rows_file", "schema_errors", "unique_record_ids",
+    "validate_results", "validate_row", "write_json",
 ]
 
 log = logging.getLogger(__name__)
@@ -52,39 +51,18 @@ RESULTS_FILE = "results.json"
 SESSIONS_FILE = "sessions.jsonl"
 GENERATE_FILE = "generate.json"
 IMAGES_DIR = "images"
-SUMMARY_MD, SUMMARY_CSV = "summary.md", "summary.csv"
 _ROWS, _GENERATIONS = "cases", "generations"
 
 
-class CaseRow(TypedDict, total=False):
-    """One line of ``cases*.jsonl`` (``row_schema`` 1; fields in docs/results.md). ``scores`` and
-    ``general`` accept any metric key (judge metrics, new scorers) without a schema change."""
-
-    row_schema: int
-    case_id: str
-    subset: str | None
-    num_persons: int | None
-    status: str  # ok | failed | not_applicable
-    reason: str | None
-    notes: list[str]
-    seed: int | None
-    generation: dict[str, Any] | None
-    images: dict[str, Any]
-    detections: dict[str, Any]
-    scores: dict[str, dict[str, dict[str, Any]]]  # protocol -> face model -> case values
-    general: dict[str, float | None]
-    elapsed_s: float
-
-
-class Exclusion(TypedDict):
-    """A case (or some of its metrics) a protocol leaves out of its averages, and why."""
-
-    case_id: str
-    metrics: list[str]
-    reason: str
-
-
-# ------------------------------------------------------------------------------------------- file names
+#: One line of ``cases*.jsonl`` (row_schema 1; docs/results.md; ``$defs/case_row``). ``status``: ok | failed |
+#: not_applicable; ``scores``: protocol -> face model -> case values; ``scores`` and ``general`` take any metric key.
+CaseRow = TypedDict("CaseRow", {
+    "row_schema": int, "case_id": str, "subset": str | None, "num_persons": int | None, "status": str,
+    "reason": str | None, "notes": list[str], "seed": int | None, "generation": dict[str, Any] | None,
+    "images": dict[str, Any], "detections": dict[str, Any], "scores": dict[str, dict[str, dict[str, Any]]],
+    "general": dict[str, float | None], "elapsed_s": float}, total=False)
+#: A case (or some of its metrics) a protocol leaves out of its averages, and why (``results.json: excluded``).
+Exclusion = TypedDict("Exclusion", {"case_id": str, "metrics": list[str], "reason": str})
 
 
 def _sharded(out: Path, stem: str, shard: "Shard | None") -> Path:
@@ -114,7 +92,6 @@ def has_rows(out: Path) -> bool:
 
 
 def generations_file(out: Path, shard: "Shard | None" = None) -> Path:
-    """Where this shard appends its generation records."""
     return _sharded(out, _GENERATIONS, shard)
 
 
@@ -135,9 +112,6 @@ def results_path(path: str | Path) -> Path:
         raise MissingDataError(f"no results file at {p}: pass a run folder that holds {RESULTS_FILE} "
                                "(written by 'mbench evaluate' or 'mbench score') or the path of the file itself")
     return p
-
-
-# ------------------------------------------------------------------------------------------- JSON lines
 
 
 def append_row(path: Path, row: Mapping[str, Any]) -> None:
@@ -223,9 +197,6 @@ def read_generations(out: Path) -> dict[str, dict[str, Any]]:
     return _latest(generation_files(out))
 
 
-# ------------------------------------------------------------------------------------------- JSON files
-
-
 def write_json(path: Path, data: Mapping[str, Any]) -> None:
     """Atomic (temporary file + rename) and honouring the umask, like every file mbench writes."""
     from multiid_bench._io import atomic_write_bytes
@@ -262,9 +233,6 @@ def read_results(path: str | Path) -> tuple[Path, dict[str, Any]]:
     return p, data
 
 
-# ------------------------------------------------------------------------------------------- the schema
-
-
 @lru_cache(maxsize=1)
 def load_schema() -> dict[str, Any]:
     return json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
@@ -281,21 +249,17 @@ def _validator(definition: str | None) -> Any:
 
 
 def schema_errors(instance: Any, schema: Mapping[str, Any] | None = None, *, definition: str | None = None) -> list[str]:
-    """Every violation as ``"$['path'][0]: message"`` (``jsonschema``); empty when valid.
-
-    ``definition`` validates against one ``$defs`` entry of the results schema (e.g. ``case_row``).
-    """
+    """Every violation as ``"$['path'][0]: message"`` (``jsonschema``); empty when valid. ``definition``
+    validates against one ``$defs`` entry of the results schema (e.g. ``case_row``)."""
     if schema is not None:
         import jsonschema
 
         validator = jsonschema.Draft202012Validator(schema)
     else:
         validator = _validator(definition)
-    out = []
-    for err in sorted(validator.iter_errors(instance), key=lambda e: [str(p) for p in e.absolute_path]):
-        where = "$" + "".join(f"[{p!r}]" if isinstance(p, str) else f"[{p}]" for p in err.absolute_path)
-        out.append(f"{where}: {err.message}")
-    return out
+    errors = sorted(validator.iter_errors(instance), key=lambda e: [str(p) for p in e.absolute_path])
+    return ["$" + "".join(f"[{p!r}]" if isinstance(p, str) else f"[{p}]" for p in e.absolute_path) + f": {e.message}"
+            for e in errors]
 
 
 def validate_results(data: Mapping[str, Any]) -> None:
@@ -311,9 +275,6 @@ def validate_row(row: Mapping[str, Any]) -> None:
     errors = schema_errors(row, definition="case_row")
     if errors:
         raise BadInputError(f"case row {row.get('case_id')!r} does not match the row schema:\n" + "\n".join(errors[:10]))
-
-
-# ------------------------------------------------------------------------------------------- row ids
 
 
 def unique_record_ids(records: Sequence[Any], taken: Iterable[str]) -> list[str]:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import io
 import logging
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Protocol
 
@@ -175,9 +175,7 @@ class GenerateSummary:
     failures: list[tuple[str, str]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"out_dir": str(self.out_dir), "planned": self.planned, "skipped_done": self.skipped_done,
-                "ok": self.ok, "failed": self.failed, "not_applicable": self.not_applicable,
-                "failures": [list(f) for f in self.failures]}
+        return {**asdict(self), "out_dir": str(self.out_dir), "failures": [list(f) for f in self.failures]}
 
 
 def _check_generate_json(out_dir: Path, adapter: "Adapter", bench: "Bench", global_seed: int,

@@ -9,10 +9,10 @@ from lb_fixtures import base_results, write_run
 
 from multiid_bench.errors import BadInputError, ConfigError, MissingDataError
 from multiid_bench.leaderboard.render import render
-from multiid_bench.leaderboard.schema import validate
 from multiid_bench.leaderboard.store import combined_frame, load_cases, load_results, results_frame
 from multiid_bench.leaderboard.tables import build_leaderboard
 from multiid_bench.metrics.cards import get_card
+from multiid_bench.runner.run_folder import schema_errors as validate
 
 
 def test_valid_results_load_into_a_tidy_frame(make_run) -> None:
@@ -137,10 +137,9 @@ def test_unknown_metric_is_skipped_not_invented(make_run, caplog) -> None:
 
 def test_the_one_schema_accepts_the_contract_and_refuses_violations() -> None:
     """One schema file (the runner's), checked by jsonschema, for the runner and the leaderboard alike."""
-    from multiid_bench.leaderboard.schema import results_schema_path
-    from multiid_bench.runner.run_folder import SCHEMA_PATH
+    from multiid_bench.leaderboard.data import DATA_DIR
 
-    assert results_schema_path() == SCHEMA_PATH
+    assert not list(DATA_DIR.glob("*.schema.json"))
     assert validate(base_results()) == []
     for mutate in (lambda d: d.pop("counts"), lambda d: d.update(schema_version=2),
                    lambda d: d["metrics"]["strict"].update(p9={}),

@@ -102,3 +102,21 @@ def test_files_are_written_with_the_umask(tmp_path: Path) -> None:
     for name in ("results.json", "cases.jsonl"):
         assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o644, name
     assert json.loads((tmp_path / "results.json").read_text()) == MINIMAL
+
+
+def test_git_commit_from_loose_packed_and_detached_refs(tmp_path: Path) -> None:
+    from multiid_bench.runner.provenance import git_commit, redact_argv
+
+    git = tmp_path / "repo" / ".git"
+    (git / "refs" / "heads").mkdir(parents=True)
+    module = tmp_path / "repo" / "pkg" / "mod.py"
+    (git / "HEAD").write_text("ref: refs/heads/main\n")
+    (git / "packed-refs").write_text("# pack-refs\n" + "a" * 40 + " refs/heads/main\n")
+    assert git_commit(module) == "a" * 40
+    (git / "refs" / "heads" / "main").write_text("b" * 40 + "\n")  # a loose ref wins over the packed one
+    assert git_commit(module) == "b" * 40
+    (git / "HEAD").write_text("c" * 40 + "\n")
+    assert git_commit(module) == "c" * 40
+    assert git_commit(tmp_path / "elsewhere" / "mod.py") is None
+    assert redact_argv(["x", "--hf-token=abc", "--seed=3", "OPENAI_API_KEY=sk"]) == [
+        "x", "--hf-token=***", "--seed=3", "OPENAI_API_KEY=***"]
