@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from multiid_bench.adapters._common import load_refs
 from multiid_bench.adapters._worker import WORKER_DEFAULTS, WorkerAdapter
-from multiid_bench.adapters.base import Capabilities
+from multiid_bench.adapters.base import Capabilities, presets_from
 from multiid_bench.adapters.pipeline import Request
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -60,6 +60,13 @@ class DreamOAdapter(WorkerAdapter):
             "first_step_guidance": 0.0,  # 0 = same as guidance
         },
         description="DreamO v1.1 (turbo), one 'id' condition per reference; worker environment.",
+        presets=presets_from(paper={}, upstream={
+            "dreamo_version": ("v1.1", "app.py --version default (461e35b)"),
+            "no_turbo": (False, "app.py: turbo LoRA on by default"),
+            "num_steps": (12, "app.py Number of steps slider default (461e35b)"), "guidance": (4.5, "app.py Guidance slider default for v1.1"),
+            "width": (1024, "app.py default"), "height": (1024, "app.py default"), "ref_res": (512, "app.py default"),
+            "true_cfg": (1.0, "app.py default"),
+        }),
     )
 
     def build_request(self, case: "Case", seed: int) -> Request:

@@ -30,7 +30,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Sequence
 
 from multiid_bench.adapters._common import load_refs, people_prompt
-from multiid_bench.adapters.base import Capabilities
+from multiid_bench.adapters.base import Capabilities, presets_from
 from multiid_bench.adapters.pipeline import PipelineAdapter, Request
 from multiid_bench.errors import ConfigError
 
@@ -167,13 +167,19 @@ class GPT4oAdapter(PipelineAdapter):
         defaults={
             "model": "gpt-image-1",
             "size": "1024x1024",
-            "quality": "high",
-            "input_fidelity": "high",  # raises face preservation; whether the paper used it is unknown
+            "quality": "high",  # the presets set the API defaults (auto); -S quality=high for the best
+            "input_fidelity": "high",  # presets: None (API default "low"); "high" raises face preservation
             "base_url": None,  # None = $OPENAI_BASE_URL or https://api.openai.com/v1
             "timeout_s": 180.0,
             "max_retries": 2,
         },
         description="GPT-4o image generation via OpenAI images/edits (gpt-image-1); no seed.",
+        presets=presets_from(paper={}, upstream={
+            "model": ("gpt-image-1", "paper: 'native GPT-4o-Image' via the API (the model string of that date)"),
+            "quality": ("auto", "OpenAI images/edits default"),
+            "input_fidelity": (None, "OpenAI images/edits default (not sent: 'low')"),
+            "size": ("1024x1024", "ours: a fixed square (the API default 'auto' lets the model pick the aspect)"),
+        }),
     )
 
     def _load_pipeline(self, device: str) -> ImagesEditClient:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from multiid_bench.adapters._common import fit_size, gt_size, load_gt, load_refs, order_left_to_right
 from multiid_bench.adapters._worker import WORKER_DEFAULTS, WorkerAdapter
-from multiid_bench.adapters.base import Capabilities, scale_boxes
+from multiid_bench.adapters.base import Capabilities, presets_from, scale_boxes
 from multiid_bench.adapters.pipeline import Request
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -63,6 +63,16 @@ class IDPatchAdapter(WorkerAdapter):
             "negative_prompt": NEGATIVE,  # demo.py's default
         },
         description="ID-Patch (SDXL); pose and face positions from the GT; worker environment (own venv).",
+        presets=presets_from(paper={"long_side": (1024, "paper App. F.1: 'ID-Patch requires pose condition, and we use the "
+                                                 "ground-truth pose for it' (GT resized to long side 1024)")},
+                             upstream={
+            "num_inference_steps": (50, "demo.py --num_inference_steps default (099ad14)"),
+            "guidance_scale": (5.5, "demo.py --guidance_scale default (IDPatchInferencer.generate's own is 5.0)"),
+            "controlnet_conditioning_scale": (0.8, "IDPatchInferencer.generate default"),
+            "id_injection_ratio": (0.8, "IDPatchInferencer.generate default"),
+            "negative_prompt": (NEGATIVE, "demo.py default"),
+            "long_side": (1024, "pose image size: ours (upstream takes the pose image's own size)"),
+        }),
     )
 
     def _pose_size(self, case: "Case") -> tuple[int, int]:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from multiid_bench.adapters._common import load_gt, load_refs
 from multiid_bench.adapters._worker import WORKER_DEFAULTS, WorkerAdapter
-from multiid_bench.adapters.base import Capabilities
+from multiid_bench.adapters.base import Capabilities, presets_from
 from multiid_bench.adapters.pipeline import Request
 from multiid_bench.errors import ConfigError
 
@@ -63,6 +63,13 @@ class InfiniteYouAdapter(WorkerAdapter):
             "control": "none",  # none | gt
         },
         description="InfiniteYou (FLUX + InfuseNet), single identity; worker environment.",
+        presets=presets_from(paper={}, upstream={
+            "model_version": ("aes_stage2", "test.py --model_version default (aaa6ea5); the paper does not say"),
+            "width": (864, "InfUFluxPipeline.__call__ default (test.py passes none)"),
+            "height": (1152, "InfUFluxPipeline.__call__ default (test.py passes none)"),
+            "guidance_scale": (3.5, "test.py default"), "num_steps": (30, "test.py default"),
+            "infusenet_conditioning_scale": (1.0, "test.py default"), "control": ("none", "test.py: no control image"),
+        }),
     )
 
     def build_request(self, case: "Case", seed: int) -> Request:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from multiid_bench.adapters._common import load_refs, people_prompt
 from multiid_bench.adapters._diffusers import DIFFUSERS_DEFAULTS, DiffusersAdapter
-from multiid_bench.adapters.base import Capabilities
+from multiid_bench.adapters.base import Capabilities, presets_from
 from multiid_bench.adapters.pipeline import Request
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -57,6 +57,12 @@ class OmniGenAdapter(DiffusersAdapter):
             "height": 1024,
         },
         description="OmniGen v1 (diffusers), <img><|image_k|></img> placeholders in case order.",
+        presets=presets_from(paper={}, upstream={
+            "model_id": ("Shitao/OmniGen-v1-diffusers", "OmniGen README: diffusers OmniGenPipeline"),
+            "num_inference_steps": (50, "OmniGen README / OmniGenPipeline default"),
+            "guidance_scale": (2.5, "OmniGen README"), "img_guidance_scale": (1.6, "OmniGen README"),
+            "width": (1024, "OmniGen README"), "height": (1024, "OmniGen README"),
+        }),
     )
 
     def build_request(self, case: "Case", seed: int) -> Request:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from multiid_bench.adapters._common import load_refs
 from multiid_bench.adapters._worker import WORKER_DEFAULTS, WorkerAdapter
-from multiid_bench.adapters.base import Capabilities
+from multiid_bench.adapters.base import Capabilities, presets_from
 from multiid_bench.adapters.pipeline import Request
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -63,6 +63,13 @@ class PuLIDFluxAdapter(WorkerAdapter):
             "max_sequence_length": 128,
         },
         description="PuLID-FLUX v0.9.1, single identity; worker environment.",
+        presets=presets_from(paper={}, upstream={
+            "pulid_version": ("v0.9.1", "app_flux.py default (1aa2fc7)"),
+            "width": (896, "app_flux.py demo default"), "height": (1152, "app_flux.py demo default"),
+            "num_steps": (28, "app_flux.py demo slider default"), "start_step": (0, "app_flux.py demo default"),
+            "guidance": (4.0, "app_flux.py demo default"), "id_weight": (1.0, "app_flux.py demo default"),
+            "true_cfg": (1.0, "app_flux.py demo default (fake CFG)"),
+        }),
     )
 
     def build_request(self, case: "Case", seed: int) -> Request:

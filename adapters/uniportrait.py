@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from multiid_bench.adapters._common import load_gt, load_refs
 from multiid_bench.adapters._worker import WORKER_DEFAULTS, WorkerAdapter
-from multiid_bench.adapters.base import Capabilities
+from multiid_bench.adapters.base import Capabilities, presets_from
 from multiid_bench.adapters.pipeline import Request
 from multiid_bench.errors import ConfigError
 
@@ -58,6 +58,13 @@ class UniPortraitAdapter(WorkerAdapter):
             "pose": "none",  # none (zeros, scale 0; the demo) | gt (OpenPose of the GT, scale 1.0)
         },
         description="UniPortrait (SD1.5 + ID router), up to 4 identities; worker environment.",
+        presets=presets_from(paper={}, upstream={
+            "num_inference_steps": (25, "gradio_app.py default (65079d3)"),
+            "guidance_scale": (7.5, "gradio_app.py default"), "faceid_scale": (0.7, "gradio_app.py default"),
+            "face_structure_scale": (None, "gradio_app.py: 0.1 for one identity, 0.3 for several"),
+            "negative_prompt": ("nsfw", "gradio_app.py default"),
+            "pose": ("none", "gradio_app.py: zero control image at scale 0"),
+        }),
     )
 
     def build_request(self, case: "Case", seed: int) -> Request:

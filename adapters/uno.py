@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from multiid_bench.adapters._common import load_refs
 from multiid_bench.adapters._worker import WORKER_DEFAULTS, WorkerAdapter
-from multiid_bench.adapters.base import Capabilities
+from multiid_bench.adapters.base import Capabilities, presets_from
 from multiid_bench.adapters.pipeline import Request
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -65,6 +65,12 @@ class UNOAdapter(WorkerAdapter):
                     "openai/clip-vit-large-patch14"),
         defaults=UNO_DEFAULTS,
         description="UNO (FLUX.1-dev + LoRA), up to 4 whole reference images; worker environment.",
+        presets=presets_from(paper={}, upstream={
+            "width": (512, "inference.py default (d305981)"), "height": (512, "inference.py default"),
+            "num_steps": (25, "inference.py default"), "guidance": (4.0, "inference.py default"),
+            "ref_size": (None, "inference.py ref_size=-1: 512 for one reference, 320 for several"),
+            "pe": ("d", "inference.py default"),
+        }),
     )
 
     def build_request(self, case: "Case", seed: int) -> Request:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from multiid_bench.adapters._common import load_refs
 from multiid_bench.adapters._worker import WORKER_DEFAULTS, WorkerAdapter
-from multiid_bench.adapters.base import Capabilities
+from multiid_bench.adapters.base import Capabilities, presets_from
 from multiid_bench.adapters.pipeline import Request
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -59,6 +59,11 @@ class USOAdapter(WorkerAdapter):
             "env_file": ".env",  # relative to the USO checkout (the worker's working directory)
         },
         description="USO (single identity as content reference, no style refs); worker environment.",
+        presets=presets_from(paper={}, upstream={
+            "width": (1024, "inference.py default (b6784d7)"), "height": (1024, "inference.py default"),
+            "num_steps": (25, "inference.py default"), "guidance": (4.0, "inference.py default"),
+            "content_ref": (512, "inference.py default"), "lora_rank": (128, "inference.py default"),
+        }),
     )
 
     def build_request(self, case: "Case", seed: int) -> Request:

@@ -175,11 +175,14 @@ def test_instantid_worker_resizes_the_face_to_the_sent_size(monkeypatch, worker_
         return image
 
     state = {"pipe": Pipe(), "app": App(), "draw_kps": draw_kps, "device": "cpu"}
-    request = {"face_image": Image.new("RGB", (300, 400)), "face_size": [960, 1280], "pose_image": None,
-               "width": 960, "height": 1280, "prompt": "p", "negative_prompt": "n", "num_inference_steps": 1,
-               "guidance_scale": 5.0, "controlnet_conditioning_scale": 0.8, "ip_adapter_scale": 0.8}
+    # kps_source="gt": the face keeps its own aspect (960x1280), the pose image gives the output size (1280x960)
+    request = {"face_image": Image.new("RGB", (300, 400)), "face_size": [960, 1280],
+               "pose_image": Image.new("RGB", (800, 600)), "width": 1280, "height": 960, "prompt": "p",
+               "negative_prompt": "n", "num_inference_steps": 1, "guidance_scale": 5.0,
+               "controlnet_conditioning_scale": 0.8, "ip_adapter_scale": 0.8}
     assert worker.generate(state, request, SEED) == "IMG"
-    assert seen["sizes"] == [(1280, 960)] and seen["kps_image"] == (960, 1280)
+    assert seen["sizes"] == [(1280, 960), (960, 1280)]  # (H, W): the face first, then the pose image
+    assert seen["kps_image"] == (1280, 960)
     assert "width" not in seen["call"] and seen["call"]["image_embeds"] == "EMB"  # output follows the kps image
 
 

@@ -104,8 +104,9 @@ def test_multipart_request_and_image(server, monkeypatch, make_case, caplog):
     (req,) = handler.seen
     assert req["path"] == "/v1/images/edits" and req["auth"] == f"Bearer {KEY}"
     fields = {n: v.decode() for n, f, v in req["parts"] if f is None}
-    assert fields == {"model": "gpt-image-1", "prompt": result.record.prompt, "size": "1024x1024", "quality": "high",
-                      "n": "1", "input_fidelity": "high"}
+    # paper preset = the API's defaults (paper App. F.1): quality auto, input_fidelity not sent
+    assert fields == {"model": "gpt-image-1", "prompt": result.record.prompt, "size": "1024x1024", "quality": "auto",
+                      "n": "1"}
     files = [(n, f, v) for n, f, v in req["parts"] if f is not None]
     assert [n for n, _, _ in files] == ["image[]", "image[]"]  # several references: repeated image[] parts
     assert [colour_of(Image.open(io.BytesIO(v))) for _, _, v in files] == COLOURS[:2]  # case order

@@ -101,7 +101,7 @@ def test_gpt4o_request_without_seed(make_case, fake_pipe):
     assert [colour_of(im) for im in kw["images"]] == [R, G]
     assert kw["prompt"] == (f"{case.prompt} Person 1 is the person in image 1. Person 2 is the person in image 2. "
                             "Keep every person's face and identity exactly.")
-    assert (kw["model"], kw["size"], kw["quality"], kw["input_fidelity"]) == ("gpt-image-1", "1024x1024", "high", "high")
+    assert (kw["model"], kw["size"], kw["quality"], kw["input_fidelity"]) == ("gpt-image-1", "1024x1024", "auto", None)
     assert "seed" not in kw and "generator" not in kw
     assert res.record.seed == SEED and res.record.seed_applied is False
     assert res.record.extra["model"] == "gpt-image-1" and res.record.extra["api"]["request_id"] == "req_1"
