@@ -222,7 +222,11 @@ def _materialise(rows: Iterable[Mapping[str, Any]], *, key: str, cache_dir: str 
 
 
 def _cases_from_folder(folder: Path, bench_id: str) -> Any:
-    """Read an exported/materialised folder into a BenchLoad (broken records become InvalidRecord)."""
+    """Read an exported/materialised folder into a BenchLoad (broken records become InvalidRecord).
+
+    Every source is labelled ``OmniGen2/OmniContext`` (the leaderboard's bench id); ``manifest_sha256`` tells
+    copies and subsets apart.
+    """
     from multiid_bench.data._store import PathEscapeError, resolve_inside
     from multiid_bench.data.case import Bench, Case, subset_for_persons
     from multiid_bench.data.loaders import BenchLoad, InvalidRecord
@@ -281,7 +285,7 @@ def load_omnicontext(spec: str | os.PathLike[str] = BENCH_ALIAS, *, cache_dir: s
     if p.is_file() and p.name == MANIFEST_NAME:
         p = p.parent
     if p.is_dir() and (p / MANIFEST_NAME).is_file():
-        return _cases_from_folder(p, p.name)
+        return _cases_from_folder(p, HUB_ID)
     if p.exists():
         import pyarrow.parquet as pq
 
@@ -291,7 +295,7 @@ def load_omnicontext(spec: str | os.PathLike[str] = BENCH_ALIAS, *, cache_dir: s
             ds = hub._train_split(datasets.load_from_disk(str(p)), str(p))
             _check_columns(ds.column_names, str(p))
             key = sha256_bytes(f"omnicontext|disk|{hub._dataset_key(ds, 'disk')}".encode())
-            return _cases_from_folder(_materialise(hub._dataset_rows(ds), key=key, cache_dir=cache_dir, source=str(p)), p.name)
+            return _cases_from_folder(_materialise(hub._dataset_rows(ds), key=key, cache_dir=cache_dir, source=str(p)), HUB_ID)
         files = [p] if p.is_file() else sorted(p.rglob("*.parquet"))
         if not files:
             raise MissingDataError(f"{p}: no {MANIFEST_NAME} and no *.parquet; point --bench at an OmniContext snapshot")
@@ -305,7 +309,7 @@ def load_omnicontext(spec: str | os.PathLike[str] = BENCH_ALIAS, *, cache_dir: s
 
         base = p if p.is_dir() else p.parent
         key = sha256_bytes(f"omnicontext|parquet|{sha256_files(files, names_relative_to=base)}".encode())
-        return _cases_from_folder(_materialise(rows(), key=key, cache_dir=cache_dir, source=str(p)), p.stem or p.name)
+        return _cases_from_folder(_materialise(rows(), key=key, cache_dir=cache_dir, source=str(p)), HUB_ID)
     return _load_hub(text, cache_dir=cache_dir, offline=offline)
 
 

@@ -91,7 +91,7 @@ def load_run_judge(config: Any) -> tuple[Any | None, dict[str, dict[str, Any]]]:
                         cache_root=default_cache_root(config.cache_dir))
     card = judge.card  # resolves the model folder of a local judge
     return judge, {"vlm-judge": {"status": "ok", "reason": None, "card": card,
-                                 "weights": {card["judge"]: card["prompt_version"]}}}
+                                 "weights": {"model": card["judge"]}}}  # model id @ revision
 
 
 def judge_general_items(judge: Any, items: Any, result: dict[str, dict[str, float | None]],

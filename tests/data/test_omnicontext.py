@@ -179,3 +179,9 @@ def test_images_in_omnicontext_result_layout_are_found(snapshot: Path, tmp_path:
     (fullset / "multi_object" / "o007.png").write_bytes(_png((5, 5, 5)))
     path, layout, _ = find_image(fullset, case)
     assert (path, layout) == (fullset / "multi_object" / "o007.png", "omnicontext")
+
+
+def test_every_source_is_labelled_with_the_hub_id(snapshot: Path, tmp_path: Path) -> None:
+    loaded = load_omnicontext(snapshot, cache_dir=tmp_path)
+    exported = load_omnicontext(export_omnicontext(loaded.bench, tmp_path / "mine"))
+    assert loaded.bench.id == exported.bench.id == "OmniGen2/OmniContext"
