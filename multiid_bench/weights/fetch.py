@@ -52,7 +52,7 @@ def fetch(store: WeightStore, entry: WeightEntry, wf: WeightFile, progress: Prog
             hint = (" -- accept the licence on the model page, then `hf auth login` or set HF_TOKEN; "
                     if gated else ": ")
             errors.append(f"hf://{wf.repo}@{wf.revision}: {type(e).__name__}{hint}{gist(e)}")
-            log.warning("Hub download of %s / %s failed: %s", entry.id, wf.name, e)
+            log.info("Hub download of %s / %s failed: %s", entry.id, wf.name, e)  # the final error lists it
     target = store._own_path(entry.id, wf)
     if wf.urls or wf.archive_urls:
         try:
@@ -60,7 +60,7 @@ def fetch(store: WeightStore, entry: WeightEntry, wf: WeightFile, progress: Prog
             return store._resolved(entry, wf, path, "mbench-cache")
         except MissingWeightsError:
             pass
-    detail = " | ".join(errors) or "no download source in the manifest"
+    detail = _summary(errors) or "no download source in the manifest"
     raise store._error([store._missing(entry, wf, f"download failed: {detail}")], header="could not fetch")
 
 def _fetch_hub(store: WeightStore, entry: WeightEntry, wf: WeightFile, *, force: bool) -> ResolvedFile:
@@ -117,10 +117,18 @@ def _fetch_own(store: WeightStore, entry: WeightEntry, wf: WeightFile, target: P
             return target
         except Exception as e:  # noqa: BLE001 - any failure of one source moves on to the next
             errors.append(f"{label}: {type(e).__name__}: {e}")
-            log.warning("download of %s / %s from %s failed: %s", entry.id, wf.name, label, e)
+            log.info("download of %s / %s from %s failed: %s", entry.id, wf.name, label, e)  # listed at the end
         finally:
             partial.unlink(missing_ok=True)
     raise MissingWeightsError("every source failed")
+
+
+def _summary(errors: list[str]) -> str:
+    """The failures of every source in one line: identical causes (no network) said once, with the count."""
+    causes = [e.split(": ", 1)[1] if ": " in e and e.startswith(("http", "hf://")) else e for e in errors]
+    if len(errors) > 1 and len(set(causes)) == 1:
+        return f"{len(errors)} sources, each: {causes[0]}"
+    return " | ".join(errors)
 
 
 def remote_size(store: WeightStore, entry: WeightEntry, wf: WeightFile, *, timeout: float = 10.0) -> int:

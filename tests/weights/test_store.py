@@ -226,3 +226,13 @@ def test_unpinned_hub_entries_are_a_known_list_that_only_shrinks() -> None:
     s = get_store(offline=True)
     assert [st.pinned for st in s.status("clip-vit-b-16-openai")] == [False]
     assert [st.pinned for st in s.status("siglip-so400m-patch14-384")] == [True, True]
+
+
+def test_failures_of_every_source_with_one_cause_are_said_once(tmp_path: Path) -> None:
+    urls = '"http://127.0.0.1:9/a", "http://127.0.0.1:9/b"'
+    s = store(tmp_path, entry("a", '{ name = "a.bin", sha256 = "' + "0" * 64 + f'", urls = [{urls}] }}'))
+    with pytest.raises(MissingWeightsError) as ei:
+        s.resolve("a")
+    assert str(ei.value).splitlines()[1] == (
+        "  a / a.bin  size ?  from 127.0.0.1:9/a  [download failed: 2 sources, each: URLError: "
+        "<urlopen error [Errno 111] Connection refused>]")
