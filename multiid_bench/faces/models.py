@@ -19,11 +19,12 @@ keeps the official runtime (see ``faces/runtime.py``). ``model.runs_on`` says wh
 """
 from __future__ import annotations
 
+import contextlib
 from abc import ABC, abstractmethod
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -188,16 +189,39 @@ class _TorchModel(_Base):
         from multiid_bench.faces.runtime import torch_device_label
 
         self.runs_on = f"torch on {torch_device_label(device)}"
+        #: The official evaluation ran AdaFace and FaceNet in fp32 on the CPU: on a GPU their convolutions and
+        #: matmuls must not use TF32 (10-bit mantissa), or embeddings drift by ~1e-3 from the official numbers.
+        self.exact_fp32 = model_id.startswith(("adaface", "facenet"))
 
     def _forward(self, batch: np.ndarray) -> np.ndarray:
         import torch
 
         x = torch.from_numpy(np.ascontiguousarray(self.prepare(batch).transpose(0, 3, 1, 2))).to(self.device)
-        with torch.inference_mode():
+        with torch.inference_mode(), _no_tf32(self.exact_fp32 and x.is_cuda):
             y = self.module(x)
         self.forward_passes += 1
         y = y[0] if isinstance(y, (tuple, list)) else y
         return y.float().cpu().numpy()
+
+
+@contextlib.contextmanager
+def _no_tf32(active: bool) -> Iterator[None]:
+    """TF32 off for cuDNN convolutions and CUDA matmuls inside the block (restored after).
+
+    The switches are process-wide: another thread's CUDA work during the block (the overlapped detector)
+    also runs without TF32, which only makes it closer to fp32.
+    """
+    if not active:
+        yield
+        return
+    import torch
+
+    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
 
 
 def _rgb_pm1(b: np.ndarray) -> np.ndarray:

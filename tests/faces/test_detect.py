@@ -187,3 +187,32 @@ def test_score_records_tiny_generated_image_as_no_face(tmp_path: Path) -> None:
     rows = [json.loads(line) for f in (tmp_path / "out").glob("cases*.jsonl") for line in f.read_text().splitlines()]
     assert [(r["case_id"], r["status"], r["reason"]) for r in rows] == [
         ("p1_astronaut", "failed", "no face in generated image (image too small for the detector)")]
+
+
+def test_adaface_and_facenet_turn_tf32_off_around_their_forward(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The official run had them in fp32 on the CPU; on a GPU TF32 would move embeddings (no GPU here: the
+    switch is exercised with its flags, the numeric effect is measured by benchmarks/parity_official.py)."""
+    from multiid_bench.faces import models
+
+    seen = []
+
+    class Probe(torch.nn.Module):
+        def forward(self, x):
+            seen.append((torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32))
+            return x.flatten(1)[:, :4]
+
+    spec = models.FACE_MODELS["facenet"]
+    m = models._TorchModel("facenet", spec, "0" * 64, Probe(), lambda b: b.astype(np.float32), device="cpu",
+                           batch_size=4)
+    assert m.exact_fp32 and not models._TorchModel("arcface", spec, "0" * 64, Probe(), lambda b: b,
+                                                   device="cpu", batch_size=4).exact_fp32
+    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    try:
+        torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = True
+        with models._no_tf32(True):
+            assert (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32) == (False, False)
+        assert (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32) == (True, True)  # restored
+        m.embed(np.zeros((2, 160, 160, 3), np.uint8))
+        assert seen == [(True, True)]  # CPU tensors: nothing to switch
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
