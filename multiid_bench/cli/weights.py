@@ -151,11 +151,12 @@ def verify(ids: tuple[str, ...], all_: bool, as_json: bool, cache_dir: str | Non
     states = [s for wid in targets for s in store.status(wid, full_hash=True)]
     if as_json:
         click.echo(json.dumps([{"id": s.weight_id, "name": s.name, "state": s.state, "path": str(s.path),
-                                "sha256": s.sha256, "detail": s.detail} for s in states], indent=2))
+                                "sha256": s.sha256, "detail": s.detail, "location": s.location,
+                                "pinned": s.pinned} for s in states], indent=2))
     else:
         colour = {"ok": "green", "unverified": "yellow", "missing": "dim", "corrupt": "red"}
-        _table("weights verify", ["id", "file", "state", "path"],
-               [[s.weight_id, s.name, f"[{colour[s.state]}]{s.state}[/]", str(s.path)] for s in states])
+        _table("weights verify", ["id", "file", "state", "location", "path"],
+               [[s.weight_id, s.name, f"[{colour[s.state]}]{s.state}[/]", s.location, str(s.path)] for s in states])
     corrupt = [s for s in states if s.state == "corrupt"]
     if corrupt:
         raise CheckFailedError("corrupt weight files (delete and re-download with `mbench weights download "
