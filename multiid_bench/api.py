@@ -38,9 +38,6 @@ __all__ = ["CaseInput", "Run", "evaluate", "generate", "load_run", "resolve_devi
 DEFAULT_BENCH = "WithAnyone/MultiID-Bench"
 
 
-# ------------------------------------------------------------------------------------------- the case
-
-
 @dataclass
 class CaseInput:
     """What a generator function gets for one case.
@@ -136,9 +133,6 @@ def _adapter(model: Any, settings: Mapping[str, Any], name: str | None, gt_input
     raise ConfigError(f"model must be a callable, an adapter name or an Adapter, got {type(model).__name__}")
 
 
-# ------------------------------------------------------------------------------------------- wiring
-
-
 def resolve_device(device: str = "auto", integration: str | None = None) -> str:
     """``auto``: CUDA when available (``cuda:$LOCAL_RANK`` under torchrun/accelerate), else CPU; API and
     built-in adapters need no GPU."""
@@ -176,9 +170,6 @@ def _subsets(subsets: str | Iterable[str] | None) -> tuple[str, ...] | None:
         return None
     items = subsets.split(",") if isinstance(subsets, str) else list(subsets)
     return tuple(s.strip() for s in items if s.strip()) or None
-
-
-# ------------------------------------------------------------------------------------------- results
 
 
 @dataclass
@@ -230,9 +221,6 @@ def load_run(path: str | Path) -> Run:
     return Run(folder, None)
 
 
-# ------------------------------------------------------------------------------------------- commands
-
-
 def _run(config: Any, out: Path, source: Any, progress: bool) -> Run:
     from multiid_bench.runner.evaluation import run_evaluation
     from multiid_bench.runner.progress import Progress
@@ -277,11 +265,11 @@ def evaluate(
             (:func:`multiid_bench.scorers.vlm_judge_config.judge_settings`, e.g. ``judge_settings()`` for the
             local Qwen2.5-VL-7B); None = no judge.
     """
-    from multiid_bench.runner.evaluation import default_out_dir
-    from multiid_bench.runner.sources import AdapterSource
-
     from multiid_bench.adapters import adapter_class
     from multiid_bench.adapters.base import Adapter
+    from multiid_bench.runner.evaluation import default_out_dir
+    from multiid_bench.runner.shard import Shard
+    from multiid_bench.runner.sources import AdapterSource
 
     settings = dict(settings or {})
     label = (adapter_class(model).name if isinstance(model, str) else model.name if isinstance(model, Adapter)
@@ -291,8 +279,6 @@ def evaluate(
                      judge=judge)
     adapter = _adapter(model, settings, label, gt_inputs, config.ref_pad_ratio)
     folder = Path(out) if out is not None else default_out_dir(config)
-    from multiid_bench.runner.shard import Shard
-
     source = AdapterSource(adapter, folder, global_seed=seed, shard=Shard(config.shard_index, config.shard_count),
                            retry_failed=retry_failed)
     return _run(config, folder, source, progress)
@@ -324,10 +310,9 @@ def generate(
 ) -> "GenerateSummary":
     """Generate a bench's images only (``mbench generate``); ``mbench score --images OUT`` scores them."""
     from multiid_bench.data.loaders import load_bench
+    from multiid_bench.runner.config import RunConfig
     from multiid_bench.runner.progress import Progress
     from multiid_bench.runner.sources import generate_bench
-
-    from multiid_bench.runner.config import RunConfig
 
     offline = _offline(offline)
     adapter = _adapter(model, settings or {}, name, gt_inputs, RunConfig.ref_pad_ratio)

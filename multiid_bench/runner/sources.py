@@ -159,9 +159,6 @@ class FolderSource:
         return Generated("ok", str(path), None, None, {"source": "images", "path": str(path), "layout": layout})
 
 
-# ------------------------------------------------------------------------------------- mbench generate
-
-
 @dataclass
 class GenerateSummary:
     """Counts of one ``generate_bench`` call (this shard only)."""
