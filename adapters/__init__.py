@@ -41,6 +41,7 @@ __all__ = [
     "get_adapter",
     "list_adapters",
     "register_adapter",
+    "settings_with_preset",
 ]
 
 ENTRY_POINT_GROUP = "multiid_bench.adapters"
@@ -97,3 +98,24 @@ def get_adapter(name: str, **kwargs: Any) -> Adapter:
 def freeze() -> None:
     """Make the adapter registry read-only (the CLI calls this once entry points are in)."""
     ADAPTERS.freeze()
+
+
+def settings_with_preset(name: str, settings: dict[str, Any], preset: str | None) -> dict[str, Any]:
+    """``settings`` plus ``preset`` for adapter ``name`` (``--preset paper|upstream`` of the CLI).
+
+    Adapters without presets (builtins, folder, WithAnyone) have one setting set: ``paper`` is accepted and
+    changes nothing; ``upstream`` is refused, since there is no other setting to switch to. A ``preset``
+    key already in ``settings`` (``-S preset=...``) wins.
+    """
+    from multiid_bench.adapters.base import PRESETS
+    from multiid_bench.errors import ConfigError
+
+    if preset is None or "preset" in settings:
+        return dict(settings)
+    if preset not in PRESETS:
+        raise ConfigError(f"unknown preset {preset!r}; choose one of {PRESETS}")
+    if adapter_class(name).capabilities.presets:
+        return {**settings, "preset": preset}
+    if preset != "paper":
+        raise ConfigError(f"adapter {name!r} has no presets (its defaults are its only setting); drop --preset")
+    return dict(settings)

@@ -121,14 +121,18 @@ def _print_summary(results: dict[str, Any], out_dir: Path) -> None:
 @click.command(epilog=_EVALUATE_EXAMPLES)
 @click.option("--model", required=True, help="Adapter name (see 'mbench ls models'), e.g. ground-truth, copy-reference, uno.")
 @click.option("-S", "--setting", "settings", multiple=True, help="Adapter setting key=value (repeatable), e.g. -S steps=28.")
+@click.option("--preset", type=click.Choice(["paper", "upstream"]), default=None,
+              help="Baseline settings: as the paper ran them (the default) or the upstream defaults (docs/adapters.md).")
 @click.option("--retry-failed/--no-retry-failed", default=False, show_default=True,
               help="Generate again cases whose earlier generation failed (API refusals cost money: off by default).")
 @_common_options
-def evaluate(model: str, settings: tuple[str, ...], retry_failed: bool, **opts: Any) -> None:
+def evaluate(model: str, settings: tuple[str, ...], preset: str | None, retry_failed: bool, **opts: Any) -> None:
     """Generate every case with MODEL, then score it (resumable, shardable)."""
     from multiid_bench import api
+    from multiid_bench.adapters import settings_with_preset
 
-    _finish(api.evaluate(model, settings=_parse_settings(settings), retry_failed=retry_failed, **_api_options(opts)))
+    _finish(api.evaluate(model, settings=settings_with_preset(model, _parse_settings(settings), preset),
+                         retry_failed=retry_failed, **_api_options(opts)))
 
 
 @click.command(epilog=_SCORE_EXAMPLES)

@@ -30,6 +30,8 @@ Per-case seed = sha256("{seed}:{case id}:0") mod 2**31, recorded in generations.
 @click.option("--model", required=True, help="Adapter name (see 'mbench ls models').")
 @click.option("-S", "--setting", "settings", multiple=True,
               help="Adapter setting key=value (repeatable), e.g. -S num_steps=28.")
+@click.option("--preset", type=click.Choice(["paper", "upstream"]), default=None,
+              help="Baseline settings: as the paper ran them (the default) or the upstream defaults (docs/adapters.md).")
 @click.option("--bench", default="WithAnyone/MultiID-Bench", show_default=True,
               help="Bench: 'demo', a Hugging Face dataset id, or a path (parquet, save_to_disk, JSONL, official folder).")
 @click.option("--subset", default=None, help="Comma list of subsets: p1,p2,p3 (default all).")
@@ -47,7 +49,7 @@ Per-case seed = sha256("{seed}:{case id}:0") mod 2**31, recorded in generations.
 @click.option("--retry-failed/--no-retry-failed", default=False, show_default=True,
               help="Regenerate cases whose earlier attempt failed (API refusals cost money: off by default).")
 @click.option("--json/--no-json", "as_json", default=False, show_default=True, help="Print the summary as JSON.")
-def generate(model: str, settings: tuple[str, ...], bench: str, subset: str | None, limit: int | None,
+def generate(model: str, settings: tuple[str, ...], preset: str | None, bench: str, subset: str | None, limit: int | None,
              out_dir: Path | None, shard: str | None, seed: int, device: str, offline: bool | None,
              cache_dir: str | None, retry_failed: bool, as_json: bool) -> None:
     """Generate images for a bench with a model adapter."""
@@ -56,11 +58,12 @@ def generate(model: str, settings: tuple[str, ...], bench: str, subset: str | No
     from rich.console import Console
 
     from multiid_bench import api
-    from multiid_bench.adapters import freeze
+    from multiid_bench.adapters import freeze, settings_with_preset
 
     freeze()
     summary = api.generate(model, bench=bench, out=out_dir, subsets=subset, limit=limit, shard=shard, seed=seed,
-                           device=device, offline=offline, cache_dir=cache_dir, settings=_parse_settings(settings),
+                           device=device, offline=offline, cache_dir=cache_dir,
+                           settings=settings_with_preset(model, _parse_settings(settings), preset),
                            retry_failed=retry_failed)
     if as_json:
         click.echo(json.dumps(summary.to_dict(), indent=2))

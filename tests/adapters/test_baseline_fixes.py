@@ -322,3 +322,20 @@ def test_worker_temp_folder_is_deleted(broken_cls, make_case):
     gc.collect()
     leftovers = [p for p in Path(tmp.parent).glob("mbench-broken-*") if p.exists()]
     assert leftovers == []
+
+
+def test_generate_cli_paper_preset_marks_multi_person_cases_not_applicable(tmp_path):
+    """End to end on the demo bench: no weights are loaded when every case is not applicable."""
+    import json
+
+    from multiid_bench.cli._errors import run_with_error_mapping
+    from multiid_bench.cli.main import cli
+
+    out = tmp_path / "qwen"
+    code = run_with_error_mapping(cli, ["generate", "--model", "qwen-image-edit", "--preset", "paper", "--bench", "demo",
+                                        "--subset", "p2,p3", "--out", str(out)], debug=False)
+    rows = [json.loads(line) for line in (out / "generations.jsonl").read_text().splitlines()]
+    assert code == 0 and rows and {r["status"] for r in rows} == {"not_applicable"}
+    assert all(r["settings"]["preset"] == "paper" and r["settings"]["model_id"] == "Qwen/Qwen-Image-Edit" for r in rows)
+    assert run_with_error_mapping(cli, ["generate", "--model", "dummy", "--preset", "upstream", "--bench", "demo",
+                                        "--limit", "1", "--out", str(tmp_path / "d")], debug=False) == 2
