@@ -133,3 +133,25 @@ def test_paper_preset_through_the_python_api(bench: Path, judge_url: str, tmp_pa
     assert res["counts"]["expected"] == 2 and res["counts"]["failed"] == 0
     assert set(k for k in res["metrics"]["paper"] if "overall" in res["metrics"]["paper"][k]) == {"single_character", "all"}
     assert res["metrics"]["paper"]["all"]["overall"]["value"] == 4.5
+
+
+def test_tiny_local_qwen_judge_through_the_runner(bench: Path, tmp_path: Path) -> None:
+    """The transformers backend in a real run: a random tiny Qwen2.5-VL answers noise -> every row failed, counted."""
+    pytest.importorskip("transformers")
+    from test_vlm_judge_qwen import _tiny_qwen  # same folder; pytest puts it on sys.path
+
+    import multiid_bench as mb
+    from multiid_bench.scorers.vlm_judge_config import judge_settings
+
+    model_dir = _tiny_qwen(tmp_path / "tiny_qwen")
+    run = mb.evaluate("dummy", bench=str(bench), profile="offline", protocol="strict", device="cpu",
+                      out=tmp_path / "run", cache_dir=str(tmp_path / "cache"), scorers=False, progress=False,
+                      settings={"long_side": 96},
+                      judge=judge_settings(model_dir=model_dir, batch_size=3, max_new_tokens=4))
+    res = run.summary
+    assert res["counts"]["failed"] == 5 and res["counts"]["ok"] == 0
+    assert res["scorers"]["vlm-judge"]["status"] == "ok"
+    m = res["metrics"]["paper"]["single_character"]["overall"]
+    assert (m["value"], m["n"], m["failed"]) == (None, 0, 2)
+    assert m["judge"].startswith("transformers:tiny_qwen@local-")
+    assert res["metrics"]["paper"]["all"]["overall"]["value"] is None
