@@ -185,3 +185,22 @@ def test_every_source_is_labelled_with_the_hub_id(snapshot: Path, tmp_path: Path
     loaded = load_omnicontext(snapshot, cache_dir=tmp_path)
     exported = load_omnicontext(export_omnicontext(loaded.bench, tmp_path / "mine"))
     assert loaded.bench.id == exported.bench.id == "OmniGen2/OmniContext"
+
+
+def test_save_to_disk_folder(tmp_path: Path) -> None:
+    import datasets
+
+    features = datasets.Features({
+        "key": datasets.Value("string"), "task_type": datasets.Value("string"),
+        "instruction": datasets.Value("string"), "instruction_language": datasets.Value("string"),
+        "input_images": datasets.Sequence(datasets.Image()),
+    })
+    row = ROWS[1]
+    ds = datasets.Dataset.from_dict({**{k: [row[k]] for k in row if k != "input_images"},
+                                     "input_images": [[{"bytes": b, "path": None} for b in row["input_images"]]]},
+                                    features=features)
+    datasets.DatasetDict({"train": ds}).save_to_disk(str(tmp_path / "disk"))
+    assert is_omnicontext_spec(tmp_path / "disk")
+    loaded = load_omnicontext(tmp_path / "disk", cache_dir=tmp_path / "cache")
+    (case,) = loaded.bench.cases
+    assert case.id == "multi_object__o007" and [p.read_bytes() for p in case.refs] == row["input_images"]
