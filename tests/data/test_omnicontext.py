@@ -204,3 +204,11 @@ def test_save_to_disk_folder(tmp_path: Path) -> None:
     loaded = load_omnicontext(tmp_path / "disk", cache_dir=tmp_path / "cache")
     (case,) = loaded.bench.cases
     assert case.id == "multi_object__o007" and [p.read_bytes() for p in case.refs] == row["input_images"]
+
+
+def test_hub_offline_without_a_copy_names_the_fix(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from multiid_bench.errors import MissingDataError
+
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    with pytest.raises(MissingDataError, match="huggingface-cli download OmniGen2/OmniContext"):
+        load_omnicontext("omnicontext", cache_dir=tmp_path / "cache", offline=True)
