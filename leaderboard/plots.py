@@ -20,9 +20,9 @@ import numpy as np
 import numpy.typing as npt
 
 from multiid_bench.errors import ConfigError
-from multiid_bench.leaderboard.paper import PAPER, metric_key, paper_meta, paper_table_for
+from multiid_bench.leaderboard.paper import PAPER, PER_FACE_MODEL, metric_key, paper_meta, paper_table_for
 from multiid_bench.leaderboard.tables import MIN_CI_N
-from multiid_bench.metrics.cards import FACE_MODEL_METRICS, MetricCard, get_card
+from multiid_bench.metrics.cards import MetricCard, get_card
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -39,7 +39,7 @@ def tradeoff_points(
     face_model: str = "average",
     protocol: str = "paper",
     x_metric: str = "sim_gt",
-    y_metric: str = "copy_paste",
+    y_metric: str | None = None,
     paper_table: str | None = None,
     include_limits: bool = False,
     allow_mixed: bool = False,
@@ -55,12 +55,15 @@ def tradeoff_points(
 
     from multiid_bench.leaderboard.comparability import comparable_set, frame_key
 
+    if subset is None:
+        subset = str(paper_meta()["tables"][paper_table]["subset"]) if paper_table in paper_meta()["tables"] else "p1"
+    table_id = paper_table or paper_table_for(subset, face_model)
+    if y_metric is None:  # the paper's CP column: Sim(GT)-filtered (Table 5: per face model thresholds)
+        y_metric = "copy_paste_ranked_fm" if table_id == paper_meta()["face_model_table"] else "copy_paste_ranked"
     get_card(x_metric), get_card(y_metric)  # unknown metric ids fail here, with "did you mean"
     empty = pd.DataFrame(columns=["label", "model", "provenance", "kind", "x", "y", "comparable"])
     if df.empty:
         return empty
-    if subset is None:
-        subset = str(paper_meta()["tables"][paper_table]["subset"]) if paper_table in paper_meta()["tables"] else "p1"
     present = set(df["metric_key"])
 
     def key(metric: str) -> str:  # "face_failure_rate" is written per face model by the runner
@@ -71,7 +74,6 @@ def tradeoff_points(
     xk, yk = key(x_metric), key(y_metric)
     measured = df[(df["provenance"] != PAPER) & (df["subset"] == subset) & (df["protocol"] == protocol)]
     parts = [measured]
-    table_id = paper_table or paper_table_for(subset, face_model)
     if table_id is not None and (df["provenance"] == PAPER).any():
         parts.append(df[(df["provenance"] == PAPER) & (df["table"] == table_id)])
     view = pd.concat(parts, ignore_index=True)
@@ -295,8 +297,8 @@ def plot_tradeoff(points: "pd.DataFrame", out: str | Path, *, title: str | None 
             ax.invert_xaxis()
         fm = str(pts["face_model"].iloc[0]) if "face_model" in pts else "average"
         fm_text = f" ({face_model_name(fm)})" if fm != "average" else ""
-        ax.set_xlabel(f"{x_card.name} {x_card.arrow}{fm_text if x_card.id in FACE_MODEL_METRICS else ''}")
-        ax.set_ylabel(f"{y_card.name} {y_card.arrow}{fm_text if y_card.id in FACE_MODEL_METRICS else ''}" +
+        ax.set_xlabel(f"{x_card.name} {x_card.arrow}{fm_text if x_card.id in PER_FACE_MODEL else ''}")
+        ax.set_ylabel(f"{y_card.name} {y_card.arrow}{fm_text if y_card.id in PER_FACE_MODEL else ''}" +
                       (" (axis reversed)" if not y_card.higher_is_better else ""))
         if title is None and fs.name == "default":
             subset = _SUBSET_NAMES.get(str(pts["subset"].iloc[0]), str(pts["subset"].iloc[0])) if "subset" in pts else ""

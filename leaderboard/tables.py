@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Iterable
 
 from multiid_bench.errors import ConfigError
 from multiid_bench.leaderboard.comparability import comparable_set, frame_key
-from multiid_bench.leaderboard.paper import PAPER, metric_key, paper_meta, paper_table_for
-from multiid_bench.metrics.cards import CARDS, FACE_MODEL_METRICS, MetricCard, get_card
+from multiid_bench.leaderboard.paper import PAPER, PER_FACE_MODEL, metric_key, paper_meta, paper_table_for
+from multiid_bench.metrics.cards import CARDS, MetricCard, get_card
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -131,7 +131,7 @@ def view_keys(face_model: str = "average") -> list[str]:
     keys = []
     for mid in CARDS:
         keys.append(metric_key(mid, face_model))
-        if mid not in FACE_MODEL_METRICS:
+        if mid not in PER_FACE_MODEL:
             keys.append(f"{mid}.{face_model}")
     return keys
 

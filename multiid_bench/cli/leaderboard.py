@@ -112,7 +112,9 @@ Examples:
 @protocol_opt
 @face_model_opt
 @click.option("--x", "x_metric", default="sim_gt", show_default=True, help="Metric id on the x axis.")
-@click.option("--y", "y_metric", default="copy_paste", show_default=True, help="Metric id on the y axis.")
+@click.option("--y", "y_metric", default=None,
+              help="Metric id on the y axis. Default: copy_paste_ranked, the paper's Sim(GT)-filtered CP column "
+                   "(copy_paste_ranked_fm in the per-face-model view of Table 5); copy_paste is unfiltered.")
 @click.option("--include-paper/--no-include-paper", default=True, show_default=True,
               help="Plot the paper's reported points (hollow circles) next to measured ones (filled diamonds).")
 @paper_table_opt
@@ -134,7 +136,7 @@ Examples:
               help="fig.pdf / fig.svg (vector) or fig.png writes that figure and fig.csv; without a suffix: "
                    "OUT.png, OUT.svg and OUT.csv.")
 def plot_tradeoff(results: tuple[str, ...], subset: str | None, protocol: str, face_model: str, x_metric: str,
-                  y_metric: str, include_paper: bool, paper_table: str | None, include_limits: bool, degree: int,
+                  y_metric: str | None, include_paper: bool, paper_table: str | None, include_limits: bool, degree: int,
                   allow_mixed: bool, style: str, width: str | None, label_map: str | None, title: str | None,
                   out: str) -> None:
     """Sim(GT) vs copy-paste (y descending, as the paper's Fig. 5): one point per model, CI bars,

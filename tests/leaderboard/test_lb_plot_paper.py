@@ -57,7 +57,7 @@ def test_human_labels_legend_of_drawn_series_and_label_map(tmp_path, capsys) -> 
     svg = (tmp_path / "a.svg").read_text()
     for internal in ("sim_gt", "copy_paste", "(paper)", ".average"):
         assert internal not in svg, internal  # no metric ids; "(paper)" only as the legend's words
-    assert "Sim(GT) ↑" in svg and "Copy-Paste ↓ (axis reversed)" in svg and "reported in the paper" in svg
+    assert "Sim(GT) ↑" in svg and "Copy-Paste (Sim(GT)-filtered) ↓ (axis reversed)" in svg and "reported in the paper" in svg
     assert "measured" not in svg and "not comparable" not in svg  # nothing measured drawn: not in the legend
     run = write_run(tmp_path / "run", base_results(model="mine", bench=PAPER_BENCH))
     names = tmp_path / "names.json"

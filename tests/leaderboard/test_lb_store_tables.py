@@ -70,10 +70,12 @@ def test_leaderboard_ranks_by_card_direction_and_keeps_provenance(make_run) -> N
     rows = {r.label: r for r in t.rows}
     assert rows["mine"].provenance == "measured" and rows["DreamO"].provenance == "paper"
     # copy-paste: lower is better: Qwen 0.093 (1), FLUX 0.099 (2), mine 0.13 (3), WithAnyone 0.144 unranked
-    assert rows["Qwen-Image-Edit"].cells["copy_paste.average"].rank == 1
-    assert rows["FLUX.1 Kontext"].cells["copy_paste.average"].rank == 2
-    assert rows["mine"].cells["copy_paste.average"].rank == 3
-    assert rows["WithAnyone (Ours)"].cells["copy_paste.average"].rank is None
+    # the paper's CP column is Sim(GT)-filtered: it sits (and ranks) next to the measured filtered column
+    assert rows["Qwen-Image-Edit"].cells["copy_paste_ranked.average"].rank == 1
+    assert rows["FLUX.1 Kontext"].cells["copy_paste_ranked.average"].rank == 2
+    assert rows["mine"].cells["copy_paste_ranked.average"].rank == 3
+    assert rows["WithAnyone (Ours)"].cells["copy_paste_ranked.average"].rank is None
+    assert "copy_paste.average" not in rows["DreamO"].cells and rows["mine"].cells["copy_paste.average"].rank == 1
     # sim_gt: higher is better; the GT limit (1.000) is shown but never ranked
     assert rows["GT"].cells["sim_gt.average"].rank is None
     assert rows["InstantID"].cells["sim_gt.average"].rank == 1
@@ -96,7 +98,7 @@ def test_strict_view_shows_ci_and_limit_runs_are_flagged(make_run) -> None:
     ("markdown", ["| Model | Sim(GT) ↑", "**0.464¹**", "reported in the paper, Table 1a"]),
     ("csv", ["model,label,provenance", "sim_gt.average.rank", "instantid,InstantID,paper"]),
     ("latex", [r"\begin{tabular}", r"Sim(GT) $\uparrow$", r"\textbf{0.464}"]),
-    ("html", ['<table class="mbench">', 'class="rank1"', "Copy-Paste ↓"]),
+    ("html", ['<table class="mbench">', 'class="rank1"', "Copy-Paste (Sim(GT)-filtered) ↓"]),
     ("rich", ["Sim(GT)", "InstantID", "0.464¹"]),
 ])
 def test_paper_only_leaderboard_in_every_format(fmt, needles) -> None:
@@ -109,7 +111,7 @@ def test_paper_only_leaderboard_in_every_format(fmt, needles) -> None:
 def test_face_model_view_uses_table5_and_paper_table_override() -> None:
     df = combined_frame([], include_paper=True)
     t5 = build_leaderboard(df, subset="p2", face_model="facenet")
-    assert [c.key for c in t5.columns] == ["sim_gt.facenet", "sim_ref.facenet", "copy_paste.facenet"]
+    assert [c.key for c in t5.columns] == ["sim_gt.facenet", "sim_ref.facenet", "copy_paste_ranked_fm.facenet"]
     assert {r.label for r in t5.rows} >= {"GPT", "WithAnyone (Ours)"}
     t6 = build_leaderboard(df, subset="p2", paper_table="6")
     assert [r.label for r in t6.rows][0] == "Phase 1 w/o fixed txt"
@@ -169,5 +171,6 @@ def test_limit_runs_are_never_ranked(make_run) -> None:
 def test_face_failure_rate_column_in_strict_view(make_run) -> None:
     run = load_results(make_run("r"))  # the fixture writes face_failure_rate.average (runner layout)
     t = build_leaderboard(combined_frame([run], include_paper=False), subset="p1", protocol="strict")
-    assert [c.key for c in t.columns] == ["sim_gt.average", "copy_paste.average", "face_failure_rate.average"]
+    assert [c.key for c in t.columns] == ["sim_gt.average", "copy_paste.average", "copy_paste_ranked.average",
+                                          "face_failure_rate.average"]
     assert t.columns[-1].header == "Face failure rate ↓"
