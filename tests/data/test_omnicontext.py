@@ -212,3 +212,26 @@ def test_hub_offline_without_a_copy_names_the_fix(tmp_path: Path, monkeypatch: p
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
     with pytest.raises(MissingDataError, match="huggingface-cli download OmniGen2/OmniContext"):
         load_omnicontext("omnicontext", cache_dir=tmp_path / "cache", offline=True)
+
+
+def test_hub_load_is_materialised_and_reused_offline(snapshot: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import datasets
+
+    ds = datasets.load_dataset("parquet", data_files=str(snapshot / "data" / "*.parquet"), split="train",
+                               cache_dir=str(tmp_path / "hf"))
+    calls = []
+
+    def fake_load(repo: str, split: str, revision: str | None = None, **kw: object) -> object:
+        calls.append((repo, split, revision))
+        return ds
+
+    monkeypatch.setattr(datasets, "load_dataset", fake_load)
+    first = load_omnicontext("omnicontext@v1", cache_dir=tmp_path / "cache", offline=False)
+    assert calls == [("OmniGen2/OmniContext", "train", "v1")] and len(first.bench) == 3
+
+    def no_network(*a: object, **k: object) -> object:
+        raise ConnectionError("offline")
+
+    monkeypatch.setattr(datasets, "load_dataset", no_network)
+    again = load_omnicontext("OmniGen2/OmniContext@v1", cache_dir=tmp_path / "cache", offline=True)
+    assert again.bench.manifest_sha256 == first.bench.manifest_sha256
