@@ -33,7 +33,7 @@ def _tiny_qwen(folder: Path) -> Path:
     for s in specials:
         vocab[s] = len(vocab)
     tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="?"))
-    tok.pre_tokenizer = pre_tokenizers.Split(pattern="", behavior="isolated")
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()  # one token per word (unknown words -> "?"): short prompts
     tok.decoder = decoders.Fuse()
     tok.add_special_tokens(specials)
     fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|endoftext|>")
