@@ -236,26 +236,79 @@ def compare_runs(old: RunResult, new: RunResult, tolerances: Tolerances | None =
     return comp
 
 
-def comparison_table(comp: Comparison, *, only_changed: bool = False) -> Any:
-    """A rich table of the deltas (failed rows red)."""
+def comparison_table(comp: Comparison, *, only_changed: bool = False, width: int | None = None) -> Any:
+    """A rich table of the deltas (failed rows red), one section per protocol/subset.
+
+    With ``width`` (the console's) it fits without breaking a metric key or a number: the ``n`` column is
+    dropped first, then each column is fixed at its longest word so that cells wrap only at spaces.
+    """
+    from rich import box
+    from rich.cells import cell_len
+    from rich.markup import escape
     from rich.table import Table
 
-    t = Table(title=f"mbench compare\nold: {comp.old}\nnew: {comp.new}\ntolerances: {comp.tolerances}")
     show_ci = any(d.paired is not None for d in comp.deltas)
-    for name, just in (("protocol", "left"), ("subset", "left"), ("metric", "left"), ("old", "right"),
-                       ("new", "right"), ("Δ", "right"), ("tol", "right"), ("n old→new", "right"), ("status", "left")):
-        t.add_column(name, justify=just, no_wrap=name in ("metric", "status"))  # type: ignore[arg-type]
-    if show_ci:
-        t.add_column("paired Δ 95% CI (shared cases)", justify="right")
-    for d in comp.deltas:
-        if only_changed and d.status == "ok":
-            continue
-        card = get_card(d.key)
-        style = "bold red" if d.failed else ("green" if d.status in ("ok", "better") else "yellow")
-        f = (lambda v: "—" if v is None else f"{v:.4f}")
-        delta = "—" if d.delta is None else f"{d.delta:+.4f}"
-        extra = [d.paired.text() if d.paired is not None else "—"] if show_ci else []
-        t.add_row(d.protocol, d.subset, f"{d.key} {card.arrow}", f(d.old), f(d.new), delta, f"{d.tolerance:.4g}",
-                  f"{d.n_old if d.n_old is not None else '—'}→{d.n_new if d.n_new is not None else '—'}",
-                  f"[{style}]{d.status}{' FAIL' if d.failed else ''}[/]", *extra)
+    shown = [d for d in comp.deltas if not (only_changed and d.status == "ok")]
+
+    def f(v: float | None) -> str:
+        return "—" if v is None else f"{v:.4f}"
+
+    def rows(with_n: bool) -> tuple[list[str], list[list[str]], list[str | None]]:
+        head = ["metric", "old", "new", "Δ new−old", "tol", *(["n old→new"] if with_n else []), "status",
+                *(["paired Δ, 95% CI"] if show_ci else [])]
+        body: list[list[str]] = []
+        styles: list[str | None] = []
+        where = None
+        for d in shown:
+            if (d.protocol, d.subset) != where:
+                where = (d.protocol, d.subset)
+                body.append([f"{d.protocol} protocol · {d.subset}"] + [""] * (len(head) - 1))
+                styles.append("bold")
+            card = get_card(d.key)
+            colour = "bold red" if d.failed else ("green" if d.status in ("ok", "better") else "yellow")
+            n = [f"{d.n_old if d.n_old is not None else '—'}→{d.n_new if d.n_new is not None else '—'}"] if with_n else []
+            ci = [d.paired.text() if d.paired is not None else "—"] if show_ci else []
+            body.append([f"{d.key} {card.arrow}", f(d.old), f(d.new), "—" if d.delta is None else f"{d.delta:+.4f}",
+                         f"{d.tolerance:.4g}", *n, f"[{colour}]{escape(d.status)}{' FAIL' if d.failed else ''}[/]", *ci])
+            styles.append(None)
+        return head, body, styles
+
+    def build(with_n: bool, fixed: bool) -> Any:
+        head, body, styles = rows(with_n)
+        t = Table(title="mbench compare (new − old)", box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False,
+                  title_justify="left")
+        for i, name in enumerate(head):
+            t.add_column(name, justify="left" if i == 0 or name == "status" else "right", no_wrap=i == 0)
+        for cells, style in zip(body, styles):
+            t.add_row(*cells, style=style)
+        if fixed:
+            for i, col in enumerate(t.columns[1:], 1):
+                texts = [head[i]] + [Text_plain(c[i]) for c in body]
+                col.min_width = col.max_width = max(cell_len(w) for x in texts for w in x.split() or [""])
+        return t
+
+    def Text_plain(markup: str) -> str:
+        from rich.text import Text
+
+        return Text.from_markup(markup).plain
+
+    t = build(True, False)
+    if width is None or _width(t) <= width:
+        return t
+    t = build(False, False)
+    if _width(t) <= width:
+        return t
+    t = build(False, True)
+    if _width(t) > width:
+        t.padding = (0, 0)  # the box's column separator still keeps one space between columns
     return t
+
+
+def _width(t: Any) -> int:
+    import io
+
+    from rich.console import Console
+    from rich.measure import Measurement
+
+    console = Console(width=100_000, file=io.StringIO())
+    return Measurement.get(console, console.options, t).maximum

@@ -226,7 +226,9 @@ def compare(old: str, new: str, tolerance: str | None, only_changed: bool, paire
         }, indent=2))
     else:
         console = _console()
-        console.print(comparison_table(comp, only_changed=only_changed))
+        for name, path in (("old", comp.old), ("new", comp.new), ("tolerances", comp.tolerances)):
+            console.print(f"{name}: {path}", markup=False, highlight=False)
+        console.print(comparison_table(comp, only_changed=only_changed, width=console.width))
         for w in comp.warnings:
             console.print(f"warning: {w}", markup=False, highlight=False)
         n_fail = len(comp.failed)

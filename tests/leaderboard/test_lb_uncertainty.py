@@ -85,7 +85,7 @@ def test_compare_reports_the_paired_ci_and_the_gate_uses_it(tmp_path, capsys) ->
     assert d.paired.n == 12 and math.isclose(d.paired.mean, float(diffs.mean()), abs_tol=1e-12)
     assert d.paired.lo < 0 < d.paired.hi and d.failed and d.status == "worse"
     code, out = _exit(["compare", str(old), str(new)], capsys)
-    assert code == 1 and "paired Δ 95% CI" in out and f"{d.paired.mean:+.4f} [{d.paired.lo:+.4f}," in out
+    assert code == 1 and "paired Δ, 95% CI" in out and f"{d.paired.mean:+.4f} [{d.paired.lo:+.4f}," in out
     code, out = _exit(["compare", str(old), str(new), "--ci-gate"], capsys)
     assert code == 0 and "worse (CI includes 0)" in out
     # a shift every case agrees on: the CI excludes 0 and the gate still fails it
@@ -127,3 +127,18 @@ def test_report_flags_a_ci_over_fewer_than_ten_cases(tmp_path) -> None:
     out = build_report(write_run(tmp_path / "r", d), tmp_path / "r.html", include_paper=False)
     html = out.read_text()
     assert "0.4200 (no CI: n &lt; 10)" in html and "0.1400 [0.1000, 0.1800]" in html
+
+
+def test_compare_table_at_80_columns_breaks_no_key_or_number(tmp_path, capsys, monkeypatch) -> None:
+    base = [0.30 + 0.02 * i for i in range(12)]
+    old, new = _pair(tmp_path, base, [v - 0.005 for v in base])
+    monkeypatch.setenv("COLUMNS", "80")
+    code, out = _exit(["compare", str(old), str(new)], capsys)
+    lines = out.splitlines()
+    assert code == 1 and max(len(ln) for ln in lines) <= 80
+    comp = compare_runs(load_results(old), load_results(new))
+    for d in comp.deltas:  # every key whole at the start of a line, with old, new and delta on that line
+        hit = [ln for ln in lines if ln.startswith(f"{d.key} ")]
+        assert hit, d.key
+        assert any(f"{d.old:.4f}" in ln.split() and f"{d.new:.4f}" in ln.split() for ln in hit), d.key
+    assert "…" not in out and "[-0.0050," in out
