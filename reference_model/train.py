@@ -52,6 +52,14 @@ from .train_components import (
     reference_siglip,
     sample_builder,
 )
+from .sharding import (
+    full_adapter_state,
+    is_sharded,
+    load_sharded,
+    save_sharded_optimizer,
+    shard_module,
+    wants_sharding,
+)
 from .train_config import OptimConfig, TrainConfig
 
 __all__ = ["Dist", "StepOutput", "TrainResult", "compute_step", "find_checkpoint", "lr_at", "train"]
@@ -234,11 +242,14 @@ def save_checkpoint(acc: Any, module: Any, opt: Any, sched: Any, step: int, cfg:
         tmp.mkdir(parents=True)
     acc.wait_for_everyone()
     torch.save(_rng_state(), tmp / f"rng-rank{acc.process_index}.pt")
+    full = full_adapter_state(module)  # FSDP: gather full tensors (collective); None under DDP
+    opt_state = save_sharded_optimizer(module, opt) if full is not None else None
     if acc.is_main_process:
-        save_adapter(acc.unwrap_model(module).adapter, tmp / "adapter.safetensors")
-        torch.save(opt.state_dict(), tmp / "optimizer.pt")
+        save_adapter(acc.unwrap_model(module).adapter, tmp / "adapter.safetensors", state_dict=full)
+        torch.save(opt.state_dict() if opt_state is None else opt_state, tmp / "optimizer.pt")
         torch.save(sched.state_dict(), tmp / "scheduler.pt")
         state = {"step": step, "config": cfg.to_dict(), "counts": merged, "world_size": acc.num_processes,
+                 "sharded": full is not None,
                  "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **extra}
         (tmp / "state.json").write_text(json.dumps(state, indent=1, default=str))
     acc.wait_for_everyone()
@@ -258,8 +269,14 @@ def load_checkpoint(path: Path, acc: Any, module: Any, opt: Any, sched: Any) -> 
     from .weights import load_adapter_weights
 
     state = json.loads((path / "state.json").read_text())
-    load_adapter_weights(acc.unwrap_model(module).adapter, path / "adapter.safetensors")
-    opt.load_state_dict(torch.load(path / "optimizer.pt", map_location="cpu", weights_only=True))
+    if bool(state.get("sharded", False)) != is_sharded(module):
+        raise ConfigError(f"{path}: written by a {'sharded (FSDP)' if state.get('sharded') else 'DDP'} run; resume "
+                          "it with the same launch configuration (the optimiser state formats differ)")
+    if is_sharded(module):
+        load_sharded(module, opt, path / "adapter.safetensors", path / "optimizer.pt")
+    else:
+        load_adapter_weights(acc.unwrap_model(module).adapter, path / "adapter.safetensors")
+        opt.load_state_dict(torch.load(path / "optimizer.pt", map_location="cpu", weights_only=True))
     sched.load_state_dict(torch.load(path / "scheduler.pt", map_location="cpu", weights_only=True))
     rng = path / f"rng-rank{acc.process_index}.pt"
     _set_rng_state(torch.load(rng if rng.exists() else path / "rng-rank0.pt", weights_only=True))
@@ -314,13 +331,22 @@ def train(cfg: TrainConfig, *, stop_after: int | None = None, accelerator: Any =
     torch.manual_seed(cfg.run.seed)  # identical adapter initialisation on every rank
     comp = build_components(cfg, acc.device)
     module = TrainModule(comp.adapter, comp.transformer)
+    # FSDP2 where accelerate has none (CPU / gloo processes): the same one-unit fully_shard, before the optimiser
+    # is built (sharding replaces the parameters); on GPUs an FSDP launch lets accelerate shard in prepare()
+    own_fsdp = wants_sharding(cfg) and not is_sharded(acc) and acc.num_processes > 1
+    if own_fsdp:
+        module = shard_module(module)
     params = [p for p in module.parameters() if p.requires_grad]
     if not params:
         raise ConfigError(f"no trainable parameters for branch {cfg.model.branch!r}")
     o = cfg.optim
     opt = torch.optim.AdamW(params, lr=o.lr, betas=o.betas, eps=o.eps, weight_decay=o.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_at(s, o, cfg.run.max_steps) / o.lr)
-    module, opt = acc.prepare(module, opt)
+    if own_fsdp:
+        opt = acc.prepare(opt)
+    else:
+        module, opt = acc.prepare(module, opt)
+    params = [p for p in module.parameters() if p.requires_grad]  # FSDP replaces them with sharded DTensors
     start, counts, resumed = 0, Counter(), None
     if cfg.run.resume != "none":
         ckpt = find_checkpoint(cfg.run.output_dir) if cfg.run.resume == "auto" else Path(cfg.run.resume)
@@ -376,21 +402,23 @@ def train(cfg: TrainConfig, *, stop_after: int | None = None, accelerator: Any =
             save_checkpoint(acc, module, opt, sched, done, cfg, counts, {"last_logs": res.logs})
         if stop_after is not None and done >= stop_after:
             break
+    full = full_adapter_state(module) if done == cfg.run.max_steps else None  # collective under FSDP
     if acc.is_main_process and done == cfg.run.max_steps:
         from .weights import save_adapter
 
-        save_adapter(adapter, out_dir / "final" / "adapter.safetensors")
+        save_adapter(adapter, out_dir / "final" / "adapter.safetensors", state_dict=full)
     merged = _merged_counts(counts, acc)
     acc.wait_for_everyone()
     return TrainResult(done, out_dir, merged, history, resumed)
 
 
 # ------------------------------------------------------------------------------- local multi-process
-def _cpu_worker(rank: int, world_size: int, port: int, cfg_dict: dict[str, Any], stop_after: int | None) -> None:
+def _cpu_worker(rank: int, world_size: int, port: int, cfg_dict: dict[str, Any], stop_after: int | None,
+                env: dict[str, str] | None = None) -> None:
     import os
 
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), LOCAL_RANK=str(rank),
-                      WORLD_SIZE=str(world_size), LOCAL_WORLD_SIZE=str(world_size))
+                      WORLD_SIZE=str(world_size), LOCAL_WORLD_SIZE=str(world_size), **(env or {}))
     torch.set_num_threads(1)
     from accelerate.state import AcceleratorState
 
@@ -399,9 +427,11 @@ def _cpu_worker(rank: int, world_size: int, port: int, cfg_dict: dict[str, Any],
 
 
 def launch_cpu_processes(cfg: TrainConfig, world_size: int, *, port: int | None = None,
-                         stop_after: int | None = None, start_method: str = "spawn") -> None:
+                         stop_after: int | None = None, start_method: str = "spawn",
+                         env: dict[str, str] | None = None) -> None:
     """Run ``train(cfg)`` in ``world_size`` local CPU processes (gloo) — the same code path as
-    ``accelerate launch --cpu --num_processes N``; used by the tests and for debugging without GPUs."""
+    ``accelerate launch --cpu --num_processes N``; used by the tests and for debugging without GPUs.
+    ``env``: extra environment of each process, e.g. ``sharding.accelerate_env(fsdp.yaml)`` for FSDP."""
     import socket
 
     import torch.multiprocessing as mp
@@ -410,5 +440,5 @@ def launch_cpu_processes(cfg: TrainConfig, world_size: int, *, port: int | None 
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
-    mp.start_processes(_cpu_worker, args=(world_size, port, cfg.to_dict(), stop_after), nprocs=world_size,
+    mp.start_processes(_cpu_worker, args=(world_size, port, cfg.to_dict(), stop_after, env), nprocs=world_size,
                        join=True, start_method=start_method)

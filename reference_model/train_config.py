@@ -30,6 +30,9 @@ class RunConfig:
     resume: str = "auto"  # "auto" = latest complete checkpoint in output_dir, "none", or a folder
     mixed_precision: Literal["no", "bf16", "fp16"] = "bf16"  # CPU tests use "no"
     num_workers: int = 2  # DataLoader worker processes (0 = in the main process)
+    # "fsdp": shard the adapter, its gradients and AdamW state over the processes (FSDP2, one unit); also on
+    # when launched with configs/accelerate/fsdp.yaml. "none": DDP (docs/training.md "Memory plan").
+    sharding: Literal["none", "fsdp"] = "none"
 
 
 @dataclass(frozen=True)

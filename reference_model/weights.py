@@ -202,15 +202,18 @@ def load_adapter_weights(
     return AdapterLoadReport(source=label, format=layout, loaded=len(sd), dead_keys=dead, skipped_branch_keys=skipped)
 
 
-def save_adapter(adapter: WithAnyoneAdapter, path: str | Path, *, fmt: str = "merged") -> Path:
+def save_adapter(adapter: WithAnyoneAdapter, path: str | Path, *, fmt: str = "merged",
+                 state_dict: Mapping[str, Any] | None = None) -> Path:
     """Write the adapter as one safetensors file (merged names, or one branch in training names).
 
     The adapter config is stored in the file's metadata (key ``withanyone_config``) so that
-    ``load_adapter_file`` can rebuild the same module without a transformer config.
+    ``load_adapter_file`` can rebuild the same module without a transformer config. ``state_dict`` replaces
+    ``adapter.state_dict()`` (a sharded run passes the gathered full tensors, ``sharding.full_adapter_state``).
     """
     from safetensors.torch import save_file
 
-    sd = {k: v.detach().contiguous().cpu() for k, v in adapter.state_dict().items()}
+    source = adapter.state_dict() if state_dict is None else state_dict
+    sd = {k: v.detach().contiguous().cpu() for k, v in source.items()}
     if fmt in ("training-arc", "training-sig", "kontext"):
         inverse = [(new, old) for old, new in TRAINING_RENAMES[fmt]]
         kept: dict[str, Any] = {}

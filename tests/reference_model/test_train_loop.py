@@ -100,7 +100,8 @@ def test_thirty_phase1_steps_lower_the_diffusion_loss(tmp_path, synth):
     tiny = tiny_config(tmp_path, synth["shards"], synth["bank"], run={"max_steps": 30, "checkpoint_every": 30})
     cfg = base.replace(run=vars(tiny.run), model=vars(tiny.model), loss={"bank_negatives": 16},
                        optim={"lr": 1e-3}, data={k: getattr(tiny.data, k) for k in
-                                                 ("paths", "bank", "resolution", "max_faces")})
+                                                 ("paths", "bank", "resolution", "max_faces",
+                                                  "detector")})  # the synthetic records store landmarks
     assert cfg.data.fixed_prompt == "{people}" and cfg.loss.lambda_id == 0.1
     before = _diffusion_loss(cfg, None)
     result = train(cfg)
