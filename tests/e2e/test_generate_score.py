@@ -31,7 +31,7 @@ def test_generate_then_score(tmp_path: Path):
     res = CliRunner().invoke(cli, ["generate", "--model", "dummy", "--seed", "3", "--out", str(images),
                                    "--cache-dir", str(cache), "--json", *COMMON], catch_exceptions=False)
     assert res.exit_code == 0, res.output
-    assert json.loads(res.output)["ok"] == 2
+    assert json.loads(res.stdout)["ok"] == 2  # progress lines go to stderr
     records = [json.loads(line) for line in (images / "generations.jsonl").read_text().splitlines()]
     assert all(r["status"] == "ok" and "boxes" in r["gt_derived_inputs"] for r in records)
 
