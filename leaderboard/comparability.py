@@ -228,12 +228,17 @@ def run_key(data: Mapping[str, Any], *, label: str, subset: str | None = None, p
     )
 
 
-@lru_cache(maxsize=256)
 def _results_json(path: str) -> dict[str, Any]:
     p = Path(path)
     if p.is_dir():
         p = p / "results.json"
-    with open(p, encoding="utf-8") as f:
+    st = p.stat()  # keyed by mtime and size too: a run re-scored in place is read again
+    return _read_json(str(p), st.st_mtime_ns, st.st_size)
+
+
+@lru_cache(maxsize=256)
+def _read_json(path: str, mtime_ns: int, size: int) -> dict[str, Any]:
+    with open(path, encoding="utf-8") as f:
         return json.load(f)
 
 
