@@ -339,3 +339,20 @@ def test_generate_cli_paper_preset_marks_multi_person_cases_not_applicable(tmp_p
     assert all(r["settings"]["preset"] == "paper" and r["settings"]["model_id"] == "Qwen/Qwen-Image-Edit" for r in rows)
     assert run_with_error_mapping(cli, ["generate", "--model", "dummy", "--preset", "upstream", "--bench", "demo",
                                         "--limit", "1", "--out", str(tmp_path / "d")], debug=False) == 2
+
+
+# ------------------------------------------------------------------------------------------ UniPortrait / InstantID pins
+@pytest.mark.parametrize("name", ["uniportrait", "instantid"])
+def test_uniportrait_and_instantid_get_their_own_env_with_a_diffusers_that_imports(name):
+    """Both repositories import ``diffusers.pipelines.controlnet.multicontrolnet`` / ``MultiControlNetModel``,
+    gone from current diffusers (0.42.1 here): each gets its own lock with diffusers <= 0.39."""
+    from multiid_bench.adapters.environments import read_lock, spec_for
+
+    pins = dict(line.split("==") for line in read_lock(spec_for(name)))
+    major, minor, *_ = (int(x) for x in pins["diffusers"].split("."))
+    assert (major, minor) <= (0, 39) and pins["diffusers"] == "0.30.3"
+    assert pins["huggingface-hub"] == "0.25.2"  # diffusers 0.30 needs a hub from before 0.26's removals
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "adapters.md").read_text()
+    assert "may run in the toolkit's own environment" not in docs
+    assert get_adapter(name).environment()[2] in ("the current interpreter", "mbench setup-env record",
+                                                   "environment variables")
