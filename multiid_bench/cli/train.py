@@ -18,9 +18,12 @@ Examples:
   mbench train --config reference_model/configs/phase1.toml
   accelerate launch --num_processes 8 -m multiid_bench.cli.main train --config phase3.toml
   mbench train --config phase1.toml --max-steps 100 --output-dir runs/smoke     (short trial run)
+  mbench train merge --arc runs/withanyone/phase4/final/adapter.safetensors \\
+      --sig runs/withanyone/phase4-siglip/final/adapter.safetensors --out withanyone-ours.safetensors
 \b
 A rerun with the same output folder resumes from its latest checkpoint (run.resume = "auto").
-Phase configs: reference_model/configs/phase1.toml ... phase4.toml (paper Sec. 5.2, App. F.1).
+Phase configs: reference_model/configs/phase1.toml ... phase4.toml (paper Sec. 5.2, App. F.1); SigLIP-branch
+runs: phase1_siglip.toml ... phase4_siglip.toml; FSDP: --config_file reference_model/configs/accelerate/fsdp.yaml.
 """
 
 
@@ -81,3 +84,20 @@ def build_bank(ref_dir: Path | None, data_paths: tuple[Path, ...], out: Path, ma
     bank = build_reference_bank(ref_dir=ref_dir, data_paths=data_paths, max_per_identity=max_per_identity, seed=seed)
     path = bank.save(out)
     click.echo(f"wrote {path}: {len(bank.names)} identities, {len(bank)} embeddings")
+
+
+@train.command("merge")
+@click.option("--arc", "arc_path", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="ArcFace run: adapter.safetensors (ours) or ipa.safetensors (released trainer).")
+@click.option("--sig", "sig_path", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="SigLIP run (model.branch = 'sig'): adapter.safetensors or the released ipa.safetensors.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="Merged adapter (the layout of the released withanyone.safetensors).")
+def merge(arc_path: Path, sig_path: Path, out: Path) -> None:
+    """Merge separately trained ArcFace and SigLIP runs into one inference adapter (spec §4.6)."""
+    from multiid_bench.reference_model.merge import merge_adapters
+
+    report = merge_adapters(arc_path, sig_path, out)
+    click.echo(f"wrote {report.out}: {report.arc_tensors} ArcFace + {report.sig_tensors} SigLIP tensors"
+               + (f"; dropped {len(report.dropped)} (dead or the SigLIP run's frozen ArcFace branch)"
+                  if report.dropped else ""))
