@@ -22,6 +22,12 @@ def colour_of(image: Image.Image) -> tuple[int, int, int]:
     return image.convert("RGB").getpixel((image.width // 2, image.height // 2))  # type: ignore[return-value]
 
 
+@pytest.fixture(autouse=True)
+def _isolated_env_records(tmp_path_factory, monkeypatch):
+    """Adapters read ``mbench setup-env`` records: never the developer's own ``~/.config`` in tests."""
+    monkeypatch.setenv("MBENCH_CONFIG_DIR", str(tmp_path_factory.mktemp("mbench-config")))
+
+
 @pytest.fixture
 def make_case(tmp_path: Path) -> Callable[..., Case]:
     """``make_case(n, gt=True, boxes=True, case_id=...)`` writes the images and returns a Case."""
