@@ -91,6 +91,9 @@ class WorkerClient:
 
     # ---- process management --------------------------------------------------------------------
     def start(self) -> None:
+        if not self._cleanup.alive:  # started again after a failed load removed the folder
+            self._tmp.mkdir(parents=True, exist_ok=True)
+            self._cleanup = weakref.finalize(self, shutil.rmtree, str(self._tmp), True)
         env = dict(os.environ)
         paths = [str(WORKERS_DIR)] + ([self.repo] if self.repo else [])
         env["PYTHONPATH"] = os.pathsep.join(paths + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))

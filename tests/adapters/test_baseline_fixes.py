@@ -356,3 +356,16 @@ def test_uniportrait_and_instantid_get_their_own_env_with_a_diffusers_that_impor
     assert "may run in the toolkit's own environment" not in docs
     assert get_adapter(name).environment()[2] in ("the current interpreter", "mbench setup-env record",
                                                    "environment variables")
+
+
+def test_a_client_can_start_again_after_a_failed_load(broken_cls, make_case):
+    adapter = broken_cls(how="raise", python=sys.executable)
+    with pytest.raises(WorkerLoadError):
+        adapter.load("cpu")
+    from multiid_bench.adapters._worker import WorkerClient
+
+    client = WorkerClient(sys.executable, Path(adapter.worker_script), {"how": "raise"}, "cpu", name="again")
+    for _ in range(2):  # the second start recreates the folder the first failure removed
+        with pytest.raises(WorkerLoadError, match="CUDA driver"):
+            client.start()
+        assert not client._tmp.exists()
