@@ -17,8 +17,10 @@ __all__ = [
     "build_leaderboard",
     "build_report",
     "combined_frame",
+    "comparable_set",
     "compare_runs",
     "correlate",
+    "differences",
     "load_cases",
     "load_paper_correlations",
     "load_paper_results",
@@ -39,6 +41,7 @@ _WHERE = {
     "load_paper_results": "paper", "load_results": "store", "load_tolerances": "compare", "paper_meta": "paper",
     "plot_tradeoff": "plots", "read_human_csv": "correlate", "render": "render", "results_frame": "store",
     "tradeoff_points": "plots", "validate": "store",
+    "comparable_set": "comparability", "differences": "comparability",  # the one comparability rule
 }
 
 
