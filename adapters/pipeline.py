@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Mapping
 
 from multiid_bench.adapters.base import Adapter, GenerationRecord, GenerationResult
-from multiid_bench.errors import ConfigError, MBenchError, MissingDependencyError, MissingWeightsError
+from multiid_bench.errors import stops_run
 
 if TYPE_CHECKING:  # pragma: no cover
     from PIL import Image
@@ -92,15 +92,9 @@ class PipelineAdapter(Adapter):
             image = image.convert("RGB")
             if facts:
                 request = replace(request, extra={**request.extra, **facts})
-        except (ConfigError, MissingWeightsError, MissingDependencyError):
-            raise  # a wrong setting or a missing extra/weight: the whole run must stop with its exit code
-        except MBenchError as e:
-            if getattr(e, "stops_run", False):  # e.g. a worker environment that cannot load (WorkerLoadError)
-                raise
-            log.warning("%s failed on case %s: %s", self.name, case.id, e)
-            rec = self._request_record(case, seed, request, time.perf_counter() - t0)
-            return GenerationResult(None, rec, "failed", f"{type(e).__name__}: {e}")
-        except Exception as e:  # a bad reference file, an upstream error, a refusal, a timeout: fail this case only
+        except Exception as e:  # the error's policy (errors.stops_run): a wrong setting, a missing extra/weight or
+            if stops_run(e):    # a worker that cannot load stops the run; a bad reference file, an upstream error,
+                raise           # a refusal, a timeout fail this case only
             log.warning("%s failed on case %s: %s", self.name, case.id, e)
             rec = self._request_record(case, seed, request, time.perf_counter() - t0)
             return GenerationResult(None, rec, "failed", f"{type(e).__name__}: {e}")
