@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from multiid_bench.errors import BadInputError, ConfigError
 
@@ -38,7 +38,9 @@ __all__ = [
     "TSampling",
     "align_faces_differentiable",
     "check_unit_range",
+    "detect_prediction_landmarks",
     "flow_matching_loss",
+    "prediction_aligned_id_loss",
     "flux_mu",
     "gt_aligned_id_loss",
     "identity_gate",
@@ -344,12 +346,14 @@ class IdLossOutput:
 
 def gt_aligned_id_loss(arcface: torch.nn.Module, pred_images: torch.Tensor, gt_images: torch.Tensor,
                        landmarks: torch.Tensor, valid: torch.Tensor, *, size: int = 112,
-                       transform: Literal["similarity", "affine"] = "similarity") -> IdLossOutput:
+                       transform: Literal["similarity", "affine"] = "similarity",
+                       pred_landmarks: torch.Tensor | None = None) -> IdLossOutput:
     """GT-aligned ID loss (paper eq. 14): ``1 − cos(f(g(T), G), f(g(T), T))`` per face.
 
     Both images are [−1, 1] (B, 3, H, W) RGB; they are aligned with the *same* GT landmarks (B, N, 5, 2),
     embedded by the frozen ``arcface`` (input = aligned [−1, 1] crops), and compared face by face in the
-    dataset's box order. Computed in fp32.
+    dataset's box order. Computed in fp32. ``pred_landmarks``: align the prediction with these instead
+    (``prediction_aligned_id_loss``).
     """
     import torch
     import torch.nn.functional as F
@@ -362,7 +366,8 @@ def gt_aligned_id_loss(arcface: torch.nn.Module, pred_images: torch.Tensor, gt_i
     lm = torch.where(valid[..., None, None], landmarks,
                      torch.tensor(ARCFACE_TEMPLATE_112, dtype=landmarks.dtype, device=landmarks.device)
                      * (pred_images.shape[-1] / 112.0))
-    pred_crops = align_faces_differentiable(pred_images.float(), lm, size=size, transform=transform)
+    pred_lm = lm if pred_landmarks is None else torch.where(valid[..., None, None], pred_landmarks, lm)
+    pred_crops = align_faces_differentiable(pred_images.float(), pred_lm, size=size, transform=transform)
     with torch.no_grad():
         gt_crops = align_faces_differentiable(gt_images.float(), lm, size=size, transform=transform)
         target = arcface(gt_crops.reshape(b * n, *gt_crops.shape[2:])).float().reshape(b, n, -1)
@@ -370,6 +375,36 @@ def gt_aligned_id_loss(arcface: torch.nn.Module, pred_images: torch.Tensor, gt_i
     cos = F.cosine_similarity(query, target, dim=-1, eps=1e-8)
     loss = torch.where(valid, 1.0 - cos, torch.zeros_like(cos))
     return IdLossOutput(loss, query, target, valid)
+
+
+def prediction_aligned_id_loss(arcface: torch.nn.Module, pred_images: torch.Tensor, gt_images: torch.Tensor,
+                               landmarks: torch.Tensor, valid: torch.Tensor, pred_landmarks: torch.Tensor,
+                               pred_valid: torch.Tensor, *, size: int = 112,
+                               transform: Literal["similarity", "affine"] = "similarity") -> IdLossOutput:
+    """Prediction-aligned ID loss (the paper's ablation, Fig. 7; released variant A, spec §3.3): the generated
+    image is aligned with landmarks *detected on the prediction* (``pred_landmarks``, no gradient), the GT
+    side as in ``gt_aligned_id_loss``. A face the detector missed on the prediction (``pred_valid`` False) is
+    left out of the loss (released: template landmarks and the whole identity loss x1e-5)."""
+    return gt_aligned_id_loss(arcface, pred_images, gt_images, landmarks, valid & pred_valid, size=size,
+                              transform=transform, pred_landmarks=pred_landmarks)
+
+
+def detect_prediction_landmarks(detector: Any, pred_images: torch.Tensor, boxes: torch.Tensor, *,
+                                min_iou: float = 0.3) -> tuple[torch.Tensor, torch.Tensor]:
+    """Run ``detector`` (image uint8 HWC -> (boxes (K, 4), landmarks (K, 5, 2))) on each decoded prediction
+    ([-1, 1], (B, 3, H, W)) and give dataset box i the landmarks of the detection matched to it by IoU."""
+    import numpy as np
+    import torch
+
+    lms, oks = [], []
+    with torch.no_grad():
+        pixels = ((pred_images.detach().float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+        for img, bx in zip(pixels.permute(0, 2, 3, 1).cpu().numpy(), boxes.detach().cpu().numpy()):
+            det_boxes, det_lm = detector(img)
+            lm, ok = match_landmarks_to_boxes(np.asarray(det_boxes), np.asarray(det_lm), bx, min_iou=min_iou)
+            lms.append(torch.from_numpy(np.asarray(lm, np.float32)))
+            oks.append(torch.from_numpy(np.asarray(ok, bool)))
+    return torch.stack(lms).to(pred_images.device), torch.stack(oks).to(pred_images.device)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -33,6 +33,7 @@ from multiid_bench.errors import ConfigError, MissingDataError
 
 from .batches import StepSampler, TrainStream, collate, sample_noise, sample_seed
 from .losses import (
+    detect_prediction_landmarks,
     flow_matching_loss,
     gt_aligned_id_loss,
     identity_gate,
@@ -114,8 +115,11 @@ class StepOutput:
 
 # ------------------------------------------------------------------------------------------ one step
 def compute_step(comp: Components, module: torch.nn.Module, batch: dict[str, Any], cfg: TrainConfig, step: int,
-                 dist: Dist, bank: Any = None) -> StepOutput:
-    """Forward one batch and return the loss to back-propagate plus its global values."""
+                 dist: Dist, bank: Any = None, pred_detector: Any = None) -> StepOutput:
+    """Forward one batch and return the loss to back-propagate plus its global values.
+
+    ``pred_detector`` (``loss.id_alignment = "prediction"``): image -> (boxes, landmarks) run on the decoded
+    prediction."""
     lc, res = cfg.loss, cfg.data.resolution
     dev = next(p for p in comp.adapter.parameters()).device
     px = batch["pixels"].to(dev)
@@ -151,9 +155,16 @@ def compute_step(comp: Components, module: torch.nn.Module, batch: dict[str, Any
         lat_hat = unpack_latents(x_hat, res, res, vae_scale_factor=comp.vae_scale_factor) / scale + shift
         pred = vae.decode(lat_hat.to(vdtype)).sample.float()
         valid = (batch["lm_valid"] & batch["face_valid"]).to(dev)
+        pred_lm = None
+        if lc.id_alignment == "prediction":
+            if pred_detector is None:
+                raise ConfigError("loss.id_alignment = 'prediction' needs a landmark detector (data.detector)")
+            pred_lm, pred_ok = detect_prediction_landmarks(pred_detector, pred, batch["boxes"].to(dev),
+                                                           min_iou=cfg.data.min_iou)
+            valid = valid & pred_ok
         with torch.autocast(dev.type, enabled=False):  # ArcFace and InfoNCE in fp32 (released: bf16, §6.2.11)
             out = gt_aligned_id_loss(comp.arcface, pred.float(), px, batch["landmarks"].to(dev), valid,
-                                     transform=lc.align_transform)
+                                     transform=lc.align_transform, pred_landmarks=pred_lm)
         gate = identity_gate(sigma, lc.id_gate_sigma, mode=lc.id_gate_mode)  # (B,)
         face_gate = gate[:, None].expand_as(out.loss)
         n_valid = float(dist.sum(valid.sum().float()).clamp_min(1.0))
@@ -365,6 +376,7 @@ def train(cfg: TrainConfig, *, stop_after: int | None = None, accelerator: Any =
             logger.warning("data: %s", message)
     bank = ReferenceBank.load(cfg.data.bank) if cfg.data.bank else None
     detector = make_landmark_detector(cfg.data.detector) if cfg.data.detector else None
+    pred_detector = detector if cfg.loss.id_alignment == "prediction" else None
     stream = TrainStream(sources, cfg.data.weights, sample_builder(cfg, bank, detector), seed=cfg.run.seed)
     sampler = StepSampler(start, cfg.run.max_steps, cfg.run.global_batch, acc.process_index, acc.num_processes)
     loader = torch.utils.data.DataLoader(stream, batch_sampler=sampler, collate_fn=collate,
@@ -381,7 +393,7 @@ def train(cfg: TrainConfig, *, stop_after: int | None = None, accelerator: Any =
             logger.warning("skipped record %s (%s)", key, reason)
         try:
             with acc.autocast():
-                res = compute_step(comp, module, batch, cfg, step, dist, bank)
+                res = compute_step(comp, module, batch, cfg, step, dist, bank, pred_detector)
             acc.backward(res.loss)
         finally:
             adapter.set_conditioning(None)

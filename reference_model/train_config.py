@@ -60,6 +60,9 @@ class LossConfig:
     id_gate_sigma: float | None = None  # released: 0.6 (identity losses x1e-5 above it); paper: off
     id_gate_mode: Literal["per_sample", "batch_first"] = "per_sample"
     align_transform: Literal["similarity", "affine"] = "similarity"  # released loss: affine
+    # "gt": GT-aligned ID loss (paper eq. 14); "prediction": the prediction is aligned with landmarks that
+    # data.detector finds on it (the paper's ablation / released variant A; faces it misses are left out)
+    id_alignment: Literal["gt", "prediction"] = "gt"
     lambda_arc: float = 1.0  # ArcFace-branch scale in an "arc" run (paper App. E); a "sig" run uses 0
     lambda_sig: float = 1.0  # SigLIP-branch scale in a "sig" run (released: id_weight 1.0); unused in "arc"
 
@@ -117,6 +120,9 @@ class TrainConfig:
                                   "the bank was built from) to crop the paired reference photos")
         if (self.loss.lambda_id > 0 or self.loss.lambda_cl > 0) and not self.data.need_landmarks:
             raise ConfigError("identity losses need GT landmarks: set data.need_landmarks = true or both lambdas 0")
+        if self.loss.id_alignment == "prediction" and not self.data.detector:
+            raise ConfigError("loss.id_alignment = 'prediction' detects landmarks on the prediction: set "
+                              "data.detector (e.g. 'retinaface')")
         if self.loss.lambda_cl > 0 and self.loss.bank_negatives > 0 and not self.data.bank:
             raise ConfigError("loss.bank_negatives > 0 needs data.bank (build it with 'mbench train build-bank'), "
                               "or set loss.bank_negatives = 0 for in-batch negatives only")
