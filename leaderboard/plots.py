@@ -296,9 +296,9 @@ def plot_tradeoff(points: "pd.DataFrame", out: str | Path, *, title: str | None 
         if not x_card.higher_is_better:
             ax.invert_xaxis()
         fm = str(pts["face_model"].iloc[0]) if "face_model" in pts else "average"
-        fm_text = f" ({face_model_name(fm)})" if fm != "average" else ""
-        ax.set_xlabel(f"{x_card.name} {x_card.arrow}{fm_text if x_card.id in PER_FACE_MODEL else ''}")
-        ax.set_ylabel(f"{y_card.name} {y_card.arrow}{fm_text if y_card.id in PER_FACE_MODEL else ''}" +
+        fm_text = f", {face_model_name(fm)}" if fm != "average" else ""  # "Sim(GT), ArcFace ↑"
+        ax.set_xlabel(f"{x_card.name}{fm_text if x_card.id in PER_FACE_MODEL else ''} {x_card.arrow}")
+        ax.set_ylabel(f"{y_card.name}{fm_text if y_card.id in PER_FACE_MODEL else ''} {y_card.arrow}" +
                       (" (axis reversed)" if not y_card.higher_is_better else ""))
         if title is None and fs.name == "default":
             subset = _SUBSET_NAMES.get(str(pts["subset"].iloc[0]), str(pts["subset"].iloc[0])) if "subset" in pts else ""

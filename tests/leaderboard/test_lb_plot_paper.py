@@ -107,3 +107,13 @@ def test_labels_do_not_overlap_each_other_or_other_points(style, width) -> None:
         for j, (px, py) in enumerate(pix):
             if i != j:  # a label never covers another model's point
                 assert not _boxes_overlap(box, Bbox.from_extents(px - 3, py - 3, px + 3, py + 3)), (pts.label[i], j)
+
+
+def test_face_model_view_names_the_face_model_in_words(tmp_path, capsys) -> None:
+    code, _ = _run(["plot-tradeoff", "--subset", "p2", "--face-model", "arcface", "--out", str(tmp_path / "f.svg")],
+                   capsys)
+    svg = (tmp_path / "f.svg").read_text()
+    assert code == 0 and "Sim(GT), ArcFace ↑" in svg and "Copy-Paste (ranked, per face model), ArcFace ↓" in svg
+    assert "arcface" not in svg and "2-person subset" in svg
+    csv = pd.read_csv(tmp_path / "f.csv")
+    assert set(csv.dropna(subset=["y_key"]).y_key) == {"copy_paste_ranked_fm.arcface"}  # Table 5's CP column
