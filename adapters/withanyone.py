@@ -60,6 +60,7 @@ class WithAnyoneBenchAdapter(PipelineAdapter):
             "lambda_arc": 1.0,
             "lambda_sig": 0.0,
             "schedule": "official",  # official (mu quirk of the released code) | diffusers
+            "numerics": "default",  # default (fp32 Euler, rounding) | official (released dtype choices; -S numerics=official)
             "box_mapping": "square-crop",
         },
         description="WithAnyone reference model (FLUX.1-dev + identity adapter), GT boxes; in-process.",
@@ -96,6 +97,7 @@ class WithAnyoneBenchAdapter(PipelineAdapter):
             "height": height, "width": width, "num_inference_steps": int(self.settings["num_inference_steps"]),
             "guidance_scale": float(self.settings["guidance_scale"]), "lambda_arc": float(self.settings["lambda_arc"]),
             "lambda_sig": float(self.settings["lambda_sig"]), "schedule": str(self.settings["schedule"]),
+            "numerics": str(self.settings["numerics"]),
         }
         return Request(prompt=case.prompt, size=(width, height), images=refs, reference_order=order, boxes=boxes,
                        gt_derived_inputs=("boxes",), call_kwargs=kwargs,
@@ -104,5 +106,5 @@ class WithAnyoneBenchAdapter(PipelineAdapter):
     def run_request(self, request: Request, seed: int) -> "tuple[Image.Image, dict[str, Any]]":
         out = self.pipe(**dict(request.call_kwargs), seed=int(seed))
         images = getattr(out, "images", out)
-        facts = {k: getattr(out, k) for k in ("box_source", "mu", "schedule") if hasattr(out, k)}
+        facts = {k: getattr(out, k) for k in ("box_source", "mu", "schedule", "numerics") if hasattr(out, k)}
         return images[0], facts

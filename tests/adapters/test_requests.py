@@ -39,13 +39,16 @@ def test_withanyone_square_crop_boxes_in_output_pixels(make_case, fake_pipe):
     assert close(kw["boxes"], expected)
     assert kw["seed"] == SEED and kw["height"] == kw["width"] == 512
     assert (kw["num_inference_steps"], kw["guidance_scale"], kw["lambda_arc"], kw["lambda_sig"]) == (25, 4.0, 1.0, 0.0)
+    assert kw["numerics"] == "default"
     assert kw["prompt"] == case.prompt == res.record.prompt
     assert res.record.gt_derived_inputs == ("boxes",) and res.record.reference_order == (0, 1)
     assert res.record.seed == SEED and res.record.seed_applied
 
 
 def test_withanyone_stretch_mapping_and_missing_boxes(make_case, fake_pipe):
-    res, kw = run("withanyone", make_case(2), fake_pipe, box_mapping="stretch", width=768, height=512)
+    res, kw = run("withanyone", make_case(2), fake_pipe, box_mapping="stretch", width=768, height=512,
+                  numerics="official")
+    assert kw["numerics"] == "official"  # -S numerics=official reaches the pipeline (issue 18)
     sx, sy = 768 / GT_SIZE[0], 512 / GT_SIZE[1]
     assert close(kw["boxes"], [[x1 * sx, y1 * sy, x2 * sx, y2 * sy] for x1, y1, x2, y2 in BOXES[:2]])
     res, kw = run("withanyone", make_case(2, boxes=False, case_id="p2_nobox"), fake_pipe)
