@@ -1,11 +1,62 @@
-"""Pieces every command shares: ``-S key=value`` settings and the one table printer (rich, lazily)."""
+"""Pieces every command shares: the run options, ``-S key=value`` settings and the one table printer."""
 from __future__ import annotations
 
-from typing import Any
+from pathlib import Path
+from typing import Any, Callable
 
 import click
 
-__all__ = ["parse_settings", "print_table"]
+__all__ = ["RUN_OPTIONS", "parse_settings", "print_table", "run_options"]
+
+_OPTIONS: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
+    "settings": (("-S", "--setting", "settings"), dict(multiple=True,
+          help="Adapter setting key=value (repeatable), e.g. -S steps=28.")),
+    "preset": (("--preset",), dict(type=click.Choice(["paper", "upstream"]), default=None,
+          help="Baseline settings: as the paper ran them (the default) or the upstream defaults (docs/adapters.md).")),
+    "retry_failed": (("--retry-failed/--no-retry-failed",), dict(default=False, show_default=True,
+          help="Generate again cases whose earlier generation failed (API refusals cost money: off by default).")),
+    "bench": (("--bench",), dict(default="WithAnyone/MultiID-Bench", show_default=True,
+          help="Bench: 'demo' (offline), a Hugging Face id, or a path (JSONL, parquet, save_to_disk, official folder).")),
+    "subsets": (("--subset", "subsets"), dict(default=None,
+          help="Comma list of subsets to run: p1,p2,p3 (default all).")),
+    "limit": (("--limit",), dict(type=int, default=None,
+          help="Only the first N cases (smoke test; results not reportable).")),
+    "out": (("--out", "out"), dict(type=click.Path(file_okay=False, path_type=Path), default=None,
+          help="Output folder (rows, images, results). Re-running resumes it.")),
+    "protocol": (("--protocol",), dict(type=click.Choice(["paper", "strict"]), default="paper", show_default=True,
+          help="Headline protocol (both are always computed and written).")),
+    "profile": (("--profile",), dict(type=click.Choice(["paper", "offline"]), default="paper", show_default=True,
+          help="Face profile: paper (ArcFace/AdaFace/FaceNet as published) or offline (MTCNN + dlib, no downloads).")),
+    "device": (("--device",), dict(default="auto", show_default=True,
+          help="cpu, cuda, cuda:1 ... (auto = cuda if available; cuda:$LOCAL_RANK under torchrun/accelerate).")),
+    "batch_size": (("--batch-size",), dict(type=int, default=32, show_default=True,
+          help="Faces (and images) per forward pass.")),
+    "offline": (("--offline/--no-offline",), dict(default=None,
+          help="Never download (default: on with --profile offline, else MBENCH_OFFLINE / HF_HUB_OFFLINE).")),
+    "shard": (("--shard",), dict(default=None,
+          help="Run shard i/n of the cases (deterministic by case id; combined with RANK/WORLD_SIZE under torchrun).")),
+    "cache_dir": (("--cache-dir",), dict(type=click.Path(file_okay=False), default=None,
+          help="Cache root for weights, data and embeddings.")),
+    "ref_source": (("--ref-source",), dict(type=click.Choice(["prepared", "raw"]), default="prepared", show_default=True,
+          help="References as tight face crops (as the paper's generator saw them) or as given by the bench.")),
+    "scorers": (("--scorers/--no-scorers",), dict(default=True, show_default=True,
+          help="Also compute CLIP-I/CLIP-T/aesthetic when their weights are present.")),
+    "seed": (("--seed",), dict(type=int, default=0, show_default=True,
+          help="Global seed; per-case seeds derive from it.")),
+}
+#: The options of a scoring run (evaluate and score); their parameter names are ``multiid_bench.api``'s.
+RUN_OPTIONS = ("bench", "subsets", "limit", "out", "protocol", "profile", "device", "batch_size", "offline", "shard",
+               "cache_dir", "ref_source", "scorers", "seed")
+
+
+def run_options(*names: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Add the named shared options, in order (defined once so names and help never drift across commands)."""
+    def add(fn: Callable[..., Any]) -> Callable[..., Any]:
+        for name in reversed(names):
+            decls, kw = _OPTIONS[name]
+            fn = click.option(*decls, **kw)(fn)
+        return fn
+    return add
 
 
 def parse_settings(items: tuple[str, ...]) -> dict[str, Any]:

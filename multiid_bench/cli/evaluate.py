@@ -9,10 +9,11 @@ failed (results are still written, and say which cases and why).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import click
 
+from multiid_bench.cli._common import RUN_OPTIONS, run_options
 from multiid_bench.cli._common import parse_settings as _parse_settings
 
 __all__ = ["evaluate", "score"]
@@ -32,45 +33,6 @@ Examples:
   mbench score --images outputs/withanyone --bench WithAnyone/MultiID-Bench
   mbench score --images official_eval_dir --bench demo --profile offline --layout official
 """
-
-
-def _common_options(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Options shared by evaluate and score (defined once so names and help never drift)."""
-    options = [
-        click.option("--bench", default="WithAnyone/MultiID-Bench", show_default=True,
-                     help="Bench: 'demo' (offline), a Hugging Face id, or a path (JSONL, parquet, save_to_disk, official folder)."),
-        click.option("--subset", default=None, help="Comma list of subsets to run: p1,p2,p3 (default all)."),
-        click.option("--limit", type=int, default=None, help="Only the first N cases (smoke test; results not reportable)."),
-        click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-                     help="Run folder (rows, images, results.json). Re-running resumes it."),
-        click.option("--protocol", type=click.Choice(["paper", "strict"]), default="paper", show_default=True,
-                     help="Headline protocol (both are always computed and written)."),
-        click.option("--profile", type=click.Choice(["paper", "offline"]), default="paper", show_default=True,
-                     help="Face profile: paper (ArcFace/AdaFace/FaceNet as published) or offline (MTCNN + dlib, no downloads)."),
-        click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:1 ... (auto = cuda if available)."),
-        click.option("--batch-size", type=int, default=32, show_default=True, help="Faces (and images) per forward pass."),
-        click.option("--offline/--no-offline", default=None,
-                     help="Never download (default: on with --profile offline, else MBENCH_OFFLINE / HF_HUB_OFFLINE)."),
-        click.option("--shard", default=None, help="Run shard i/n of the cases (deterministic by case id)."),
-        click.option("--cache-dir", type=click.Path(file_okay=False), default=None, help="Cache root for weights, data and embeddings."),
-        click.option("--ref-source", type=click.Choice(["prepared", "raw"]), default="prepared", show_default=True,
-                     help="References as tight face crops (as the paper's generator saw them) or as given by the bench."),
-        click.option("--scorers/--no-scorers", default=True, show_default=True,
-                     help="Also compute CLIP-I/CLIP-T/aesthetic when their weights are present."),
-        click.option("--seed", type=int, default=0, show_default=True, help="Global seed; per-case seeds derive from it."),
-    ]
-    for opt in reversed(options):
-        fn = opt(fn)
-    return fn
-
-
-def _api_options(opts: dict[str, Any]) -> dict[str, Any]:
-    """CLI option names -> :mod:`multiid_bench.api` keyword arguments."""
-    return {"bench": opts["bench"], "subsets": opts["subset"], "limit": opts["limit"], "out": opts["out_dir"],
-            "protocol": opts["protocol"], "profile": opts["profile"], "device": opts["device"],
-            "batch_size": opts["batch_size"], "offline": opts["offline"], "shard": opts["shard"],
-            "cache_dir": opts["cache_dir"], "ref_source": opts["ref_source"], "scorers": opts["scorers"],
-            "seed": opts["seed"]}
 
 
 def _finish(run: Any) -> None:
@@ -120,19 +82,13 @@ def _print_summary(results: dict[str, Any], out_dir: Path) -> None:
 
 @click.command(epilog=_EVALUATE_EXAMPLES)
 @click.option("--model", required=True, help="Adapter name (see 'mbench ls models'), e.g. ground-truth, copy-reference, uno.")
-@click.option("-S", "--setting", "settings", multiple=True, help="Adapter setting key=value (repeatable), e.g. -S steps=28.")
-@click.option("--preset", type=click.Choice(["paper", "upstream"]), default=None,
-              help="Baseline settings: as the paper ran them (the default) or the upstream defaults (docs/adapters.md).")
-@click.option("--retry-failed/--no-retry-failed", default=False, show_default=True,
-              help="Generate again cases whose earlier generation failed (API refusals cost money: off by default).")
-@_common_options
-def evaluate(model: str, settings: tuple[str, ...], preset: str | None, retry_failed: bool, **opts: Any) -> None:
+@run_options("settings", "preset", "retry_failed", *RUN_OPTIONS)
+def evaluate(model: str, settings: tuple[str, ...], preset: str | None, **opts: Any) -> None:
     """Generate every case with MODEL, then score it (resumable, shardable)."""
     from multiid_bench import api
     from multiid_bench.adapters import settings_with_preset
 
-    _finish(api.evaluate(model, settings=settings_with_preset(model, _parse_settings(settings), preset),
-                         retry_failed=retry_failed, **_api_options(opts)))
+    _finish(api.evaluate(model, settings=settings_with_preset(model, _parse_settings(settings), preset), **opts))
 
 
 @click.command(epilog=_SCORE_EXAMPLES)
@@ -141,9 +97,9 @@ def evaluate(model: str, settings: tuple[str, ...], preset: str | None, retry_fa
 @click.option("--layout", type=click.Choice(["auto", "official", "flat", "mbench"]), default="auto", show_default=True,
               help="How images are laid out under --images.")
 @click.option("--name", default=None, help="Model name recorded in results (default: the folder name).")
-@_common_options
+@run_options(*RUN_OPTIONS)
 def score(images_dir: Path, layout: str, name: str | None, **opts: Any) -> None:
     """Score images made elsewhere against a bench."""
     from multiid_bench import api
 
-    _finish(api.score(images_dir, layout=layout, name=name, **_api_options(opts)))
+    _finish(api.score(images_dir, layout=layout, name=name, **opts))
