@@ -1,15 +1,7 @@
 """The evaluation runner: generated images -> faces -> per-case rows -> ``results.json``.
 
-Typical use (what ``mbench evaluate`` does)::
-
-    from multiid_bench.runner import RunConfig, run_evaluation
-    from multiid_bench.runner.sources import AdapterSource
-    from multiid_bench.adapters import get_adapter
-
-    cfg = RunConfig(model="ground-truth", bench="demo", profile="offline", protocol="strict")
-    outcome = run_evaluation(cfg, "runs/gt", AdapterSource(get_adapter("ground-truth"), "runs/gt", ...))
-
-Importing this package imports no torch; models load inside :func:`run_evaluation`.
+Use it through :mod:`multiid_bench.api` (``mb.evaluate``, ``mb.score``) or ``mbench evaluate``; the run
+folder's files are :mod:`multiid_bench.runner.run_folder`'s. Importing this package imports no torch.
 """
 from __future__ import annotations
 
