@@ -7,6 +7,7 @@ a resumed process, or a user re-aggregating a copied run folder.
 from __future__ import annotations
 
 import hashlib
+import sys
 from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
@@ -15,10 +16,10 @@ from multiid_bench.errors import ConfigError
 from multiid_bench.runner.aggregate import GENERAL_METRICS, aggregate, paper_excluded
 from multiid_bench.runner.config import RunConfig
 from multiid_bench.runner.extract import WorkCounters
-from multiid_bench.runner.provenance import environment, package_versions, utc_now
+from multiid_bench.runner.provenance import environment, package_versions, redact_argv, utc_now
 from multiid_bench.runner.run_folder import (
-    RESULTS_FILE, RUN_FILE, SCHEMA_VERSION, SESSIONS_FILE, append_row, read_json, read_jsonl, read_rows, read_run,
-    validate_results, write_json,
+    RESULTS_FILE, RUN_FILE, SCHEMA_VERSION, SESSIONS_FILE, append_row, plan_ids, read_json, read_jsonl, read_rows,
+    read_run, validate_results, write_json,
 )
 from multiid_bench.runner.shard import Shard
 
@@ -48,12 +49,9 @@ def write_run_manifest(
     """
     path = out / RUN_FILE
     full = bench_load.bench
-    try:
-        from multiid_bench.data.refcrop import reference_info
+    from multiid_bench.data.refcrop import reference_info
 
-        ref_info: dict[str, Any] = reference_info(plan)
-    except ImportError:  # pragma: no cover - the data package always ships refcrop
-        ref_info = {}
+    ref_info: dict[str, Any] = reference_info(plan)
     manifest = {
         "schema_version": SCHEMA_VERSION, "model": config.model, "config": config.to_dict(),
         "fingerprint": config.fingerprint(), "source": source.describe(),
@@ -90,18 +88,14 @@ def append_session(out: Path, shard: Shard, started: str, wall_s: float, rows: i
     status = dict(getattr(general, "status", {}) or {})
     append_row(out / SESSIONS_FILE, {"shard": str(shard), "started": started, "wall_s": round(wall_s, 3),
                                      "rows_written": rows, "work": work.to_dict(), "scorers": status,
-                                     "command": environment()["command"]})
-
-
-def _plan_ids(run: Mapping[str, Any]) -> list[str]:
-    return list(run["plan"]["case_ids"]) + [r["case_id"] for r in run["plan"]["invalid"]]
+                                     "command": redact_argv(sys.argv)})
 
 
 def plan_complete(out: Path) -> bool:
     """True when every planned case (all shards) has a row."""
     run = read_run(out)
     have = {str(r["case_id"]) for r in read_rows(out)}
-    return all(cid in have for cid in _plan_ids(run))
+    return all(cid in have for cid in plan_ids(run))
 
 
 def _scorer_status(sessions: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -121,7 +115,7 @@ def finalize(out: str | Path) -> dict[str, Any]:
     out = Path(out)
     run = read_run(out)
     config = RunConfig.from_dict(run["config"])
-    ids = _plan_ids(run)
+    ids = plan_ids(run)
     wanted = set(ids)
     rows = [r for r in read_rows(out) if str(r["case_id"]) in wanted]
     models = [m["name"] for m in run["face_models"]]

@@ -36,7 +36,7 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = [
     "GENERATE_FILE", "IMAGES_DIR", "RESULTS_FILE", "ROW_SCHEMA_VERSION", "RUN_FILE", "SCHEMA_PATH", "SCHEMA_VERSION",
     "SESSIONS_FILE", "CaseRow", "Exclusion", "append_row", "generation_files", "generations_file", "has_rows",
-    "image_path", "load_schema", "read_generations", "read_json", "read_jsonl", "read_results", "read_rows",
+    "image_path", "load_schema", "plan_ids", "read_generations", "read_json", "read_jsonl", "read_results", "read_rows",
     "read_run", "repair_tail", "results_path", "row_files", "rows_file", "schema_errors", "unique_record_ids",
     "validate_results", "validate_row", "write_json",
 ]
@@ -183,13 +183,15 @@ def read_rows(source: Path | Iterable[Path]) -> list[dict[str, Any]]:
     if not isinstance(source, (str, Path)):
         return list(_latest(source).values())
     rows = _latest(row_files(Path(source)))
-    run = Path(source) / RUN_FILE
-    if run.is_file():
-        plan = read_json(run, "run.json").get("plan") or {}
-        order = {cid: i for i, cid in enumerate([*plan.get("case_ids", []),
-                                                  *(r.get("case_id") for r in plan.get("invalid", []))])}
+    if (Path(source) / RUN_FILE).is_file():
+        order = {cid: i for i, cid in enumerate(plan_ids(read_run(Path(source))))}
         return sorted(rows.values(), key=lambda r: order.get(str(r.get("case_id", r.get("id"))), len(order)))
     return list(rows.values())
+
+
+def plan_ids(run: Mapping[str, Any]) -> list[str]:
+    """Every row id a run plans, in order: the cases, then the broken bench records (``run.json``)."""
+    return list(run["plan"]["case_ids"]) + [r["case_id"] for r in run["plan"]["invalid"]]
 
 
 def read_generations(out: Path) -> dict[str, dict[str, Any]]:
