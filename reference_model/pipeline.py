@@ -374,10 +374,12 @@ def _flux_missing(flux: str | Path, *, offline: bool) -> Any:
 def load_withanyone_pipeline(
     *, flux: str | Path = "black-forest-labs/FLUX.1-dev", adapter: str | Path | None = None, device: str = "cuda",
     torch_dtype: torch.dtype | None = None, siglip: bool = False, cache_dir: str | Path | None = None,
-    offline: bool | None = None,
+    offline: bool | None = None, siglip_matting: str | Path | bool = False,
 ) -> WithAnyonePipeline:
     """The released model end to end: FLUX.1-dev, ``withanyone.safetensors`` (weights store unless a path is
-    given), SCRFD + glintr100 from ``multiid_bench.faces`` and, with ``siglip=True``, the SigLIP branch."""
+    given), SCRFD + glintr100 from ``multiid_bench.faces`` and, with ``siglip=True``, the SigLIP branch.
+    ``siglip_matting``: True (weights store) or an ONNX path: reference crops matted onto black before SigLIP
+    (``matting.py``; the official README's advice when lambda_sig > 0)."""
     from multiid_bench.reference_model.references import load_reference_encoder, reference_weight_ids
     from multiid_bench.reference_model.weights import ADAPTER_WEIGHT_ID, resolve_adapter_file
     from multiid_bench.weights import get_store, is_offline
@@ -389,6 +391,10 @@ def load_withanyone_pipeline(
     from multiid_bench.weights.requirements import FLUX_DIFFUSERS_ID, FLUX_HUB_ID
 
     ids = reference_weight_ids(with_siglip=siglip) + ([] if adapter is not None else [ADAPTER_WEIGHT_ID])
+    if siglip and siglip_matting is True:
+        from multiid_bench.reference_model.matting import MATTING_WEIGHT_ID
+
+        ids.append(MATTING_WEIGHT_ID)
     ids += [FLUX_DIFFUSERS_ID] if str(flux) == FLUX_HUB_ID else []
     missing: list[Any] = []
     try:
@@ -407,6 +413,11 @@ def load_withanyone_pipeline(
     path = Path(adapter) if adapter is not None else resolve_adapter_file(cache_dir=cache_dir, offline=offline)
     encoder = load_reference_encoder(device=device if str(device).startswith("cuda") else "cpu", with_siglip=siglip,
                                      cache_dir=cache_dir, offline=offline)
+    if siglip and siglip_matting:
+        from multiid_bench.reference_model.matting import MattedSiglipEncoder, load_matting
+
+        path = None if siglip_matting is True else siglip_matting
+        encoder.siglip = MattedSiglipEncoder(encoder.siglip, load_matting(path, cache_dir=cache_dir, offline=offline))
     pipe = WithAnyonePipeline.from_flux(flux, adapter=path, torch_dtype=dtype, reference_encoder=encoder,
                                         siglip_branch=siglip)
     return pipe.to(device)

@@ -192,6 +192,11 @@ def build_components(cfg: TrainConfig, device: Any) -> Components:
             comp.siglip.model.requires_grad_(False)
             comp.siglip.model.eval()
             _check_siglip_sizes(adapter, comp.siglip)
+            if cfg.model.siglip_matting:  # background -> black before SigLIP (official README, spec §2.2)
+                from .matting import MattedSiglipEncoder, load_matting
+
+                src = cfg.model.siglip_matting
+                comp.siglip = MattedSiglipEncoder(comp.siglip, load_matting(None if src == "store" else src))
     if cfg.model.init_adapter:
         from .weights import load_adapter_weights, resolve_adapter_file
 

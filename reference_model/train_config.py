@@ -77,6 +77,9 @@ class ModelConfig:
     # "sig" runs with data.siglip_features = "encode": the frozen SigLIP vision tower (a local save_pretrained
     # folder or hub id); None = weight id siglip-base-patch16-256-multilingual from the weights store.
     siglip: str | None = None
+    # SigLIP input matting (official README: use it when the SigLIP weight > 0; the released trainer did not):
+    # None = off, "store" = BiRefNet-General ONNX from the weights store (birefnet-general-onnx), or a .onnx path
+    siglip_matting: str | None = None
     init_adapter: str | None = None  # previous phase's adapter.safetensors (or a weight id)
     loss_arcface: str = "insightface-antelopev2:glintr100.onnx"  # weight id[:file] or a .onnx/.pth/.safetensors
     frozen_dtype: Literal["float32", "bfloat16", "float16"] = "bfloat16"

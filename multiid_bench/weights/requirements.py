@@ -72,6 +72,11 @@ def train_requirements(cfg: Any) -> tuple[list[tuple[str, str | None]], list[Mis
                     other.append(_data("model.siglip", model.siglip, "not a saved model folder (no config.json)"))
             elif (gap := _hub_folder(model.siglip, "config.json")) is not None:
                 other.append(gap)
+            matting = getattr(model, "siglip_matting", None)  # issue 18: optional matting before SigLIP
+            if matting == "store":
+                weights.append(("birefnet-general-onnx", None))
+            elif matting and not Path(matting).expanduser().is_file():
+                other.append(_data("model.siglip_matting", matting))
     if model.init_adapter:
         src = str(model.init_adapter)
         if any(c in src for c in "/\\.") or Path(src).exists():
