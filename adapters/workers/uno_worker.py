@@ -40,8 +40,13 @@ def load(settings: dict, device: str):
     if family in ("uno", "umo"):
         from uno.flux.pipeline import UNOPipeline, preprocess_ref
 
-        pipe = UNOPipeline(settings["model_type"], dev, bool(settings["offload"]), only_lora=True,
-                           lora_rank=int(settings["lora_rank"]))
+        try:
+            pipe = UNOPipeline(settings["model_type"], dev, bool(settings["offload"]), only_lora=True,
+                               lora_rank=int(settings["lora_rank"]))
+        except OSError as e:  # hf_hub_download / from_pretrained: not cached and not downloadable (offline, gated)
+            raise MissingWeights(
+                f"UNO weights not available: {e}. Set FLUX_DEV, AE, T5, CLIP and LORA to local files, or allow "
+                "downloads (FLUX.1-dev is gated: huggingface-cli login and accept its licence)") from e
         if settings.get("umo_ckpt"):
             pipe.load_ckpt(_hub_file(settings["umo_ckpt"]))
             pipe.model.to(dev)  # load_ckpt leaves the weights on the CPU (UMO's scripts move them back)

@@ -369,3 +369,15 @@ def test_a_client_can_start_again_after_a_failed_load(broken_cls, make_case):
         with pytest.raises(WorkerLoadError, match="CUDA driver"):
             client.start()
         assert not client._tmp.exists()
+
+
+def test_uno_weights_that_cannot_be_fetched_are_missing_weights(monkeypatch, worker_module):
+    class UNOPipeline:
+        def __init__(self, *a, **k):  # what transformers raises offline for the CLIP tokenizer
+            raise OSError("Can't load tokenizer for 'openai/clip-vit-large-patch14'.")
+
+    _fake_modules(monkeypatch, {"uno": {}, "uno.flux": {},
+                                "uno.flux.pipeline": {"UNOPipeline": UNOPipeline, "preprocess_ref": None}})
+    worker = worker_module("uno_worker")
+    with pytest.raises(worker.MissingWeights, match="clip-vit-large-patch14.*FLUX_DEV, AE, T5, CLIP and LORA"):
+        worker.load(get_adapter("umo").worker_settings(), "cpu")
