@@ -74,11 +74,6 @@ class RunResult:
         return dict(mv) if isinstance(mv, dict) else None
 
     @property
-    def cases_path(self) -> Path:
-        """The unsharded rows file (a sharded run has shard files instead: use :attr:`has_cases`)."""
-        return self.run_dir / CASES_NAME
-
-    @property
     def has_cases(self) -> bool:
         """True when per-case rows (unsharded or any shard) sit next to ``results.json``."""
         return run_folder.has_rows(self.run_dir)
@@ -87,7 +82,6 @@ class RunResult:
         return f"{self.model} ({self.run_dir.name})"
 
 
-resolve_results_path = run_folder.results_path
 validate = run_folder.schema_errors  # every violation of the one results schema, as "<json path>: <message>"
 
 
