@@ -122,7 +122,10 @@ def run_evaluation(
     write_run_manifest(out, config, selected, plan, invalid, invalid_ids, profile, backends, source, bench_load)
     rows_path = rows_file(out, shard)
     repair_tail(rows_path)
-    done = {str(r["case_id"]) for r in read_rows(out)}
+    # a case is done once it has a row; under retry_failed a row whose generation failed is redone (last row wins)
+    redo = getattr(source, "retry_failed", False)
+    done = {str(r["case_id"]) for r in read_rows(out)
+            if not (redo and r["status"] == "failed" and (r.get("generation") or {}).get("status") == "failed")}
     mine = select_shard(list(plan.cases), shard, key=lambda c: c.id)
     pending = [c for c in mine if c.id not in done]
     if on_plan:

@@ -181,3 +181,26 @@ def test_duplicated_case_id_never_hides_the_first_case(world: FakeWorld, tmp_pat
                  "excluded": {"paper": 0, "strict": 0}}
     assert c["ok"] + c["failed"] + c["not_applicable"] + c["pending"] == c["expected"] == n_rows
     assert out.results["metrics"]["strict"]["all"]["sim_gt.fake"]["n"] == 6
+
+
+def test_retry_failed_redoes_failed_generations_and_the_new_row_wins(world: FakeWorld, tmp_path: Path) -> None:
+    from multiid_bench.runner.sources import AdapterSource
+
+    class Flaky(type(get_adapter("ground-truth"))):  # refuses case01 until told otherwise
+        refuse = True
+
+        def generate(self, case, seed):
+            if case.id == "case01" and Flaky.refuse:
+                raise RuntimeError("upstream said no")
+            return super().generate(case, seed)
+
+    out, cache = tmp_path / "o", tmp_path / "c"
+    first = run(world, "ground-truth", out, cache, source=AdapterSource(Flaky(), out, global_seed=0))
+    assert first.results["counts"]["failed"] == 1 and rows_of(out)["case01"]["reason"].endswith("upstream said no")
+    Flaky.refuse = False
+    again = run(world, "ground-truth", out, cache, source=AdapterSource(Flaky(), out, global_seed=0))
+    assert again.rows_written == 0  # without retry_failed a failed case stays failed (and costs nothing)
+    retried = run(world, "ground-truth", out, cache, source=AdapterSource(Flaky(), out, global_seed=0, retry_failed=True))
+    assert retried.rows_written == 1 and rows_of(out)["case01"]["status"] == "ok"
+    c = retried.results["counts"]
+    assert (c["expected"], c["ok"], c["failed"]) == (6, 6, 0) and len((out / "cases.jsonl").read_text().splitlines()) == 7
