@@ -193,6 +193,39 @@ def load_rgb_array(path: str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) ->
     return np.ascontiguousarray(np.asarray(load_image(path, max_pixels=max_pixels), dtype=np.uint8))
 
 
+def jpeg_round_trip(array: np.ndarray, rounds: int = 1) -> np.ndarray:
+    """``rounds`` JPEG encode/decode cycles with Pillow's defaults (quality 75, 4:2:0), as
+    ``PIL.Image.save("x.jpg")`` does in the official conversion and inference scripts.
+
+    Example:
+        >>> a = np.zeros((16, 16, 3), np.uint8); a[4:12, 4:12] = 200
+        >>> b = jpeg_round_trip(a)
+        >>> b.shape == a.shape and b.dtype == np.uint8 and not np.array_equal(a, b)
+        True
+    """
+    import io
+
+    from PIL import Image
+
+    out = np.asarray(array, dtype=np.uint8)
+    for _ in range(int(rounds)):
+        buf = io.BytesIO()
+        Image.fromarray(out).save(buf, format="JPEG")  # no quality/subsampling: Pillow's defaults, like upstream
+        out = np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("RGB"), dtype=np.uint8)
+    return np.ascontiguousarray(out)
+
+
+def stored_format(path: str | Path) -> str | None:
+    """The file's image format as Pillow names it (``JPEG``, ``PNG``, ...), from the header; None if unreadable."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            return str(im.format)
+    except Exception:
+        return None
+
+
 def stored_mode(path: str | Path) -> str | None:
     """The Pillow mode the file stores (``RGB``, ``L``, ``P``, ...), read from the header; None if unreadable.
 

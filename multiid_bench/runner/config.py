@@ -47,6 +47,9 @@ class RunConfig:
         ref_pad_ratio: references are black-padded to this ratio before detection (1.5 as the paper; 1 = off).
         cp_eps: angle (rad) under which GT and reference count as the same face (copy-paste = 0).
         paper_norm_eps: the official ``|x| + 1e-6`` normalisation inside copy-paste (paper protocol).
+        paper_pixels: ``official`` = the paper protocol scores JPEG-q75 round trips of the images as the
+            official pipeline stored them (generated 1x unless already JPEG, GT 2x, references 1x; none for an
+            official folder, whose files are those bytes); ``as-given`` = the files as they are (strict always).
         iqr_k: IQR multiplier of the paper's trimmed mean.
         bootstrap_resamples / bootstrap_seed: strict protocol's percentile bootstrap CI.
         strict_missing_score: Sim(GT)/Sim(Ref) given to an identity whose face is missing (strict).
@@ -71,6 +74,7 @@ class RunConfig:
     ref_pad_ratio: float = 1.5
     cp_eps: float = 1e-6
     paper_norm_eps: float = 1e-6
+    paper_pixels: str = "as-given"
     iqr_k: float = 1.5
     bootstrap_resamples: int = 2000
     bootstrap_seed: int = 0
@@ -103,6 +107,8 @@ class RunConfig:
             raise ConfigError(f"--limit must be >= 1, got {self.limit}")
         if self.batch_size < 1 or self.chunk_cases < 1:
             raise ConfigError(f"--batch-size and chunk_cases must be >= 1, got {self.batch_size}, {self.chunk_cases}")
+        if self.paper_pixels not in ("official", "as-given"):
+            raise ConfigError(f"paper_pixels must be 'official' or 'as-given', got {self.paper_pixels!r}")
         if self.ref_pad_ratio < 1.0:
             raise ConfigError(f"ref_pad_ratio must be >= 1 (1 = no padding), got {self.ref_pad_ratio}")
         if not 0 <= self.shard_index < self.shard_count:

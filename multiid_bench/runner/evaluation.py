@@ -185,6 +185,24 @@ def _specs(case: "Case", gen_path: str, pad: float) -> tuple[ImageSpec, ImageSpe
     return ImageSpec(gen_path, 1.0), gt, [ImageSpec(str(r), pad) for r in case.refs]
 
 
+def _paper_specs(case: "Case", gen_path: str, config: RunConfig) -> tuple[ImageSpec, ImageSpec | None, list[ImageSpec]]:
+    """The views the paper protocol scores: as given, or as the official pipeline stored them.
+
+    Official storage (verified in hf2bench.py and infer_withanyone.py: ``PIL.Image.save`` with defaults, JPEG
+    q75): the generated image once (``out.jpg``; a JPEG file is taken as already stored), the GT twice
+    (``hf2bench`` then ``ori.jpg``), each reference crop once (``ref_k.jpg``). Files of an official folder
+    are those bytes already.
+    """
+    g, t, rs = _specs(case, gen_path, config.ref_pad_ratio)
+    if config.paper_pixels != "official" or "official_folder" in case.meta:
+        return g, t, rs
+    from multiid_bench.images import stored_format
+
+    g = ImageSpec(g.path, g.pad_ratio, 0 if stored_format(g.path) == "JPEG" else 1)
+    t = ImageSpec(t.path, t.pad_ratio, 2) if t is not None else None
+    return g, t, [ImageSpec(r.path, r.pad_ratio, 1) for r in rs]
+
+
 def _process_chunk(
     chunk: Sequence["Case"], source: "ImageSource", extractor: FeatureExtractor, backends: Sequence[Backend],
     config: RunConfig, general: "GeneralScorers",
@@ -197,6 +215,8 @@ def _process_chunk(
         if gen.status == "ok" and gen.path and len(case.refs) == case.num_persons:
             g, t, rs = _specs(case, gen.path, config.ref_pad_ratio)
             specs.extend([g] + ([t] if t else []) + rs)
+            pg, pt, prs = _paper_specs(case, gen.path, config)
+            specs.extend([s for s in [pg, pt, *prs] if s is not None and s.jpeg])
     views = extractor.run(specs)
     general.arrays.update(extractor.last_arrays)
     general_scores = general.score([(c, g.path, c.gt) for c, g in zip(chunk, gens) if g.status == "ok" and g.path])
@@ -264,6 +284,17 @@ def _case_row(
     errors += [f"reference {j + 1} unreadable: {v.error}" for j, v in enumerate(r_res) if v.error]
 
     face_msgs: dict[str, list[str]] = {}
+    p_specs = _paper_specs(case, gen.path, config)
+    paper_views = None
+    if any(s is not None and s.jpeg for s in (p_specs[0], p_specs[1], *p_specs[2])):
+        row["paper_pixels"] = {"generated_jpeg": p_specs[0].jpeg, "gt_jpeg": p_specs[1].jpeg if p_specs[1] else None,
+                               "refs_jpeg": [s.jpeg for s in p_specs[2]]}
+
+        def paper_views(b: Backend, dim: int) -> tuple[Any, Any, list[Any]]:
+            pv = [views.get(s) if s is not None else None for s in (p_specs[0], p_specs[1], *p_specs[2])]
+            empty = FaceSet([], np.zeros((0, dim), dtype=np.float32))
+            return (_faces_of(pv[0], b), _faces_of(pv[1], b) if pv[1] is not None else None,
+                    [_faces_of(v, b) or empty for v in pv[2:]])
     notes: list[str] = []
     for b in backends:
         g = _faces_of(g_res, b)
@@ -272,7 +303,10 @@ def _case_row(
         dim = g.emb.shape[1]
         t = _faces_of(t_res, b)
         rs = [_faces_of(v, b) or FaceSet([], np.zeros((0, dim), dtype=np.float32)) for v in r_res]
-        paper = score_paper(g, t, rs, subset=case.subset, ref_policy=b.ref_policy, cp_eps=config.cp_eps,
+        pg, pt, prs = (g, t, rs) if paper_views is None else paper_views(b, dim)
+        if pg is None:  # the JPEG view of the generated image could not be made: score as given
+            pg, pt, prs = g, t, rs
+        paper = score_paper(pg, pt, prs, subset=case.subset, ref_policy=b.ref_policy, cp_eps=config.cp_eps,
                             norm_eps=config.paper_norm_eps)
         strict = score_strict(g, t, rs, case.boxes, missing_score=config.strict_missing_score,
                               iou_min=config.strict_iou_min, cp_eps=config.cp_eps)

@@ -64,6 +64,9 @@ class ImageSpec:
 
     path: str
     pad_ratio: float = 1.0
+    #: JPEG q75 encode/decode cycles applied after decoding, before padding: the paper protocol's view of
+    #: the pixels the official pipeline stored (``RunConfig.paper_pixels``); 0 = as given.
+    jpeg: int = 0
 
 
 @dataclass
@@ -275,7 +278,7 @@ class FeatureExtractor:
                 results[spec] = ViewResult(error=str(e))
                 continue
             results[spec] = ViewResult(sha256=sha)
-            views[spec] = view_key(sha, spec.pad_ratio)
+            views[spec] = view_key(sha, spec.pad_ratio) + (f"-jpeg75x{spec.jpeg}" if spec.jpeg else "")
         arrays: dict[ImageSpec, np.ndarray] = {}
         misses = self._detection_lookup(views, results)
         groups = self._groups(list(views), misses)
@@ -353,12 +356,17 @@ class FeatureExtractor:
                 return None
             with self._lock:
                 self.work.images_decoded += 1
+            arr = decoded.array
+            if spec.jpeg:
+                from multiid_bench.images import jpeg_round_trip
+
+                arr = jpeg_round_trip(arr, spec.jpeg)
             if spec.pad_ratio == 1.0:
-                arr = decoded.array
+                pass
             else:  # the paper's reference padding (eval-protocol section 3.1), one implementation for all
                 from multiid_bench.data.refcrop import pad_reference
 
-                arr = pad_reference(np.asarray(decoded.array), spec.pad_ratio)
+                arr = pad_reference(np.asarray(arr), spec.pad_ratio)
         arrays[spec] = arr
         return arr
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from runner_fakes import FakeWorld, run
+from runner_fakes import FakeWorld, rows_of, run
 
 from multiid_bench.runner.aggregate import GENERAL_METRICS, aggregate, paper_excluded
 from multiid_bench.runner.extract import FaceSet
@@ -157,3 +157,49 @@ def test_filtered_and_unfiltered_copy_paste_are_two_columns_in_both_protocols() 
         header, table = summary_table(results, proto)
         assert header[5:7] == ["CP all cases ↓", "CP Sim(GT)-filtered (paper) ↓"]
         assert [c[:6] for c in table[0][5:7]] == ["0.4667", "0.3000"]
+
+
+def test_paper_pixels_official_scores_jpeg_round_trips(world: FakeWorld, tmp_path: Path) -> None:
+    """Option paper_pixels="official": paper sees the pixels the official scripts stored (PIL JPEG q75: generated
+    once, GT twice, references once); strict and the default ("as-given") see the files."""
+    from PIL import Image
+
+    from multiid_bench.images import jpeg_round_trip, load_rgb_array
+    from multiid_bench.runner.evaluation import _paper_specs
+    from multiid_bench.runner.extract import ImageSpec
+
+    case = world.bench.cases[2]
+    gen_png = tmp_path / "g.png"
+    Image.open(case.gt).save(gen_png)
+    g, t, rs = _paper_specs(case, str(gen_png), _cfg(paper_pixels="official"))
+    assert (g.jpeg, t.jpeg, [r.jpeg for r in rs]) == (1, 2, [1, 1])
+    gen_jpg = tmp_path / "g.jpg"
+    Image.open(case.gt).save(gen_jpg)
+    assert _paper_specs(case, str(gen_jpg), _cfg(paper_pixels="official"))[0].jpeg == 0  # already stored as JPEG
+    assert _paper_specs(case, str(gen_png), _cfg())[0].jpeg == 0  # default: as given
+    # the view the extractor builds is exactly Pillow's default JPEG round trip of the decoded file
+    from multiid_bench.runner.cache import FeatureCache
+    from multiid_bench.runner.extract import FeatureExtractor, ViewResult
+
+    ex = FeatureExtractor(world.backends(), FeatureCache(tmp_path / "c"))
+    spec = ImageSpec(str(case.gt), 1.0, 2)
+    arr = ex._array(spec, {spec: ViewResult()}, {})
+    np.testing.assert_array_equal(arr, jpeg_round_trip(load_rgb_array(case.gt), 2))
+    assert not np.array_equal(arr, load_rgb_array(case.gt))
+    out = tmp_path / "out"
+    run(world, "ground-truth", out, tmp_path / "cache", paper_pixels="official")
+    row = rows_of(out)["case02"]
+    assert row["paper_pixels"] == {"generated_jpeg": 1, "gt_jpeg": 2, "refs_jpeg": [1, 1]}
+    assert json.loads((out / "results.json").read_text())["config"]["paper_pixels"] == "official"
+    plain = tmp_path / "plain"
+    run(world, "ground-truth", plain, tmp_path / "cache2")
+    other = rows_of(plain)["case02"]
+    assert "paper_pixels" not in other
+    assert other["scores"]["strict"] == row["scores"]["strict"]  # strict always scores the files as given
+    assert other["scores"]["paper"]["fake"]["sim_ref"] != row["scores"]["paper"]["fake"]["sim_ref"]
+
+
+def _cfg(**kw: Any) -> Any:
+    from multiid_bench.runner.config import RunConfig
+
+    return RunConfig(model="x", **kw)
