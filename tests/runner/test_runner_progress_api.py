@@ -74,6 +74,14 @@ def test_function_model_rows_frame_and_load_run(world: FakeWorld, tmp_path: Path
     assert res.status == "ok" and res.image.size == (72, 72) and res.record.gt_derived_inputs == ("gt_image",)
 
 
-def test_unknown_model_type_is_refused() -> None:
+def test_model_is_a_callable_an_adapter_name_or_an_adapter() -> None:
+    from multiid_bench.adapters import get_adapter
+
+    dummy = get_adapter("dummy")
+    assert api._adapter(dummy, {}, None, (), 1.5) is dummy
+    oracle = api._adapter("copy-reference", {}, None, (), 1.25)  # oracles pad references as scoring does
+    assert oracle.name == "copy-reference" and oracle.settings["ref_pad_ratio"] == 1.25
+    assert api._adapter("copy-reference", {"ref_pad_ratio": 1.0}, None, (), 1.25).settings["ref_pad_ratio"] == 1.0
+    assert api._adapter(lambda case: None, {}, "mine", (), 1.5).name == "mine"
     with pytest.raises(ConfigError, match="callable, an adapter name or an Adapter"):
         api._adapter(42, {}, None, (), 1.5)
