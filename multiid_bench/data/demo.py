@@ -37,7 +37,7 @@ __all__ = ["DEMO_BUILD_VERSION", "DEMO_MANIFEST", "build_demo_bench", "demo_sour
 
 log = logging.getLogger(__name__)
 
-DEMO_BUILD_VERSION = 1  # bump when the build changes pixels or layout
+DEMO_BUILD_VERSION = 2  # bump when the build changes pixels or layout
 DEMO_MANIFEST = Path(__file__).with_name("demo_assets") / "demo_manifest.json"
 _PIP = {"insightface": "insightface", "skimage": "scikit-image", "matplotlib": "matplotlib"}
 
@@ -79,6 +79,8 @@ def _load_source(spec: dict[str, Any]) -> PILImage.Image:
         import matplotlib.cbook
 
         img = load_image(matplotlib.cbook.get_sample_data(spec["name"], asfileobj=False))
+    elif kind == "package_data":  # small photos shipped in demo_assets/ (provenance in demo_assets/PHOTOS.md)
+        img = load_image(DEMO_MANIFEST.with_name(spec["path"]))
     else:
         raise BadInputError(f"demo manifest: unknown source kind {kind!r}")
     canvas = spec.get("canvas")
@@ -149,7 +151,10 @@ def _write_demo(folder: Path, manifest: dict[str, Any], sources: dict[str, PILIm
     ref_boxes: dict[str, list[float]] = {}
     for name in sorted(persons):
         p = persons[name]
-        ref, box = _make_reference(sources[p["source"]], p["face"], p["ref"], out_size)
+        # "ref_from": the reference is cut from another photo of the same person (a real angular gap between
+        # GT and reference, so copy-paste can tell a copy of the reference from a reproduction of the GT)
+        ref_src = p.get("ref_from") or {"source": p["source"], "face": p["face"]}
+        ref, box = _make_reference(sources[ref_src["source"]], ref_src["face"], p["ref"], out_size)
         _png(ref, folder / "refs" / f"{name}.png")
         ref_boxes[name] = box
     records = []

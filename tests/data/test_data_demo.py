@@ -21,9 +21,9 @@ def demo(tmp_path_factory: pytest.TempPathFactory):
 
 
 def test_composition(demo) -> None:
-    assert demo.id == "demo" and len(demo) == 15
+    assert demo.id == "demo" and len(demo) == 17
     by_subset = {s: [c for c in demo.cases if c.subset == s] for s in ("p1", "p2", "p3")}
-    assert [len(by_subset[s]) for s in ("p1", "p2", "p3")] == [9, 3, 3]
+    assert [len(by_subset[s]) for s in ("p1", "p2", "p3")] == [11, 3, 3]
     assert sorted(c.num_persons for c in by_subset["p3"]) == [3, 3, 4]
     for case in demo.cases:
         assert case.gt is not None and case.gt.is_file() and all(r.is_file() for r in case.refs)
@@ -41,6 +41,12 @@ def test_references_are_augmented_not_gt_pixels(demo) -> None:
     for name, person in manifest["persons"].items():
         ref = np.asarray(Image.open(demo.root / "refs" / f"{name}.png").convert("RGB")).astype(int)
         aug = person["ref"]
+        if "ref_from" in person:  # a different photo of the person: no augmentation needed, never the GT photo
+            other, _ = _make_reference(sources[person["ref_from"]["source"]], person["ref_from"]["face"], aug,
+                                       ref.shape[0])
+            assert person["ref_from"]["source"] != person["source"]
+            np.testing.assert_array_equal(ref, np.asarray(other).astype(int))
+            continue
         plain, _ = _make_reference(sources[person["source"]], person["face"],
                                    {"margin": aug["margin"], "scale": aug["scale"]}, ref.shape[0])
         plain_arr = np.asarray(plain).astype(int)
@@ -102,3 +108,32 @@ def test_mtcnn_still_finds_the_stored_faces(demo, one_thread) -> None:
     for name, faces in zip(persons, mtcnn_faces(refs, min_prob=0.9, min_face_size=40)):
         assert len(faces) == 1, f"reference {name}: {len(faces)} faces"
         assert _iou(faces[0][0], ref_box[name]) >= 0.6, name
+
+
+def test_different_photo_references_give_a_real_angular_gap(demo, one_thread) -> None:
+    """dlib: GT and reference of the obama cases are two photos (~0.26-0.33 rad apart, vs ~0.15 for crops of
+    the GT photo), and an exact copy of either scores exactly -1 / +1 under the exact copy-paste."""
+    from multiid_bench import compute_copy_paste
+    from multiid_bench.faces import align_faces, load_detector, load_face_model
+
+    det = load_detector("mtcnn", offline=True)
+    model = load_face_model("dlib", offline=True)
+
+    def emb(path: Path) -> np.ndarray:
+        rgb = np.asarray(Image.open(path).convert("RGB"))
+        faces = det.detect([rgb])[0]
+        assert len(faces) == 1, path
+        return model.embed(align_faces(rgb, faces, "dlib", model.card.crop_size))[0].astype(np.float64)
+
+    gaps = {}
+    for cid in ("p1_obama_portrait", "p1_obama_speech"):
+        case = next(c for c in demo.cases if c.id == cid)
+        t, r = emb(case.gt), emb(case.refs[0])
+        gaps[cid] = float(np.arccos(np.clip(t @ r / np.linalg.norm(t) / np.linalg.norm(r), -1, 1)))
+        assert compute_copy_paste(t, t, r) == -1.0  # ground-truth adapter: the GT itself
+        assert compute_copy_paste(r, t, r) == 1.0  # copy-reference adapter: the reference itself
+        assert compute_copy_paste(t, t, r, norm_eps=1e-6) < -0.99  # paper: within its |x| + 1e-6 offset
+    astronaut = next(c for c in demo.cases if c.id == "p1_astronaut")  # a reference cut from the GT photo
+    t, r = emb(astronaut.gt), emb(astronaut.refs[0])
+    same_photo = float(np.arccos(t @ r / np.linalg.norm(t) / np.linalg.norm(r)))
+    assert min(gaps.values()) > 0.2 and min(gaps.values()) > 1.5 * same_photo, (gaps, same_photo)
