@@ -52,3 +52,23 @@ def test_two_fsdp_gloo_processes_match_one_process(tmp_path, synth):
         torch.testing.assert_close(b[k], a[k], rtol=1e-4, atol=1e-5)
     optim = torch.load(out / "checkpoints" / "step-2" / "optimizer.pt", weights_only=True)
     assert any(k.startswith("adapter.ipa_arc.0.") for k in optim["state"])  # full state, by parameter name
+
+
+def test_fsdp_run_resumes_from_its_full_state_checkpoint(tmp_path, synth):
+    cfg = tiny_config(tmp_path / "a", synth["shards"], synth["bank"], run={"max_steps": 2, "checkpoint_every": 1})
+    straight = train(cfg)
+    resumed = cfg.replace(run={"output_dir": str(tmp_path / "b" / "run")})
+    env = accelerate_env(FSDP_YAML)
+    launch_cpu_processes(resumed, 2, start_method="fork", env=env, stop_after=1)  # "killed" after step 1
+    out = Path(resumed.run.output_dir)
+    assert (out / "checkpoints" / "step-1" / "state.json").is_file() and not (out / "final").exists()
+    launch_cpu_processes(resumed, 2, start_method="fork", env=env)
+    rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [0, 1]
+    assert rows[1]["loss"] == pytest.approx(straight.history[1]["loss"], rel=1e-5)
+    a = load_file(str(straight.output_dir / "final" / "adapter.safetensors"))
+    b = load_file(str(out / "final" / "adapter.safetensors"))
+    for k in a:  # optimiser moments restored from the by-name state: the same second update
+        torch.testing.assert_close(b[k], a[k], rtol=1e-4, atol=1e-5)
+    with pytest.raises(Exception, match="written by a sharded"):  # a DDP/1-process run refuses it
+        train(resumed.replace(run={"max_steps": 3}))
