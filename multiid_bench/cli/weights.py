@@ -116,16 +116,16 @@ def download(ids: tuple[str, ...], all_: bool, profile: str | None, force: bool,
                 failures.extend(missing_of(e) or [e])
     if failures:
         if all(not isinstance(f, Exception) for f in failures):
-            raise missing_error(failures, header="could not fetch")
+            raise missing_error(failures, header="could not fetch", profile=profile if not ids and not all_ else None,
+                                cache_dir=str(store.root) if cache_dir else None)
         raise MissingWeightsError("\n".join(str(f) if isinstance(f, Exception) else f.line() for f in failures))
 
 
 def _plan_line(store: Any, targets: list[str], missing: list[Any]) -> str:
     """``N files, X to download (size of K unknown)``: said before any download starts (sizes from the
     manifest, else asked from the Hub / a HEAD request when online)."""
-    from multiid_bench.weights.messages import human_size
-
     from multiid_bench.weights.fetch import remote_size
+    from multiid_bench.weights.messages import human_size
 
     files = [(wid, f) for wid in targets for f in store.entry(wid).files]
     sizes = [remote_size(store, store.entry(m.weight_id), store.entry(m.weight_id).file(m.name)) for m in missing]
@@ -252,6 +252,9 @@ def _print_report(report: dict[str, Any]) -> None:
     _table("packages", ["package", "version"], [[k, v or "[red]not installed[/]"] for k, v in report["packages"].items()])
     dev = report["devices"]
     console.print(f"torch devices: {dev['torch']}; onnxruntime providers: {', '.join(dev['onnxruntime'])}")
+    if report.get("runs_on"):
+        _table("where each model runs (best local device)", ["model / detector", "runtime and device"],
+               [[k, v] for k, v in report["runs_on"].items()])
     c = report["cache"]
     console.print(f"cache root: {c['root']} ({'[green]writable[/]' if c['writable'] else '[red]NOT writable[/]'}); "
                   f"offline mode: {report['offline']}")
