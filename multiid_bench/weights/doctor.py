@@ -18,7 +18,7 @@ __all__ = ["run_checks"]
 _MODULES = {
     "mtcnn": ["torch", "facenet_pytorch"], "scrfd": ["onnxruntime", "insightface"],
     "scrfd-antelopev2": ["onnxruntime", "insightface"], "retinaface": ["torch", "facexlib"],
-    "arcface": ["onnxruntime", "onnx"], "arcface-glintr100": ["onnxruntime", "onnx"], "adaface": ["torch"],
+    "arcface": ["torch", "onnxruntime", "onnx"], "arcface-glintr100": ["torch", "onnxruntime", "onnx"], "adaface": ["torch"],
     "adaface-ir101": ["torch"], "facenet": ["torch", "facenet_pytorch"],
     "facenet-standard": ["torch", "facenet_pytorch"], "dlib": ["dlib"],
 }
@@ -53,6 +53,18 @@ def _devices() -> dict[str, Any]:
     return out
 
 
+def _runs_on() -> dict[str, str]:
+    """Runtime and device of each face model / detector on the best local device (no model is loaded)."""
+    try:
+        import torch
+
+        from multiid_bench.faces.runtime import runtime_table
+
+        return runtime_table("cuda" if torch.cuda.is_available() else "cpu")
+    except Exception as e:  # noqa: BLE001 - doctor reports, never crashes
+        return {"error": f"{type(e).__name__}: {e}"}
+
+
 def _writable(root: str) -> bool:
     try:
         os.makedirs(root, exist_ok=True)
@@ -77,6 +89,7 @@ def run_checks(cache_dir: str | None, packages: Sequence[str], profile: str = "p
     report: dict[str, Any] = {
         "packages": {p: _version(p) for p in packages},
         "devices": _devices(),
+        "runs_on": _runs_on(),
         "cache": {"root": str(store.root), "writable": _writable(str(store.root)), "hf_hub_cache": str(hf_hub_cache())},
         "offline": is_offline(),
         "profile": profile,

@@ -153,3 +153,13 @@ def test_untrained_statistics_shared_through_identity_nodes_convert(tmp_path: Pa
     conv = iresnet_from_onnx(path)
     diff, scale = max_abs_diff_vs_onnxruntime(path, conv, n=2)
     assert diff < 1e-5 and scale > 0.01
+
+
+def test_doctor_reports_where_each_model_runs(tmp_path: Path, monkeypatch) -> None:
+    from multiid_bench.weights.doctor import run_checks
+
+    monkeypatch.delenv("MBENCH_FACE_BACKEND", raising=False)
+    report = run_checks(str(tmp_path), [], "offline")
+    dev = "cuda:0" if torch.cuda.is_available() else "cpu"
+    assert report["runs_on"]["arcface"].startswith(f"torch on {dev}")
+    assert report["runs_on"]["scrfd"].startswith("onnxruntime") and set(report["runs_on"]) >= {"adaface", "mtcnn"}
