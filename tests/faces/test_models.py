@@ -158,8 +158,9 @@ def test_missing_weights_offline_names_path_and_command(tmp_path: Path) -> None:
     with pytest.raises(MissingWeightsError) as ei:
         load_face_model("adaface", cache_dir=tmp_path, offline=True)
     text = str(ei.value)
-    assert str(tmp_path / "weights" / "adaface-ir50-ms1mv2" / "adaface_ir50_ms1mv2.ckpt") in text
-    assert "mbench weights download adaface-ir50-ms1mv2" in text and ei.value.exit_code == 3
+    # the store's one missing-weights message (multiid_bench.weights.messages): the file and the fixes
+    assert "adaface-ir50-ms1mv2 / adaface_ir50_ms1mv2.ckpt" in text and "mbench weights path" in text
+    assert f"mbench weights download adaface-ir50-ms1mv2 --cache-dir {tmp_path}" in text and ei.value.exit_code == 3
     with pytest.raises(ConfigError, match="Did you mean: adaface"):
         load_face_model("adafce")
 

@@ -144,4 +144,4 @@ def test_missing_weights_offline(tmp_path: Path) -> None:
         assert name in str(err.value)
     assert "mbench weights download siglip-so400m-patch14-384 aesthetic-predictor-v2-5" in str(err.value)
     with pytest.raises(ConfigError, match="dtype must be one of"):
-        AestheticScorer(dtype="float16")  # type: ignore[arg-type]
+        AestheticScorer(dtype="int8")  # type: ignore[arg-type]
