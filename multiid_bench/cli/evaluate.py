@@ -25,6 +25,9 @@ Examples:
   mbench evaluate --model withanyone --bench WithAnyone/MultiID-Bench --subset p2,p3 --device cuda
   mbench evaluate --model uno --shard 0/4 --out runs/uno      # one of four jobs; merged automatically
   torchrun --nproc-per-node 8 -m multiid_bench.cli.main evaluate --model uno --out runs/uno
+  mbench evaluate --model omnigen2 --bench omnicontext --subset paper --device cuda   # Table 1b, local Qwen2.5-VL judge
+  mbench evaluate --model omnigen2 --bench omnicontext --judge http --judge-url http://127.0.0.1:8000/v1 \\
+      --judge-model Qwen/Qwen2.5-VL-7B-Instruct                                    # a vLLM / SGLang judge
 """
 
 _SCORE_EXAMPLES = """
@@ -32,7 +35,56 @@ _SCORE_EXAMPLES = """
 Examples:
   mbench score --images outputs/withanyone --bench WithAnyone/MultiID-Bench
   mbench score --images official_eval_dir --bench demo --profile offline --layout official
+  mbench score --images results/MyModel/fullset --bench omnicontext --judge transformers   # OmniContext's layout
 """
+
+# The VLM judge (OmniContext PF / SC / Overall, 0-10; docs/omnicontext.md): evaluate and score only.
+_JUDGE_OPTIONS: tuple[tuple[tuple[str, ...], dict[str, Any]], ...] = (
+    (("--judge", "judge_backend"), dict(type=click.Choice(["none", "transformers", "http"]), default=None,
+        help="VLM judge for OmniContext PF/SC/Overall: a local Qwen2.5-VL (transformers) or an OpenAI-compatible "
+             "server (vLLM, SGLang, OpenAI). Default: transformers with --bench omnicontext, else none.")),
+    (("--judge-prompts",), dict(type=click.Choice(["omnicontext", "omnicontext-scene-pf", "face-identity"]),
+        default="omnicontext", show_default=True,
+        help="Judge prompts: OmniContext's as its script sends them; with the scene PF rule; or SC = the paper's "
+             "face-identity prompt (appendix I).")),
+    (("--judge-weights",), dict(default="qwen2.5-vl-7b-instruct", show_default=True,
+        help="Local judge: weights id (manifest judges.toml, pinned Hub commit).")),
+    (("--judge-model-dir",), dict(type=click.Path(file_okay=False), default=None,
+        help="Local judge: a save_pretrained folder (model + processor) instead of --judge-weights.")),
+    (("--judge-url",), dict(default=None, help="HTTP judge: base URL, e.g. http://127.0.0.1:8000/v1.")),
+    (("--judge-model",), dict(default=None, help="HTTP judge: served model name, e.g. Qwen/Qwen2.5-VL-7B-Instruct.")),
+    (("--judge-revision",), dict(default=None,
+        help="HTTP judge: revision of the served weights (part of the judge id and cache key).")),
+    (("--judge-api-key-env",), dict(default="OPENAI_API_KEY", show_default=True,
+        help="HTTP judge: environment variable holding the API key (never pass a key itself).")),
+    (("--judge-batch-size",), dict(type=int, default=4, show_default=True, help="Local judge: requests per generate call.")),
+    (("--judge-max-attempts",), dict(type=int, default=3, show_default=True,
+        help="Asks per prompt when an answer is unusable (then a failure row, never 0).")),
+)
+
+
+def _judge_options(fn: Any) -> Any:
+    for decls, kw in reversed(_JUDGE_OPTIONS):
+        fn = click.option(*decls, **kw)(fn)
+    return fn
+
+
+def _judge_settings(opts: dict[str, Any]) -> dict[str, Any] | None:
+    """Pop the ``--judge*`` options from ``opts`` -> judge settings (None = no judge; OmniContext gets one)."""
+    j = {k: opts.pop(k) for k in [k for k in opts if k.startswith("judge_")]}
+    kind = j.get("judge_backend")
+    if kind is None:
+        from multiid_bench.data.omnicontext import is_omnicontext_spec
+
+        kind = "transformers" if is_omnicontext_spec(str(opts.get("bench"))) else "none"
+    if kind == "none":
+        return None
+    from multiid_bench.scorers.vlm_judge_config import judge_settings
+
+    return judge_settings(backend=kind, prompts=j["judge_prompts"], weights=j["judge_weights"],
+                          model_dir=j["judge_model_dir"], url=j["judge_url"], model=j["judge_model"],
+                          revision=j["judge_revision"], api_key_env=j["judge_api_key_env"],
+                          batch_size=j["judge_batch_size"], max_attempts=j["judge_max_attempts"])
 
 
 def _finish(run: Any) -> None:
@@ -83,23 +135,29 @@ def _print_summary(results: dict[str, Any], out_dir: Path) -> None:
 @click.command(epilog=_EVALUATE_EXAMPLES)
 @click.option("--model", required=True, help="Adapter name (see 'mbench ls models'), e.g. ground-truth, copy-reference, uno.")
 @run_options("settings", "preset", "retry_failed", *RUN_OPTIONS)
+@_judge_options
 def evaluate(model: str, settings: tuple[str, ...], preset: str | None, **opts: Any) -> None:
     """Generate every case with MODEL, then score it (resumable, shardable)."""
     from multiid_bench import api
     from multiid_bench.adapters import settings_with_preset
 
-    _finish(api.evaluate(model, settings=settings_with_preset(model, _parse_settings(settings), preset), **opts))
+    judge = _judge_settings(opts)
+    _finish(api.evaluate(model, settings=settings_with_preset(model, _parse_settings(settings), preset), judge=judge,
+                         **opts))
 
 
 @click.command(epilog=_SCORE_EXAMPLES)
 @click.option("--images", "images_dir", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="Folder of generated images: <case id>.png, <case>/out.jpg (official) or an mbench generate folder.")
-@click.option("--layout", type=click.Choice(["auto", "official", "flat", "mbench"]), default="auto", show_default=True,
+@click.option("--layout", type=click.Choice(["auto", "official", "flat", "mbench", "omnicontext"]), default="auto",
+              show_default=True,
               help="How images are laid out under --images.")
 @click.option("--name", default=None, help="Model name recorded in results (default: the folder name).")
 @run_options(*RUN_OPTIONS)
+@_judge_options
 def score(images_dir: Path, layout: str, name: str | None, **opts: Any) -> None:
     """Score images made elsewhere against a bench."""
     from multiid_bench import api
 
-    _finish(api.score(images_dir, layout=layout, name=name, **opts))
+    judge = _judge_settings(opts)
+    _finish(api.score(images_dir, layout=layout, name=name, judge=judge, **opts))
