@@ -16,9 +16,12 @@ _OPTIONS: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
     "retry_failed": (("--retry-failed/--no-retry-failed",), dict(default=False, show_default=True,
           help="Generate again cases whose earlier generation failed (API refusals cost money: off by default).")),
     "bench": (("--bench",), dict(default="WithAnyone/MultiID-Bench", show_default=True,
-          help="Bench: 'demo' (offline), a Hugging Face id, or a path (JSONL, parquet, save_to_disk, official folder).")),
+          help="Bench: 'demo' (offline), a Hugging Face id, or a path (JSONL, parquet, save_to_disk, official folder); "
+               "'omnicontext' = OmniGen2/OmniContext (or a local copy), judged by a VLM (--judge).")),
     "subsets": (("--subset", "subsets"), dict(default=None,
-          help="Comma list of subsets to run: p1,p2,p3 (default all).")),
+          help="Comma list of subsets to run: p1,p2,p3 (default all); OmniContext: its task types (single_character, "
+               "..., scene_character_object), the groups single/multiple/scene, or the preset 'paper' "
+               "(= single_character, the paper's Table 1b).")),
     "limit": (("--limit",), dict(type=int, default=None,
           help="Only the first N cases (smoke test; results not reportable).")),
     "out": (("--out", "out"), dict(type=click.Path(file_okay=False, path_type=Path), default=None,
