@@ -244,3 +244,33 @@ def test_ls_metrics_lists_the_judge_metrics() -> None:
         assert cards[mid]["range"] == [0.0, 10.0] and cards[mid]["higher_is_better"] is True
         assert "judge" in cards[mid]["scale"] and "prompt version" in cards[mid]["scale"]
         assert get_card(mid).read_by == ("Table 1b",)
+
+
+def test_cli_documents_omnicontext_and_judge_options() -> None:
+    from click.testing import CliRunner
+
+    from multiid_bench.cli.evaluate import _judge_settings
+    from multiid_bench.cli.main import cli
+
+    for cmd in ("evaluate", "score"):
+        out = CliRunner(env={"COLUMNS": "200"}).invoke(cli, [cmd, "--help"], catch_exceptions=False).output
+        for needle in ("omnicontext", "--judge ", "--judge-prompts", "face-identity", "--judge-url", "--judge-model ",
+                       "--judge-weights", "--judge-api-key-env", "preset 'paper'"):
+            assert needle in out, (cmd, needle)
+
+    def opts(**kw: object) -> dict[str, object]:
+        base = {"bench": "omnicontext", "judge_backend": None, "judge_prompts": "face-identity",
+                "judge_weights": "qwen2.5-vl-7b-instruct", "judge_model_dir": None, "judge_url": None,
+                "judge_model": None, "judge_revision": None, "judge_api_key_env": "OPENAI_API_KEY",
+                "judge_batch_size": 4, "judge_max_attempts": 3}
+        return {**base, **kw}
+
+    o = opts()
+    s = _judge_settings(o)
+    assert s["backend"] == "transformers" and s["prompts"] == "face-identity"  # OmniContext gets a judge by default
+    assert o == {"bench": "omnicontext"}  # judge options are consumed, the rest goes to the API
+    assert _judge_settings(opts(bench="demo")) is None
+    assert _judge_settings(opts(judge_backend="none")) is None
+    http = _judge_settings(opts(judge_backend="http", judge_url="http://127.0.0.1:1/v1", judge_model="m"))
+    assert (http["backend"], http["url"], http["model"]) == ("http", "http://127.0.0.1:1/v1", "m")
+    assert set(PROMPT_SETS) == {"omnicontext", "omnicontext-scene-pf", "face-identity"}  # the CLI's choices
