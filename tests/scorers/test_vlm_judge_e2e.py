@@ -155,3 +155,20 @@ def test_tiny_local_qwen_judge_through_the_runner(bench: Path, tmp_path: Path) -
     assert (m["value"], m["n"], m["failed"]) == (None, 0, 2)
     assert m["judge"].startswith("transformers:tiny_qwen@local-")
     assert res["metrics"]["paper"]["all"]["overall"]["value"] is None
+
+
+def test_cli_evaluate_omnicontext_with_an_http_judge(bench: Path, judge_url: str, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from multiid_bench.cli.main import cli
+
+    args = ["evaluate", "--model", "dummy", "-S", "long_side=96", "--bench", str(bench), "--subset", "paper",
+            "--profile", "offline", "--device", "cpu", "--no-scorers", "--cache-dir", str(tmp_path / "cache"),
+            "--out", str(tmp_path / "run"), "--judge", "http", "--judge-url", judge_url,
+            "--judge-model", "Qwen/Qwen2.5-VL-7B-Instruct", "--judge-prompts", "face-identity"]
+    res = CliRunner().invoke(cli, args, catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    entry = results["metrics"]["paper"]["single_character"]["overall"]
+    assert entry["value"] == 4.5 and entry["prompt_version"].startswith("face-identity-")
+    assert results["config"]["judge"]["prompts"] == "face-identity" and results["config"]["subsets"] == ["single_character"]
