@@ -164,8 +164,9 @@ class FeatureExtractor:
                 self._embed_prepared(self._prepare(group, misses, views, results, arrays), queues, views, results,
                                      final=False)
         self._embed_prepared({}, queues, views, results, final=True)
-        # Unpadded pixels decoded here, for the image scorers of the same chunk (decode once).
-        self.last_arrays = {s.path: a for s, a in arrays.items() if s.pad_ratio == 1.0}
+        # Unpadded pixels decoded here, for the image scorers of the same chunk (decode once). Only the file's
+        # own pixels: a JPEG round trip of the same path (paper_pixels="official") is for the face stage alone.
+        self.last_arrays = {s.path: a for s, a in arrays.items() if s.pad_ratio == 1.0 and not s.jpeg}
         return results
 
     def _detector_groups(self) -> dict[str, list[Backend]]:

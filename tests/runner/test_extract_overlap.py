@@ -116,3 +116,17 @@ def test_overlap_with_a_warm_cache_and_a_broken_file(tmp_path: Path) -> None:
     for s in specs:
         assert np.array_equal(again[s].by_model["fake"].emb, first[s].by_model["fake"].emb)
     assert again[ImageSpec(str(bad))].error and "broken.png" in again[ImageSpec(str(bad))].error
+
+
+def test_image_scorers_get_the_files_pixels_not_the_paper_jpeg_view(tmp_path: Path) -> None:
+    """With paper_pixels="official" one path is decoded twice (as given, and JPEG round-tripped for the
+    paper protocol's face stage); CLIP/aesthetic must see the file's own pixels, whatever the order."""
+    from multiid_bench.images import load_image
+
+    rng = np.random.default_rng(0)
+    path = tmp_path / "noise.png"
+    Image.fromarray(rng.integers(0, 256, (40, 40, 3), dtype=np.uint8)).save(path)
+    for order in ((1, 0), (0, 1)):
+        specs = [ImageSpec(str(path), 1.0, jpeg) for jpeg in order]
+        _, ex, *_ = _extract(specs, overlap=False, detect_batch=8, batch_size=8)
+        assert np.array_equal(ex.last_arrays[str(path)], np.asarray(load_image(path)))
