@@ -248,6 +248,7 @@ def evaluate(
     cache_dir: str | None = None, ref_source: str = "prepared", scorers: bool = True, seed: int = 0,
     settings: Mapping[str, Any] | None = None, name: str | None = None, gt_inputs: Sequence[str] = (),
     retry_failed: bool = False, progress: bool = True, judge: Mapping[str, Any] | None = None,
+    paper_pixels: str = "official",
 ) -> Run:
     """Generate every case with ``model`` and score it into ``out`` (resumable, shardable; ``mbench evaluate``).
 
@@ -261,6 +262,8 @@ def evaluate(
         gt_inputs: GT-derived inputs a function may read (``"boxes"``, ``"gt_image"``), recorded as such.
         retry_failed: generate again cases whose earlier generation failed (off: API refusals cost money).
         progress: a bar on a terminal, plain lines on other stderr.
+        paper_pixels: ``official`` (default) = the paper protocol scores the JPEG-q75 bytes the official pipeline
+            stored; ``as-given`` = the files as they are (the strict protocol always does). docs/footguns.md.
         judge: VLM-judge settings for OmniContext PF/SC/Overall
             (:func:`multiid_bench.scorers.vlm_judge_config.judge_settings`, e.g. ``judge_settings()`` for the
             local Qwen2.5-VL-7B); None = no judge.
@@ -276,7 +279,7 @@ def evaluate(
              else name or getattr(model, "__name__", None) or type(model).__name__)
     config = _config(label, bench, profile, protocol, subsets, limit, device, offline, shard, settings,
                      batch_size=batch_size, cache_dir=cache_dir, ref_source=ref_source, scorers=scorers, seed=seed,
-                     judge=judge)
+                     judge=judge, paper_pixels=paper_pixels)
     adapter = _adapter(model, settings, label, gt_inputs, config.ref_pad_ratio)
     folder = Path(out) if out is not None else default_out_dir(config)
     source = AdapterSource(adapter, folder, global_seed=seed, shard=Shard(config.shard_index, config.shard_count),
@@ -290,6 +293,7 @@ def score(
     subsets: str | Iterable[str] | None = None, limit: int | None = None, device: str = "auto", batch_size: int = 32,
     offline: bool | None = None, shard: Any = None, cache_dir: str | None = None, ref_source: str = "prepared",
     scorers: bool = True, seed: int = 0, progress: bool = True, judge: Mapping[str, Any] | None = None,
+    paper_pixels: str = "official",
 ) -> Run:
     """Score images made elsewhere (``<case id>.png``, official ``<case>/out.jpg`` or a generate folder)."""
     from multiid_bench.runner.sources import FolderSource
@@ -297,7 +301,7 @@ def score(
     images = Path(images)
     config = _config(name or images.resolve().name, bench, profile, protocol, subsets, limit, device, offline,
                      shard, {}, batch_size=batch_size, cache_dir=cache_dir, ref_source=ref_source, scorers=scorers,
-                     seed=seed, judge=judge)
+                     seed=seed, judge=judge, paper_pixels=paper_pixels)
     folder = Path(out) if out is not None else images / "mbench-score"
     return _run(config, folder, FolderSource(images, layout), progress)
 

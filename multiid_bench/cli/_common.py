@@ -44,12 +44,15 @@ _OPTIONS: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
           help="References as tight face crops (as the paper's generator saw them) or as given by the bench.")),
     "scorers": (("--scorers/--no-scorers",), dict(default=True, show_default=True,
           help="Also compute CLIP-I/CLIP-T/aesthetic when their weights are present.")),
+    "paper_pixels": (("--paper-pixels",), dict(type=click.Choice(["official", "as-given"]), default="official",
+          show_default=True, help="Paper protocol: score the JPEG-q75 bytes the official pipeline stored (official) or "
+                                  "the files as given. Strict always scores the files (docs/footguns.md).")),
     "seed": (("--seed",), dict(type=int, default=0, show_default=True,
           help="Global seed; per-case seeds derive from it.")),
 }
 #: The options of a scoring run (evaluate and score); their parameter names are ``multiid_bench.api``'s.
 RUN_OPTIONS = ("bench", "subsets", "limit", "out", "protocol", "profile", "device", "batch_size", "offline", "shard",
-               "cache_dir", "ref_source", "scorers", "seed")
+               "cache_dir", "ref_source", "scorers", "seed", "paper_pixels")
 
 
 def run_options(*names: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:

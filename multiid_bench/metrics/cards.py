@@ -54,21 +54,21 @@ CARDS: Mapping[str, MetricCard] = {
     c.id: c
     for c in (
         MetricCard(
-            id="sim_gt", name="Sim(GT)", version="1.0.0", higher_is_better=True, range=(-1.0, 1.0),
+            id="sim_gt", name="Sim(GT)", version="1.1.0", higher_is_better=True, range=(-1.0, 1.0),
             scale="raw cosine in [-1, 1], not x100",
             definition="paper eq. 1: cos(generated face, GT face) over Hungarian-matched pairs",
             inputs=("generated image", "GT image"), aggregation=_IDENTITY_AGG,
             read_by=("Table 1", "Table 2", "Table 5", "Figure 5 x-axis"),
         ),
         MetricCard(
-            id="sim_ref", name="Sim(Ref)", version="1.0.0", higher_is_better=True, range=(-1.0, 1.0),
+            id="sim_ref", name="Sim(Ref)", version="1.1.0", higher_is_better=True, range=(-1.0, 1.0),
             scale="raw cosine in [-1, 1], not x100",
             definition="paper eq. 1: cos(generated face, reference face) over Hungarian-matched pairs",
             inputs=("generated image", "reference crops"), aggregation=_IDENTITY_AGG,
             read_by=("Table 1", "Table 2", "Table 5"),
         ),
         MetricCard(
-            id="copy_paste", name="Copy-Paste", version="1.0.0", higher_is_better=False, range=(-1.0, 1.0),
+            id="copy_paste", name="Copy-Paste", version="1.1.0", higher_is_better=False, range=(-1.0, 1.0),
             scale="angular ratio in [-1, 1]: +1 = the reference copied, -1 = the GT reproduced",
             definition="paper eq. 2: (theta(g,t) - theta(g,r)) / theta(t,r), 0 when theta(t,r) < 1e-6",
             inputs=("generated image", "GT image", "reference crops"),
@@ -77,7 +77,7 @@ CARDS: Mapping[str, MetricCard] = {
             read_by=("official eval.py summary", "Figure 5 y-axis"),
         ),
         MetricCard(
-            id="copy_paste_ranked", name="Copy-Paste (Sim(GT)-filtered)", version="1.0.0", higher_is_better=False,
+            id="copy_paste_ranked", name="Copy-Paste (Sim(GT)-filtered)", version="1.1.0", higher_is_better=False,
             range=(-1.0, 1.0), scale="as copy_paste",
             definition="copy_paste over the cases whose Sim(GT) passes the paper's ranking filter "
             "(Tables 1/2: > 0.40 single-person, > 0.35 multi-person); the column to compare with the paper's "
@@ -88,7 +88,7 @@ CARDS: Mapping[str, MetricCard] = {
             read_by=("Table 1 Copy-Paste", "Table 2 Copy-Paste"),
         ),
         MetricCard(
-            id="copy_paste_ranked_fm", name="Copy-Paste (ranked, per face model)", version="1.0.0",
+            id="copy_paste_ranked_fm", name="Copy-Paste (ranked, per face model)", version="1.1.0",
             higher_is_better=False, range=(-1.0, 1.0), scale="as copy_paste",
             definition="copy_paste over the cases whose Sim(GT) passes Table 5's per-model filter "
             "(ArcFace > 0.35, AdaFace > 0.30, FaceNet > 0.45)",
@@ -97,13 +97,13 @@ CARDS: Mapping[str, MetricCard] = {
             read_by=("Table 5 ranking marks",),
         ),
         MetricCard(
-            id="blend_gt", name="Blending(GT)", version="1.0.0", higher_is_better=False, range=(-1.0, 1.0),
+            id="blend_gt", name="Blending(GT)", version="1.1.0", higher_is_better=False, range=(-1.0, 1.0),
             scale="raw cosine in [-1, 1]",
             definition="paper eq. 8: mean cosine of the (generated, GT) face pairs not matched",
             inputs=("generated image", "GT image"), aggregation=_IDENTITY_AGG, read_by=("Table 2",),
         ),
         MetricCard(
-            id="blend_ref", name="Blending(Ref)", version="1.0.0", higher_is_better=False, range=(-1.0, 1.0),
+            id="blend_ref", name="Blending(Ref)", version="1.1.0", higher_is_better=False, range=(-1.0, 1.0),
             scale="raw cosine in [-1, 1]",
             definition="paper eq. 8: mean cosine of the (generated, reference) face pairs not matched",
             inputs=("generated image", "reference crops"), aggregation=_IDENTITY_AGG, read_by=("Table 2",),

@@ -74,7 +74,7 @@ class RunConfig:
     ref_pad_ratio: float = 1.5
     cp_eps: float = 1e-6
     paper_norm_eps: float = 1e-6
-    paper_pixels: str = "as-given"
+    paper_pixels: str = "official"
     iqr_k: float = 1.5
     bootstrap_resamples: int = 2000
     bootstrap_seed: int = 0

@@ -208,22 +208,26 @@ class FeatureExtractor:
         return [g for g in groups if g]
 
     def _array(self, spec: ImageSpec, results: dict[ImageSpec, ViewResult], arrays: dict[ImageSpec, np.ndarray]) -> np.ndarray | None:
-        """Decode (once) and pad; a decode failure is recorded on the view."""
+        """Decode (once per file: every view of a path derives from the same pixels) and pad; a decode failure is
+        recorded on the view."""
         if spec in arrays:
             return arrays[spec]
         if results[spec].error:
             return None
         from multiid_bench.images import decode_image
 
+        as_given = ImageSpec(spec.path, 1.0)  # the file's own pixels, also what the image scorers read
         with self._timed("decode"):
-            try:
-                decoded = decode_image(spec.path)
-            except MBenchError as e:
-                results[spec].error = str(e)
-                return None
-            with self._lock:
-                self.work.images_decoded += 1
-            arr = decoded.array
+            arr = arrays.get(as_given)
+            if arr is None:
+                try:
+                    arr = decode_image(spec.path).array
+                except MBenchError as e:
+                    results[spec].error = str(e)
+                    return None
+                with self._lock:
+                    self.work.images_decoded += 1
+                arrays[as_given] = arr
             if spec.jpeg:
                 from multiid_bench.images import jpeg_round_trip
 

@@ -21,8 +21,11 @@ MODEL = "dlib"
 
 
 def evaluate(model: str, out: Path, cache: Path, *extra: str) -> tuple[int, dict[str, Any] | None]:
+    # --paper-pixels as-given: these runs check the formulas and the work counts on the files themselves; the
+    # default (the official pipeline's JPEG bytes for the paper protocol) is covered in tests/e2e/test_api.py.
     args = ["evaluate", "--model", model, "--bench", "demo", "--profile", "offline", "--protocol", "strict",
-            "--device", "cpu", "--offline", "--cache-dir", str(cache), "--out", str(out), *extra]
+            "--device", "cpu", "--offline", "--cache-dir", str(cache), "--out", str(out), "--paper-pixels", "as-given",
+            *extra]
     res = CliRunner().invoke(cli, args, catch_exceptions=False)
     path = out / "results.json"
     return res.exit_code, (json.loads(path.read_text()) if path.exists() else None)
@@ -145,7 +148,7 @@ def test_killed_run_resumes_to_identical_metrics(gt_run: Any, cache: Path) -> No
     _, full = gt_run
     out = cache.parent / "killed"
     config = RunConfig(model="ground-truth", bench="demo", profile="offline", protocol="strict", device="cpu",
-                       offline=True, cache_dir=str(cache), chunk_cases=4)
+                       offline=True, cache_dir=str(cache), chunk_cases=4, paper_pixels="as-given")
 
     class Killed(Exception):
         pass

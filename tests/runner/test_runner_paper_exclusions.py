@@ -160,8 +160,8 @@ def test_filtered_and_unfiltered_copy_paste_are_two_columns_in_both_protocols() 
 
 
 def test_paper_pixels_official_scores_jpeg_round_trips(world: FakeWorld, tmp_path: Path) -> None:
-    """Option paper_pixels="official": paper sees the pixels the official scripts stored (PIL JPEG q75: generated
-    once, GT twice, references once); strict and the default ("as-given") see the files."""
+    """paper_pixels="official" (the default): paper sees the pixels the official scripts stored (PIL JPEG q75:
+    generated once, GT twice, references once); strict, and the paper protocol under "as-given", see the files."""
     from PIL import Image
 
     from multiid_bench.images import jpeg_round_trip, load_rgb_array
@@ -176,7 +176,8 @@ def test_paper_pixels_official_scores_jpeg_round_trips(world: FakeWorld, tmp_pat
     gen_jpg = tmp_path / "g.jpg"
     Image.open(case.gt).save(gen_jpg)
     assert _paper_specs(case, str(gen_jpg), _cfg(paper_pixels="official"))[0].jpeg == 0  # already stored as JPEG
-    assert _paper_specs(case, str(gen_png), _cfg())[0].jpeg == 0  # default: as given
+    assert _paper_specs(case, str(gen_png), _cfg())[0].jpeg == 1  # default: as the official pipeline stored it
+    assert _paper_specs(case, str(gen_png), _cfg(paper_pixels="as-given"))[0].jpeg == 0
     # the view the extractor builds is exactly Pillow's default JPEG round trip of the decoded file
     from multiid_bench.runner.cache import FeatureCache
     from multiid_bench.runner.extract import FeatureExtractor, ViewResult
@@ -192,7 +193,7 @@ def test_paper_pixels_official_scores_jpeg_round_trips(world: FakeWorld, tmp_pat
     assert row["paper_pixels"] == {"generated_jpeg": 1, "gt_jpeg": 2, "refs_jpeg": [1, 1]}
     assert json.loads((out / "results.json").read_text())["config"]["paper_pixels"] == "official"
     plain = tmp_path / "plain"
-    run(world, "ground-truth", plain, tmp_path / "cache2")
+    run(world, "ground-truth", plain, tmp_path / "cache2", paper_pixels="as-given")
     other = rows_of(plain)["case02"]
     assert "paper_pixels" not in other
     assert other["scores"]["strict"] == row["scores"]["strict"]  # strict always scores the files as given

@@ -22,7 +22,7 @@ def shade(colour: tuple[int, int, int], case: int) -> tuple[int, int, int]:
 
 def test_oracles_are_exact_and_a_second_model_embeds_only_its_images(world: FakeWorld, tmp_path: Path) -> None:
     cache = tmp_path / "cache"
-    gt = run(world, "ground-truth", tmp_path / "gt", cache)
+    gt = run(world, "ground-truth", tmp_path / "gt", cache, paper_pixels="as-given")  # formulas on the files
     assert gt.complete and gt.exit_code == 0 and gt.results is not None
     for r in rows_of(tmp_path / "gt").values():
         s = r["scores"]["strict"]["fake"]
@@ -43,7 +43,7 @@ def test_oracles_are_exact_and_a_second_model_embeds_only_its_images(world: Fake
 
     # Second model on the same bench with a warm cache: GT and references are embedded zero times.
     world.model.seen.clear()
-    cp = run(world, "copy-reference", tmp_path / "cp", cache)
+    cp = run(world, "copy-reference", tmp_path / "cp", cache, paper_pixels="as-given")
     assert Counter(world.model.seen) == Counter(shade(REF_COLOURS[j], i) for i, k in enumerate(persons) for j in range(k))
     work = cp.results["work"]
     assert work["images_embedded"]["fake"] == len(persons)  # only the generated images
@@ -204,3 +204,18 @@ def test_retry_failed_redoes_failed_generations_and_the_new_row_wins(world: Fake
     assert retried.rows_written == 1 and rows_of(out)["case01"]["status"] == "ok"
     c = retried.results["counts"]
     assert (c["expected"], c["ok"], c["failed"]) == (6, 6, 0) and len((out / "cases.jsonl").read_text().splitlines()) == 7
+
+
+def test_official_pixels_default_decodes_once_and_embeds_each_view_once(world: FakeWorld, tmp_path: Path) -> None:
+    """The default paper protocol scores the JPEG bytes the official pipeline stored: one more view per image
+    (generated x1, GT x2, references x1 round trips), made from the one decode; strict keeps the files."""
+    out = run(world, "ground-truth", tmp_path / "gt", tmp_path / "cache")
+    persons = [c.num_persons for c in world.bench.cases]
+    n_images = sum(2 + k for k in persons)
+    work = out.results["work"]
+    assert out.results["config"]["paper_pixels"] == "official"
+    assert work["images_decoded"] == n_images
+    assert work["images_embedded"]["fake"] == 2 * n_images
+    for r in rows_of(tmp_path / "gt").values():
+        assert r["paper_pixels"] == {"generated_jpeg": 1, "gt_jpeg": 2, "refs_jpeg": [1] * len(r["images"]["refs"])}
+        assert abs(r["scores"]["strict"]["fake"]["sim_gt"] - 1) <= 1e-6
