@@ -11,9 +11,10 @@ and the gallery; absent fields render as "not recorded".
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from multiid_bench.metrics.cards import CARDS
 
@@ -89,3 +90,23 @@ def case_view(row: Mapping[str, Any], base: Path, protocol: str = "paper") -> Ca
         gt_boxes=[list(map(float, b)) for b in row.get("boxes") or [] if isinstance(b, (list, tuple)) and len(b) == 4],
         metrics=_metrics(row, protocol),
     )
+
+
+def case_values(rows: Sequence[Mapping[str, Any]], run_dir: Any, protocol: str, subset: str,
+                key: str) -> dict[str, float]:
+    """Per-case values of ``key`` (``sim_gt.arcface``, ``clip_t``; ``<metric>.average`` = mean over the face
+    models with a value in that case) for the cases of ``subset`` (``all``: every case); missing values skipped."""
+    base, _, fm = key.partition(".")
+    out: dict[str, float] = {}
+    for row in rows:
+        c = case_view(row, run_dir, protocol)
+        if subset != "all" and c.subset != subset:
+            continue
+        if fm == "average":
+            vals = [v for k, v in c.metrics.items() if k.split(".")[0] == base and k != key and v is not None]
+            v = sum(vals) / len(vals) if vals else None
+        else:
+            v = c.metrics.get(key)
+        if v is not None and not math.isnan(v):
+            out[c.id] = float(v)
+    return out

@@ -11,13 +11,12 @@ human ranking". Pairs missing either side are dropped and counted, never imputed
 from __future__ import annotations
 
 import csv
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
 from multiid_bench.errors import BadInputError, ConfigError, MissingDataError
-from multiid_bench.leaderboard.cases import case_view
+from multiid_bench.leaderboard.cases import case_values
 from multiid_bench.leaderboard.paper import canonical_model, load_paper_correlations
 from multiid_bench.leaderboard.store import RunResult, load_cases
 
@@ -71,18 +70,7 @@ def read_human_csv(path: str | Path, *, human_column: str | None = None,
 
 
 def _machine(run: RunResult, metric: str) -> dict[str, float]:
-    values: dict[str, float] = {}
-    base, _, fm = metric.partition(".")
-    for row in load_cases(run):
-        c = case_view(row, run.run_dir, run.protocol)
-        if fm == "average":
-            vals = [v for k, v in c.metrics.items() if k.split(".")[0] == base and k != metric and v is not None]
-            v = sum(vals) / len(vals) if vals else None
-        else:
-            v = c.metrics.get(metric)
-        if v is not None and not math.isnan(v):
-            values[c.id] = float(v)
-    return values
+    return case_values(load_cases(run), run.run_dir, run.protocol, "all", metric)
 
 
 def _rank_within(pairs: list[tuple[str, float, float]]) -> list[tuple[float, float]]:

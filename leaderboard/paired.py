@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
+from multiid_bench.leaderboard.cases import case_values  # noqa: F401  (re-exported: compare uses it from here)
 from multiid_bench.leaderboard.tables import MIN_CI_N
 
 if TYPE_CHECKING:
@@ -70,28 +71,6 @@ def paired_bootstrap_ci(new: Sequence[float], old: Sequence[float], *, confidenc
     res = bootstrap((a, b), stat, paired=True, vectorized=True, n_resamples=n_resamples,
                     confidence_level=confidence, method="percentile", rng=np.random.default_rng(seed))
     return PairedCI(n, mean, float(res.confidence_interval.low), float(res.confidence_interval.high))
-
-
-def case_values(rows: Sequence[Mapping[str, Any]], run_dir: Any, protocol: str, subset: str,
-                key: str) -> dict[str, float]:
-    """Per-case values of ``key`` (``sim_gt.arcface``, ``clip_t``; ``<metric>.average`` = mean over the face
-    models with a value in that case) for the cases of ``subset`` (``all``: every case); missing values skipped."""
-    from multiid_bench.leaderboard.cases import case_view
-
-    base, _, fm = key.partition(".")
-    out: dict[str, float] = {}
-    for row in rows:
-        c = case_view(row, run_dir, protocol)
-        if subset != "all" and c.subset != subset:
-            continue
-        if fm == "average":
-            vals = [v for k, v in c.metrics.items() if k.split(".")[0] == base and k != key and v is not None]
-            v = sum(vals) / len(vals) if vals else None
-        else:
-            v = c.metrics.get(key)
-        if v is not None and not math.isnan(v):
-            out[c.id] = float(v)
-    return out
 
 
 def run_rows(run: "RunResult") -> list[dict[str, Any]] | None:
