@@ -86,18 +86,37 @@ def parse_settings(items: tuple[str, ...]) -> dict[str, Any]:
     return out
 
 
-def print_table(title: str, header: list[str], rows: list[list[str]]) -> None:
-    """A rich table on stdout, or "No results found." for no rows."""
+def print_table(title: str, header: list[str], rows: list[list[str]], *, key_columns: int = 1,
+                console: Any = None) -> None:
+    """A rich table on stdout, or "No results found." for no rows.
+
+    Words never break: a column is at least as wide as its longest word (header words may wrap between words).
+    When that does not fit the console (80 columns, a pipe), the other columns go into further tables that
+    repeat the first ``key_columns`` (the row names).
+    """
     from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    console = console or Console()
     if not rows:
         console.print("No results found.")
         return
-    table = Table(title=title)
-    for h in header:
-        table.add_column(h, overflow="fold")
-    for r in rows:
-        table.add_row(*r)
-    console.print(table)
+    widths = [max([len(w) for w in h.split()] + [len(str(r[i])) for r in rows]) for i, h in enumerate(header)]
+    parts, current = [], list(range(key_columns))
+    base = sum(widths[i] + 3 for i in current) + 1
+    used = base
+    for i in range(key_columns, len(header)):
+        if used + widths[i] + 3 > console.width and len(current) > key_columns:
+            parts.append(current)
+            current, used = list(range(key_columns)), base
+        current.append(i)
+        used += widths[i] + 3
+    parts.append(current)
+    for n, cols in enumerate(parts):
+        suffix = f" ({n + 1}/{len(parts)})" if len(parts) > 1 else ""
+        table = Table(title=title + suffix)
+        for i in cols:
+            table.add_column(header[i], width=widths[i], overflow="fold")
+        for r in rows:
+            table.add_row(*[str(r[i]) for i in cols])
+        console.print(table)

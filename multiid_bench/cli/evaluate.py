@@ -102,8 +102,8 @@ def _finish(run: Any) -> None:
 
 def _print_summary(results: dict[str, Any], out_dir: Path) -> None:
     from rich.console import Console
-    from rich.table import Table
 
+    from multiid_bench.cli._common import print_table
     from multiid_bench.runner.summary import summary_table
 
     console = Console()
@@ -111,12 +111,7 @@ def _print_summary(results: dict[str, Any], out_dir: Path) -> None:
     c = results["counts"]
     title = (f"{results['model']} on {results['bench']['id']} — {results['protocol']} protocol, "
              f"profile {results['profile'].get('name', '?')}")
-    table = Table(title=title)
-    for h in header:
-        table.add_column(h)
-    for r in rows:
-        table.add_row(*r)
-    console.print(table)
+    print_table(title, header, rows, key_columns=3, console=console)
     for name, st in results.get("scorers", {}).items():
         if st["status"] != "ok":
             console.print(f"[yellow]{name}: {st['status']}[/] ({st.get('reason')}); its metrics are null, not 0")
