@@ -54,6 +54,7 @@ def test_list_shows_location_and_size_of_hf_cache_files(tmp_path: Path, monkeypa
     [clip] = next(d for d in data["weights"] if d["id"] == "clip-vit-b-16-openai")["files"]
     assert (clip["location"], clip["state"], clip["local_size"], clip["pinned"]) == ("hf-cache", "ok", len(DATA), False)
     assert clip["path"].endswith(f"snapshots/{COMMIT}/open_clip_model.safetensors")
+    monkeypatch.setenv("COLUMNS", "200")  # one table row per file (narrower consoles split the columns)
     res = CliRunner().invoke(cli, ["weights", "list", "--cache-dir", str(tmp_path / "mb")], terminal_width=200)
     row = next(ln for ln in res.output.splitlines() if "open_clip_model" in ln)
     assert "hf-cache" in row and "69.6 kB" in row and "(unpinned)" in row
