@@ -162,12 +162,12 @@ def ours(bench: Any, gen_dir: Path, out: Path, cache: Path, detector: Any, model
          batch_size: int) -> tuple[float, dict[str, Any]]:
     from multiid_bench.data.loaders import BenchLoad
     from multiid_bench.runner import RunConfig, run_evaluation
-    from multiid_bench.runner.extract import Backend
+    from multiid_bench.runner.extract import FaceBackend
     from multiid_bench.runner.sources import FolderSource
 
     config = RunConfig(model=gen_dir.name, bench="synthetic", profile="bench", ref_source="raw", scorers=False,
                        cache_dir=str(cache), batch_size=batch_size, chunk_cases=16)
-    backend = Backend(name=model.arch, detector=detector, model=model, template="ffhq112", ref_policy="top_face")
+    backend = FaceBackend(name=model.arch, detector=detector, model=model, template="ffhq112", ref_policy="top_face")
     t0 = time.perf_counter()
     outcome = run_evaluation(config, out, FolderSource(gen_dir), backends=[backend], profile={"name": "bench"},
                              bench_load=BenchLoad(bench=bench))

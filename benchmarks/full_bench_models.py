@@ -160,7 +160,7 @@ def face_backends(tmp: Path, device: str, known: dict[str, list[Any]], batch_siz
     from multiid_bench.faces.detect import DETECTORS, RetinaFaceDetector, SCRFDDetector
     from multiid_bench.faces.iresnet import ir_backbone
     from multiid_bench.faces.models import FACE_MODELS, ArcFaceTorch, _bgr_01, _bgr_pm1, _TorchModel
-    from multiid_bench.runner.extract import Backend
+    from multiid_bench.runner.extract import FaceBackend
 
     info: dict[str, Any] = {}
     info["scrfd_gflops_640"] = round(export_scrfd(tmp / "det_10g.onnx"), 2)
@@ -178,9 +178,9 @@ def face_backends(tmp: Path, device: str, known: dict[str, list[Any]], batch_siz
     torch.manual_seed(2)
     fn = _TorchModel("facenet", FACE_MODELS["facenet"], "random-vggface2", InceptionResnetV1(pretrained=None), _bgr_01,
                      device=device, batch_size=batch_size)
-    backends = [Backend("arcface", scrfd, arc, "arcface", "top_face"),
-                Backend("adaface", retina, ada, "ffhq112", "top_face_drop_missing"),
-                Backend("facenet", retina, fn, "ffhq112", "top_face_drop_missing")]
+    backends = [FaceBackend("arcface", scrfd, arc, "arcface", "top_face"),
+                FaceBackend("adaface", retina, ada, "ffhq112", "top_face_drop_missing"),
+                FaceBackend("facenet", retina, fn, "ffhq112", "top_face_drop_missing")]
     info["runs_on"] = {"scrfd": scrfd.runs_on, "retinaface": retina.runs_on, "arcface": arc.runs_on,
                        "adaface": ada.runs_on, "facenet": fn.runs_on}
     return backends, info

@@ -6,7 +6,7 @@ from the same ONNX file at load time; SCRFD stays on onnxruntime, on the GPU onl
 ``onnxruntime-gpu`` provides ``CUDAExecutionProvider``. :func:`runtime_table` says, without loading a
 model, which runtime and device each id will use (``mbench doctor`` prints it).
 
-Backend choice for ArcFace (``backend=`` of ``load_face_model``, else ``$MBENCH_FACE_BACKEND``, else
+FaceBackend choice for ArcFace (``backend=`` of ``load_face_model``, else ``$MBENCH_FACE_BACKEND``, else
 ``auto``): ``torch`` (converted, checked against onnxruntime within 1e-4), ``onnxruntime`` (the official
 runtime, opt-in), ``auto`` (torch when the graph converts, else onnxruntime with a log line).
 """

@@ -10,7 +10,7 @@ import logging
 from typing import TYPE_CHECKING, Any, Sequence
 
 from multiid_bench.errors import MissingWeightsError
-from multiid_bench.runner.extract import Backend
+from multiid_bench.runner.extract import FaceBackend
 
 if TYPE_CHECKING:  # pragma: no cover
     from multiid_bench.data.case import Bench
@@ -61,19 +61,19 @@ def check_profile(config: "RunConfig") -> Any:
     return profile
 
 
-def build_backends(config: "RunConfig", profile: Any = None) -> tuple[dict[str, Any], list[Backend]]:
+def build_backends(config: "RunConfig", profile: Any = None) -> tuple[dict[str, Any], list[FaceBackend]]:
     """The profile's detectors (one instance per detector id, shared) and face models, on ``config.device``."""
     from multiid_bench.faces import load_detector, load_face_model
 
     profile = profile if profile is not None else check_profile(config)
     detectors: dict[str, Any] = {}
-    backends: list[Backend] = []
+    backends: list[FaceBackend] = []
     for e in profile.entries:
         if e.detector not in detectors:
             detectors[e.detector] = load_detector(e.detector, device=config.device, cache_dir=config.cache_dir,
                                                   offline=config.offline)
         model = load_face_model(e.model, device=config.device, cache_dir=config.cache_dir, offline=config.offline)
-        backends.append(Backend(name=e.model, detector=detectors[e.detector], model=model, template=e.template,
+        backends.append(FaceBackend(name=e.model, detector=detectors[e.detector], model=model, template=e.template,
                                 ref_policy=e.ref_policy))
     info = profile.to_dict()
     info["weights"] = _manifest_hashes(_profile_weight_ids(profile), config)
@@ -96,7 +96,7 @@ def _manifest_hashes(weight_ids: Sequence[str], config: "RunConfig") -> dict[str
     return out
 
 
-def prepare_refs(bench: "Bench", config: "RunConfig", backends: Sequence[Backend]) -> "Bench":
+def prepare_refs(bench: "Bench", config: "RunConfig", backends: Sequence[FaceBackend]) -> "Bench":
     """References as the generator saw them: tight square face crops (eval-protocol section 1.3), cached.
 
     The crop detector is the paper's (insightface antelopev2 SCRFD at 0.4) when its weights are present,
@@ -112,7 +112,7 @@ def prepare_refs(bench: "Bench", config: "RunConfig", backends: Sequence[Backend
                                    batch_size=min(8, config.batch_size))
 
 
-def _crop_detector(config: "RunConfig", backends: Sequence[Backend]) -> Any:
+def _crop_detector(config: "RunConfig", backends: Sequence[FaceBackend]) -> Any:
     if config.profile == "paper":
         try:
             from multiid_bench.faces import load_detector

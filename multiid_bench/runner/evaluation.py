@@ -26,7 +26,7 @@ import numpy as np
 from multiid_bench.errors import stops_run
 from multiid_bench.runner.cache import FeatureCache, default_cache_root
 from multiid_bench.runner.config import RunConfig
-from multiid_bench.runner.extract import Backend, FaceSet, FeatureExtractor, ImageSpec, ViewResult, WorkCounters
+from multiid_bench.runner.extract import FaceBackend, FaceSet, FeatureExtractor, ImageSpec, ViewResult, WorkCounters
 from multiid_bench.runner.protocols import score_paper, score_strict
 from multiid_bench.runner.provenance import utc_now
 from multiid_bench.runner.run_folder import (
@@ -70,7 +70,7 @@ class RunOutcome:
 
 
 def run_evaluation(
-    config: RunConfig, out_dir: str | Path, source: "ImageSource", *, backends: Sequence[Backend] | None = None,
+    config: RunConfig, out_dir: str | Path, source: "ImageSource", *, backends: Sequence[FaceBackend] | None = None,
     profile: Mapping[str, Any] | None = None, bench_load: "BenchLoad | None" = None,
     general: "GeneralScorers | None" = None, on_plan: Callable[[int, int], None] | None = None,
     on_row: RowCallback | None = None,
@@ -204,7 +204,7 @@ def _paper_specs(case: "Case", gen_path: str, config: RunConfig) -> tuple[ImageS
 
 
 def _process_chunk(
-    chunk: Sequence["Case"], source: "ImageSource", extractor: FeatureExtractor, backends: Sequence[Backend],
+    chunk: Sequence["Case"], source: "ImageSource", extractor: FeatureExtractor, backends: Sequence[FaceBackend],
     config: RunConfig, general: "GeneralScorers",
 ) -> list[dict[str, Any]]:
     t0 = time.perf_counter()
@@ -244,14 +244,14 @@ def _process_chunk(
     return rows
 
 
-def _faces_of(res: ViewResult | None, backend: Backend) -> FaceSet | None:
+def _faces_of(res: ViewResult | None, backend: FaceBackend) -> FaceSet | None:
     if res is None or res.error:
         return None
     return res.by_model.get(backend.name)
 
 
 def _case_row(
-    case: "Case", gen: "Generated", views: Mapping[ImageSpec, ViewResult], backends: Sequence[Backend],
+    case: "Case", gen: "Generated", views: Mapping[ImageSpec, ViewResult], backends: Sequence[FaceBackend],
     config: RunConfig,
 ) -> dict[str, Any]:
     row = _base_row(case.id, case, gen, gen.seed)
@@ -290,7 +290,7 @@ def _case_row(
         row["paper_pixels"] = {"generated_jpeg": p_specs[0].jpeg, "gt_jpeg": p_specs[1].jpeg if p_specs[1] else None,
                                "refs_jpeg": [s.jpeg for s in p_specs[2]]}
 
-        def paper_views(b: Backend, dim: int) -> tuple[Any, Any, list[Any]]:
+        def paper_views(b: FaceBackend, dim: int) -> tuple[Any, Any, list[Any]]:
             pv = [views.get(s) if s is not None else None for s in (p_specs[0], p_specs[1], *p_specs[2])]
             empty = FaceSet([], np.zeros((0, dim), dtype=np.float32))
             return (_faces_of(pv[0], b), _faces_of(pv[1], b) if pv[1] is not None else None,

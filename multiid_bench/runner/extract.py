@@ -36,11 +36,11 @@ import numpy as np
 from multiid_bench.errors import MBenchError
 from multiid_bench.runner.cache import FeatureCache, view_key
 from multiid_bench.runner.face_views import (  # re-exported: callers import them from here
-    AlignFn, Backend, FaceSet, ImageSpec, ViewResult, WorkCounters, _Detector,
+    AlignFn, Backend, FaceBackend, FaceSet, ImageSpec, ViewResult, WorkCounters, _Detector,
 )
 from multiid_bench.runner.face_views import face_dict as _face_dict
 
-__all__ = ["AlignFn", "Backend", "FaceSet", "FeatureExtractor", "ImageSpec", "ViewResult", "WorkCounters"]
+__all__ = ["AlignFn", "Backend", "FaceBackend", "FaceSet", "FeatureExtractor", "ImageSpec", "ViewResult", "WorkCounters"]
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +64,7 @@ class FeatureExtractor:
     """Batched, cached, overlapped face detection and embedding over image views (see the module docstring)."""
 
     def __init__(
-        self, backends: Sequence[Backend], cache: FeatureCache, *, batch_size: int = 32,
+        self, backends: Sequence[FaceBackend], cache: FeatureCache, *, batch_size: int = 32,
         detect_batch: int = 8, counters: WorkCounters | None = None, memo_size: int = 4096, overlap: bool = True,
     ) -> None:
         names = [b.name for b in backends]
@@ -169,8 +169,8 @@ class FeatureExtractor:
         self.last_arrays = {s.path: a for s, a in arrays.items() if s.pad_ratio == 1.0 and not s.jpeg}
         return results
 
-    def _detector_groups(self) -> dict[str, list[Backend]]:
-        groups: dict[str, list[Backend]] = {}
+    def _detector_groups(self) -> dict[str, list[FaceBackend]]:
+        groups: dict[str, list[FaceBackend]] = {}
         for b in self.backends:
             groups.setdefault(b.det_key, []).append(b)
         return groups
@@ -355,7 +355,7 @@ class FeatureExtractor:
                 self._remember((b.model_key, views[spec]), emb)
                 self._bump("images_embedded", b.name)
 
-    def _embed_crops(self, b: Backend, crops: np.ndarray) -> np.ndarray:
+    def _embed_crops(self, b: FaceBackend, crops: np.ndarray) -> np.ndarray:
         """Crops through the model in batches of ``batch_size``; ``(N, D)`` float32."""
         if not len(crops):
             return np.zeros((0, b.embedding_dim), dtype=np.float32)

@@ -12,7 +12,7 @@ import numpy as np
 
 from multiid_bench.runner.cache import detector_key, model_key
 
-__all__ = ["AlignFn", "Backend", "FaceSet", "ImageSpec", "ViewResult", "WorkCounters", "face_dict"]
+__all__ = ["AlignFn", "FaceBackend", "FaceSet", "ImageSpec", "ViewResult", "WorkCounters", "face_dict"]
 
 AlignFn = Callable[[np.ndarray, Sequence[Mapping[str, Any]]], np.ndarray]
 
@@ -61,7 +61,7 @@ class ViewResult:
 
 
 @dataclass
-class Backend:
+class FaceBackend:
     """One face model of a profile with the detector and alignment it is used with.
 
     ``name`` is the metric-key name (``sim_gt.<name>``). ``align(image, faces)`` returns aligned
@@ -149,3 +149,7 @@ def face_dict(face: Any) -> dict[str, Any]:
     d["score"] = float(d["score"])
     d["landmarks"] = [[float(x), float(y)] for x, y in d.get("landmarks") or ()]
     return d
+
+
+#: Former name (0.1.0), kept so external scripts that built backends by hand keep working.
+Backend = FaceBackend

@@ -25,7 +25,7 @@ from multiid_bench.runner.shard import Shard
 
 if TYPE_CHECKING:  # pragma: no cover
     from multiid_bench.data.case import Bench
-    from multiid_bench.runner.extract import Backend
+    from multiid_bench.runner.extract import FaceBackend
 
 __all__ = ["RUN_FILE", "append_session", "finalize", "plan_complete", "write_run_manifest"]
 
@@ -40,7 +40,7 @@ def _plan_hash(full: "Bench", plan: "Bench") -> str:
 
 def write_run_manifest(
     out: Path, config: RunConfig, selected: "Bench", plan: "Bench", invalid: Sequence[Any], invalid_ids: Sequence[str],
-    profile: Mapping[str, Any], backends: Sequence["Backend"], source: Any, bench_load: Any,
+    profile: Mapping[str, Any], backends: Sequence["FaceBackend"], source: Any, bench_load: Any,
 ) -> dict[str, Any]:
     """Write ``run.json``; refuse to reuse a folder whose rows were made under another config or bench.
 

@@ -19,7 +19,7 @@ from multiid_bench.data.case import Bench, Case
 from multiid_bench.data.loaders import BenchLoad
 from multiid_bench.adapters import get_adapter
 from multiid_bench.runner import RunConfig, RunOutcome, Shard, run_evaluation
-from multiid_bench.runner.extract import Backend
+from multiid_bench.runner.extract import FaceBackend
 from multiid_bench.runner.sources import AdapterSource
 
 
@@ -106,8 +106,8 @@ class FakeWorld:
     detector: FakeDetector = field(default_factory=FakeDetector)
     model: FakeModel = field(default_factory=FakeModel)
 
-    def backends(self, name: str = "fake") -> list[Backend]:
-        return [Backend(name=name, detector=self.detector, model=self.model, template="fake", ref_policy="drop-missing",
+    def backends(self, name: str = "fake") -> list[FaceBackend]:
+        return [FaceBackend(name=name, detector=self.detector, model=self.model, template="fake", ref_policy="drop-missing",
                         align=fake_align)]
 
     def load(self, invalid: Sequence[Any] = ()) -> BenchLoad:

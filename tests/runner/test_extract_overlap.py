@@ -10,7 +10,7 @@ import numpy as np
 from PIL import Image
 
 from multiid_bench.runner.cache import FeatureCache
-from multiid_bench.runner.extract import Backend, FeatureExtractor, ImageSpec
+from multiid_bench.runner.extract import FaceBackend, FeatureExtractor, ImageSpec
 from runner_fakes import FakeDetector, FakeModel, fake_align
 
 COLOURS = [(200, 40, 40), (40, 200, 40), (40, 40, 200), (200, 200, 40), (40, 200, 200)]
@@ -57,7 +57,7 @@ class SlowModel(FakeModel):
 
 def _extract(specs, *, overlap: bool, detect_batch: int, batch_size: int, delay: float = 0.0, cache=None):
     det, model = SlowDetector(delay), SlowModel(delay)
-    backend = Backend(name="fake", detector=det, model=model, template="fake", align=fake_align)
+    backend = FaceBackend(name="fake", detector=det, model=model, template="fake", align=fake_align)
     ex = FeatureExtractor([backend], cache or FeatureCache(None), batch_size=batch_size, detect_batch=detect_batch,
                           overlap=overlap)
     t0 = time.perf_counter()
