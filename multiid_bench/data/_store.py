@@ -10,7 +10,7 @@ import json
 import os
 import shutil
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 __all__ = [
     "PathEscapeError",
@@ -95,3 +95,41 @@ def publish_dir(tmp: Path, final: Path) -> Path:
             raise
         shutil.rmtree(tmp, ignore_errors=True)
     return final
+
+
+def materialise_into(
+    folder: Path, rows: Iterable[Any], convert: Callable[[Any, int], tuple[Mapping[str, Any], Mapping[str, bytes]]],
+    invalid: Callable[[Any, int, Exception], Mapping[str, Any]], errors: tuple[type[Exception], ...], *,
+    manifest: str, complete: Mapping[str, Any],
+) -> bool:
+    """Write converted rows (a manifest line each, plus their files) into ``folder`` once, atomically.
+
+    Why one helper: hub snapshots and OmniContext copies are both "decode the rows once, keep the files"; a
+    folder is used only when ``complete.json`` exists, so a killed materialisation is redone, never half-read.
+    A row whose ``convert`` raises one of ``errors`` becomes an ``invalid.jsonl`` line (``invalid(row, i, e)``).
+    Returns False when the folder was already complete.
+    """
+    if (folder / "complete.json").is_file():
+        return False
+    tmp = folder.parent / f".tmp-{folder.name}-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        records, bad = [], []
+        for index, row in enumerate(rows):
+            try:
+                record, files = convert(row, index)
+            except errors as e:
+                bad.append(invalid(row, index, e))
+                continue
+            for rel, data in files.items():
+                (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
+                (tmp / rel).write_bytes(data)
+            records.append(record)
+        write_jsonl(tmp / manifest, records)
+        write_jsonl(tmp / "invalid.jsonl", bad)
+        (tmp / "complete.json").write_text(json.dumps({**complete, "rows": len(records) + len(bad)}, sort_keys=True))
+        publish_dir(tmp, folder)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return True

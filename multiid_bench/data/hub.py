@@ -20,17 +20,15 @@ import json
 import logging
 import os
 import re
-import shutil
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 from multiid_bench.data._store import (
     data_cache_dir,
+    materialise_into,
     is_offline,
-    publish_dir,
     sha256_bytes,
     sha256_files,
-    write_jsonl,
 )
 from multiid_bench.data.case import SUBSETS
 from multiid_bench.data.loaders import BenchLoad, InvalidRecord, RecordError, load_jsonl
@@ -164,30 +162,11 @@ def materialise_rows(
 ) -> BenchLoad:
     """Write rows to ``<cache>/data/hf/<key>/`` once (atomically), then load that folder's manifest."""
     folder = data_cache_dir(cache_dir, "hf", key[:24])
-    if not (folder / "complete.json").is_file():
-        tmp = folder.parent / f".tmp-{key[:24]}-{os.getpid()}"
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-        try:
-            records, invalid = [], []
-            for index, row in enumerate(rows):
-                try:
-                    record, files = hf_row_to_record(row, index)
-                except RecordError as e:
-                    invalid.append(InvalidRecord(f"{source} row {index}", _row_id(row, index), e.field, e.reason))
-                    continue
-                for rel, data in files.items():
-                    (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
-                    (tmp / rel).write_bytes(data)
-                records.append(record)
-            write_jsonl(tmp / "bench.jsonl", records)
-            write_jsonl(tmp / "invalid.jsonl", [r.to_dict() for r in invalid])
-            (tmp / "complete.json").write_text(json.dumps(
-                {"key": key, "source": source, "rows": len(records) + len(invalid), "version": MATERIALISE_VERSION},
-                sort_keys=True))
-            publish_dir(tmp, folder)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+    if materialise_into(folder, rows, hf_row_to_record,
+                        lambda row, i, e: InvalidRecord(f"{source} row {i}", _row_id(row, i), e.field,
+                                                        e.reason).to_dict(),
+                        (RecordError,), manifest="bench.jsonl",
+                        complete={"key": key, "source": source, "version": MATERIALISE_VERSION}):
         log.info("materialised %s into %s", source, folder)
     return _load_materialised(folder, bench_id, kind)
 

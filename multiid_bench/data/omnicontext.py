@@ -188,33 +188,14 @@ def row_to_record(row: Mapping[str, Any], index: int) -> tuple[dict[str, Any], d
 
 
 def _materialise(rows: Iterable[Mapping[str, Any]], *, key: str, cache_dir: str | Path | None, source: str) -> Path:
-    from multiid_bench.data._store import data_cache_dir, publish_dir, write_jsonl
+    from multiid_bench.data._store import data_cache_dir, materialise_into
 
     folder = data_cache_dir(cache_dir, "omnicontext", key[:24])
-    if (folder / "complete.json").is_file():
-        return folder
-    tmp = folder.parent / f".tmp-{key[:24]}-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    try:
-        records, invalid = [], []
-        for index, row in enumerate(rows):
-            try:
-                record, files = row_to_record(row, index)
-            except ValueError as e:
-                invalid.append({"source": source, "row": index, "key": row.get("key"), "reason": str(e)})
-                continue
-            for rel, data in files.items():
-                (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
-                (tmp / rel).write_bytes(data)
-            records.append(record)
-        write_jsonl(tmp / MANIFEST_NAME, records)
-        write_jsonl(tmp / "invalid.jsonl", invalid)
-        (tmp / "complete.json").write_text(json.dumps({"source": source, "key": key, "version": MATERIALISE_VERSION}))
-        publish_dir(tmp, folder)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    log.info("materialised %s into %s", source, folder)
+    if materialise_into(folder, rows, row_to_record,
+                        lambda row, i, e: {"source": source, "row": i, "key": row.get("key"), "reason": str(e)},
+                        (ValueError,), manifest=MANIFEST_NAME,
+                        complete={"source": source, "key": key, "version": MATERIALISE_VERSION}):
+        log.info("materialised %s into %s", source, folder)
     return folder
 
 
