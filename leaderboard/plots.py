@@ -78,14 +78,20 @@ def tradeoff_points(
         parts.append(df[(df["provenance"] == PAPER) & (df["table"] == table_id)])
     view = pd.concat(parts, ignore_index=True)
     view = view[view["metric_key"].isin([xk, yk])]
-    rows, firsts = [], []
+    rows, firsts, dropped = [], [], []
     for (source, display), grp in view.groupby(["source", "display"], sort=False):
         by_key = {r["metric_key"]: r for _, r in grp.iterrows()}
         first = grp.iloc[0]
+        measured = first["provenance"] != PAPER
         if xk not in by_key or yk not in by_key or math.isnan(by_key[xk]["value"]) or math.isnan(by_key[yk]["value"]):
             log.info("%s (%s) has no %s and %s; not plotted", display, source, xk, yk)
+            if measured:  # a user's own run never vanishes without a word
+                dropped.append(f"{display}: not drawn, it has no {xk} and {yk} on subset {subset}")
             continue
         if first["row_kind"] == "limit" and not include_limits:
+            if measured:
+                dropped.append(f"{display}: not drawn, an oracle limit (its copy-paste of about +-1 would flatten "
+                               "the plot); --include-limits draws it")
             continue
         rx, ry = by_key[xk], by_key[yk]
         is_paper = first["provenance"] == PAPER
@@ -102,6 +108,7 @@ def tradeoff_points(
         firsts.append(first)
     pts = pd.DataFrame.from_records(rows)
     if pts.empty:
+        empty.attrs["notes"] = dropped
         return empty
     same = pts["label"].duplicated(keep=False) & (pts["provenance"] != PAPER)
     dup = same & pts.groupby("label")["provenance"].transform(lambda s: (s != PAPER).sum() > 1)
@@ -111,6 +118,7 @@ def tradeoff_points(
     pts["comparable"] = [ok or not rep for ok, rep in zip(verdict.ranked, pts["reportable"])]
     pts["not_ranked_reason"] = verdict.reasons
     pts.attrs["banners"] = verdict.banners(list(pts["label"]))
+    pts.attrs["notes"] = dropped  # measured runs left out of the figure, and why (the CLI prints them)
     return pts
 
 

@@ -172,3 +172,17 @@ def test_compare_uses_the_same_rule(dummy_run, tmp_path, capsys) -> None:
     assert f"bench demo@{GOLDEN_HASH} vs MultiID-Bench@{GOLDEN_HASH}" in out and "profile offline vs paper" in out
     code, out = _run(["compare", str(dummy_run), str(tmp_path / "other"), "--allow-mixed"], capsys)
     assert code == 0 and "--allow-mixed: compared although profile offline vs paper" in " ".join(out.split())
+
+
+def test_plot_says_why_a_measured_oracle_run_is_not_drawn(tmp_path, capsys) -> None:
+    """README command (a) evaluates copy-reference; its plot must not drop that run without a word."""
+    d = json.loads(GOLDEN.read_text())
+    d["model"] = "copy-reference"
+    write_run(tmp_path / "cr", d)
+    code, text = _run(["plot-tradeoff", str(tmp_path / "cr"), "--out", str(tmp_path / "fig.png")], capsys)
+    assert code == 0 and "! copy-reference: not drawn, an oracle limit" in text and "--include-limits" in text
+    assert "copy-reference" not in set(pd.read_csv(tmp_path / "fig.csv").label)
+    code, text = _run(["plot-tradeoff", str(tmp_path / "cr"), "--include-limits", "--out", str(tmp_path / "l.png")],
+                      capsys)
+    assert code == 0 and "not drawn" not in text
+    assert "copy-reference" in set(pd.read_csv(tmp_path / "l.csv").label)
