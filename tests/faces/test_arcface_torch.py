@@ -20,24 +20,14 @@ from multiid_bench.faces.iresnet import IResNetConfig, build_iresnet
 from multiid_bench.faces.models import ArcFaceONNX, ArcFaceTorch
 from multiid_bench.faces.onnx_iresnet import NotAnIResNetGraph, iresnet_from_onnx, max_abs_diff_vs_onnxruntime
 from multiid_bench.faces.runtime import resolve_face_backend, runtime_table
+from tests.iresnet_stand_in import random_bn_iresnet
 
 R50 = (3, 4, 14, 3)
 R100 = (3, 13, 30, 3)
 
 
 def _stand_in(layers: tuple[int, int, int, int], seed: int = 0) -> torch.nn.Module:
-    torch.manual_seed(seed)
-    net = build_iresnet(IResNetConfig(layers, (8, 8, 16, 16), 32))
-    with torch.no_grad():  # non-trivial BN statistics and PReLU slopes: a wrong mapping cannot pass
-        for mod in net.modules():
-            if isinstance(mod, (torch.nn.BatchNorm2d, torch.nn.BatchNorm1d)):
-                mod.running_mean.normal_(0, 0.1)
-                mod.running_var.uniform_(0.5, 1.5)
-                mod.weight.normal_(1, 0.1)
-                mod.bias.normal_(0, 0.1)
-            elif isinstance(mod, torch.nn.PReLU):
-                mod.weight.uniform_(0.1, 0.3)
-    return net
+    return random_bn_iresnet(layers, (8, 8, 16, 16), 32, seed)
 
 
 def _export(net: torch.nn.Module, path: Path) -> Path:

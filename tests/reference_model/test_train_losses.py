@@ -6,12 +6,12 @@ import math
 import numpy as np
 import pytest
 import torch
-
 from conftest_train import one_thread  # noqa: F401 (fixture)
-
-from multiid_bench.errors import BadInputError
 from multiid_bench.reference_model import losses as L
 from multiid_bench.reference_model.arcface_torch import IResNetConfig, build_iresnet
+
+from multiid_bench.errors import BadInputError
+from tests.iresnet_stand_in import random_bn_iresnet
 
 TEMPLATE = np.asarray(L.ARCFACE_TEMPLATE_112, np.float32)
 
@@ -255,25 +255,14 @@ def test_regression_face_order_bug_is_fixed():
 
 # ------------------------------------------------------------------------------------- loss ArcFace
 def _random_bn_iresnet(seed=0):
-    torch.manual_seed(seed)
-    net = build_iresnet(IResNetConfig((2, 1, 2, 1), (4, 6, 8, 8), 16))
-    with torch.no_grad():  # non-trivial BN statistics, so a wrong mapping cannot pass
-        for mod in net.modules():
-            if isinstance(mod, (torch.nn.BatchNorm2d, torch.nn.BatchNorm1d)):
-                mod.running_mean.normal_(0, 0.1)
-                mod.running_var.uniform_(0.5, 1.5)
-                mod.weight.normal_(1, 0.1)
-                mod.bias.normal_(0, 0.1)
-            elif isinstance(mod, torch.nn.PReLU):
-                mod.weight.uniform_(0.1, 0.3)
-    return net
+    return random_bn_iresnet((2, 1, 2, 1), (4, 6, 8, 8), 16, seed)
 
 
 def test_loss_arcface_loads_state_dicts_and_refuses_other_files(tmp_path):
+    from multiid_bench.reference_model.arcface_torch import load_loss_arcface
     from safetensors.torch import save_file
 
     from multiid_bench.errors import MissingWeightsError
-    from multiid_bench.reference_model.arcface_torch import load_loss_arcface
 
     net = _random_bn_iresnet()
     x = torch.rand(2, 3, 112, 112) * 2 - 1
