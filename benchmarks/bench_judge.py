@@ -33,8 +33,8 @@ def main() -> None:
     import torch
     from PIL import Image
 
-    from multiid_bench.scorers.vlm_judge import JudgeItem, VlmJudge
-    from multiid_bench.scorers.vlm_judge_backends import QwenVLJudgeBackend
+    from multiid_bench.judge.scorer import JudgeItem, VlmJudge
+    from multiid_bench.judge.backends import QwenVLJudgeBackend
 
     rng = np.random.default_rng(0)
     with tempfile.TemporaryDirectory() as tmp:

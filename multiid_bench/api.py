@@ -265,7 +265,7 @@ def evaluate(
         paper_pixels: ``official`` (default) = the paper protocol scores the JPEG-q75 bytes the official pipeline
             stored; ``as-given`` = the files as they are (the strict protocol always does). docs/footguns.md.
         judge: VLM-judge settings for OmniContext PF/SC/Overall
-            (:func:`multiid_bench.scorers.vlm_judge_config.judge_settings`, e.g. ``judge_settings()`` for the
+            (:func:`multiid_bench.judge.settings.judge_settings`, e.g. ``judge_settings()`` for the
             local Qwen2.5-VL-7B); None = no judge.
     """
     from multiid_bench.adapters import adapter_class

@@ -79,7 +79,7 @@ def _judge_settings(opts: dict[str, Any]) -> dict[str, Any] | None:
         kind = "transformers" if is_omnicontext_spec(str(opts.get("bench"))) else "none"
     if kind == "none":
         return None
-    from multiid_bench.scorers.vlm_judge_config import judge_settings
+    from multiid_bench.judge.settings import judge_settings
 
     return judge_settings(backend=kind, prompts=j["judge_prompts"], weights=j["judge_weights"],
                           model_dir=j["judge_model_dir"], url=j["judge_url"], model=j["judge_model"],

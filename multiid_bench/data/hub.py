@@ -38,12 +38,16 @@ __all__ = [
     "HF_COLUMNS",
     "MATERIALISE_VERSION",
     "PINNED_REVISIONS",
+    "dataset_key",
+    "dataset_rows",
+    "hf_offline",
     "hf_row_to_record",
     "load_disk",
     "load_hub",
     "load_parquet",
     "materialise_rows",
     "official_basename",
+    "train_split",
 ]
 
 log = logging.getLogger(__name__)
@@ -228,12 +232,22 @@ def load_parquet(path: Path, *, cache_dir: str | Path | None = None, kind: str =
 # ----------------------------------------------------------------------------------- datasets
 
 
-def _dataset_rows(ds: Any) -> Iterator[dict[str, Any]]:
+def dataset_rows(ds: Any) -> Iterator[dict[str, Any]]:
+    """The rows of a ``datasets.Dataset`` as plain dicts, read in arrow batches.
+
+    Arrow formatting keeps image columns as ``{bytes, path}`` structs, so image bytes reach the
+    materialiser exactly as stored (no decode and re-encode).
+    """
     for table in ds.with_format("arrow").iter(batch_size=_BATCH):
         yield from table.to_pylist()
 
 
-def _dataset_key(ds: Any, kind: str) -> str:
+def dataset_key(ds: Any, kind: str) -> str:
+    """A content key of a ``datasets.Dataset`` for its materialised copy (``kind`` names the source form).
+
+    The sha256 of its arrow cache files when it has them (cheap, stable across loads), else of the
+    table serialised as an arrow stream; either way another version of the data gets another key.
+    """
     files = [Path(c["filename"]) for c in (ds.cache_files or [])]
     if files and all(f.is_file() for f in files):
         return _key(kind, sha256_files(files))
@@ -245,13 +259,20 @@ def _dataset_key(ds: Any, kind: str) -> str:
     return _key(kind, sha256_bytes(sink.getvalue().to_pybytes()))
 
 
-def _train_split(obj: Any, source: str) -> Any:
+def train_split(obj: Any, source: str) -> Any:
+    """The ``train`` split of a ``DatasetDict`` (or its only split); a plain ``Dataset`` as it is.
+
+    Both MultiID-Bench and OmniContext publish one ``train`` split and their scripts read that one.
+
+    Raises:
+        BadInputError: several splits and none named ``train`` (``source`` names the folder).
+    """
     if hasattr(obj, "keys") and not hasattr(obj, "features"):  # DatasetDict
         if "train" in obj:
             return obj["train"]
         if len(obj) == 1:
             return next(iter(obj.values()))
-        raise BadInputError(f"{source} has splits {sorted(obj)}; MultiID-Bench uses 'train'. Save that split.")
+        raise BadInputError(f"{source} has splits {sorted(obj)}; the benchmark is read from 'train' (as its own scripts do). Save that split.")
     return obj
 
 
@@ -263,14 +284,14 @@ def load_disk(path: Path, *, cache_dir: str | Path | None = None) -> BenchLoad:
         from multiid_bench.errors import MissingDependencyError
 
         raise MissingDependencyError("reading a save_to_disk folder needs `pip install datasets`") from e
-    ds = _train_split(datasets.load_from_disk(str(path)), str(path))
+    ds = train_split(datasets.load_from_disk(str(path)), str(path))
     _check_columns(ds.column_names, str(path))
-    return materialise_rows(_dataset_rows(ds), key=_dataset_key(ds, "disk"), cache_dir=cache_dir,
+    return materialise_rows(dataset_rows(ds), key=dataset_key(ds, "disk"), cache_dir=cache_dir,
                             bench_id=path.name, source=str(path), kind="disk")
 
 
 @contextlib.contextmanager
-def _hf_offline(enabled: bool) -> Iterator[None]:
+def hf_offline(enabled: bool) -> Iterator[None]:
     """Make ``datasets``/``huggingface_hub`` use only their local cache (they read the env at import time)."""
     if not enabled:
         yield
@@ -375,7 +396,7 @@ def load_hub(
 
         raise MissingDependencyError("loading a hub dataset needs `pip install datasets`") from e
     try:
-        with _hf_offline(off):
+        with hf_offline(off):
             ds = datasets.load_dataset(repo, split="train", revision=given or PINNED_REVISIONS.get(repo) or None,
                                        cache_dir=str(hf_cache_dir) if hf_cache_dir else None)
     except MBenchError:
@@ -392,7 +413,7 @@ def load_hub(
             f"elsewhere (`hf download {repo} --repo-type dataset --local-dir DIR`) and pass --bench DIR."
         ) from e
     _check_columns(ds.column_names, repo)
-    loaded = materialise_rows(_dataset_rows(ds), key=_dataset_key(ds, "hub"), cache_dir=cache_dir,
+    loaded = materialise_rows(dataset_rows(ds), key=dataset_key(ds, "hub"), cache_dir=cache_dir,
                               bench_id=repo, source=repo)
     _write_pointer(pointer, loaded, repo, given or None)
     return _with_hub_provenance(loaded, repo, revision, None)

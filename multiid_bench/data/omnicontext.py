@@ -273,10 +273,10 @@ def load_omnicontext(spec: str | os.PathLike[str] = BENCH_ALIAS, *, cache_dir: s
         if p.is_dir() and ((p / "state.json").is_file() or (p / "dataset_dict.json").is_file()):
             import datasets
 
-            ds = hub._train_split(datasets.load_from_disk(str(p)), str(p))
+            ds = hub.train_split(datasets.load_from_disk(str(p)), str(p))
             _check_columns(ds.column_names, str(p))
-            key = sha256_bytes(f"omnicontext|disk|{hub._dataset_key(ds, 'disk')}".encode())
-            return _cases_from_folder(_materialise(hub._dataset_rows(ds), key=key, cache_dir=cache_dir, source=str(p)), HUB_ID)
+            key = sha256_bytes(f"omnicontext|disk|{hub.dataset_key(ds, 'disk')}".encode())
+            return _cases_from_folder(_materialise(hub.dataset_rows(ds), key=key, cache_dir=cache_dir, source=str(p)), HUB_ID)
         files = [p] if p.is_file() else sorted(p.rglob("*.parquet"))
         if not files:
             raise MissingDataError(f"{p}: no {MANIFEST_NAME} and no *.parquet; point --bench at an OmniContext snapshot")
@@ -319,7 +319,7 @@ def _load_hub(text: str, *, cache_dir: str | Path | None, offline: bool | None) 
     try:
         import datasets
 
-        with hub._hf_offline(off):
+        with hub.hf_offline(off):
             ds = datasets.load_dataset(HUB_ID, split="train", revision=revision or None)
     except Exception as e:  # third-party boundary: many exception types mean "not available"
         if cached is not None:
@@ -330,8 +330,8 @@ def _load_hub(text: str, *, cache_dir: str | Path | None, offline: bool | None) 
             f"Fix: run once with network access, or `huggingface-cli download {HUB_ID} --repo-type dataset "
             "--local-dir DIR` elsewhere and pass --bench DIR.") from e
     _check_columns(ds.column_names, HUB_ID)
-    key = sha256_bytes(f"omnicontext|hub|{hub._dataset_key(ds, 'hub')}".encode())
-    folder = _materialise(hub._dataset_rows(ds), key=key, cache_dir=cache_dir, source=HUB_ID)
+    key = sha256_bytes(f"omnicontext|hub|{hub.dataset_key(ds, 'hub')}".encode())
+    folder = _materialise(hub.dataset_rows(ds), key=key, cache_dir=cache_dir, source=HUB_ID)
     atomic_write_text(pointer, json.dumps({"folder": folder.name, "revision": revision or None}))
     return _cases_from_folder(folder, HUB_ID)
 

@@ -143,7 +143,7 @@ CARDS: Mapping[str, MetricCard] = {
             inputs=("generated image", "GT boxes"), aggregation="pooled over identities",
             read_by=("strict protocol tables",),
         ),
-        # OmniContext (WithAnyone Table 1b), judged by a VLM: multiid_bench/scorers/vlm_judge.py, docs/omnicontext.md
+        # OmniContext (WithAnyone Table 1b), judged by a VLM: multiid_bench/judge/scorer.py, docs/omnicontext.md
         MetricCard(
             id="prompt_following", name="PF", version="1.0.0", higher_is_better=True, range=(0.0, 10.0),
             scale=_JUDGE_SCALE,

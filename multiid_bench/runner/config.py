@@ -56,7 +56,7 @@ class RunConfig:
         strict_iou_min: a detected GT face belongs to a GT box when IoU >= this (strict).
         scorers: compute CLIP-I/CLIP-T/aesthetic when the scorers and their weights exist.
         shard_index / shard_count: this process's share of the cases.
-        judge: VLM-judge settings (OmniContext PF/SC/Overall; ``multiid_bench.scorers.vlm_judge_config``), or
+        judge: VLM-judge settings (OmniContext PF/SC/Overall; ``multiid_bench.judge.settings``), or
             None for no judge. Fingerprinted: another judge, revision or prompt variant is another run.
     """
 

@@ -124,7 +124,7 @@ def finalize(out: str | Path) -> dict[str, Any]:
     sessions = list(read_jsonl(out / SESSIONS_FILE))
     scorers = _scorer_status(sessions)
     _mark_missing_general(metrics, scorers)
-    from multiid_bench.scorers.vlm_judge_stats import add_judge_metrics  # OmniContext PF/SC/Overall per task type
+    from multiid_bench.judge.stats import add_judge_metrics  # OmniContext PF/SC/Overall per task type
 
     add_judge_metrics(metrics, rows, scorers.get("vlm-judge"), bootstrap_resamples=config.bootstrap_resamples,
                       bootstrap_seed=config.bootstrap_seed)

@@ -92,7 +92,7 @@ class GeneralScorers:
         finally:
             self.arrays.clear()
         if self.judge is not None:
-            from multiid_bench.scorers.vlm_judge_config import judge_general_items
+            from multiid_bench.judge.settings import judge_general_items
 
             judge_general_items(self.judge, items, result, self.judge_notes, self.judge_failures, self.device)
         return result
@@ -133,7 +133,7 @@ def _first_line(e: BaseException) -> str:
 def load_general_scorers(config: "RunConfig") -> GeneralScorers:
     """Resolve (not load) each scorer's weights; unavailable ones are ``missing`` with the reason."""
     cache = FeatureCache(default_cache_root(config.cache_dir))
-    from multiid_bench.scorers.vlm_judge_config import load_run_judge
+    from multiid_bench.judge.settings import load_run_judge
 
     judge, judge_status = load_run_judge(config)  # None unless --judge; missing weights stop the run (exit 3)
     if not config.scorers:

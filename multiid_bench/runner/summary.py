@@ -87,7 +87,7 @@ def _markdown(results: Mapping[str, Any]) -> str:
                 "|" + "---|" * len(header)]
         out += ["| " + " | ".join(r) + " |" for r in rows]
         out += ["", *_general_lines(results, proto), ""]
-        from multiid_bench.scorers.vlm_judge_stats import judge_summary_lines
+        from multiid_bench.judge.stats import judge_summary_lines
 
         out += judge_summary_lines(results["metrics"][proto])  # OmniContext PF/SC/Overall, when judged
     if c.get("irregular"):

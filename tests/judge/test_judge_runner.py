@@ -1,6 +1,6 @@
 """OmniContext end to end through the runner: dummy generator -> offline face profile -> scripted judge server.
 
-Checks the integration, not the maths (tested in test_vlm_judge.py): rows carry PF/SC/Overall in
+Checks the integration, not the maths (tested in test_judge.py): rows carry PF/SC/Overall in
 ``general``, a judge failure is a failed row with the raw answer in its notes, OmniContext cases are not
 failed for having no GT or no face, ``--subset paper`` plans only single-character cases, and
 ``results.json`` holds the hand-computed means per task type and OmniContext's unweighted ``Average``.
@@ -74,7 +74,7 @@ def _run(bench: Path, judge_url: str, out: Path, cache: Path, subsets: tuple[str
     from multiid_bench.adapters import get_adapter
     from multiid_bench.runner import RunConfig, run_evaluation
     from multiid_bench.runner.sources import AdapterSource
-    from multiid_bench.scorers.vlm_judge_config import judge_settings
+    from multiid_bench.judge.settings import judge_settings
 
     config = RunConfig(model="dummy", bench=str(bench), subsets=subsets, profile="offline", protocol="strict",
                        device="cpu", offline=True, cache_dir=str(cache), scorers=False, bootstrap_resamples=200,
@@ -123,7 +123,7 @@ def test_omnicontext_run_with_a_scripted_judge(bench: Path, judge_url: str, tmp_
 
 def test_paper_preset_through_the_python_api(bench: Path, judge_url: str, tmp_path: Path) -> None:
     import multiid_bench as mb
-    from multiid_bench.scorers.vlm_judge_config import judge_settings
+    from multiid_bench.judge.settings import judge_settings
 
     run = mb.evaluate("dummy", bench=str(bench), subsets="paper", profile="offline", protocol="strict", device="cpu",
                       out=tmp_path / "run", cache_dir=str(tmp_path / "cache"), scorers=False, progress=False,
@@ -138,10 +138,10 @@ def test_paper_preset_through_the_python_api(bench: Path, judge_url: str, tmp_pa
 def test_tiny_local_qwen_judge_through_the_runner(bench: Path, tmp_path: Path) -> None:
     """The transformers backend in a real run: a random tiny Qwen2.5-VL answers noise -> every row failed, counted."""
     pytest.importorskip("transformers")
-    from test_vlm_judge_qwen import _tiny_qwen  # same folder; pytest puts it on sys.path
+    from test_judge_qwen import _tiny_qwen  # same folder; pytest puts it on sys.path
 
     import multiid_bench as mb
-    from multiid_bench.scorers.vlm_judge_config import judge_settings
+    from multiid_bench.judge.settings import judge_settings
 
     model_dir = _tiny_qwen(tmp_path / "tiny_qwen")
     run = mb.evaluate("dummy", bench=str(bench), profile="offline", protocol="strict", device="cpu",

@@ -1,12 +1,12 @@
 """The ``vlm-judge`` scorer: OmniContext's prompt following (PF), subject consistency (SC) and Overall.
 
-For each case the judge is asked twice (a PF prompt and an SC prompt, :mod:`.vlm_judge_prompts`), with the
-input images followed by the generated image (:func:`.vlm_judge_backends.prepare_judge_images`). Each
-answer is parsed (:mod:`.vlm_judge_parse`); an unparseable answer is asked again, at most ``max_attempts``
+For each case the judge is asked twice (a PF prompt and an SC prompt, :mod:`.prompts`), with the
+input images followed by the generated image (:func:`.backends.prepare_judge_images`). Each
+answer is parsed (:mod:`.parse`); an unparseable answer is asked again, at most ``max_attempts``
 times in all (a greedy local model gives the same answer again, so it is asked once), and if it still does
 not parse the case is a **failure** carrying the raw answers -- never a 0 and never a random guess (the
 official script guesses). Overall per case is ``sqrt(PF * SC)``; means per task type and subset come from
-:func:`.vlm_judge_stats.aggregate_judge`.
+:func:`.stats.aggregate_judge`.
 
 Answers are cached on disk by (sha256 of every image file, prompt version and the full prompt's hash, judge
 model + revision, decoding settings, image preparation), so re-scoring the same images is free.
@@ -21,10 +21,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, Sequence
 
-from multiid_bench.scorers.vlm_judge_backends import IMAGE_PREP_VERSION, Answer, JudgeRequest, prepare_judge_images
-from multiid_bench.scorers.vlm_judge_parse import parse_score
-from multiid_bench.scorers.vlm_judge_prompts import PromptSet, get_prompt_set
-from multiid_bench.scorers.vlm_judge_stats import JUDGE_METRICS, JudgeScore, overall_score
+from multiid_bench.judge.backends import IMAGE_PREP_VERSION, Answer, JudgeRequest, prepare_judge_images
+from multiid_bench.judge.parse import parse_score
+from multiid_bench.judge.prompts import PromptSet, get_prompt_set
+from multiid_bench.judge.stats import JUDGE_METRICS, JudgeScore, overall_score
 
 __all__ = ["JudgeBackend", "JudgeCache", "JudgeItem", "JudgeResult", "VlmJudge", "with_scene"]
 
@@ -34,7 +34,7 @@ KINDS: tuple[str, str] = ("prompt_following", "subject_consistency")
 
 
 class JudgeBackend(Protocol):
-    """What the judge needs from a backend (see :mod:`.vlm_judge_backends`)."""
+    """What the judge needs from a backend (see :mod:`.backends`)."""
 
     deterministic: bool
 

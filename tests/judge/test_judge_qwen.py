@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from multiid_bench.scorers.vlm_judge import JudgeItem, VlmJudge
-from multiid_bench.scorers.vlm_judge_stats import aggregate_judge
+from multiid_bench.judge.scorer import JudgeItem, VlmJudge
+from multiid_bench.judge.stats import aggregate_judge
 
 pytest.importorskip("transformers")
 
@@ -84,7 +84,7 @@ def _items(tmp_path: Path) -> list[JudgeItem]:
 
 
 def test_tiny_qwen_judge_runs_and_unparseable_answers_become_counted_failures(tiny_model: Path, tmp_path: Path) -> None:
-    from multiid_bench.scorers.vlm_judge_backends import QwenVLJudgeBackend
+    from multiid_bench.judge.backends import QwenVLJudgeBackend
 
     backend = QwenVLJudgeBackend(model_dir=tiny_model, batch_size=2, max_new_tokens=6)
     judge = VlmJudge(backend, cache_root=tmp_path / "cache")
@@ -104,7 +104,7 @@ def test_tiny_qwen_judge_runs_and_unparseable_answers_become_counted_failures(ti
 
 
 def test_tiny_qwen_batching_does_not_change_answers(tiny_model: Path, tmp_path: Path) -> None:
-    from multiid_bench.scorers.vlm_judge_backends import JudgeRequest, QwenVLJudgeBackend, prepare_judge_images
+    from multiid_bench.judge.backends import JudgeRequest, QwenVLJudgeBackend, prepare_judge_images
 
     items = _items(tmp_path)
     requests = [JudgeRequest(f"Rate {it.instruction}", prepare_judge_images(it.inputs, it.output)) for it in items]
@@ -119,7 +119,7 @@ def test_tiny_qwen_batching_does_not_change_answers(tiny_model: Path, tmp_path: 
 
 def test_missing_model_folder_names_the_fix(tmp_path: Path) -> None:
     from multiid_bench.errors import MissingWeightsError
-    from multiid_bench.scorers.vlm_judge_backends import QwenVLJudgeBackend
+    from multiid_bench.judge.backends import QwenVLJudgeBackend
 
     with pytest.raises(MissingWeightsError, match="no config.json"):
         QwenVLJudgeBackend(model_dir=tmp_path).resolve()

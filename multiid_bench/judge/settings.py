@@ -46,7 +46,7 @@ def judge_settings(**overrides: Any) -> dict[str, Any]:
     s.update({k: v for k, v in overrides.items() if v is not None})
     if s["backend"] not in JUDGE_BACKENDS:
         raise ConfigError(f"--judge must be one of {', '.join(JUDGE_BACKENDS)}, got {s['backend']!r}")
-    from multiid_bench.scorers.vlm_judge_prompts import PROMPT_SETS
+    from multiid_bench.judge.prompts import PROMPT_SETS
 
     if s["prompts"] not in PROMPT_SETS:
         raise ConfigError(f"--judge-prompts must be one of {', '.join(PROMPT_SETS)}, got {s['prompts']!r}")
@@ -60,9 +60,9 @@ def judge_settings(**overrides: Any) -> dict[str, Any]:
 
 def build_judge(settings: Mapping[str, Any], *, cache_dir: str | os.PathLike[str] | None = None,
                 offline: bool | None = None, cache_root: str | os.PathLike[str] | None = None) -> Any:
-    """A :class:`~multiid_bench.scorers.vlm_judge.VlmJudge` for ``settings`` (nothing loaded yet)."""
-    from multiid_bench.scorers.vlm_judge import VlmJudge
-    from multiid_bench.scorers.vlm_judge_backends import HttpJudgeBackend, QwenVLJudgeBackend
+    """A :class:`~multiid_bench.judge.scorer.VlmJudge` for ``settings`` (nothing loaded yet)."""
+    from multiid_bench.judge.scorer import VlmJudge
+    from multiid_bench.judge.backends import HttpJudgeBackend, QwenVLJudgeBackend
 
     s = judge_settings(**dict(settings))
     backend: Any
@@ -103,7 +103,7 @@ def judge_general_items(judge: Any, items: Any, result: dict[str, dict[str, floa
     """
     from pathlib import Path
 
-    from multiid_bench.scorers.vlm_judge import JudgeItem
+    from multiid_bench.judge.scorer import JudgeItem
 
     todo = [JudgeItem(c.id, str(c.meta["task_type"]), c.prompt, tuple(Path(r) for r in c.refs), Path(g),
                       str(c.meta.get("instruction_language") or "en"))

@@ -18,11 +18,11 @@ from typing import Any, Iterator
 import pytest
 from PIL import Image
 
-from multiid_bench.scorers.vlm_judge import JudgeItem, VlmJudge
-from multiid_bench.scorers.vlm_judge_backends import HttpJudgeBackend, prepare_judge_images
-from multiid_bench.scorers.vlm_judge_parse import parse_score
-from multiid_bench.scorers.vlm_judge_prompts import PROMPT_SETS
-from multiid_bench.scorers.vlm_judge_stats import aggregate_judge
+from multiid_bench.judge.scorer import JudgeItem, VlmJudge
+from multiid_bench.judge.backends import HttpJudgeBackend, prepare_judge_images
+from multiid_bench.judge.parse import parse_score
+from multiid_bench.judge.prompts import PROMPT_SETS
+from multiid_bench.judge.stats import aggregate_judge
 
 # sha256 of OmniContext's PromptGenerator()(INSTRUCTION, kind, with_scene) at VectorSpaceLab/OmniGen2 0f72fa9,
 # computed once by running the upstream file.
