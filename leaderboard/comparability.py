@@ -14,6 +14,12 @@ protocol) must not be crowned above it. Without paper rows, the first reportable
 
 A field that one side does not state (``None``) is not checked: the paper states no manifest hash and no
 metric card versions; Table 1b (OmniContext) states no face profile.
+
+Judged rows (OmniContext PF/SC/Overall) also carry their **judge** (backend, model, size, revision, prompt
+variant and version): two rows judged by different judges are not ranked together, and Table 1b's rows
+(Qwen2.5-VL, size unstated, the face-identity SC prompt) only next to a measured run with a matching judge.
+The judge rule lives in :func:`multiid_bench.judge.identity.judge_differences`; :func:`_judge_part` is its
+only caller here.
 """
 from __future__ import annotations
 
@@ -23,8 +29,12 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Collection, Mapping, Sequence
 
+from multiid_bench.leaderboard.paper import normalise_subset
+
 if TYPE_CHECKING:
     import pandas as pd
+
+    from multiid_bench.judge.identity import JudgeIdentity
 
 __all__ = [
     "FIELDS",
@@ -34,11 +44,12 @@ __all__ = [
     "differences",
     "frame_key",
     "paper_key",
+    "run_judge",
     "run_key",
 ]
 
 #: The fields of a key, in the order reasons are listed. ``face_models`` goes with ``profile``.
-FIELDS = ("bench", "subset", "protocol", "profile", "face_models", "metric_versions", "reportable")
+FIELDS = ("bench", "subset", "protocol", "profile", "face_models", "metric_versions", "judge", "reportable")
 
 
 @dataclass(frozen=True)
@@ -55,6 +66,7 @@ class RowKey:
     metric_versions: tuple[tuple[str, str], ...] | None = None
     reportable: bool = True
     is_paper: bool = False
+    judge: "JudgeIdentity | None" = None  # VLM-judged rows only (OmniContext); None = no judge / not stated
 
     @property
     def bench_text(self) -> str:
@@ -89,7 +101,7 @@ def differences(a: RowKey, b: RowKey, *, ignore: Collection[str] = ()) -> list[s
         same_sha = a.manifest_sha256 is None or b.manifest_sha256 is None or a.manifest_sha256 == b.manifest_sha256
         if not (same_id and same_sha):
             out.append(f"bench {a.bench_text} vs {b.bench_text}")
-    if "subset" not in ignore and a.subset and b.subset and _norm(a.subset) != _norm(b.subset):
+    if "subset" not in ignore and a.subset and b.subset and normalise_subset(a.subset) != normalise_subset(b.subset):
         out.append(f"subset {a.subset} vs {b.subset}")
     if "protocol" not in ignore and a.protocol and b.protocol and a.protocol != b.protocol:
         out.append(f"protocol {a.protocol} vs {b.protocol}")
@@ -103,10 +115,21 @@ def differences(a: RowKey, b: RowKey, *, ignore: Collection[str] = ()) -> list[s
         for mid in sorted(set(va) & set(vb)):
             if va[mid] != vb[mid]:
                 out.append(f"metric {mid} version {va[mid]} vs {vb[mid]}")
+    if "judge" not in ignore:
+        out.extend(_judge_part(a, b))
     if "reportable" not in ignore and a.reportable != b.reportable:
         out.append("--limit run (not reportable) vs full run" if not a.reportable
                    else "full run vs --limit run (not reportable)")
     return out
+
+
+def _judge_part(a: RowKey, b: RowKey) -> list[str]:
+    """The judge component of the key (issue 24): see :func:`multiid_bench.judge.identity.judge_differences`."""
+    if a.judge is None or b.judge is None:
+        return []
+    from multiid_bench.judge.identity import judge_differences
+
+    return judge_differences(a.judge, b.judge)
 
 
 @dataclass
@@ -182,8 +205,19 @@ def paper_key(table_id: str) -> RowKey:
         label=f"the paper's Table {table_id}",
         bench=comp.get("bench"), manifest_sha256=None, subset=info.get("subset"), protocol=comp.get("protocol"),
         profile=comp.get("profile"), face_models=tuple(fms) if fms else None, metric_versions=None,
-        reportable=True, is_paper=True,
+        reportable=True, is_paper=True, judge=_paper_judge(comp),
     )
+
+
+def _paper_judge(comp: Mapping[str, Any]) -> "JudgeIdentity | None":
+    """The judge a paper table states (``paper.json`` ``comparability.judge``: model family, prompt variant)."""
+    stated = comp.get("judge")
+    if not isinstance(stated, Mapping):
+        return None
+    from multiid_bench.judge.identity import JudgeIdentity
+
+    return JudgeIdentity(model=str(stated["model"]), backend=stated.get("backend"), revision=stated.get("revision"),
+                         prompt_variant=stated.get("prompt_variant"), prompt_version=stated.get("prompt_version"))
 
 
 def _canonical_bench(bench_id: str, manifest: str | None) -> str:
@@ -224,8 +258,18 @@ def run_key(data: Mapping[str, Any], *, label: str, subset: str | None = None, p
     return RowKey(
         label=label, bench=_canonical_bench(str(bench["id"]), sha), manifest_sha256=sha, subset=subset,
         protocol=protocol or str(data["protocol"]), profile=_profile(data), face_models=_face_models(data),
-        metric_versions=_versions(data), reportable=bool(data.get("reportable", True)),
+        metric_versions=_versions(data), reportable=bool(data.get("reportable", True)), judge=run_judge(data),
     )
+
+
+def run_judge(data: Mapping[str, Any]) -> "JudgeIdentity | None":
+    """The judge of a measured run (its ``vlm-judge`` scorer card), or ``None`` for a run without one."""
+    status = (data.get("scorers") or {}).get("vlm-judge")
+    if not isinstance(status, Mapping) or status.get("status") != "ok":
+        return None
+    from multiid_bench.judge.identity import judge_from_card
+
+    return judge_from_card(status.get("card") or {})
 
 
 def _results_json(path: str) -> dict[str, Any]:

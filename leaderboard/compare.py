@@ -90,7 +90,8 @@ def load_tolerances(path: str | Path | None = None) -> Tolerances:
         if key.split(".")[0] not in CARDS:
             get_card(key)  # raises KeyError with "did you mean"
         per[key] = _tol(spec, default, f"{p} [metric.{key}]")
-    comp = {"bench_manifest": True, "protocol": True, "metric_versions": True, "profile": True, "case_set": True}
+    comp = {"bench_manifest": True, "protocol": True, "metric_versions": True, "profile": True, "case_set": True,
+            "judge": True}
     for k, v in raw.get("comparability", {}).items():
         if k not in comp or not isinstance(v, bool):
             raise ConfigError(f"{p} [comparability]: {k!r} must be one of {sorted(comp)} with a true/false value")
@@ -136,7 +137,7 @@ class Comparison:
 
 #: ``[comparability]`` switches of a tolerance file -> the fields of :data:`.comparability.FIELDS` they cover
 _SWITCHES = {"bench_manifest": ("bench",), "protocol": ("protocol",), "profile": ("profile", "face_models"),
-             "metric_versions": ("metric_versions",), "case_set": ("reportable",)}
+             "metric_versions": ("metric_versions",), "case_set": ("reportable",), "judge": ("judge",)}
 
 
 def check_comparable(old: RunResult, new: RunResult, tol: Tolerances) -> list[str]:

@@ -26,6 +26,7 @@ __all__ = [
     "load_paper_results",
     "metric_key",
     "model_kind",
+    "normalise_subset",
     "paper_meta",
     "paper_table_for",
 ]
@@ -33,6 +34,19 @@ __all__ = [
 PAPER = "paper"
 #: Tables whose rows compare methods (3 and 6 are ablations of WithAnyone; 1b is OmniContext).
 MAIN_TABLES = ("1a", "2a", "2b", "5")
+
+
+def normalise_subset(name: str) -> str:
+    """The one spelling of a subset name for matching: lower case, ``-``/space as ``_``.
+
+    The paper's labels (``single-character``) and OmniContext's task types (``single_character``) name the
+    same subset; every view matches subset names through this function.
+
+    Example:
+        >>> normalise_subset("Single-Character"), normalise_subset("single_character"), normalise_subset("p1")
+        ('single_character', 'single_character', 'p1')
+    """
+    return "_".join(str(name).strip().lower().replace("-", " ").replace("_", " ").split())
 
 
 @lru_cache(maxsize=1)
@@ -92,7 +106,7 @@ def paper_table_for(subset: str | None, face_model: str | None) -> str | None:
     meta = paper_meta()
     if face_model and face_model != "average":
         return meta["face_model_table"] if face_model in ("arcface", "adaface", "facenet") else None
-    return meta["main_tables"].get(subset or "")
+    return meta["main_tables"].get(normalise_subset(subset or ""))
 
 
 def _display(row: dict[str, str]) -> str:

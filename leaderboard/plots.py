@@ -20,7 +20,14 @@ import numpy as np
 import numpy.typing as npt
 
 from multiid_bench.errors import ConfigError
-from multiid_bench.leaderboard.paper import PAPER, PER_FACE_MODEL, metric_key, paper_meta, paper_table_for
+from multiid_bench.leaderboard.paper import (
+    PAPER,
+    PER_FACE_MODEL,
+    metric_key,
+    normalise_subset,
+    paper_meta,
+    paper_table_for,
+)
 from multiid_bench.leaderboard.tables import MIN_CI_N
 from multiid_bench.metrics.cards import MetricCard, get_card
 
@@ -72,7 +79,8 @@ def tradeoff_points(
         return alt if k not in present and alt in present and "." not in metric else k
 
     xk, yk = key(x_metric), key(y_metric)
-    measured = df[(df["provenance"] != PAPER) & (df["subset"] == subset) & (df["protocol"] == protocol)]
+    same_subset = df["subset"].map(normalise_subset) == normalise_subset(subset)
+    measured = df[(df["provenance"] != PAPER) & same_subset & (df["protocol"] == protocol)]
     parts = [measured]
     if table_id is not None and (df["provenance"] == PAPER).any():
         parts.append(df[(df["provenance"] == PAPER) & (df["table"] == table_id)])

@@ -16,7 +16,14 @@ from typing import TYPE_CHECKING, Iterable
 
 from multiid_bench.errors import ConfigError
 from multiid_bench.leaderboard.comparability import comparable_set, frame_key
-from multiid_bench.leaderboard.paper import PAPER, PER_FACE_MODEL, metric_key, paper_meta, paper_table_for
+from multiid_bench.leaderboard.paper import (
+    PAPER,
+    PER_FACE_MODEL,
+    metric_key,
+    normalise_subset,
+    paper_meta,
+    paper_table_for,
+)
 from multiid_bench.metrics.cards import CARDS, MetricCard, get_card
 
 if TYPE_CHECKING:
@@ -193,8 +200,9 @@ def build_leaderboard(
     subset = _resolve_subset(subset, paper_table)
     measured_subsets = set(df.loc[df["provenance"] != PAPER, "subset"]) if not df.empty else set()
     paper_subsets = {str(t["subset"]) for t in paper_meta()["tables"].values()}
-    _check_choice("--subset", subset, (*SUBSETS, *sorted(measured_subsets - set(SUBSETS)),
-                                       *sorted(paper_subsets & {subset})))
+    known = (*SUBSETS, *sorted(measured_subsets - set(SUBSETS)), *sorted(paper_subsets))
+    if not any(normalise_subset(k) == normalise_subset(subset) for k in known):  # one spelling rule for all
+        _check_choice("--subset", subset, known)
     _check_choice("--protocol", protocol, PROTOCOLS)
     keys = view_keys(face_model)
     notes: list[str] = []
@@ -203,7 +211,8 @@ def build_leaderboard(
     extra_cards: dict[str, MetricCard] = {}
     if not df.empty:
         all_measured = df[df["provenance"] != PAPER]
-        measured = all_measured[(all_measured["subset"] == subset) & (all_measured["protocol"] == protocol)]
+        same_subset = all_measured["subset"].map(normalise_subset) == normalise_subset(subset)
+        measured = all_measured[same_subset & (all_measured["protocol"] == protocol)]
         measured = measured[measured["metric_key"].isin(keys)]
         if len(all_measured) and measured.empty:
             have = sorted({f"{p}/{s}" for p, s in zip(all_measured["protocol"], all_measured["subset"])})
