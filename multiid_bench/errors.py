@@ -10,6 +10,7 @@ from __future__ import annotations
 
 __all__ = [
     "EXIT_CHECK_FAILED",
+    "EXIT_JUDGE_UNREACHABLE",
     "EXIT_MISSING",
     "EXIT_OK",
     "EXIT_PARTIAL",
@@ -19,6 +20,7 @@ __all__ = [
     "CheckFailedError",
     "ConfigError",
     "ImageDecodeError",
+    "JudgeUnreachableError",
     "MBenchError",
     "MissingDataError",
     "MissingDependencyError",
@@ -33,6 +35,7 @@ EXIT_CHECK_FAILED = 1  # a regression check or comparison failed
 EXIT_USAGE = 2  # bad flags, bad config, runs that cannot be compared
 EXIT_MISSING = 3  # weights or data are missing (offline, not downloaded)
 EXIT_PARTIAL = 4  # the run finished but some cases failed
+EXIT_JUDGE_UNREACHABLE = 7  # the VLM judge server could not be reached at all (the run stopped early)
 
 
 class MBenchError(Exception):
@@ -118,3 +121,11 @@ class PartialResultsError(MBenchError):
     """The run completed but some cases failed; the results are written and marked partial."""
 
     exit_code = EXIT_PARTIAL
+
+
+class JudgeUnreachableError(MBenchError):
+    """The VLM judge's server answered no request at all (connection refused, DNS, timeouts): the run stops
+    early with exit 7 instead of writing every remaining case as failed. Cases judged so far are kept;
+    resuming the same ``--out`` asks the judge again for every answer it does not have."""
+
+    exit_code = EXIT_JUDGE_UNREACHABLE

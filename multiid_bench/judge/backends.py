@@ -38,6 +38,8 @@ __all__ = [
     "JudgeRequest",
     "QwenVLJudgeBackend",
     "prepare_judge_images",
+    "retry_after_s",
+    "server_error_text",
 ]
 
 log = logging.getLogger(__name__)
@@ -58,10 +60,15 @@ class JudgeRequest:
 
 @dataclass(frozen=True)
 class Answer:
-    """The judge's text, or the error that prevented one (a transport error, a refused request)."""
+    """The judge's text, or the error that prevented one (a transport error, a refused request).
+
+    ``unreachable`` is true when no attempt got any HTTP answer at all (connection refused, DNS, timeout):
+    a batch of such answers means the judge is down, and the run stops (exit 7) instead of failing every case.
+    """
 
     text: str | None
     error: str | None = None
+    unreachable: bool = False
 
 
 def _jpeg(image: Any) -> bytes:
@@ -115,13 +122,14 @@ class HttpJudgeBackend:
         max_tokens: answer budget (1400 as OmniContext's script).
         temperature: 0 = greedy (default); the official GPT-4.1 run used the API default.
         timeout_s / max_retries / backoff_s: transport errors, 429 and 5xx are retried with exponential
-            backoff, at most ``max_retries`` times per request.
+            backoff, at most ``max_retries`` times per request; a 429 with ``Retry-After`` waits what the
+            server asks, at most ``max_wait_s`` seconds.
         workers: concurrent requests.
     """
 
     def __init__(self, url: str, model: str, *, revision: str | None = None, api_key_env: str = "OPENAI_API_KEY",
                  max_tokens: int = 1400, temperature: float = 0.0, timeout_s: float = 180.0, max_retries: int = 3,
-                 backoff_s: float = 1.0, workers: int = 8) -> None:
+                 backoff_s: float = 1.0, workers: int = 8, max_wait_s: float = 60.0) -> None:
         if not url.startswith(("http://", "https://")):
             raise ConfigError(f"--judge-url must start with http:// or https://, got {url!r}")
         if max_retries < 0 or workers < 1 or max_tokens < 1:
@@ -135,6 +143,7 @@ class HttpJudgeBackend:
         self.timeout_s = timeout_s
         self.max_retries = max_retries
         self.backoff_s = backoff_s
+        self.max_wait_s = max_wait_s
         self.workers = workers
 
     def __repr__(self) -> str:  # never the key
@@ -171,9 +180,12 @@ class HttpJudgeBackend:
             headers["Authorization"] = f"Bearer {key}"
         data = self._payload(req)
         last = "no attempt made"
+        answered = False  # did any attempt get an HTTP status back? (no: the server is unreachable)
+        wait = 0.0
         for attempt in range(self.max_retries + 1):
             if attempt:
-                time.sleep(self.backoff_s * 2 ** (attempt - 1))
+                time.sleep(wait or self.backoff_s * 2 ** (attempt - 1))
+            wait = 0.0
             try:
                 request = urllib.request.Request(self.url, data=data, headers=headers, method="POST")
                 with urllib.request.urlopen(request, timeout=self.timeout_s) as resp:
@@ -181,14 +193,17 @@ class HttpJudgeBackend:
                 text = reply["choices"][0]["message"]["content"]
                 return Answer(text if isinstance(text, str) else json.dumps(text))
             except urllib.error.HTTPError as e:
-                last = f"HTTP {e.code} from {self.url}"
+                answered = True
+                last = f"HTTP {e.code} from {self.url}{server_error_text(e)}"
                 if e.code != 429 and e.code < 500:  # a refused request does not get better by asking again
-                    return Answer(None, last + _error_detail(e))
+                    return Answer(None, last)
+                if e.code == 429:
+                    wait = min(retry_after_s(e.headers.get("Retry-After")) or 0.0, self.max_wait_s)
             except (urllib.error.URLError, TimeoutError, ConnectionError) as e:
                 last = f"cannot reach {self.url}: {getattr(e, 'reason', e)}"
             except (KeyError, IndexError, TypeError, ValueError) as e:
                 return Answer(None, f"unexpected reply from {self.url}: {type(e).__name__}: {e}")
-        return Answer(None, f"{last} (gave up after {self.max_retries + 1} attempts)")
+        return Answer(None, f"{last} (gave up after {self.max_retries + 1} attempts)", unreachable=not answered)
 
     def ask(self, requests: Sequence[JudgeRequest]) -> list[Answer]:
         """Answers in request order, ``workers`` requests in flight."""
@@ -200,13 +215,61 @@ class HttpJudgeBackend:
             return list(pool.map(self._ask_one, requests))
 
 
-def _error_detail(e: "urllib.error.HTTPError") -> str:
+def server_error_text(e: "urllib.error.HTTPError") -> str:
+    """``": <message> (<code or type>)"`` from an OpenAI-style error body, else the body's first 200 characters.
+
+    The server's own words say what to fix (``insufficient_quota``, ``model not found``), so they go into the
+    failure reason; an empty string when the body is empty or unreadable.
+
+    Example:
+        >>> import io, urllib.error
+        >>> body = b'{"error": {"message": "You exceeded your current quota", "code": "insufficient_quota"}}'
+        >>> server_error_text(urllib.error.HTTPError("u", 429, "Too Many Requests", {}, io.BytesIO(body)))
+        ': You exceeded your current quota (insufficient_quota)'
+    """
     try:
-        body = json.loads(e.read().decode("utf-8", "replace"))
-        msg = body.get("error", {}).get("message") if isinstance(body, dict) else None
-    except Exception:  # noqa: BLE001 - the detail is optional
+        raw = e.read().decode("utf-8", "replace").strip()
+    except Exception:  # noqa: BLE001 - the detail is optional, the status code is already reported
         return ""
-    return f": {str(msg)[:200]}" if msg else ""
+    if not raw:
+        return ""
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        return f": {raw[:200]}"
+    err = body.get("error") if isinstance(body, dict) else None
+    if isinstance(err, dict):
+        msg, code = err.get("message"), err.get("code") or err.get("type")
+        text = " ".join(str(x) for x in (msg,) if x) + (f" ({code})" if code else "")
+        return f": {text.strip()[:200]}" if text.strip() else ""
+    if isinstance(err, str):
+        return f": {err[:200]}"
+    return f": {raw[:200]}"
+
+
+def retry_after_s(value: str | None) -> float | None:
+    """Seconds a ``Retry-After`` header asks to wait (delta-seconds or an HTTP date), ``None`` if absent/bad.
+
+    Example:
+        >>> retry_after_s("2"), retry_after_s(None), retry_after_s("soon")
+        (2.0, None, None)
+    """
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    from email.utils import parsedate_to_datetime
+
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    import datetime as dt
+
+    now = dt.datetime.now(when.tzinfo or dt.timezone.utc)
+    return max(0.0, (when - now).total_seconds())
 
 
 # ---------------------------------------------------------------------------------------------- local

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, Sequence
 
+from multiid_bench.errors import JudgeUnreachableError
 from multiid_bench.judge.backends import IMAGE_PREP_VERSION, Answer, JudgeRequest, prepare_judge_images
 from multiid_bench.judge.parse import parse_score
 from multiid_bench.judge.prompts import PromptSet, get_prompt_set
@@ -159,7 +160,9 @@ class VlmJudge:
         self.max_attempts = max_attempts
         self.cache = JudgeCache(cache_root)
         self.loaded = False
-        self.counters = {"asked": 0, "cached": 0, "failed": 0}
+        #: questions: (case, PF|SC) sent to the backend; requests: sends incl. re-asks of unusable answers;
+        #: cached: answered from the cache (never sent); failed: cases left without a usable score
+        self.counters = {"questions": 0, "requests": 0, "cached": 0, "failed": 0}
 
     @property
     def card(self) -> dict[str, Any]:
@@ -210,11 +213,18 @@ class VlmJudge:
                     pending.append((res, kind, key, JudgeRequest(prompt, images)))
         if pending and not self.loaded:
             self.load("cpu")
+        self.counters["questions"] += len(pending)
         for attempt in range(1, self.max_attempts + 1):
             if not pending:
                 break
             answers = self.backend.ask([req for _, _, _, req in pending])
-            self.counters["asked"] += len(pending)
+            self.counters["requests"] += len(pending)
+            if attempt == 1 and answers and all(a.unreachable for a in answers):
+                raise JudgeUnreachableError(
+                    f"the VLM judge {self.backend.judge_id} cannot be reached: {answers[0].error}. No case of this "
+                    "batch was judged; rows written before are kept. Fix: start the judge server (or correct "
+                    "--judge-url), then run the same command with the same --out to resume: every case without "
+                    "a usable judge answer is asked again, cached answers are reused.")
             retry: list[tuple[JudgeResult, str, str, JudgeRequest]] = []
             for (res, kind, key, req), ans in zip(pending, answers):
                 parsed = parse_score(ans.text) if ans.error is None else None

@@ -18,6 +18,7 @@ from typing import Any, Iterator
 import pytest
 from PIL import Image
 
+from multiid_bench.errors import EXIT_JUDGE_UNREACHABLE, JudgeUnreachableError
 from multiid_bench.judge.scorer import JudgeItem, VlmJudge
 from multiid_bench.judge.backends import HttpJudgeBackend, prepare_judge_images
 from multiid_bench.judge.parse import parse_score
@@ -215,10 +216,11 @@ def test_refused_request_is_a_failure_not_a_zero(server: str, items: list[JudgeI
     backend.url = server + "/chat/completions"
     (res,) = VlmJudge(backend).judge([items[0]])
     assert res.status == "ok"  # a 503 is retried
+    # a judge that answers nothing at all stops the run (exit 7) instead of failing every case
     dead = HttpJudgeBackend("http://127.0.0.1:9/v1", "m", backoff_s=0.0, max_retries=1, timeout_s=2)
-    (res,) = VlmJudge(dead, max_attempts=2).judge([items[0]])
-    assert res.status == "failed" and res.prompt_following is None and res.overall is None
-    assert "cannot reach" in res.reason and res.answers["prompt_following"]["attempts"] == 2
+    with pytest.raises(JudgeUnreachableError, match="cannot reach .*resume") as err:
+        VlmJudge(dead, max_attempts=2).judge([items[0]])
+    assert err.value.exit_code == EXIT_JUDGE_UNREACHABLE == 7
 
 
 def test_input_images_resized_as_omnicontext(tmp_path: Path) -> None:

@@ -98,7 +98,7 @@ def test_tiny_qwen_judge_runs_and_unparseable_answers_become_counted_failures(ti
         for kind in ("prompt_following", "subject_consistency"):
             ans = r.answers[kind]
             assert isinstance(ans["raw"], str) and ans["attempts"] == 1 and ans["source"] == "none"
-    assert judge.counters == {"asked": 6, "cached": 0, "failed": 3}
+    assert judge.counters == {"questions": 6, "requests": 6, "cached": 0, "failed": 3}
     agg = aggregate_judge([r.score() for r in results])
     assert agg["average"]["n"] == 0 and agg["average"]["failed"] == 3 and agg["average"]["overall"] is None
 
