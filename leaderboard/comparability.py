@@ -263,13 +263,20 @@ def run_key(data: Mapping[str, Any], *, label: str, subset: str | None = None, p
 
 
 def run_judge(data: Mapping[str, Any]) -> "JudgeIdentity | None":
-    """The judge of a measured run (its ``vlm-judge`` scorer card), or ``None`` for a run without one."""
-    status = (data.get("scorers") or {}).get("vlm-judge")
-    if not isinstance(status, Mapping) or status.get("status") != "ok":
-        return None
+    """The judge of a measured run (``results.json["judge"]``, else the ``judge``/``prompt_version`` of its
+    judged metric entries), or ``None`` for a run without a judge."""
     from multiid_bench.judge.identity import judge_from_card
 
-    return judge_from_card(status.get("card") or {})
+    record = data.get("judge")
+    if isinstance(record, Mapping) and record.get("id"):
+        return judge_from_card({"judge": record["id"], "prompt_variant": record.get("prompt_variant"),
+                                "prompt_version": record.get("prompt_version")})
+    for block in (data.get("metrics") or {}).values():
+        for entry in (block or {}).values():
+            judged = entry.get("overall") if isinstance(entry, Mapping) else None
+            if isinstance(judged, Mapping) and judged.get("judge"):
+                return judge_from_card(judged)
+    return None
 
 
 def _results_json(path: str) -> dict[str, Any]:

@@ -235,6 +235,10 @@ def _config(model_name: str, bench: str, profile: str, protocol: str, subsets: A
     from multiid_bench.runner.config import RunConfig
 
     the_shard = _shard(shard)
+    if kw.get("judge") is not None:  # --subset paper: the paper's prompt set unless asked otherwise (said)
+        from multiid_bench.judge.settings import settings_for_run
+
+        kw["judge"] = settings_for_run(kw["judge"], _subsets(subsets))
     return RunConfig(model=model_name, bench=bench, subsets=_subsets(subsets), limit=limit, protocol=protocol,
                      profile=profile, device=resolve_device(device),
                      offline=_offline(offline, profile), shard_index=the_shard.index, shard_count=the_shard.count,

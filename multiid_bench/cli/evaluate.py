@@ -44,9 +44,10 @@ _JUDGE_OPTIONS: tuple[tuple[tuple[str, ...], dict[str, Any]], ...] = (
         help="VLM judge for OmniContext PF/SC/Overall: a local Qwen2.5-VL (transformers) or an OpenAI-compatible "
              "server (vLLM, SGLang, OpenAI). Default: transformers with --bench omnicontext, else none.")),
     (("--judge-prompts",), dict(type=click.Choice(["omnicontext", "omnicontext-scene-pf", "face-identity"]),
-        default="omnicontext", show_default=True,
+        default=None,
         help="Judge prompts: OmniContext's as its script sends them; with the scene PF rule; or SC = the paper's "
-             "face-identity prompt (appendix I).")),
+             "face-identity prompt (appendix I). Default: face-identity with --subset paper (the paper's Table 1b), "
+             "else omnicontext.")),
     (("--judge-weights",), dict(default="qwen2.5-vl-7b-instruct", show_default=True,
         help="Local judge: weights id (manifest judges.toml, pinned Hub commit).")),
     (("--judge-model-dir",), dict(type=click.Path(file_okay=False), default=None,

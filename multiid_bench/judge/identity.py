@@ -22,7 +22,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-__all__ = ["JudgeIdentity", "judge_differences", "judge_from_card", "judge_from_id", "model_family"]
+__all__ = ["JudgeIdentity", "judge_differences", "judge_from_card", "judge_from_id", "judge_record", "model_family"]
 
 _SIZE = re.compile(r"(?<![a-z0-9.])(\d+(?:\.\d+)?)b(?![a-z0-9])")
 _DROP = re.compile(r"-(instruct|chat|it|hf|awq|gptq|fp8|int4|int8)(?=-|$)")
@@ -143,3 +143,19 @@ def judge_differences(a: JudgeIdentity | None, b: JudgeIdentity | None) -> list[
     elif a.prompt_version and b.prompt_version and a.prompt_version != b.prompt_version:
         out.append(f"judge prompt version {a.prompt_version} vs {b.prompt_version}")
     return out
+
+
+def judge_record(card: Mapping[str, Any], sessions: "list[Mapping[str, int] | None]" = ()) -> dict[str, Any]:
+    """``results.json["judge"]``: who judged (id, backend, model, family, size, revision, prompt variant and
+    version) and what it cost, summed over the run's sessions (questions sent, requests incl. re-asks,
+    answers from the cache, cases failed). The leaderboard's comparability key reads this record."""
+    ident = judge_from_card(card)
+    totals: dict[str, int] = {}
+    for counters in sessions:
+        for k, v in (counters or {}).items():
+            totals[k] = totals.get(k, 0) + int(v)
+    if ident is None:
+        return {"id": None, "work": totals}
+    return {"id": card.get("judge"), "backend": ident.backend, "model": ident.model, "family": ident.family,
+            "size": ident.size, "revision": ident.revision, "prompt_variant": ident.prompt_variant,
+            "prompt_version": ident.prompt_version, "work": totals}

@@ -18,7 +18,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Sequence
 
-__all__ = ["JUDGE_METRICS", "JudgeScore", "aggregate_judge", "overall_score"]
+__all__ = ["JUDGE_METRICS", "JudgeScore", "aggregate_judge", "overall_score", "unjudged_answers"]
 
 JUDGE_METRICS: tuple[str, ...] = ("prompt_following", "subject_consistency", "overall")
 
@@ -117,6 +117,27 @@ def aggregate_judge(scores: Iterable[JudgeScore], *, subsets: Mapping[str, Seque
 
 
 # --------------------------------------------------------------------------- results.json / summary
+
+
+def unjudged_answers(rows: Iterable[Mapping[str, Any]]) -> dict[str, int]:
+    """``{case id: number of judge answers (PF, SC) without a usable score}`` over run rows.
+
+    A judged row (its ``general`` holds ``overall``) with ``overall`` null had a failed or unparseable
+    answer; a resumed run judges exactly these cases again. Rows the judge never saw (no generated
+    image, not applicable) are not listed.
+
+    Example:
+        >>> unjudged_answers([{"case_id": "a", "general": {"prompt_following": 7.0, "subject_consistency": None, "overall": None}},
+        ...                   {"case_id": "b", "general": {"prompt_following": 7.0, "subject_consistency": 6.0, "overall": 6.48}},
+        ...                   {"case_id": "c", "general": {}}])
+        {'a': 1}
+    """
+    out: dict[str, int] = {}
+    for r in rows:
+        general = r.get("general") or {}
+        if "overall" in general and general["overall"] is None and r.get("status") != "not_applicable":
+            out[str(r["case_id"])] = sum(general.get(k) is None for k in ("prompt_following", "subject_consistency"))
+    return out
 
 
 def _task_type_of(case_id: str) -> str | None:

@@ -86,9 +86,12 @@ def append_session(out: Path, shard: Shard, started: str, wall_s: float, rows: i
                    general: Any) -> None:
     """One line per process: what it did (summed into ``results.json``'s ``work``)."""
     status = dict(getattr(general, "status", {}) or {})
-    append_row(out / SESSIONS_FILE, {"shard": str(shard), "started": started, "wall_s": round(wall_s, 3),
-                                     "rows_written": rows, "work": work.to_dict(), "scorers": status,
-                                     "command": redact_argv(sys.argv)})
+    session = {"shard": str(shard), "started": started, "wall_s": round(wall_s, 3), "rows_written": rows,
+               "work": work.to_dict(), "scorers": status, "command": redact_argv(sys.argv)}
+    judge = getattr(general, "judge", None)
+    if judge is not None:  # questions sent, requests (with re-asks), answers from the cache, cases failed
+        session["judge"] = dict(judge.counters)
+    append_row(out / SESSIONS_FILE, session)
 
 
 def plan_complete(out: Path) -> bool:
@@ -166,6 +169,11 @@ def finalize(out: str | Path) -> dict[str, Any]:
         "created": utc_now(), "wall_time_s": round(sum(float(s.get("wall_s", 0.0)) for s in sessions), 3),
         "environment": environment(), "metrics": metrics, "excluded": excluded,
     }
+    judge_card = (scorers.get("vlm-judge") or {}).get("card")
+    if judge_card and (scorers.get("vlm-judge") or {}).get("status") == "ok":
+        from multiid_bench.judge.identity import judge_record
+
+        results["judge"] = judge_record(judge_card, [s.get("judge") for s in sessions])
     validate_results(results)
     write_json(out / RESULTS_FILE, results)
     write_summaries(out, results)
