@@ -105,20 +105,34 @@ def _print_summary(results: dict[str, Any], out_dir: Path) -> None:
     from rich.console import Console
 
     from multiid_bench.cli._common import print_table
-    from multiid_bench.runner.summary import summary_table
+    from multiid_bench.judge.stats import judge_table
+    from multiid_bench.runner.summary import face_rows_with_values, summary_table
 
     console = Console()
     header, rows = summary_table(results, results["protocol"])
     c = results["counts"]
     title = (f"{results['model']} on {results['bench']['id']} — {results['protocol']} protocol, "
              f"profile {results['profile'].get('name', '?')}")
-    print_table(title, header, rows, key_columns=3, console=console)
+    j_title, j_header, j_rows, j_notes = judge_table(results["metrics"][results["protocol"]])
+    if j_rows:  # a judged bench (OmniContext): PF/SC/Overall per task type is the headline
+        print_table(f"{results['model']} on {results['bench']['id']} — {j_title}", j_header, j_rows, console=console)
+        for note in j_notes:
+            console.print(f"[yellow]{note}[/]")
+        rows = face_rows_with_values(rows)
+    if rows:
+        print_table(title, header, rows, key_columns=3, console=console)
     for name, st in results.get("scorers", {}).items():
         if st["status"] != "ok":
             console.print(f"[yellow]{name}: {st['status']}[/] ({st.get('reason')}); its metrics are null, not 0")
     console.print(f"{c['evaluated']}/{c['expected']} evaluated, {c['failed']} failed, "
                   f"{c.get('not_applicable', 0)} not applicable"
                   + ("" if results["reportable"] else " — not reportable (--limit)"))
+    judge = results.get("judge") or {}
+    if judge.get("id"):
+        w = judge.get("work") or {}
+        console.print(f"judge {judge['id']}, prompts {judge.get('prompt_version')}: {w.get('questions', 0)} question(s) "
+                      f"sent ({w.get('requests', 0)} requests with re-asks), {w.get('cached', 0)} answered from the cache"
+                      f", over {results['shards']['sessions']} session(s)")
     for reason, n in list(results.get("failures", {}).items())[:5]:
         console.print(f"  [red]{n} x[/] {reason}")
     if c.get("irregular"):

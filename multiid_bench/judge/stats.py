@@ -18,7 +18,8 @@ import math
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Sequence
 
-__all__ = ["JUDGE_METRICS", "JudgeScore", "aggregate_judge", "overall_score", "unjudged_answers"]
+__all__ = ["JUDGE_METRICS", "JudgeScore", "add_judge_metrics", "aggregate_judge", "judge_summary_lines", "judge_table",
+           "overall_score", "unjudged_answers"]
 
 JUDGE_METRICS: tuple[str, ...] = ("prompt_following", "subject_consistency", "overall")
 
@@ -168,16 +169,25 @@ def add_judge_metrics(metrics: dict[str, Any], rows: Iterable[Mapping[str, Any]]
     ``metrics[protocol][task_type][metric]``: the plain mean over judged cases (both protocols; strict adds
     a bootstrap 95% CI), with ``failed`` (judge answer unusable) and ``missing`` (no judge verdict, e.g. no
     generated image) counts, the judge id and prompt version. ``metrics[protocol]["all"][metric]`` is the
-    unweighted mean of the task-type means (``n`` = cases behind it). Nothing is added when no row of an
-    OmniContext case exists or the run had no judge.
+    unweighted mean of the task-type means (``n`` = cases behind it) and lists what is *not* in it:
+    ``not_applicable`` (cases the method cannot do), ``task_types_not_applicable`` (task types with no
+    applicable case at all) and ``unknown_task_types`` (case ids whose prefix is no OmniContext task type).
+    Nothing is added when no row of an OmniContext case exists or the run had no judge.
     """
     if not judge_status or judge_status.get("status") != "ok":
         return
     card = judge_status.get("card") or {}
     per_type: dict[str, dict[str, Any]] = {}
+    not_applicable: dict[str, int] = {}
+    unknown: set[str] = set()
     for r in sorted(rows, key=lambda r: str(r["case_id"])):
         tt = _task_type_of(str(r["case_id"]))
-        if tt is None or r.get("status") == "not_applicable":
+        if tt is None:
+            if "__" in str(r["case_id"]) and "overall" in (r.get("general") or {}):
+                unknown.add(str(r["case_id"]).split("__", 1)[0])
+            continue
+        if r.get("status") == "not_applicable":
+            not_applicable[tt] = not_applicable.get(tt, 0) + 1
             continue
         g = per_type.setdefault(tt, {"values": {m: [] for m in JUDGE_METRICS}, "failed": 0, "missing": 0})
         general = r.get("general") or {}
@@ -188,19 +198,20 @@ def add_judge_metrics(metrics: dict[str, Any], rows: Iterable[Mapping[str, Any]]
         else:
             for m in JUDGE_METRICS:
                 g["values"][m].append(float(general[m]))
-    if not per_type:
+    if not per_type and not not_applicable and not unknown:
         return
     for proto in ("paper", "strict"):
         block = metrics.setdefault(proto, {})
         strict = proto == "strict"
         means: dict[str, list[float]] = {m: [] for m in JUDGE_METRICS}
-        complete = True
+        complete = bool(per_type)
         for tt in sorted(per_type):
             g = per_type[tt]
             sub = block.setdefault(tt, {})
             for m in JUDGE_METRICS:
                 sub[m] = _entry(g["values"][m], g["failed"], g["missing"], card, strict=strict,
                                 resamples=bootstrap_resamples, seed=bootstrap_seed)
+                sub[m]["not_applicable"] = not_applicable.get(tt, 0)
                 if sub[m]["value"] is None:
                     complete = False
                 else:
@@ -211,28 +222,51 @@ def add_judge_metrics(metrics: dict[str, Any], rows: Iterable[Mapping[str, Any]]
                        "n": sum(len(g["values"][m]) for g in per_type.values()), "ci95": None, "statistic": "mean",
                        "failed": sum(g["failed"] for g in per_type.values()),
                        "missing": sum(g["missing"] for g in per_type.values()),
-                       "task_types": sorted(per_type), "judge": card.get("judge"),
+                       "not_applicable": sum(not_applicable.values()),
+                       "task_types": sorted(per_type),
+                       "task_types_not_applicable": sorted(set(not_applicable) - set(per_type)),
+                       "unknown_task_types": sorted(unknown), "judge": card.get("judge"),
                        "prompt_version": card.get("prompt_version"),
                        "aggregation": "unweighted mean of the task-type means (OmniContext 'Average')"}
 
 
-def judge_summary_lines(block: Mapping[str, Any]) -> list[str]:
-    """Markdown lines (one per task type and ``all``) for a protocol block holding judge metrics; [] if none."""
+def judge_table(block: Mapping[str, Any]) -> tuple[str, list[str], list[list[str]], list[str]]:
+    """``(title, header, rows, notes)`` of the PF/SC/Overall table of one protocol block (rows ``[]`` if the
+    block holds no judge metrics): one row per task type and ``all`` (OmniContext's ``Average``), with n,
+    failed, missing and not-applicable counts; the notes list task types left out of the average."""
     keys = [k for k in sorted(block) if k != "all" and "overall" in block[k]]
-    if not keys:
-        return []
-    first = block[keys[0]]["overall"]
-    lines = [f"Judge {first.get('judge')}, prompts {first.get('prompt_version')} (0-10):", "",
-             "| task type | n | failed | missing | PF | SC | Overall |", "|---|---|---|---|---|---|---|"]
+    allb = block.get("all") or {}
+    if not keys and "overall" not in allb:
+        return "", [], [], []
+    first = (block[keys[0]] if keys else allb)["overall"]
+    title = f"OmniContext (0-10), judge {first.get('judge')}, prompts {first.get('prompt_version')}"
+    header = ["task type", "n", "failed", "missing", "N/A", "PF ↑", "SC ↑", "Overall ↑"]
 
     def cell(e: Mapping[str, Any]) -> str:
         return "-" if e.get("value") is None else f"{e['value']:.2f}"
 
+    rows = []
     for k in [*keys, "all"]:
         b = block.get(k) or {}
         if "overall" not in b:
             continue
         o = b["overall"]
-        lines.append(f"| {k} | {o['n']} | {o.get('failed', 0)} | {o.get('missing', 0)} | {cell(b['prompt_following'])} "
-                     f"| {cell(b['subject_consistency'])} | {cell(o)} |")
-    return lines + [""]
+        rows.append([k, str(o["n"]), str(o.get("failed", 0)), str(o.get("missing", 0)), str(o.get("not_applicable", 0)),
+                     cell(b["prompt_following"]), cell(b["subject_consistency"]), cell(o)])
+    notes = []
+    o = allb.get("overall") or {}
+    if o.get("task_types_not_applicable"):
+        notes.append("not applicable to this method (every case), not in the average: "
+                     + ", ".join(o["task_types_not_applicable"]))
+    if o.get("unknown_task_types"):
+        notes.append("unknown task types (not OmniContext's), not in the average: " + ", ".join(o["unknown_task_types"]))
+    return title, header, rows, notes
+
+
+def judge_summary_lines(block: Mapping[str, Any]) -> list[str]:
+    """Markdown lines of :func:`judge_table` for a protocol block holding judge metrics; [] if none."""
+    title, header, rows, notes = judge_table(block)
+    if not rows:
+        return []
+    return [f"{title}:", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header),
+            *["| " + " | ".join(r) + " |" for r in rows], "", *[f"- {n}" for n in notes], *([""] if notes else [])]

@@ -13,7 +13,7 @@ from typing import Any, Mapping
 
 from multiid_bench.metrics.cards import get_card
 
-__all__ = ["COLUMNS", "summary_table", "write_summaries"]
+__all__ = ["COLUMNS", "face_rows_with_values", "summary_table", "write_summaries"]
 
 #: (metric id, column header) of the wide table.
 #: Copy-paste twice: over every case with a value (what the official script prints) and over the cases
@@ -55,6 +55,12 @@ def summary_table(results: Mapping[str, Any], protocol: str) -> tuple[list[str],
     return header, rows
 
 
+def face_rows_with_values(rows: list[list[str]]) -> list[list[str]]:
+    """The rows of :func:`summary_table` that hold at least one value (a judged bench without GT leaves
+    most face cells empty; an all-empty table says nothing)."""
+    return [r for r in rows if any(c != "-" for c in r[3:])]
+
+
 def _general_lines(results: Mapping[str, Any], protocol: str) -> list[str]:
     lines = []
     block = results["metrics"][protocol].get("all", {})
@@ -80,16 +86,19 @@ def _markdown(results: Mapping[str, Any]) -> str:
         + ("" if results["reportable"] else " — **not reportable** (--limit or incomplete)"),
         "",
     ]
+    from multiid_bench.judge.stats import judge_summary_lines
+
     for proto in (head, other):
         header, rows = summary_table(results, proto)
         stat = "plain mean [95% bootstrap CI]" if proto == "strict" else "IQR-trimmed mean (official statistic)"
-        out += [f"## {proto} protocol ({stat})", "", "| " + " | ".join(header) + " |",
-                "|" + "---|" * len(header)]
-        out += ["| " + " | ".join(r) + " |" for r in rows]
+        out += [f"## {proto} protocol ({stat})", ""]
+        judged = judge_summary_lines(results["metrics"][proto])  # OmniContext PF/SC/Overall: the run's headline
+        out += judged
+        rows = face_rows_with_values(rows) if judged else rows
+        if rows:
+            out += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+            out += ["| " + " | ".join(r) + " |" for r in rows]
         out += ["", *_general_lines(results, proto), ""]
-        from multiid_bench.judge.stats import judge_summary_lines
-
-        out += judge_summary_lines(results["metrics"][proto])  # OmniContext PF/SC/Overall, when judged
     if c.get("irregular"):
         out += ["## Irregular bench rows (evaluated, as the official conversion does)", ""]
         out += [f"- {n} x {kind}" for kind, n in results.get("irregularities", {}).items()] + [""]

@@ -118,7 +118,7 @@ def test_omnicontext_run_with_a_scripted_judge(bench: Path, judge_url: str, tmp_
     assert strict["value"] == 4.5 and strict["ci95"] is not None
     assert res["scorers"]["vlm-judge"]["status"] == "ok"
     summary = (tmp_path / "run" / "summary.md").read_text()
-    assert "| single_character | 2 | 0 | 0 | 7.50 | 3.50 | 4.50 |" in summary
+    assert "| single_character | 2 | 0 | 0 | 0 | 7.50 | 3.50 | 4.50 |" in summary
 
 
 def test_paper_preset_through_the_python_api(bench: Path, judge_url: str, tmp_path: Path) -> None:
