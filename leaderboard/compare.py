@@ -179,14 +179,14 @@ def compare_runs(old: RunResult, new: RunResult, tolerances: Tolerances | None =
         n_resamples, seed: of the bootstrap.
 
     Raises:
-        NotComparableError: the runs differ in bench manifest, protocol, metric versions, profile or case set.
+        NotComparableError: the runs differ in bench manifest, protocol, metric versions, profile, judge or case set.
     """
     tol = tolerances or load_tolerances()
     reasons = check_comparable(old, new, tol)
     if reasons and not allow_mixed:
         raise NotComparableError(
             f"{old.path} and {new.path} cannot be compared:\n  - " + "\n  - ".join(reasons) +
-            "\nRe-run both with the same bench, protocol, profile and mbench metric versions "
+            "\nRe-run both with the same bench, protocol, profile, mbench metric versions and judge "
             f"(or relax [comparability] in a tolerance file; default {DEFAULT_TOLERANCES}; or --allow-mixed)."
         )
     comp = Comparison(old=str(old.path), new=str(new.path), tolerances=tol.source)

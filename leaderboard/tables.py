@@ -276,8 +276,11 @@ def build_leaderboard(
             rows.append(row)
             row_keys.append(first)
     _disambiguate(rows)
-    verdict = comparable_set([frame_key(r, label=row.label) for r, row in zip(row_keys, rows)],
-                             allow_mixed=allow_mixed)
+    keys_of_rows = [frame_key(r, label=row.label) for r, row in zip(row_keys, rows)]
+    verdict = comparable_set(keys_of_rows, allow_mixed=allow_mixed)
+    for row, key in zip(rows, keys_of_rows):  # a judged number is read next to its judge
+        if row.provenance != PAPER and key.judge is not None:
+            row.provenance_text += f" · judge {key.judge.text()}"
     for row, ok, why in zip(rows, verdict.ranked, verdict.reasons):
         row.comparable = ok or not row.reportable  # --limit rows keep their own (red) flag
         row.not_ranked_reason = why
@@ -287,17 +290,21 @@ def build_leaderboard(
     if small_ci:
         notes.append(f"CI not shown where n < {MIN_CI_N} (too few cases for a bootstrap interval): "
                      + ", ".join(small_ci) + "; the CSV keeps the bounds")
-    title = _title(subset, protocol, face_model, table_id, has_measured=any(r.provenance != PAPER for r in rows))
+    judged = any(k.judge is not None for k in keys_of_rows)
+    title = _title(subset, protocol, face_model, table_id, has_measured=any(r.provenance != PAPER for r in rows),
+                   judged=judged)
     if not rows:
         notes.append("no rows: pass results files (RUN_DIR/results.json) and/or --include-paper")
     return LeaderboardTable(title=title, columns=columns, rows=rows, notes=notes,
                             banners=verdict.banners([r.label for r in rows]))
 
 
-def _title(subset: str, protocol: str, face_model: str, table_id: str | None, *, has_measured: bool) -> str:
-    """Named by what the table is: the paper table's bench and subset when it shows one."""
+def _title(subset: str, protocol: str, face_model: str, table_id: str | None, *, has_measured: bool,
+           judged: bool = False) -> str:
+    """Named by what the table is: the paper table's bench and subset when it shows one; a view of judged
+    runs (OmniContext, VLM judge) is an OmniContext table."""
     info = paper_meta()["tables"].get(table_id or "", {})
-    bench = info.get("benchmark", "MultiID-Bench")
+    bench = info.get("benchmark", "OmniContext" if judged else "MultiID-Bench")
     parts = [f"{bench} leaderboard", f"subset {info.get('subset', subset) if not has_measured else subset}"]
     if has_measured:
         parts.append(f"{protocol} protocol")

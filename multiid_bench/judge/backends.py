@@ -122,8 +122,8 @@ class HttpJudgeBackend:
         max_tokens: answer budget (1400 as OmniContext's script).
         temperature: 0 = greedy (default); the official GPT-4.1 run used the API default.
         timeout_s / max_retries / backoff_s: transport errors, 429 and 5xx are retried with exponential
-            backoff, at most ``max_retries`` times per request; a 429 with ``Retry-After`` waits what the
-            server asks, at most ``max_wait_s`` seconds.
+            backoff, at most ``max_retries`` times per request; a 429 or 503 with ``Retry-After`` waits what
+            the server asks instead, at most ``max_wait_s`` seconds.
         workers: concurrent requests.
     """
 
@@ -181,11 +181,11 @@ class HttpJudgeBackend:
         data = self._payload(req)
         last = "no attempt made"
         answered = False  # did any attempt get an HTTP status back? (no: the server is unreachable)
-        wait = 0.0
+        wait: float | None = None  # what the server asked for (Retry-After), else exponential backoff
         for attempt in range(self.max_retries + 1):
             if attempt:
-                time.sleep(wait or self.backoff_s * 2 ** (attempt - 1))
-            wait = 0.0
+                time.sleep(self.backoff_s * 2 ** (attempt - 1) if wait is None else wait)
+            wait = None
             try:
                 request = urllib.request.Request(self.url, data=data, headers=headers, method="POST")
                 with urllib.request.urlopen(request, timeout=self.timeout_s) as resp:
@@ -197,8 +197,9 @@ class HttpJudgeBackend:
                 last = f"HTTP {e.code} from {self.url}{server_error_text(e)}"
                 if e.code != 429 and e.code < 500:  # a refused request does not get better by asking again
                     return Answer(None, last)
-                if e.code == 429:
-                    wait = min(retry_after_s(e.headers.get("Retry-After")) or 0.0, self.max_wait_s)
+                asked = retry_after_s(e.headers.get("Retry-After")) if e.headers is not None else None
+                if asked is not None:  # 429 or 503 with Retry-After: wait what the server asks (capped)
+                    wait = min(asked, self.max_wait_s)
             except (urllib.error.URLError, TimeoutError, ConnectionError) as e:
                 last = f"cannot reach {self.url}: {getattr(e, 'reason', e)}"
             except (KeyError, IndexError, TypeError, ValueError) as e:
