@@ -161,6 +161,13 @@ def test_two_judges_are_never_ranked_together(bench_and_images: tuple[Path, Path
     assert "gpt-judged: not ranked, not comparable with the paper's Table 1b (judge gpt-4.1 vs Qwen2.5-VL" in table
     assert "qwen-judged: not ranked" not in table
 
+    # the HTML report of a judged run compares against Table 1b and shows the judge next to PF/SC
+    rep = _mbench(["report", str(tmp_path / "qwen"), "--out", str(tmp_path / "qwen.html")])
+    assert rep.exit_code == 0, _out(rep)
+    html = (tmp_path / "qwen.html").read_text()
+    assert "paper Table 1b" in html and "Table 1a" not in html
+    assert "judge Qwen2.5-VL-7B-Instruct (http), prompts face-identity" in html and "PF" in html
+
     # compare refuses, naming the judge
     cmp = _mbench(["compare", str(tmp_path / "gpt"), str(tmp_path / "qwen")])
     assert cmp.exit_code == 2, _out(cmp)
