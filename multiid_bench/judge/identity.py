@@ -7,8 +7,8 @@ version) and :func:`judge_differences` is the one rule that says why two of them
 together (``docs/omnicontext.md``, "Which judged rows are ranked together"):
 
 * the model **family** must match (``gpt-4.1`` vs ``Qwen2.5-VL``: never);
-* **size**, **revision** and **backend** must match where *both* sides state them; a side that states
-  nothing (the paper states no size, revision or backend; an HTTP judge without ``--judge-revision`` is
+* **size**, **revision** (a 7+ character commit prefix matches the full commit) and **backend** must match
+  where *both* sides state them; a side that states nothing (the paper states no size, revision or backend; an HTTP judge without ``--judge-revision`` is
   ``unpinned``) is not checked on that field;
 * the **prompt variant** must match where both state it, and then the prompt **version** (a hash of every
   template) where both state it.
@@ -117,6 +117,12 @@ def judge_from_card(card: Mapping[str, Any]) -> JudgeIdentity | None:
                          prompt_version=card.get("prompt_version"))
 
 
+def _same_revision(a: str, b: str) -> bool:
+    """Equal, or one a git short hash (7+ characters) of the other."""
+    short, full = sorted((a.lower(), b.lower()), key=len)
+    return short == full or (len(short) >= 7 and full.startswith(short))
+
+
 def judge_differences(a: JudgeIdentity | None, b: JudgeIdentity | None) -> list[str]:
     """Why rows judged by ``a`` and by ``b`` may not be ranked together (empty: they may).
 
@@ -134,7 +140,7 @@ def judge_differences(a: JudgeIdentity | None, b: JudgeIdentity | None) -> list[
     out: list[str] = []
     if a.family != b.family or (a.size and b.size and a.size != b.size):
         out.append(f"judge {a.name} vs {b.name}")
-    if a.revision and b.revision and a.revision != b.revision:
+    if a.revision and b.revision and not _same_revision(a.revision, b.revision):
         out.append(f"judge revision {a.revision[:12]} vs {b.revision[:12]}")
     if a.backend and b.backend and a.backend != b.backend:
         out.append(f"judge backend {a.backend} vs {b.backend}")
