@@ -25,10 +25,11 @@ from multiid_bench.judge.backends import (
     QwenVLJudgeBackend,
     prepare_judge_images,
 )
+from multiid_bench.judge.identity import JudgeIdentity, judge_differences, judge_from_id
 from multiid_bench.judge.parse import ParsedScore, parse_score
 from multiid_bench.judge.prompts import PROMPT_SETS, PromptSet, get_prompt_set
 from multiid_bench.judge.scorer import JudgeBackend, JudgeCache, JudgeItem, JudgeResult, VlmJudge, with_scene
-from multiid_bench.judge.settings import JUDGE_BACKENDS, JUDGE_DEFAULTS, build_judge, judge_settings
+from multiid_bench.judge.settings import JUDGE_BACKENDS, JUDGE_DEFAULTS, build_judge, judge_settings, settings_for_run
 from multiid_bench.judge.stats import JUDGE_METRICS, JudgeScore, aggregate_judge, overall_score
 
 __all__ = [
@@ -42,6 +43,7 @@ __all__ = [
     "HttpJudgeBackend",
     "JudgeBackend",
     "JudgeCache",
+    "JudgeIdentity",
     "JudgeItem",
     "JudgeRequest",
     "JudgeResult",
@@ -53,9 +55,12 @@ __all__ = [
     "aggregate_judge",
     "build_judge",
     "get_prompt_set",
+    "judge_differences",
+    "judge_from_id",
     "judge_settings",
     "overall_score",
     "parse_score",
     "prepare_judge_images",
+    "settings_for_run",
     "with_scene",
 ]
