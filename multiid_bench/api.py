@@ -270,7 +270,8 @@ def evaluate(
             stored; ``as-given`` = the files as they are (the strict protocol always does). docs/footguns.md.
         judge: VLM-judge settings for OmniContext PF/SC/Overall
             (:func:`multiid_bench.judge.settings.judge_settings`, e.g. ``judge_settings()`` for the
-            local Qwen2.5-VL-7B); None = no judge.
+            local Qwen2.5-VL-7B); None = no judge. Without ``prompts``, ``subsets="paper"`` gets the paper's
+            face-identity SC prompt (Table 1b), any other selection OmniContext's own (said, recorded).
     """
     from multiid_bench.adapters import adapter_class
     from multiid_bench.adapters.base import Adapter

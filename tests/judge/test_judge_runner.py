@@ -29,6 +29,8 @@ CASES = [("single_character", "c1", 1), ("single_character", "c2", 1), ("single_
 
 
 class _Judge(BaseHTTPRequestHandler):
+    asked: list[str] = []  # instruction tag + pf/sc per request
+
     def log_message(self, *args: Any) -> None:
         pass
 
@@ -36,6 +38,7 @@ class _Judge(BaseHTTPRequestHandler):
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         text = body["messages"][0]["content"][0]["text"]
         tag = text.rsplit("Editing instruction: ", 1)[1].split()[0]
+        type(self).asked.append(tag + ("pf" if "fulfills the editing" in text else "sc"))
         pf, sc = ANSWERS[tag]
         data = json.dumps({"choices": [{"message": {"content": pf if "fulfills the editing" in text else sc}}]}).encode()
         self.send_response(200)
@@ -172,3 +175,25 @@ def test_cli_evaluate_omnicontext_with_an_http_judge(bench: Path, judge_url: str
     entry = results["metrics"]["paper"]["single_character"]["overall"]
     assert entry["value"] == 4.5 and entry["prompt_version"].startswith("face-identity-")
     assert results["config"]["judge"]["prompts"] == "face-identity" and results["config"]["subsets"] == ["single_character"]
+
+
+def test_resume_reasks_the_failed_judge_answer_also_with_retry_failed(bench: Path, judge_url: str, tmp_path: Path) -> None:
+    """Evaluate (adapter source): the resumed run re-asks only s2's unusable SC answer, with and without
+    --retry-failed (which is about generation); the generated images are reused, good answers cached."""
+    import multiid_bench as mb
+    from multiid_bench.judge import judge_settings
+
+    def run(retry_failed: bool) -> Any:
+        return mb.evaluate("dummy", bench=str(bench), profile="offline", protocol="strict", device="cpu",
+                           out=tmp_path / "run", cache_dir=str(tmp_path / "cache"), scorers=False, progress=False,
+                           settings={"long_side": 96}, retry_failed=retry_failed,
+                           judge=judge_settings(backend="http", url=judge_url, model="Qwen/Qwen2.5-VL-7B-Instruct"))
+
+    _Judge.asked = []
+    first = run(False)
+    assert first.summary["counts"]["failed"] == 1 and len(_Judge.asked) == 10
+    for retry_failed in (False, True):
+        _Judge.asked = []
+        again = run(retry_failed)
+        assert _Judge.asked == ["s2sc"]  # exactly the failed answer; the greedy judge still cannot say
+        assert again.summary["counts"]["failed"] == 1 and again.summary["judge"]["work"]["questions"] == 10 + (2 if retry_failed else 1)
