@@ -127,16 +127,17 @@ def run_evaluation(
     previous = read_rows(out)
     done = {str(r["case_id"]) for r in previous
             if not (redo and r["status"] == "failed" and (r.get("generation") or {}).get("status") == "failed")}
+    mine = select_shard(list(plan.cases), shard, key=lambda c: c.id)
     if config.judge is not None:  # a failed or missing judge answer is always asked again (good ones are cached)
         from multiid_bench.judge.stats import unjudged_answers
 
-        rejudge = unjudged_answers(previous)
+        mine_ids = {c.id for c in mine}
+        rejudge = {cid: n for cid, n in unjudged_answers(previous).items() if cid in mine_ids}
         if rejudge:
             done -= set(rejudge)
             log.warning("resume: asking the judge again for %d answer(s) of %d case(s) that have no usable judge "
                         "score yet (outage, 429, refused or unparseable answer); cached good answers are not re-asked",
                         sum(rejudge.values()), len(rejudge))
-    mine = select_shard(list(plan.cases), shard, key=lambda c: c.id)
     pending = [c for c in mine if c.id not in done]
     if on_plan:
         on_plan(len(pending), len(mine) - len(pending))
