@@ -4,7 +4,7 @@ Both are thin layers over :func:`multiid_bench.api.evaluate` / :func:`~multiid_b
 offline switch, adapter wiring and progress live there) and print the summary table that the runner also
 writes to ``summary.md`` / ``summary.csv``.
 Exit codes: 0 ok, 2 usage, 3 weights or data missing (checked before any model loads), 4 some cases
-failed (results are still written, and say which cases and why).
+failed (results are still written, and say which cases and why), 7 the VLM judge cannot be reached.
 """
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """``mbench`` entry point. It only assembles: each command lives in its own module, imported on use.
 
 Exit codes: 0 ok, 1 a regression/check failed, 2 usage error, 3 missing weights or data,
-4 partial results (some cases failed; results are written and marked).
+4 partial results (some cases failed; results are written and marked), 7 the VLM judge cannot be reached.
 """
 from __future__ import annotations
 
@@ -73,7 +73,8 @@ def cli() -> None:
     Quick start (offline, no downloads):
       mbench evaluate --model ground-truth --bench demo --profile offline
     \b
-    Exit codes: 0 ok, 1 check failed, 2 usage, 3 missing weights/data, 4 partial results.
+    Exit codes: 0 ok, 1 check failed, 2 usage, 3 missing weights/data, 4 partial results,
+    7 VLM judge unreachable.
     Set MBENCH_DEBUG=1 for full tracebacks.
     """
 
