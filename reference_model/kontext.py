@@ -54,13 +54,6 @@ class WithAnyoneKontextPipeline(IdentityPipelineMixin, FluxKontextPipeline):
     _exclude_from_cpu_offload = ["adapter"]
     _optional_components = [*FluxKontextPipeline._optional_components, "adapter"]
 
-    def __init__(self, scheduler, vae, text_encoder, tokenizer, text_encoder_2, tokenizer_2, transformer,
-                 adapter: WithAnyoneAdapter | None = None, image_encoder=None, feature_extractor=None,
-                 reference_encoder: ReferenceEncoder | None = None) -> None:
-        super().__init__(scheduler, vae, text_encoder, tokenizer, text_encoder_2, tokenizer_2, transformer,
-                         image_encoder=image_encoder, feature_extractor=feature_extractor)
-        self._register_identity(adapter, reference_encoder)
-
     @torch.no_grad()
     def __call__(
         self,

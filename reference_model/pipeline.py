@@ -48,13 +48,6 @@ class WithAnyonePipeline(IdentityPipelineMixin, FluxPipeline):
     _exclude_from_cpu_offload = ["adapter"]
     _optional_components = [*FluxPipeline._optional_components, "adapter"]
 
-    def __init__(self, scheduler, vae, text_encoder, tokenizer, text_encoder_2, tokenizer_2, transformer,
-                 adapter: WithAnyoneAdapter | None = None, image_encoder=None, feature_extractor=None,
-                 reference_encoder: ReferenceEncoder | None = None) -> None:
-        super().__init__(scheduler, vae, text_encoder, tokenizer, text_encoder_2, tokenizer_2, transformer,
-                         image_encoder=image_encoder, feature_extractor=feature_extractor)
-        self._register_identity(adapter, reference_encoder)
-
     # ---------------------------------------------------------------------------------- call
     @torch.no_grad()
     def __call__(

@@ -47,6 +47,15 @@ class IdentityPipelineMixin:
     adapter: WithAnyoneAdapter
     reference_encoder: ReferenceEncoder | None
 
+    def __init__(self, scheduler, vae, text_encoder, tokenizer, text_encoder_2, tokenizer_2, transformer,
+                 adapter: WithAnyoneAdapter | None = None, image_encoder=None, feature_extractor=None,
+                 reference_encoder: ReferenceEncoder | None = None) -> None:
+        """The FLUX / Kontext components (passed on to the diffusers class after this mixin), the identity
+        ``adapter`` hooked into ``transformer``, and an optional ``reference_encoder`` for reference photos."""
+        super().__init__(scheduler, vae, text_encoder, tokenizer, text_encoder_2, tokenizer_2, transformer,
+                         image_encoder=image_encoder, feature_extractor=feature_extractor)
+        self._register_identity(adapter, reference_encoder)
+
     def _register_identity(self, adapter: WithAnyoneAdapter | None, reference_encoder: ReferenceEncoder | None) -> None:
         if adapter is None:
             raise ConfigError(
