@@ -176,9 +176,8 @@ class WithAnyoneKontextPipeline(IdentityPipelineMixin, FluxKontextPipeline):
                           reference_encoder: ReferenceEncoder | None = None,
                           **flux_kwargs: Any) -> WithAnyoneKontextPipeline:
         """A diffusers Kontext folder / hub id + a Kontext-E adapter file (``ipa.*``/``arcface_in.*`` keys)."""
-        components, adapter = cls.load_base(
-            FluxKontextPipeline, flux, adapter=adapter, torch_dtype=torch_dtype, siglip_branch=False,
+        return cls.from_base(
+            FluxKontextPipeline, flux, adapter=adapter, torch_dtype=torch_dtype, reference_encoder=reference_encoder, siglip_branch=False,
             missing_hint=("FLUX.1-Kontext weights not available at {flux} ({exc}). Accept the licence on the Hub, "
                           "log in and run 'huggingface-cli download black-forest-labs/FLUX.1-Kontext-dev', or pass "
                           "a local diffusers folder."), **flux_kwargs)
-        return cls(**components, adapter=adapter, reference_encoder=reference_encoder)

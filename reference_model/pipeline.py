@@ -182,12 +182,12 @@ class WithAnyonePipeline(IdentityPipelineMixin, FluxPipeline):
                   torch_dtype: torch.dtype | None = None, reference_encoder: ReferenceEncoder | None = None,
                   siglip_branch: bool | None = None, **flux_kwargs: Any) -> WithAnyonePipeline:
         """A diffusers FLUX folder / hub id (through the HF cache) + an adapter object or file."""
-        components, adapter = cls.load_base(
-            FluxPipeline, flux, adapter=adapter, torch_dtype=torch_dtype, siglip_branch=siglip_branch,
+        return cls.from_base(
+            FluxPipeline, flux, adapter=adapter, torch_dtype=torch_dtype, reference_encoder=reference_encoder,
+            siglip_branch=siglip_branch,
             missing_hint=("FLUX weights not available at {flux} ({exc}). Accept the FLUX.1-dev licence on the Hub, "
                           "run 'huggingface-cli login' and 'huggingface-cli download black-forest-labs/FLUX.1-dev', "
                           "or pass a local diffusers folder."), **flux_kwargs)
-        return cls(**components, adapter=adapter, reference_encoder=reference_encoder)
 
 
 def _flux_missing(flux: str | Path, *, offline: bool) -> Any:

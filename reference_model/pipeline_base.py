@@ -172,12 +172,13 @@ class IdentityPipelineMixin:
         with self.adapter.conditioning(cond):
             return denoise(self, **denoise_kwargs)
 
-    @staticmethod
-    def load_base(base_cls: Any, flux: str | Path, *, adapter: WithAnyoneAdapter | str | Path,
-                  torch_dtype: torch.dtype | None, missing_hint: str, siglip_branch: bool | None = False,
-                  **flux_kwargs: Any) -> tuple[dict[str, Any], WithAnyoneAdapter]:
-        """``(components, adapter)``: a diffusers base pipeline (folder or hub id, through the HF cache) and the
-        adapter (object or file) cast to its transformer's dtype; absent base weights raise with ``missing_hint``."""
+    @classmethod
+    def from_base(cls, base_cls: Any, flux: str | Path, *, adapter: WithAnyoneAdapter | str | Path,
+                  torch_dtype: torch.dtype | None, reference_encoder: ReferenceEncoder | None, missing_hint: str,
+                  siglip_branch: bool | None = False, **flux_kwargs: Any) -> Any:
+        """This pipeline from a diffusers ``base_cls`` checkpoint (folder or hub id, through the HF cache) and the
+        adapter (object or file), cast to the transformer's dtype; absent base weights raise with ``missing_hint``
+        (formatted with ``flux`` and ``exc``)."""
         try:
             base = base_cls.from_pretrained(str(flux), torch_dtype=torch_dtype, **flux_kwargs)
         except OSError as exc:
@@ -186,7 +187,8 @@ class IdentityPipelineMixin:
             from multiid_bench.reference_model.weights import load_adapter_file
 
             adapter = load_adapter_file(adapter, base.transformer.config, siglip_branch=siglip_branch)
-        return base.components, adapter.to(dtype=base.transformer.dtype)
+        adapter = adapter.to(dtype=base.transformer.dtype)
+        return cls(**base.components, adapter=adapter, reference_encoder=reference_encoder)
 
     def finish_call(self, images: Any, return_dict: bool, **output: Any) -> WithAnyonePipelineOutput | tuple:
         """Free offloaded models; the output object (or ``(images,)`` with ``return_dict=False``)."""
