@@ -357,8 +357,8 @@ def test_no_import_cycle() -> None:
     detail = []
     for group in groups:
         members = set(group)
-        detail += [f"  {e.importer} -> {e.target} (line {e.line}, {e.where})" for e in edges()
-                   if e.importer in members and e.target in members and e.importer != e.target]
+        detail += sorted({f"  {e.importer} -> {e.target} (line {e.line}, {e.where})" for e in edges()
+                          if e.importer in members and e.target in members and e.importer != e.target})
     assert not groups, "import cycles (move what both sides need into a lower module):\n" + "\n".join(detail)
 
 
