@@ -22,8 +22,9 @@ __all__ = [
     "hub_kwargs",
     "load_gt",
     "load_refs",
-    "people_prompt",
+    "one_input_image",
     "order_left_to_right",
+    "people_prompt",
     "require",
     "square_crop_boxes",
     "stitch_horizontally",
@@ -104,6 +105,14 @@ def stitch_horizontally(images: Sequence["Image.Image"], height: int = 512, gap:
         canvas.paste(r, (x, 0))
         x += r.width + gap
     return canvas
+
+
+def one_input_image(refs: Sequence["Image.Image"], stitch_height: int) -> tuple["Image.Image", str]:
+    """``(image, conditioning)`` for a one-image editor: the reference itself (``"single"``), or every reference
+    side by side, left to right in the order given (``"stitched-left-to-right"``)."""
+    if len(refs) == 1:
+        return refs[0], "single"
+    return stitch_horizontally(refs, stitch_height), "stitched-left-to-right"
 
 
 def require(module: str, *, extra: str | None, adapter: str, hint: str = "") -> Any:

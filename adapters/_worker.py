@@ -37,6 +37,7 @@ import weakref
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from multiid_bench.adapters.environments import WORKERS_DIR, env_record
 from multiid_bench.adapters.pipeline import PipelineAdapter, Request
 from multiid_bench.errors import EXIT_MISSING, ConfigError, MBenchError, MissingDependencyError, MissingWeightsError
 
@@ -47,7 +48,6 @@ __all__ = ["WORKER_DEFAULTS", "WORKERS_DIR", "WorkerAdapter", "WorkerClient", "W
 
 log = logging.getLogger(__name__)
 
-WORKERS_DIR = Path(__file__).resolve().parent / "workers"
 WORKER_DEFAULTS: dict[str, Any] = {
     "python": None,  # interpreter of the family's environment; default $MBENCH_<NAME>_PYTHON, else this one
     "repo": None,  # checkout of the upstream repository (added to PYTHONPATH); default $MBENCH_<NAME>_REPO
@@ -258,8 +258,6 @@ class WorkerAdapter(PipelineAdapter):
         """(interpreter, upstream checkout, where they came from): the ``python``/``repo`` settings, else
         ``$MBENCH_<NAME>_PYTHON``/``_REPO``, else the record ``mbench setup-env NAME`` wrote, else this
         interpreter (and no checkout)."""
-        from multiid_bench.adapters.environments import env_record
-
         python, repo = self.settings.get("python"), self.settings.get("repo")
         if python or repo:
             origin = "settings"

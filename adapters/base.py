@@ -17,6 +17,7 @@ case can be regenerated alone and the result does not depend on sharding or orde
 from __future__ import annotations
 
 import hashlib
+import logging
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -35,6 +36,8 @@ __all__ = [
     "PRESETS",
     "INTEGRATIONS",
     "STATUSES",
+    "STEPS",
+    "STEPS_SETTING_NAMES",
     "SUPPORT_STATUSES",
     "Adapter",
     "Capabilities",
@@ -46,6 +49,7 @@ __all__ = [
     "scale_boxes",
 ]
 
+log = logging.getLogger(__name__)
 
 Status = Literal["ok", "not_applicable", "failed"]
 STATUSES: tuple[str, ...] = ("ok", "not_applicable", "failed")
@@ -57,6 +61,12 @@ INTEGRATIONS: tuple[str, ...] = ("builtin", "diffusers", "upstream", "worker", "
 GT_INPUTS: tuple[str, ...] = ("boxes", "pose", "keypoints", "gt_image", "gt_size")
 
 SEED_BITS = 31  # fits every generator API (torch, numpy, upstream int32 seeds)
+
+#: The common setting for the number of denoising steps (``-S steps=28``, ``settings={"steps": 28}``); each
+#: diffusion adapter applies it under its own name (:meth:`Adapter.steps_setting`).
+STEPS = "steps"
+#: The names diffusion adapters give their number of denoising steps (upstream's keyword, kept per adapter).
+STEPS_SETTING_NAMES: tuple[str, ...] = ("num_inference_steps", "num_steps")
 
 # Setting presets of the baselines: "paper" reproduces what the WithAnyone paper ran (subsets, checkpoint,
 # settings, as far as the paper and the upstream defaults say), "upstream" uses the upstream defaults.
@@ -365,6 +375,7 @@ class Adapter(ABC):
     capabilities: ClassVar[Capabilities]
 
     def __init__(self, **settings: Any) -> None:
+        settings = self.canonical_settings(settings)
         caps = self.capabilities
         allowed = set(caps.defaults) | ({"preset"} if caps.presets else set())
         unknown = sorted(set(settings) - allowed)
@@ -379,6 +390,41 @@ class Adapter(ABC):
         defaults.update(settings)
         self.settings: dict[str, Any] = defaults
         self.device: str | None = None
+
+    @classmethod
+    def steps_setting(cls) -> str | None:
+        """This adapter's own name for its number of denoising steps, or ``None`` when it has none.
+
+        The one name of :data:`STEPS_SETTING_NAMES` among its defaults; an adapter with another name overrides this.
+        """
+        found = [k for k in STEPS_SETTING_NAMES if k in cls.capabilities.defaults]
+        return found[0] if len(found) == 1 else None
+
+    @classmethod
+    def canonical_settings(cls, settings: Mapping[str, Any]) -> dict[str, Any]:
+        """``settings`` with the common ``steps`` applied under this adapter's own name (said on the console).
+
+        Why: every diffusion method names its step count differently (``num_inference_steps``, ``num_steps``);
+        ``-S steps=28`` means the same for all of them, and what is recorded (generation rows, the run's
+        settings and fingerprint) is the adapter's own name, so ``steps=28`` and ``num_steps=28`` are one run.
+
+        Raises:
+            ConfigError: ``steps`` for an adapter without denoising steps, or ``steps`` and the adapter's own
+                name given with different values.
+        """
+        out = dict(settings)
+        if STEPS not in out:
+            return out
+        own = cls.steps_setting()
+        if own is None:
+            raise ConfigError(f"adapter {cls.name!r} has no denoising steps, so the common setting 'steps' does not "
+                              "apply to it; drop -S steps=...")
+        value = out.pop(STEPS)
+        if own in out and out[own] != value:
+            raise ConfigError(f"adapter {cls.name!r}: steps={value!r} and {own}={out[own]!r} disagree; give one of them")
+        out[own] = value
+        log.warning("adapter %s: steps=%r applied as its own setting %s=%r", cls.name, value, own, value)
+        return out
 
     def load(self, device: str = "cpu") -> None:
         """Load weights onto ``device``. The default has nothing to load."""

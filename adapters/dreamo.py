@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from multiid_bench.adapters._common import load_refs
 from multiid_bench.adapters._worker import WORKER_DEFAULTS, WorkerAdapter
 from multiid_bench.adapters.base import Capabilities, presets_from
 from multiid_bench.adapters.pipeline import Request
@@ -70,18 +69,15 @@ class DreamOAdapter(WorkerAdapter):
     )
 
     def build_request(self, case: "Case", seed: int) -> Request:
-        width, height = self.output_size()
-        order = tuple(range(len(case.refs)))
-        refs = tuple(load_refs(case, order))
+        inp = self.case_inputs(case)
         s = self.settings
         guidance = float(s["guidance"])
         kwargs = {
-            "prompt": case.prompt, "width": width, "height": height, "ref_images": list(refs),
-            "ref_tasks": ["id"] * len(refs), "ref_res": int(s["ref_res"]), "num_inference_steps": int(s["num_steps"]),
+            "prompt": case.prompt, "width": inp.width, "height": inp.height, "ref_images": list(inp.refs),
+            "ref_tasks": ["id"] * len(inp.refs), "ref_res": int(s["ref_res"]), "num_inference_steps": int(s["num_steps"]),
             "guidance_scale": guidance, "true_cfg_scale": float(s["true_cfg"]),
             "true_cfg_start_step": int(s["cfg_start_step"]), "true_cfg_end_step": int(s["cfg_end_step"]),
             "negative_prompt": str(s["neg_prompt"]), "neg_guidance_scale": float(s["neg_guidance"]),
             "first_step_guidance_scale": float(s["first_step_guidance"]) or guidance,
         }
-        return Request(prompt=case.prompt, size=(width, height), images=refs, reference_order=order,
-                       call_kwargs=kwargs)
+        return inp.request(case.prompt, kwargs)

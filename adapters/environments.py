@@ -23,10 +23,13 @@ from typing import Any, Mapping, Sequence
 
 from multiid_bench.errors import ConfigError
 
-__all__ = ["ENVS_DIR", "SPECS", "EnvSpec", "Step", "config_path", "env_record", "lock_path", "read_records",
+__all__ = ["ENVS_DIR", "SPECS", "WORKERS_DIR", "EnvSpec", "Step", "config_path", "env_record", "lock_path", "read_records",
            "spec_for", "write_record"]
 
 ENVS_DIR = Path(__file__).resolve().parent / "envs"
+#: The worker scripts (``adapters/workers/``) each isolated environment runs; here, below ``_worker.py``, because
+#: the setup steps put them on the import check's path too.
+WORKERS_DIR = Path(__file__).resolve().parent / "workers"
 CONFIG_FILE = "envs.json"
 
 
@@ -315,8 +318,6 @@ def plan(spec: EnvSpec, prefix: Path, *, source: str | None = None, python: str 
                                                           str(lock_used))))
     else:
         steps.append(Step("install the locked packages", (str(vpy), "-m", "pip", "install", "-r", str(lock_used))))
-    from multiid_bench.adapters._worker import WORKERS_DIR
-
     code = "; ".join(spec.imports) + "; print('import check ok')"
     steps.append(Step("import check of the worker's entry points", (str(vpy), "-c", code), cwd=str(repo_dir),
                       env={"PYTHONPATH": os.pathsep.join([str(repo_dir), str(WORKERS_DIR)])}))

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from multiid_bench.adapters._common import load_refs, people_prompt, stitch_horizontally
+from multiid_bench.adapters._common import one_input_image, people_prompt
 from multiid_bench.adapters._diffusers import DIFFUSERS_DEFAULTS, DiffusersAdapter
 from multiid_bench.adapters.base import Capabilities, presets_from
 from multiid_bench.adapters.pipeline import Request
@@ -76,17 +76,15 @@ class FluxKontextAdapter(DiffusersAdapter):
         return super().not_applicable_reason(case)
 
     def build_request(self, case: "Case", seed: int) -> Request:
-        width, height = self.output_size()
-        order = tuple(range(len(case.refs)))
-        refs = load_refs(case, order)
-        image = refs[0] if len(refs) == 1 else stitch_horizontally(refs, int(self.settings["stitch_height"]))
+        inp = self.case_inputs(case)
+        refs = inp.refs
+        image, conditioning = one_input_image(refs, int(self.settings["stitch_height"]))
         prompt = people_prompt(case.prompt, len(refs), SINGLE, "") if len(refs) == 1 else (
             f"{case.prompt.rstrip()} {MULTI.format(n=len(refs))}")
         kwargs = {
-            "image": image, "prompt": prompt, "height": height, "width": width,
+            "image": image, "prompt": prompt, "height": inp.height, "width": inp.width,
             "num_inference_steps": int(self.settings["num_inference_steps"]),
             "guidance_scale": float(self.settings["guidance_scale"]),
         }
-        extra = {"conditioning": "single" if len(refs) == 1 else "stitched-left-to-right", "input_size": list(image.size)}
-        return Request(prompt=prompt, size=(width, height), images=(image,), reference_order=order,
-                       call_kwargs=kwargs, extra=extra)
+        extra = {"conditioning": conditioning, "input_size": list(image.size)}
+        return inp.request(prompt, kwargs, images=(image,), extra=extra)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from multiid_bench.adapters._common import load_refs, people_prompt
+from multiid_bench.adapters._common import people_prompt
 from multiid_bench.adapters._diffusers import DIFFUSERS_DEFAULTS, DiffusersAdapter
 from multiid_bench.adapters.base import Capabilities, presets_from
 from multiid_bench.adapters.pipeline import Request
@@ -66,18 +66,16 @@ class OmniGenAdapter(DiffusersAdapter):
     )
 
     def build_request(self, case: "Case", seed: int) -> Request:
-        width, height = self.output_size()
-        order = tuple(range(len(case.refs)))
-        refs = tuple(load_refs(case, order))
-        prompt = people_prompt(case.prompt, len(refs), SINGLE, EACH)
+        inp = self.case_inputs(case)
+        prompt = people_prompt(case.prompt, len(inp.refs), SINGLE, EACH)
         kwargs = {
             "prompt": prompt,
-            "input_images": list(refs),
-            "height": height,
-            "width": width,
+            "input_images": list(inp.refs),
+            "height": inp.height,
+            "width": inp.width,
             "num_inference_steps": int(self.settings["num_inference_steps"]),
             "guidance_scale": float(self.settings["guidance_scale"]),
             "img_guidance_scale": float(self.settings["img_guidance_scale"]),
             "max_input_image_size": int(self.settings["max_input_image_size"]),
         }
-        return Request(prompt=prompt, size=(width, height), images=refs, reference_order=order, call_kwargs=kwargs)
+        return inp.request(prompt, kwargs)

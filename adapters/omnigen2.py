@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from multiid_bench.adapters._common import load_refs, people_prompt
+from multiid_bench.adapters._common import people_prompt
 from multiid_bench.adapters._worker import WORKER_DEFAULTS, WorkerAdapter
 from multiid_bench.adapters.base import Capabilities, presets_from
 from multiid_bench.adapters.pipeline import Request
@@ -77,12 +77,10 @@ class OmniGen2Adapter(WorkerAdapter):
     )
 
     def build_request(self, case: "Case", seed: int) -> Request:
-        width, height = self.output_size()
-        order = tuple(range(len(case.refs)))
-        refs = tuple(load_refs(case, order))
-        prompt = people_prompt(case.prompt, len(refs), SINGLE, EACH)
+        inp = self.case_inputs(case)
+        prompt = people_prompt(case.prompt, len(inp.refs), SINGLE, EACH)
         kwargs = {
-            "prompt": prompt, "input_images": list(refs), "width": width, "height": height,
+            "prompt": prompt, "input_images": list(inp.refs), "width": inp.width, "height": inp.height,
             "num_inference_steps": int(self.settings["num_inference_steps"]),
             "max_sequence_length": int(self.settings["max_sequence_length"]),
             "text_guidance_scale": float(self.settings["text_guidance_scale"]),
@@ -90,4 +88,4 @@ class OmniGen2Adapter(WorkerAdapter):
             "cfg_range": [float(v) for v in self.settings["cfg_range"]],
             "negative_prompt": str(self.settings["negative_prompt"]), "align_res": bool(self.settings["align_res"]),
         }
-        return Request(prompt=prompt, size=(width, height), images=refs, reference_order=order, call_kwargs=kwargs)
+        return inp.request(prompt, kwargs)

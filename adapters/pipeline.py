@@ -12,6 +12,7 @@ from abc import abstractmethod
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Mapping
 
+from multiid_bench.adapters._common import load_refs
 from multiid_bench.adapters.base import Adapter, GenerationRecord, GenerationResult
 from multiid_bench.errors import stops_run
 
@@ -20,7 +21,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from multiid_bench.data.case import Case
 
-__all__ = ["PipelineAdapter", "Request"]
+__all__ = ["CaseInputs", "PipelineAdapter", "Request"]
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,25 @@ class Request:
     call_kwargs: Mapping[str, Any] = field(default_factory=dict)
     extra: Mapping[str, Any] = field(default_factory=dict)
 
+
+@dataclass(frozen=True)
+class CaseInputs:
+    """What a request builder starts from: the output size (W, H) asked for, the references in the order sent.
+
+    Built once by :meth:`PipelineAdapter.case_inputs`, so each adapter's ``build_request`` keeps only what is
+    particular to its model (prompt wording, keyword names, extra inputs).
+    """
+
+    width: int
+    height: int
+    order: tuple[int, ...]
+    refs: tuple[Any, ...]
+
+    def request(self, prompt: str, call_kwargs: Mapping[str, Any], *, images: tuple[Any, ...] | None = None,
+                **fields: Any) -> Request:
+        """The :class:`Request` at this size and reference order; ``images`` default to the references."""
+        return Request(prompt=prompt, size=(self.width, self.height), images=self.refs if images is None else images,
+                       reference_order=self.order, call_kwargs=call_kwargs, **fields)
 
 
 class PipelineAdapter(Adapter):
@@ -68,6 +88,12 @@ class PipelineAdapter(Adapter):
         w = self.settings.get("width") or self.capabilities.native_res[0]
         h = self.settings.get("height") or self.capabilities.native_res[1]
         return int(w), int(h)
+
+    def case_inputs(self, case: "Case", order: tuple[int, ...] | None = None) -> CaseInputs:
+        """Output size and the case's references in ``order`` (default: the case's own order), loaded as RGB."""
+        width, height = self.output_size()
+        order = tuple(range(len(case.refs))) if order is None else tuple(order)
+        return CaseInputs(width, height, order, tuple(load_refs(case, order)))
 
     @abstractmethod
     def build_request(self, case: "Case", seed: int) -> Request:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from multiid_bench.adapters._common import load_refs
 from multiid_bench.adapters._worker import WORKER_DEFAULTS, WorkerAdapter
 from multiid_bench.adapters.base import Capabilities, presets_from
 from multiid_bench.adapters.pipeline import Request
@@ -73,15 +72,13 @@ class PuLIDFluxAdapter(WorkerAdapter):
     )
 
     def build_request(self, case: "Case", seed: int) -> Request:
-        width, height = self.output_size()
-        refs = tuple(load_refs(case, (0,)))
+        inp = self.case_inputs(case, (0,))
         s = self.settings
         kwargs = {
-            "width": width, "height": height, "num_steps": int(s["num_steps"]), "start_step": int(s["start_step"]),
-            "guidance": float(s["guidance"]), "prompt": case.prompt, "id_image": refs[0],
+            "width": inp.width, "height": inp.height, "num_steps": int(s["num_steps"]), "start_step": int(s["start_step"]),
+            "guidance": float(s["guidance"]), "prompt": case.prompt, "id_image": inp.refs[0],
             "id_weight": float(s["id_weight"]), "neg_prompt": str(s["neg_prompt"]), "true_cfg": float(s["true_cfg"]),
             "timestep_to_start_cfg": int(s["timestep_to_start_cfg"]),
             "max_sequence_length": int(s["max_sequence_length"]),
         }
-        return Request(prompt=case.prompt, size=(width, height), images=refs, reference_order=(0,),
-                       call_kwargs=kwargs)
+        return inp.request(case.prompt, kwargs)

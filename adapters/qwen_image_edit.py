@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from multiid_bench.adapters._common import load_refs, people_prompt, stitch_horizontally
+from multiid_bench.adapters._common import one_input_image, people_prompt
 from multiid_bench.adapters._diffusers import DIFFUSERS_DEFAULTS, DiffusersAdapter
 from multiid_bench.adapters.base import Capabilities, presets_from
 from multiid_bench.adapters.pipeline import Request
@@ -99,17 +99,16 @@ class QwenImageEditAdapter(DiffusersAdapter):
         return "QwenImageEditPlusPipeline" if self.is_plus else "QwenImageEditPipeline"
 
     def build_request(self, case: "Case", seed: int) -> Request:
-        width, height = self.output_size()
-        order = tuple(range(len(case.refs)))
-        refs = load_refs(case, order)
+        inp = self.case_inputs(case)
+        refs = inp.refs
         steps = self.settings["num_inference_steps"] or (40 if self.is_plus else 50)
         kwargs = {
             "prompt": "",
             "negative_prompt": self.settings["negative_prompt"],
             "true_cfg_scale": float(self.settings["true_cfg_scale"]),
             "num_inference_steps": int(steps),
-            "height": height,
-            "width": width,
+            "height": inp.height,
+            "width": inp.width,
         }
         if self.is_plus:
             images = tuple(refs)
@@ -118,15 +117,13 @@ class QwenImageEditAdapter(DiffusersAdapter):
             kwargs["guidance_scale"] = float(self.settings["guidance_scale"])
             conditioning = "image-list"
         else:
-            image = refs[0] if len(refs) == 1 else stitch_horizontally(refs, int(self.settings["stitch_height"]))
+            image, conditioning = one_input_image(refs, int(self.settings["stitch_height"]))
             images = (image,)
             prompt = (people_prompt(case.prompt, 1, SINGLE.replace("Picture 1", "the input image"), "")
                       if len(refs) == 1 else f"{case.prompt.rstrip()} {STITCHED.format(n=len(refs))}")
             kwargs["image"] = image
-            conditioning = "single" if len(refs) == 1 else "stitched-left-to-right"
         kwargs["prompt"] = prompt
         extra = {"pipeline": self.pipeline_class_name(), "conditioning": conditioning}
         if self.is_plus and len(refs) > 3:
             extra["note"] = "more than 3 input images: outside the range the model card recommends"
-        return Request(prompt=prompt, size=(width, height), images=images, reference_order=order,
-                       call_kwargs=kwargs, extra=extra)
+        return inp.request(prompt, kwargs, images=images, extra=extra)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from multiid_bench.adapters._common import load_refs
 from multiid_bench.adapters._worker import WORKER_DEFAULTS, WorkerAdapter
 from multiid_bench.adapters.base import Capabilities, presets_from
 from multiid_bench.adapters.pipeline import Request
@@ -74,13 +73,11 @@ class UNOAdapter(WorkerAdapter):
     )
 
     def build_request(self, case: "Case", seed: int) -> Request:
-        width, height = self.output_size()
-        order = tuple(range(len(case.refs)))
-        refs = tuple(load_refs(case, order))
+        inp = self.case_inputs(case)
         prompt = self.capabilities.prompt_template.format(prompt=case.prompt)
         kwargs = {
-            "prompt": prompt, "width": width, "height": height, "guidance": float(self.settings["guidance"]),
-            "num_steps": int(self.settings["num_steps"]), "ref_imgs": list(refs),
-            "ref_size": ref_size_for(len(refs), self.settings["ref_size"]), "pe": str(self.settings["pe"]),
+            "prompt": prompt, "width": inp.width, "height": inp.height, "guidance": float(self.settings["guidance"]),
+            "num_steps": int(self.settings["num_steps"]), "ref_imgs": list(inp.refs),
+            "ref_size": ref_size_for(len(inp.refs), self.settings["ref_size"]), "pe": str(self.settings["pe"]),
         }
-        return Request(prompt=prompt, size=(width, height), images=refs, reference_order=order, call_kwargs=kwargs)
+        return inp.request(prompt, kwargs)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from multiid_bench.adapters._common import load_refs
 from multiid_bench.adapters._worker import WORKER_DEFAULTS, WorkerAdapter
 from multiid_bench.adapters.base import Capabilities, presets_from
 from multiid_bench.adapters.pipeline import Request
@@ -67,12 +66,11 @@ class USOAdapter(WorkerAdapter):
     )
 
     def build_request(self, case: "Case", seed: int) -> Request:
-        width, height = self.output_size()
-        refs = tuple(load_refs(case, (0,)))
+        inp = self.case_inputs(case, (0,))
         prompt = case.prompt
         kwargs = {
-            "prompt": prompt, "width": width, "height": height, "guidance": float(self.settings["guidance"]),
-            "num_steps": int(self.settings["num_steps"]), "ref_imgs": list(refs),
+            "prompt": prompt, "width": inp.width, "height": inp.height, "guidance": float(self.settings["guidance"]),
+            "num_steps": int(self.settings["num_steps"]), "ref_imgs": list(inp.refs),
             "ref_size": int(self.settings["content_ref"]), "pe": str(self.settings["pe"]), "style_imgs": [],
         }
-        return Request(prompt=prompt, size=(width, height), images=refs, reference_order=(0,), call_kwargs=kwargs)
+        return inp.request(prompt, kwargs)

@@ -280,6 +280,8 @@ def evaluate(
     from multiid_bench.runner.sources import AdapterSource
 
     settings = dict(settings or {})
+    if isinstance(model, str):  # the common `steps` under the adapter's own name, in the run's settings too
+        settings = adapter_class(model).canonical_settings(settings)
     label = (adapter_class(model).name if isinstance(model, str) else model.name if isinstance(model, Adapter)
              else name or getattr(model, "__name__", None) or type(model).__name__)
     config = _config(label, bench, profile, protocol, subsets, limit, device, offline, shard, settings,

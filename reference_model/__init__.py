@@ -25,11 +25,8 @@ if TYPE_CHECKING:  # pragma: no cover
     )
     from multiid_bench.reference_model.kontext import WithAnyoneKontextPipeline, blur_faces
     from multiid_bench.reference_model.layouts import default_layout, resize_bbox, validate_boxes
-    from multiid_bench.reference_model.pipeline import (
-        WithAnyonePipeline,
-        WithAnyonePipelineOutput,
-        load_withanyone_pipeline,
-    )
+    from multiid_bench.reference_model.pipeline import WithAnyonePipeline, load_withanyone_pipeline
+    from multiid_bench.reference_model.pipeline_base import WithAnyonePipelineOutput
     from multiid_bench.reference_model.references import ReferenceEncoder, load_reference_encoder
     from multiid_bench.reference_model.sampling import schedule_mu
     from multiid_bench.reference_model.weights import (
@@ -55,7 +52,7 @@ _LAZY: dict[str, str] = {
     "WithAnyoneAdapter": "identity_adapter",
     "WithAnyoneKontextPipeline": "kontext",
     "WithAnyonePipeline": "pipeline",
-    "WithAnyonePipelineOutput": "pipeline",
+    "WithAnyonePipelineOutput": "pipeline_base",
     "blur_faces": "kontext",
     "build_token_mask": "identity_adapter",
     "default_layout": "layouts",

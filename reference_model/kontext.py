@@ -20,14 +20,13 @@ from typing import Any
 
 import torch
 from diffusers import FluxKontextPipeline
-from diffusers.pipelines.flux.pipeline_flux import retrieve_timesteps
 
-from multiid_bench.errors import BadInputError, ConfigError, MissingWeightsError
+from multiid_bench.errors import BadInputError, ConfigError
 from multiid_bench.reference_model.identity_adapter import WithAnyoneAdapter
 from multiid_bench.reference_model.layouts import validate_boxes
-from multiid_bench.reference_model.pipeline import IdentityPipelineMixin, WithAnyonePipelineOutput
+from multiid_bench.reference_model.pipeline_base import IdentityPipelineMixin, WithAnyonePipelineOutput
 from multiid_bench.reference_model.references import ReferenceEncoder, to_rgb_array
-from multiid_bench.reference_model.sampling import base_sigmas, denoise, schedule_mu
+from multiid_bench.reference_model.sampling import schedule_mu
 
 __all__ = ["WithAnyoneKontextPipeline", "blur_faces"]
 
@@ -54,13 +53,6 @@ class WithAnyoneKontextPipeline(IdentityPipelineMixin, FluxKontextPipeline):
 
     _exclude_from_cpu_offload = ["adapter"]
     _optional_components = [*FluxKontextPipeline._optional_components, "adapter"]
-
-    def __init__(self, scheduler, vae, text_encoder, tokenizer, text_encoder_2, tokenizer_2, transformer,
-                 adapter: WithAnyoneAdapter | None = None, image_encoder=None, feature_extractor=None,
-                 reference_encoder: ReferenceEncoder | None = None) -> None:
-        super().__init__(scheduler, vae, text_encoder, tokenizer, text_encoder_2, tokenizer_2, transformer,
-                         image_encoder=image_encoder, feature_extractor=feature_extractor)
-        self._register_identity(adapter, reference_encoder)
 
     @torch.no_grad()
     def __call__(
@@ -118,8 +110,7 @@ class WithAnyoneKontextPipeline(IdentityPipelineMixin, FluxKontextPipeline):
             reference_images=reference_images, arcface_embeddings=arcface_embeddings, boxes=boxes, layout_image=None,
             height=h0, width=w0, num_inference_steps=num_inference_steps, lambda_arc=lambda_arc, lambda_sig=0.0,
             siglip_features=None, schedule=schedule, require_multiple=False)
-        self._guidance_scale, self._joint_attention_kwargs, self._interrupt = guidance_scale, {}, False
-        device = self._execution_device
+        device = self.begin_call(guidance_scale)
 
         # 1. Face boxes on the base image: given, or detected (confidence order).
         box_source = "given" if boxes is not None else "detected"
@@ -148,14 +139,11 @@ class WithAnyoneKontextPipeline(IdentityPipelineMixin, FluxKontextPipeline):
         out_boxes = [(x1 * sx, y1 * sy, x2 * sx, y2 * sy) for x1, y1, x2, y2 in base_boxes]
 
         # 4. Text.
-        batch_size = 1 if isinstance(prompt, str) else (len(prompt) if prompt is not None else prompt_embeds.shape[0])
-        prompt_embeds, pooled_prompt_embeds, text_ids = self.encode_prompt(
-            prompt=prompt, prompt_2=None, prompt_embeds=prompt_embeds, pooled_prompt_embeds=pooled_prompt_embeds,
-            device=device, num_images_per_prompt=1, max_sequence_length=max_sequence_length)
+        batch_size, prompt_embeds, pooled_prompt_embeds, text_ids = self.encode_text(
+            prompt, prompt_embeds, pooled_prompt_embeds, device=device, max_sequence_length=max_sequence_length)
 
         # 5. Latents: noise for the target, VAE latents of the context (ids (1, row, col)).
-        if generator is None and seed is not None:
-            generator = torch.Generator("cpu").manual_seed(int(seed))
+        generator = self.noise_generator(generator, seed)
         context_tensor = self.image_processor.preprocess(context, height, width)
         latents, context_latents, latent_ids, context_ids = self.prepare_latents(
             context_tensor, batch_size, self.transformer.config.in_channels // 4, height, width,
@@ -165,29 +153,22 @@ class WithAnyoneKontextPipeline(IdentityPipelineMixin, FluxKontextPipeline):
         # 6. Timesteps.
         mu = schedule_mu(schedule, height, width, vae_scale_factor=self.vae_scale_factor,
                          scheduler_config=self.scheduler.config)
-        timesteps, _ = retrieve_timesteps(self.scheduler, num_inference_steps, device,
-                                          sigmas=base_sigmas(num_inference_steps), mu=mu)
+        timesteps = self.stock_timesteps(num_inference_steps, device, mu)
         self._num_timesteps = len(timesteps)
-        guidance = None
-        if self.transformer.config.guidance_embeds:
-            guidance = torch.full([latents.shape[0]], guidance_scale, device=device, dtype=torch.float32)
+        guidance = self.guidance_vector(latents, guidance_scale, device)
 
         # 7. Identity conditioning on the target tokens only, then denoise.
         cond = self.adapter.prepare(arc, boxes=out_boxes, height=height, width=width, lambda_arc=lambda_arc,
                                     lambda_sig=0.0, vae_scale_factor=self.vae_scale_factor)
-        with self.adapter.conditioning(cond):
-            latents = denoise(self, latents=latents, timesteps=timesteps, guidance=guidance,
-                              prompt_embeds=prompt_embeds, pooled_prompt_embeds=pooled_prompt_embeds,
-                              text_ids=text_ids, latent_ids=latent_ids, context_latents=context_latents,
-                              callback_on_step_end=callback_on_step_end)
+        latents = self.denoise_with_identity(
+            cond, latents=latents, timesteps=timesteps, guidance=guidance, prompt_embeds=prompt_embeds,
+            pooled_prompt_embeds=pooled_prompt_embeds, text_ids=text_ids, latent_ids=latent_ids,
+            context_latents=context_latents, callback_on_step_end=callback_on_step_end)
 
         # 8. Decode.
         images = self.decode_latents(latents, height, width, output_type)
-        self.maybe_free_model_hooks()
-        if not return_dict:
-            return (images,)
-        return WithAnyonePipelineOutput(images=images, boxes=out_boxes, box_source=box_source,
-                                        mu=mu, schedule=schedule, lambdas=(float(lambda_arc), 0.0))
+        return self.finish_call(images, return_dict, boxes=out_boxes, box_source=box_source, mu=mu,
+                                schedule=schedule, lambdas=(float(lambda_arc), 0.0))
 
     @classmethod
     def from_flux_kontext(cls, flux: str | Path = "black-forest-labs/FLUX.1-Kontext-dev", *,
@@ -195,16 +176,8 @@ class WithAnyoneKontextPipeline(IdentityPipelineMixin, FluxKontextPipeline):
                           reference_encoder: ReferenceEncoder | None = None,
                           **flux_kwargs: Any) -> WithAnyoneKontextPipeline:
         """A diffusers Kontext folder / hub id + a Kontext-E adapter file (``ipa.*``/``arcface_in.*`` keys)."""
-        try:
-            base = FluxKontextPipeline.from_pretrained(str(flux), torch_dtype=torch_dtype, **flux_kwargs)
-        except OSError as exc:
-            raise MissingWeightsError(
-                f"FLUX.1-Kontext weights not available at {flux} ({exc}). Accept the licence on the Hub, log in and "
-                "run 'huggingface-cli download black-forest-labs/FLUX.1-Kontext-dev', or pass a local diffusers folder."
-            ) from exc
-        if not isinstance(adapter, WithAnyoneAdapter):
-            from multiid_bench.reference_model.weights import load_adapter_file
-
-            adapter = load_adapter_file(adapter, base.transformer.config, siglip_branch=False)
-        adapter = adapter.to(dtype=base.transformer.dtype)
-        return cls(**base.components, adapter=adapter, reference_encoder=reference_encoder)
+        return cls.from_base(
+            FluxKontextPipeline, flux, adapter=adapter, torch_dtype=torch_dtype, reference_encoder=reference_encoder, siglip_branch=False,
+            missing_hint=("FLUX.1-Kontext weights not available at {flux} ({exc}). Accept the licence on the Hub, "
+                          "log in and run 'huggingface-cli download black-forest-labs/FLUX.1-Kontext-dev', or pass "
+                          "a local diffusers folder."), **flux_kwargs)

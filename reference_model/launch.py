@@ -1,14 +1,15 @@
 """Local multi-process training on the CPU (gloo): the same code path as ``accelerate launch --cpu
 --num_processes N``, for tests and debugging without GPUs (``env`` adds e.g. the FSDP launch environment of
-``sharding.accelerate_env``). Split from ``train.py`` to keep that module readable."""
+``sharding.accelerate_env``). Split from ``train.py`` to keep that module readable; it sits above ``train.py``
+(it starts processes that call ``train``), and ``train.py`` never imports it."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 
-if TYPE_CHECKING:
-    from .train_config import TrainConfig
+from .train import train
+from .train_config import TrainConfig
 
 __all__ = ["launch_cpu_processes"]
 
@@ -23,9 +24,6 @@ def _cpu_worker(rank: int, world_size: int, port: int, cfg_dict: dict[str, Any],
     from accelerate.state import AcceleratorState
 
     AcceleratorState._reset_state(reset_partial_state=True)  # a forked child must not reuse the parent's state
-    from .train import train
-    from .train_config import TrainConfig
-
     train(TrainConfig.from_dict(cfg_dict), stop_after=stop_after)
 
 

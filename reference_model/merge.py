@@ -17,7 +17,7 @@ from typing import Any
 
 from multiid_bench.errors import BadInputError
 
-from .weights import DEAD_KEY_PREFIXES, SIG_BRANCH_PREFIXES, _read_safetensors, convert_state_dict, detect_format
+from .weights import DEAD_KEY_PREFIXES, SIG_BRANCH_PREFIXES, convert_state_dict, detect_format, read_safetensors
 
 __all__ = ["MergeReport", "merge_adapters"]
 
@@ -35,7 +35,7 @@ class MergeReport:
 
 
 def _branch(path: Path, fmt: str, prefixes: tuple[str, ...], what: str) -> tuple[dict[str, Any], dict, list[str]]:
-    raw, meta = _read_safetensors(Path(path))
+    raw, meta = read_safetensors(Path(path))
     layout = detect_format(raw)
     other = "--sig" if what == "--arc" else "--arc"
     if layout.startswith("training") and layout != fmt and "siglip_in.3.weight" in raw:

@@ -21,164 +21,24 @@ mu schedule, lambda_arc 1.0 / lambda_sig 0.0 (the README's recommended ArcFace-o
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from diffusers import FluxPipeline
-from diffusers.pipelines.flux.pipeline_flux import retrieve_timesteps
-from diffusers.utils import BaseOutput
 
-from multiid_bench.errors import BadInputError, ConfigError, MissingWeightsError
+from multiid_bench.errors import ConfigError, MissingWeightsError
 from multiid_bench.reference_model.identity_adapter import WithAnyoneAdapter
 from multiid_bench.reference_model.layouts import boxes_from_layout_photo, default_layout, validate_boxes
+from multiid_bench.reference_model.pipeline_base import IdentityPipelineMixin, WithAnyonePipelineOutput
 from multiid_bench.reference_model.references import ReferenceEncoder, to_rgb_array
-from multiid_bench.reference_model.sampling import (
-    NUMERICS,
-    SCHEDULES,
-    base_sigmas,
-    denoise,
-    official_seq_len,
-    official_sigmas,
-    schedule_mu,
-)
+from multiid_bench.reference_model.sampling import official_seq_len, official_sigmas, schedule_mu
 
+# IdentityPipelineMixin and WithAnyonePipelineOutput live in pipeline_base.py; re-exported here.
 __all__ = ["IdentityPipelineMixin", "WithAnyonePipeline", "WithAnyonePipelineOutput", "load_withanyone_pipeline"]
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass
-class WithAnyonePipelineOutput(BaseOutput):
-    """images: PIL list / array / latents; boxes: the boxes used (output pixels, reference order);
-    box_source: "given", "layout_photo" or "default"; mu: the schedule's shift; schedule: its name;
-    lambdas: (lambda_arc, lambda_sig); numerics: "default" or "official"."""
-
-    images: Any
-    boxes: list[tuple[float, float, float, float]]
-    box_source: str
-    mu: float
-    schedule: str
-    lambdas: tuple[float, float]
-    numerics: str = "default"
-
-
-class IdentityPipelineMixin:
-    """Identity-side checks and helpers shared by the FLUX and Kontext pipelines."""
-
-    adapter: WithAnyoneAdapter
-    reference_encoder: ReferenceEncoder | None
-
-    def _register_identity(self, adapter: WithAnyoneAdapter | None, reference_encoder: ReferenceEncoder | None) -> None:
-        if adapter is None:
-            raise ConfigError(
-                f"{type(self).__name__} needs adapter=WithAnyoneAdapter(...) (see load_withanyone_pipeline)."
-            )
-        self.register_modules(adapter=adapter)
-        adapter.attach(self.transformer)
-        self.reference_encoder = reference_encoder
-
-    # ---------------------------------------------------------------------------------- checks
-    def check_identity_inputs(self, *, reference_images, arcface_embeddings, boxes, layout_image, height, width,
-                              num_inference_steps, lambda_arc, lambda_sig, siglip_features, schedule,
-                              numerics: str = "default", require_multiple: bool = True) -> int:
-        """Validate everything that does not need a model; return the number of identities.
-
-        ``height``/``width`` are the frame the boxes live in (the output, or Kontext's base image).
-        """
-        multiple = self.vae_scale_factor * 2 if require_multiple else 1
-        for name, v in (("height", height), ("width", width)):
-            if not isinstance(v, int) or v <= 0 or v % multiple:
-                raise BadInputError(f"{name}={v!r} must be a positive multiple of {multiple} (e.g. 512, 768, 1024).")
-        if (reference_images is None) == (arcface_embeddings is None):
-            raise BadInputError("give exactly one of reference_images (photos) or arcface_embeddings (N, 512).")
-        if arcface_embeddings is not None:
-            emb = np.asarray(arcface_embeddings.detach().cpu() if isinstance(arcface_embeddings, torch.Tensor)
-                             else arcface_embeddings)
-            if emb.ndim != 2 or emb.shape[1] != self.adapter.config.arcface_dim or not np.isfinite(emb).all():
-                raise BadInputError(
-                    f"arcface_embeddings must be finite, shape (N, {self.adapter.config.arcface_dim}); got {emb.shape}."
-                )
-            n = emb.shape[0]
-        else:
-            if isinstance(reference_images, (str, Path)) or not isinstance(reference_images, Sequence):
-                raise BadInputError("reference_images must be a list (one photo per identity).")
-            n = len(reference_images)
-            if self.reference_encoder is None:
-                raise ConfigError(
-                    "reference_images need a reference_encoder (face detector + ArcFace); build the pipeline with "
-                    "load_withanyone_pipeline(), pass reference_encoder=, or pass arcface_embeddings."
-                )
-        if n < 1:
-            raise BadInputError("at least one reference identity is needed.")
-        if boxes is not None and layout_image is not None:
-            raise BadInputError("give boxes or layout_image, not both.")
-        if boxes is not None:
-            validate_boxes(boxes, n, width, height)
-        for name, v in (("lambda_arc", lambda_arc), ("lambda_sig", lambda_sig)):
-            if not math.isfinite(float(v)) or float(v) < 0:
-                raise ConfigError(f"{name}={v} must be a finite number >= 0.")
-        if float(lambda_sig) > 0 and not self.adapter.config.siglip_branch:
-            raise ConfigError("lambda_sig > 0 but the adapter has no SigLIP branch (load it with siglip_branch=True).")
-        if float(lambda_sig) > 0 and siglip_features is None and arcface_embeddings is not None:
-            raise BadInputError("lambda_sig > 0 with arcface_embeddings also needs siglip_features (N, 256, 768).")
-        if schedule not in SCHEDULES:
-            raise ConfigError(f"schedule must be one of {', '.join(SCHEDULES)}; got {schedule!r}.")
-        if numerics not in NUMERICS:
-            raise ConfigError(f"numerics must be one of {', '.join(NUMERICS)}; got {numerics!r}.")
-        if num_inference_steps < 1:
-            raise ConfigError(f"num_inference_steps must be >= 1, got {num_inference_steps}.")
-        return n
-
-    def _identities(self, reference_images, arcface_embeddings, siglip_features, lambda_sig, numerics="default"):
-        """(arcface (N, 512), siglip or None) from embeddings or from the reference photos."""
-        if arcface_embeddings is None:
-            ids = self.reference_encoder.encode(
-                list(reference_images), with_siglip=float(lambda_sig) > 0,
-                siglip_dtype=torch.bfloat16 if numerics == "official" else None)
-            arcface_embeddings = ids.arcface
-            siglip_features = ids.siglip if siglip_features is None else siglip_features
-        if isinstance(arcface_embeddings, torch.Tensor):
-            arcface_embeddings = arcface_embeddings.detach().cpu().numpy()
-        arc = torch.as_tensor(np.asarray(arcface_embeddings, dtype=np.float32))
-        sig = None if siglip_features is None else torch.as_tensor(np.asarray(siglip_features, dtype=np.float32))
-        return arc, sig
-
-    def decode_latents(self, latents: torch.Tensor, height: int, width: int, output_type: str,
-                       numerics: str = "default") -> Any:
-        """Packed latents -> images (or the latents themselves for ``output_type="latent"``).
-
-        Default: the VAE in its own dtype, pixels rounded (diffusers). ``numerics="official"``: as released,
-        the latents go to fp32 and the VAE decodes in fp32 (a bf16 VAE is cast up for the call and back,
-        which is exact), then ``uint8(127.5 (clamp(x) + 1))`` truncates instead of rounding."""
-        if output_type == "latent":
-            return latents
-        if numerics != "official":
-            latents = self._unpack_latents(latents, height, width, self.vae_scale_factor)
-            latents = latents / self.vae.config.scaling_factor + self.vae.config.shift_factor
-            image = self.vae.decode(latents.to(self.vae.dtype), return_dict=False)[0]
-            return self.image_processor.postprocess(image, output_type=output_type)
-        latents = self._unpack_latents(latents.float(), height, width, self.vae_scale_factor)
-        latents = latents / self.vae.config.scaling_factor + self.vae.config.shift_factor
-        vae_dtype = self.vae.dtype
-        try:
-            self.vae.to(torch.float32)
-            image = self.vae.decode(latents, return_dict=False)[0]
-        finally:
-            self.vae.to(vae_dtype)
-        pixels = (127.5 * (image.clamp(-1, 1) + 1.0)).to(torch.uint8)  # truncation toward zero, as released
-        if output_type == "pt":
-            return pixels.float() / 255.0
-        arr = pixels.permute(0, 2, 3, 1).cpu().numpy()
-        if output_type == "np":
-            return arr.astype(np.float32) / 255.0
-        from PIL import Image
-
-        return [Image.fromarray(a) for a in arr]
 
 
 class WithAnyonePipeline(IdentityPipelineMixin, FluxPipeline):
@@ -187,13 +47,6 @@ class WithAnyonePipeline(IdentityPipelineMixin, FluxPipeline):
 
     _exclude_from_cpu_offload = ["adapter"]
     _optional_components = [*FluxPipeline._optional_components, "adapter"]
-
-    def __init__(self, scheduler, vae, text_encoder, tokenizer, text_encoder_2, tokenizer_2, transformer,
-                 adapter: WithAnyoneAdapter | None = None, image_encoder=None, feature_extractor=None,
-                 reference_encoder: ReferenceEncoder | None = None) -> None:
-        super().__init__(scheduler, vae, text_encoder, tokenizer, text_encoder_2, tokenizer_2, transformer,
-                         image_encoder=image_encoder, feature_extractor=feature_extractor)
-        self._register_identity(adapter, reference_encoder)
 
     # ---------------------------------------------------------------------------------- call
     @torch.no_grad()
@@ -265,8 +118,7 @@ class WithAnyonePipeline(IdentityPipelineMixin, FluxPipeline):
             layout_image=layout_image, height=height, width=width, num_inference_steps=num_inference_steps,
             lambda_arc=lambda_arc, lambda_sig=lambda_sig, siglip_features=siglip_features, schedule=schedule,
             numerics=numerics)
-        self._guidance_scale, self._joint_attention_kwargs, self._interrupt = guidance_scale, {}, False
-        device = self._execution_device
+        device = self.begin_call(guidance_scale)
 
         # 1. Identities: embeddings given, or detected + embedded from the reference photos.
         arc, sig = self._identities(reference_images, arcface_embeddings, siglip_features, lambda_sig, numerics)
@@ -284,14 +136,12 @@ class WithAnyonePipeline(IdentityPipelineMixin, FluxPipeline):
             used_boxes, box_source = default_layout(n_ids, width, height), "default"
 
         # 3. Text.
-        batch_size = 1 if isinstance(prompt, str) else (len(prompt) if prompt is not None else prompt_embeds.shape[0])
-        prompt_embeds, pooled_prompt_embeds, text_ids = self.encode_prompt(
-            prompt=prompt, prompt_2=None, prompt_embeds=prompt_embeds, pooled_prompt_embeds=pooled_prompt_embeds,
-            device=device, num_images_per_prompt=num_images_per_prompt, max_sequence_length=max_sequence_length)
+        batch_size, prompt_embeds, pooled_prompt_embeds, text_ids = self.encode_text(
+            prompt, prompt_embeds, pooled_prompt_embeds, device=device, num_images_per_prompt=num_images_per_prompt,
+            max_sequence_length=max_sequence_length)
 
         # 4. Noise latents (CPU generator from `seed` so equal seeds give equal images on any device).
-        if generator is None and seed is not None:
-            generator = torch.Generator("cpu").manual_seed(int(seed))
+        generator = self.noise_generator(generator, seed)
         latents, latent_ids = self.prepare_latents(
             batch_size * num_images_per_prompt, self.transformer.config.in_channels // 4, height, width,
             prompt_embeds.dtype, device, generator, latents)
@@ -306,12 +156,9 @@ class WithAnyonePipeline(IdentityPipelineMixin, FluxPipeline):
             sigmas = official_sigmas(num_inference_steps, seq)
             timesteps = torch.tensor(sigmas[:-1], dtype=torch.float32, device=device) * 1000
         else:
-            timesteps, _ = retrieve_timesteps(self.scheduler, num_inference_steps, device,
-                                              sigmas=base_sigmas(num_inference_steps), mu=mu)
+            timesteps = self.stock_timesteps(num_inference_steps, device, mu)
         self._num_timesteps = len(timesteps)
-        guidance = None
-        if self.transformer.config.guidance_embeds:
-            guidance = torch.full([latents.shape[0]], guidance_scale, device=device, dtype=torch.float32)
+        guidance = self.guidance_vector(latents, guidance_scale, device)
 
         # 6. Identity conditioning, computed once for all steps.
         cond = self.adapter.prepare(arc, boxes=used_boxes, height=height, width=width, lambda_arc=lambda_arc,
@@ -319,20 +166,15 @@ class WithAnyonePipeline(IdentityPipelineMixin, FluxPipeline):
                                     branch_order="official" if numerics == "official" else "sum")
 
         # 7. Denoise.
-        with self.adapter.conditioning(cond):
-            latents = denoise(self, latents=latents, timesteps=timesteps, guidance=guidance,
-                              prompt_embeds=prompt_embeds, pooled_prompt_embeds=pooled_prompt_embeds,
-                              text_ids=text_ids, latent_ids=latent_ids, callback_on_step_end=callback_on_step_end,
-                              sigmas=sigmas)
+        latents = self.denoise_with_identity(
+            cond, latents=latents, timesteps=timesteps, guidance=guidance, prompt_embeds=prompt_embeds,
+            pooled_prompt_embeds=pooled_prompt_embeds, text_ids=text_ids, latent_ids=latent_ids,
+            callback_on_step_end=callback_on_step_end, sigmas=sigmas)
 
         # 8. Decode.
         images = self.decode_latents(latents, height, width, output_type, numerics)
-        self.maybe_free_model_hooks()
-        if not return_dict:
-            return (images,)
-        return WithAnyonePipelineOutput(images=images, boxes=used_boxes, box_source=box_source, mu=mu,
-                                        schedule=schedule, lambdas=(float(lambda_arc), float(lambda_sig)),
-                                        numerics=numerics)
+        return self.finish_call(images, return_dict, boxes=used_boxes, box_source=box_source, mu=mu,
+                                schedule=schedule, lambdas=(float(lambda_arc), float(lambda_sig)), numerics=numerics)
 
     # ---------------------------------------------------------------------------------- loading
     @classmethod
@@ -340,20 +182,12 @@ class WithAnyonePipeline(IdentityPipelineMixin, FluxPipeline):
                   torch_dtype: torch.dtype | None = None, reference_encoder: ReferenceEncoder | None = None,
                   siglip_branch: bool | None = None, **flux_kwargs: Any) -> WithAnyonePipeline:
         """A diffusers FLUX folder / hub id (through the HF cache) + an adapter object or file."""
-        try:
-            base = FluxPipeline.from_pretrained(str(flux), torch_dtype=torch_dtype, **flux_kwargs)
-        except OSError as exc:
-            raise MissingWeightsError(
-                f"FLUX weights not available at {flux} ({exc}). Accept the FLUX.1-dev licence on the Hub, run "
-                "'huggingface-cli login' and 'huggingface-cli download black-forest-labs/FLUX.1-dev', or pass a local "
-                "diffusers folder."
-            ) from exc
-        if not isinstance(adapter, WithAnyoneAdapter):
-            from multiid_bench.reference_model.weights import load_adapter_file
-
-            adapter = load_adapter_file(adapter, base.transformer.config, siglip_branch=siglip_branch)
-        adapter = adapter.to(dtype=base.transformer.dtype)
-        return cls(**base.components, adapter=adapter, reference_encoder=reference_encoder)
+        return cls.from_base(
+            FluxPipeline, flux, adapter=adapter, torch_dtype=torch_dtype, reference_encoder=reference_encoder,
+            siglip_branch=siglip_branch,
+            missing_hint=("FLUX weights not available at {flux} ({exc}). Accept the FLUX.1-dev licence on the Hub, "
+                          "run 'huggingface-cli login' and 'huggingface-cli download black-forest-labs/FLUX.1-dev', "
+                          "or pass a local diffusers folder."), **flux_kwargs)
 
 
 def _flux_missing(flux: str | Path, *, offline: bool) -> Any:
@@ -366,9 +200,9 @@ def _flux_missing(flux: str | Path, *, offline: bool) -> Any:
             "flux", "", path, "", "", (), "not a diffusers folder (no model_index.json)", kind="data")
     if not offline:
         return None  # diffusers (or the store, for the manifest's FLUX.1-dev) downloads it
-    from multiid_bench.weights.requirements import _hub_folder
+    from multiid_bench.weights.requirements import hub_folder_gap
 
-    return _hub_folder(str(flux), "model_index.json")
+    return hub_folder_gap(str(flux), "model_index.json")
 
 
 def load_withanyone_pipeline(

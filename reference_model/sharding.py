@@ -105,7 +105,7 @@ _FSDP_KEYS = {
 
 def accelerate_env(config_file: str | Path) -> dict[str, str]:
     """The FSDP environment ``accelerate launch --config_file config_file`` sets, for local CPU processes
-    (``train.launch_cpu_processes(cfg, n, env=...)``): tests run the shipped config, not a copy of it."""
+    (``launch.launch_cpu_processes(cfg, n, env=...)``): tests run the shipped config, not a copy of it."""
     import yaml
 
     path = Path(config_file)

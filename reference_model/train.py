@@ -63,7 +63,7 @@ from .sharding import (
 )
 from .train_config import OptimConfig, TrainConfig
 
-__all__ = ["Dist", "StepOutput", "TrainResult", "compute_step", "find_checkpoint", "launch_cpu_processes", "lr_at",
+__all__ = ["Dist", "StepOutput", "TrainResult", "compute_step", "find_checkpoint", "lr_at",
            "train"]
 
 logger = logging.getLogger(__name__)
@@ -423,6 +423,3 @@ def train(cfg: TrainConfig, *, stop_after: int | None = None, accelerator: Any =
     merged = _merged_counts(counts, acc)
     acc.wait_for_everyone()
     return TrainResult(done, out_dir, merged, history, resumed)
-
-
-from .launch import launch_cpu_processes  # noqa: E402  (re-export; launch imports train lazily)

@@ -119,7 +119,11 @@ def convert_state_dict(state_dict: Mapping[str, Any], fmt: str) -> dict[str, Any
     return out
 
 
-def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+def read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """``(tensors, metadata)`` of an adapter ``.safetensors`` file; a missing or unreadable file says how to get it.
+
+    Shared by the loader here and the merge tool (``merge.py``), which read adapter files the same way.
+    """
     from safetensors import safe_open
 
     if not path.is_file():
@@ -158,7 +162,7 @@ def load_adapter_weights(
     """
     if isinstance(source, (str, Path)):
         label = str(source)
-        raw, _meta = _read_safetensors(Path(source))
+        raw, _meta = read_safetensors(Path(source))
     else:
         label, raw = "<state dict>", dict(source)
     layout = detect_format(raw) if fmt == "auto" else fmt
@@ -246,7 +250,7 @@ def load_adapter_file(
     """
     from multiid_bench.reference_model.identity_adapter import WithAnyoneAdapter
 
-    raw, meta = _read_safetensors(Path(path))
+    raw, meta = read_safetensors(Path(path))
     layout = detect_format(raw) if fmt == "auto" else fmt
     names = convert_state_dict(raw, layout)
     has_sig = any(k.startswith(SIG_BRANCH_PREFIXES) for k in names)

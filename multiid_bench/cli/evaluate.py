@@ -24,6 +24,7 @@ Examples:
   mbench evaluate --model copy-reference --bench demo --profile offline --protocol strict
   mbench evaluate --model withanyone --bench WithAnyone/MultiID-Bench --subset p2,p3 --device cuda
   mbench evaluate --model uno --shard 0/4 --out runs/uno      # one of four jobs; merged automatically
+  mbench evaluate --model flux-kontext -S steps=28 --device cuda   # -S steps: any diffusion model's step count
   torchrun --nproc-per-node 8 -m multiid_bench.cli.main evaluate --model uno --out runs/uno
   mbench evaluate --model omnigen2 --bench omnicontext --subset paper --device cuda   # Table 1b, local Qwen2.5-VL judge
   mbench evaluate --model omnigen2 --bench omnicontext --judge http --judge-url http://127.0.0.1:8000/v1 \\

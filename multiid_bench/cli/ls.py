@@ -27,6 +27,7 @@ def ls() -> None:
               help="Look each adapter's weights up in the local caches (no network).")
 def models(as_json: bool, long: bool, check_weights: bool) -> None:
     """Adapters with their capability flags, extras, support status, weight presence (and licence)."""
+    from multiid_bench.adapters.base import STEPS_SETTING_NAMES
     from multiid_bench.adapters.inventory import describe_adapters
 
     infos = describe_adapters(check_weights=check_weights)
@@ -50,14 +51,11 @@ def models(as_json: bool, long: bool, check_weights: bool) -> None:
                c["pip_extra"] or "-", c["support_status"], i.weights]
         if long:
             d = c.get("defaults", {})
-            steps = next((d[k] if d[k] is not None else "auto" for k in _STEP_KEYS if k in d), "-")
+            steps = next((d[k] if d[k] is not None else "auto" for k in STEPS_SETTING_NAMES if k in d), "-")
             row += [str(steps), d.get("preset") or "-",
                     f"{c['upstream_repo'] or '-'}@{c['upstream_revision'] or '-'}", c["licence"]]
         rows.append(row)
     _table("adapters (mbench generate --model NAME)", header, rows)
-
-
-_STEP_KEYS = ("num_inference_steps", "num_steps")
 
 
 def default_size(caps: dict[str, Any]) -> str:

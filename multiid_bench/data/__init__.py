@@ -6,7 +6,8 @@ Only the Case/Bench records are imported eagerly; loaders pull in ``datasets``/P
 from __future__ import annotations
 
 from multiid_bench.data.case import SUBSETS, Bench, Box, Case, Subset, subset_for_persons
-from multiid_bench.data.loaders import BenchLoad, InvalidRecord, load_bench, open_bench
+from multiid_bench.data.loaders import load_bench, open_bench
+from multiid_bench.data.records import BenchLoad, InvalidRecord
 
 __all__ = [
     "SUBSETS",

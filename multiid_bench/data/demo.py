@@ -183,7 +183,7 @@ def build_demo_bench(cache_dir: str | Path) -> Bench:
     Raises:
         MissingDependencyError: a package that ships a source photo is not installed.
     """
-    from multiid_bench.data.loaders import load_jsonl
+    from multiid_bench.data.records import load_jsonl
 
     manifest_bytes = DEMO_MANIFEST.read_bytes()
     manifest = json.loads(manifest_bytes)

@@ -31,7 +31,7 @@ from multiid_bench.data._store import (
     sha256_files,
 )
 from multiid_bench.data.case import SUBSETS
-from multiid_bench.data.loaders import BenchLoad, InvalidRecord, RecordError, load_jsonl
+from multiid_bench.data.records import BenchLoad, InvalidRecord, RecordError, load_jsonl
 from multiid_bench.errors import BadInputError, MBenchError, MissingDataError
 
 __all__ = [
@@ -126,7 +126,7 @@ def hf_row_to_record(row: dict[str, Any], index: int) -> tuple[dict[str, Any], d
     if not isinstance(prompt, str):
         raise RecordError("prompt", f"must be a string, got {prompt!r}")
     # counts that disagree (num_persons vs subset, boxes vs images, > 4 images) are kept as the official
-    # conversion keeps them; loaders.regularise reduces and flags them when the record becomes a case
+    # conversion keeps them; records.regularise reduces and flags them when the record becomes a case
     boxes = _parse_bboxes(row.get("bboxes"))
     case_id = official_basename(index, subset, n if n is not None else len(refs_in))
     files: dict[str, bytes] = {}

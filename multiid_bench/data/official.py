@@ -20,7 +20,7 @@ from typing import Any, Mapping
 
 from multiid_bench.data._store import atomic_write_bytes, atomic_write_text
 from multiid_bench.data.case import Bench, Case, subset_for_persons
-from multiid_bench.data.loaders import BenchLoad, InvalidRecord, RecordError, regularise
+from multiid_bench.data.records import BenchLoad, InvalidRecord, RecordError, regularise
 from multiid_bench.errors import BadInputError, MissingDataError
 
 __all__ = ["ExportSummary", "export_official", "import_official", "import_official_checked"]

@@ -210,7 +210,7 @@ def _cases_from_folder(folder: Path, bench_id: str) -> Any:
     """
     from multiid_bench.data._store import PathEscapeError, resolve_inside
     from multiid_bench.data.case import Bench, Case, subset_for_persons
-    from multiid_bench.data.loaders import BenchLoad, InvalidRecord
+    from multiid_bench.data.records import BenchLoad, InvalidRecord
 
     manifest = folder / MANIFEST_NAME
     cases, invalid, seen = [], [], set()

@@ -16,7 +16,7 @@ from typing import Any
 
 from multiid_bench.errors import MissingWeightsError
 
-__all__ = ["load_state_dict", "strip_prefix"]
+__all__ = ["load_state_dict", "load_strict", "strip_prefix"]
 
 log = logging.getLogger(__name__)
 
@@ -111,3 +111,14 @@ def strip_prefix(state: Mapping[str, Any], prefix: str, *, only_prefixed: bool =
         elif not only_prefixed:
             out[k] = v
     return out
+
+
+def load_strict(net: Any, state: dict, path: Path) -> None:
+    """Load ``state`` into ``net`` with every key required; a mismatch names the file (a wrong or partial download).
+
+    Shared by the face models and the RetinaFace detector, which load their torch checkpoints the same way.
+    """
+    try:
+        net.load_state_dict(state, strict=True)
+    except RuntimeError as e:
+        raise MissingWeightsError(f"{path} does not fit {type(net).__name__}: {str(e)[:400]}") from e

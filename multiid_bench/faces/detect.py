@@ -23,6 +23,7 @@ import numpy as np
 
 from multiid_bench.errors import BadInputError, ConfigError
 from multiid_bench.faces._deps import require
+from multiid_bench.faces.runtime import ort_providers
 from multiid_bench.faces.types import Face
 
 __all__ = ["DETECTORS", "TOO_SMALL_REASON", "DetectorSpec", "detector_weight_ids", "load_detector", "too_small"]
@@ -147,11 +148,10 @@ class SCRFDDetector:
     """insightface SCRFD from a plain .onnx path (onnxruntime), single 640 canvas like the official eval."""
 
     def __init__(self, detector_id: str, path: str, *, device: str, config: dict[str, Any]) -> None:
-        from multiid_bench.faces.runtime import ort_providers as _ort_providers
 
         mz = require("insightface.model_zoo", "insightface")
         self.id, self.config = detector_id, config
-        providers, dev_id = _ort_providers(device)
+        providers, dev_id = ort_providers(device)
         self._size = (int(config["det_size"]), int(config["det_size"]))
         self._model = mz.get_model(str(path), providers=providers)
         if self._model is None or not hasattr(self._model, "detect"):
@@ -179,8 +179,7 @@ class RetinaFaceDetector:
     def __init__(self, path: str, *, device: str, config: dict[str, Any]) -> None:
         import torch
 
-        from multiid_bench.faces.checkpoints import load_state_dict, strip_prefix
-        from multiid_bench.faces.models import _load_strict
+        from multiid_bench.faces.checkpoints import load_state_dict, load_strict, strip_prefix
 
         rf = require("facexlib.detection.retinaface", "multiid-bench[retinaface]' or 'facexlib")
         self.id, self.config, self.device = "retinaface", config, device
@@ -188,7 +187,7 @@ class RetinaFaceDetector:
         with warnings.catch_warnings():  # facexlib still passes torchvision's deprecated `pretrained=False`
             warnings.simplefilter("ignore", UserWarning)
             self._net = rf.RetinaFace(network_name="resnet50", half=False, device=torch.device(device))
-        _load_strict(self._net, strip_prefix(load_state_dict(path), "module."), path)
+        load_strict(self._net, strip_prefix(load_state_dict(path), "module."), path)
         self._net.eval()
 
     def detect(self, images: Sequence[np.ndarray]) -> list[list[Face]]:

@@ -32,6 +32,7 @@ import numpy as np
 
 from multiid_bench.errors import BadInputError, ConfigError
 from multiid_bench.faces._deps import require
+from multiid_bench.faces.runtime import ort_providers, resolve_face_backend, torch_device_label
 from multiid_bench.faces.types import FaceModelCard
 
 __all__ = ["FACE_MODELS", "ArcFaceONNX", "ArcFaceTorch", "FaceModelSpec", "face_model_weight_ids", "load_face_model"]
@@ -137,13 +138,6 @@ class _Base(ABC):
         """Embeddings ``(B, D)`` of one batch of crops already resized to the model's input size."""
 
 
-def _ort_providers(device: str) -> tuple[list[str], int]:
-    """Kept for callers of the old private name; see :func:`multiid_bench.faces.runtime.ort_providers`."""
-    from multiid_bench.faces.runtime import ort_providers
-
-    return ort_providers(device)
-
-
 def _graph_normalises_input(path: Path) -> bool:
     """mxnet-converted packs bake (x-127.5)*(1/127.5) into the graph; insightface detects it this way."""
     import onnx
@@ -160,7 +154,7 @@ class ArcFaceONNX(_Base):
         import onnxruntime as ort
 
         self.mean, self.std = (0.0, 1.0) if _graph_normalises_input(path) else (127.5, 127.5)
-        providers, dev_id = _ort_providers(device)
+        providers, dev_id = ort_providers(device)
         opts = ([{"device_id": dev_id}, {}]) if dev_id >= 0 else None
         self.session = ort.InferenceSession(str(path), providers=providers, provider_options=opts)
         self.runs_on = f"onnxruntime {self.session.get_providers()[0]}" + (f" (device {dev_id})" if dev_id >= 0 else "")
@@ -186,7 +180,6 @@ class _TorchModel(_Base):
         self.device = device
         self.module = module.to(device).eval()
         self.prepare = prepare
-        from multiid_bench.faces.runtime import torch_device_label
 
         self.runs_on = f"torch on {torch_device_label(device)}"
         #: The official evaluation ran AdaFace and FaceNet in fp32 on the CPU: on a GPU their convolutions and
@@ -252,7 +245,6 @@ class ArcFaceTorch(_TorchModel):
 def _load_arcface(model_id: str, spec: FaceModelSpec, path: Path, sha: str, *, device: str, batch_size: int,
                   backend: str | None) -> _Base:
     from multiid_bench.faces.onnx_iresnet import NotAnIResNetGraph
-    from multiid_bench.faces.runtime import resolve_face_backend
 
     chosen = resolve_face_backend(backend)
     if chosen == "onnxruntime":
@@ -296,32 +288,23 @@ class DlibModel(_Base):
 
 
 def _build_adaface(arch: str, path: Path):
-    from multiid_bench.faces.checkpoints import load_state_dict, strip_prefix
+    from multiid_bench.faces.checkpoints import load_state_dict, load_strict, strip_prefix
     from multiid_bench.faces.iresnet import ir_backbone
 
     net = ir_backbone(arch)
     state = strip_prefix(load_state_dict(path, key="state_dict"), "model.", only_prefixed=True)
-    _load_strict(net, state, path)
+    load_strict(net, state, path)
     return net
 
 
 def _build_facenet(path: Path):
-    from multiid_bench.faces.checkpoints import load_state_dict
+    from multiid_bench.faces.checkpoints import load_state_dict, load_strict
 
     fp = require("facenet_pytorch", "facenet-pytorch==2.5.3")
     net = fp.InceptionResnetV1(pretrained=None, classify=False)
     state = {k: v for k, v in load_state_dict(path).items() if not k.startswith("logits.")}
-    _load_strict(net, state, path)
+    load_strict(net, state, path)
     return net
-
-
-def _load_strict(net, state: dict, path: Path) -> None:
-    from multiid_bench.errors import MissingWeightsError
-
-    try:
-        net.load_state_dict(state, strict=True)
-    except RuntimeError as e:
-        raise MissingWeightsError(f"{path} does not fit {type(net).__name__}: {str(e)[:400]}") from e
 
 
 def load_face_model(model_id: str, *, device: str = "cpu", cache_dir=None, offline: bool | None = None,

@@ -4,7 +4,8 @@ Why a module: a plain ``pip install`` gives the CPU-only ``onnxruntime``, so an 
 ``cuda`` silently ran on the CPU. ArcFace (w600k_r50, glintr100) now runs on torch by default, converted
 from the same ONNX file at load time; SCRFD stays on onnxruntime, on the GPU only when
 ``onnxruntime-gpu`` provides ``CUDAExecutionProvider``. :func:`runtime_table` says, without loading a
-model, which runtime and device each id will use (``mbench doctor`` prints it).
+model, which runtime and device each id will use (``mbench doctor`` prints it); it lives in
+``faces/placement.py``, above the detector and face-model registries it lists (this module is below them).
 
 FaceBackend choice for ArcFace (``backend=`` of ``load_face_model``, else ``$MBENCH_FACE_BACKEND``, else
 ``auto``): ``torch`` (converted, checked against onnxruntime within 1e-4), ``onnxruntime`` (the official
@@ -14,17 +15,13 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any
-
 from multiid_bench.errors import ConfigError
 
-__all__ = ["FACE_BACKENDS", "ort_providers", "resolve_face_backend", "runtime_table", "torch_device_label"]
+__all__ = ["FACE_BACKENDS", "ort_label", "ort_providers", "resolve_face_backend", "torch_device_label"]
 
 log = logging.getLogger(__name__)
 
 FACE_BACKENDS = ("auto", "torch", "onnxruntime")
-_ONNX_MODELS = ("arcface", "arcface-glintr100")
-_ORT_DETECTORS = ("scrfd", "scrfd-antelopev2")
 
 
 def resolve_face_backend(backend: str | None) -> str:
@@ -65,7 +62,8 @@ def torch_device_label(device: str) -> str:
     return device
 
 
-def _ort_label(device: str) -> str:
+def ort_label(device: str) -> str:
+    """Where onnxruntime will run on ``device``, in words (``mbench doctor``); never loads a session."""
     try:
         import onnxruntime as ort
     except ImportError:
@@ -76,30 +74,3 @@ def _ort_label(device: str) -> str:
     if device.startswith("cuda"):
         return "onnxruntime on CPU (no CUDAExecutionProvider: pip install onnxruntime-gpu)"
     return "onnxruntime on CPU"
-
-
-def runtime_table(device: str = "cpu", backend: str | None = None) -> dict[str, str]:
-    """``{model or detector id: "runtime on device"}`` for every id, without loading anything."""
-    from multiid_bench.faces.detect import DETECTORS
-    from multiid_bench.faces.models import FACE_MODELS
-
-    chosen = resolve_face_backend(backend)
-    torch_dev = torch_device_label(device)
-    out: dict[str, Any] = {}
-    for mid in FACE_MODELS:
-        if mid == "dlib":
-            try:
-                import dlib
-
-                out[mid] = "dlib on " + ("CUDA" if getattr(dlib, "DLIB_USE_CUDA", False) else "CPU")
-            except ImportError:
-                out[mid] = "dlib not installed"
-        elif mid in _ONNX_MODELS and chosen == "onnxruntime":
-            out[mid] = _ort_label(device)
-        elif mid in _ONNX_MODELS:
-            out[mid] = f"torch on {torch_dev} (converted from ONNX{'; onnxruntime if it does not convert' if chosen == 'auto' else ''})"
-        else:
-            out[mid] = f"torch on {torch_dev}"
-    for did in DETECTORS:
-        out[did] = _ort_label(device) if did in _ORT_DETECTORS else f"torch on {torch_dev}"
-    return out

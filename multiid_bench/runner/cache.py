@@ -25,7 +25,8 @@ import numpy as np
 
 from multiid_bench._io import atomic_write_bytes
 
-__all__ = ["PREPROCESS_VERSION", "FeatureCache", "default_cache_root", "detector_key", "model_key", "view_key"]
+__all__ = ["PREPROCESS_VERSION", "FeatureCache", "card_dict", "default_cache_root", "detector_key", "model_key",
+           "view_key"]
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +59,8 @@ def view_key(sha256: str, pad_ratio: float = 1.0) -> str:
     return f"{sha256}-raw" if pad_ratio == 1.0 else f"{sha256}-pad{pad_ratio:g}"
 
 
-def _card_dict(card: Any) -> dict[str, Any]:
+def card_dict(card: Any) -> dict[str, Any]:
+    """A face model's card as the plain dict its cache key hashes (and ``FaceBackend.describe`` records)."""
     if dataclasses.is_dataclass(card) and not isinstance(card, type):
         return {k: v for k, v in dataclasses.asdict(card).items()}
     if hasattr(card, "to_dict"):
@@ -74,7 +76,7 @@ def detector_key(detector_id: str, config: Mapping[str, Any]) -> str:
 def model_key(card: Any, det_key: str, template: str) -> str:
     """Key of a face model as used in a profile entry: its card (id, version, weights sha256, crop size,
     input convention...), the detector that found the faces and the alignment template."""
-    return _digest({"card": _card_dict(card), "detector": det_key, "template": template, "preprocess": PREPROCESS_VERSION})
+    return _digest({"card": card_dict(card), "detector": det_key, "template": template, "preprocess": PREPROCESS_VERSION})
 
 
 class FeatureCache:

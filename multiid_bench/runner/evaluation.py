@@ -184,7 +184,7 @@ def _base_row(case_id: str, case: "Case | None", gen: "Generated | None", seed: 
         "row_schema": ROW_SCHEMA_VERSION, "case_id": case_id,
         "subset": case.subset if case else None, "num_persons": case.num_persons if case else None,
         "status": "ok", "reason": None, "notes": [], "seed": seed,
-        # bench-row irregularities the official conversion tolerates (data.loaders.regularise): kept, flagged
+        # bench-row irregularities the official conversion tolerates (data.records.regularise): kept, flagged
         "irregular": [dict(i) for i in case.meta.get("irregular", ())] if case else [],
         "generation": (gen.record or None) if gen else None, "images": {}, "detections": {},
         "scores": {}, "general": {}, "elapsed_s": 0.0,

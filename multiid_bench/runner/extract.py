@@ -36,7 +36,7 @@ import numpy as np
 from multiid_bench.errors import MBenchError
 from multiid_bench.runner.cache import FeatureCache, view_key
 from multiid_bench.runner.face_views import (  # re-exported: callers import them from here
-    AlignFn, Backend, FaceBackend, FaceSet, ImageSpec, ViewResult, WorkCounters, _Detector,
+    AlignFn, Backend, DetectorLike, FaceBackend, FaceSet, ImageSpec, ViewResult, WorkCounters,
 )
 from multiid_bench.runner.face_views import face_dict as _face_dict
 
@@ -296,7 +296,7 @@ class FeatureExtractor:
         return prepared
 
     def _detect_batch(
-        self, det: _Detector, part: list[ImageSpec], arrays: Mapping[ImageSpec, np.ndarray],
+        self, det: DetectorLike, part: list[ImageSpec], arrays: Mapping[ImageSpec, np.ndarray],
         results: dict[ImageSpec, ViewResult],
     ) -> dict[ImageSpec, list[Any]]:
         try:

@@ -10,14 +10,16 @@ from typing import Any, Callable, Mapping, Protocol, Sequence
 
 import numpy as np
 
-from multiid_bench.runner.cache import detector_key, model_key
+from multiid_bench.runner.cache import card_dict, detector_key, model_key
 
-__all__ = ["AlignFn", "FaceBackend", "FaceSet", "ImageSpec", "ViewResult", "WorkCounters", "face_dict"]
+__all__ = ["AlignFn", "DetectorLike", "FaceBackend", "FaceSet", "ImageSpec", "ViewResult", "WorkCounters", "face_dict"]
 
 AlignFn = Callable[[np.ndarray, Sequence[Mapping[str, Any]]], np.ndarray]
 
 
-class _Detector(Protocol):
+class DetectorLike(Protocol):
+    """What the face stage needs of a detector (``faces.types.Detector`` and the tests' fakes both fit)."""
+
     id: str
     config: Mapping[str, Any]
 
@@ -69,7 +71,7 @@ class FaceBackend:
     """
 
     name: str
-    detector: _Detector
+    detector: DetectorLike
     model: _FaceModel
     template: str
     ref_policy: str = "top_face"
@@ -86,11 +88,9 @@ class FaceBackend:
         return int(getattr(self.model.card, "embedding_dim", 0) or 0)
 
     def describe(self) -> dict[str, Any]:
-        from multiid_bench.runner.cache import _card_dict  # the same view of the card the key hashes
-
         return {
             "name": self.name, "detector": self.detector.id, "detector_config": dict(self.detector.config),
-            "template": self.template, "ref_policy": self.ref_policy, "card": _card_dict(self.model.card),
+            "template": self.template, "ref_policy": self.ref_policy, "card": card_dict(self.model.card),
             "detector_key": self.det_key, "model_key": self.model_key,
         }
 

@@ -58,7 +58,7 @@ def _runs_on() -> dict[str, str]:
     try:
         import torch
 
-        from multiid_bench.faces.runtime import runtime_table
+        from multiid_bench.faces.placement import runtime_table
 
         return runtime_table("cuda" if torch.cuda.is_available() else "cpu")
     except Exception as e:  # noqa: BLE001 - doctor reports, never crashes

@@ -12,12 +12,12 @@ import urllib.request
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from multiid_bench.weights.store import ProgressFn
+__all__ = ["ProgressFn", "bind_progress", "fetch_url", "fetch_zip_member"]
 
-__all__ = ["bind_progress", "fetch_url", "fetch_zip_member"]
+#: The store's download progress callback: (weight id, file name, bytes done, total or None). Defined here,
+#: at the bottom of ``weights/``, so the fetchers and the store share it without importing each other.
+ProgressFn = Callable[[str, str, int, "int | None"], None]
 
 _CHUNK = 1 << 20
 

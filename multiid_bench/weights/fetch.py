@@ -10,18 +10,39 @@ import logging
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 from multiid_bench.errors import ConfigError, MissingWeightsError
 from multiid_bench.weights import hf
-from multiid_bench.weights.download import bind_progress, fetch_url, fetch_zip_member
+from multiid_bench.weights.download import ProgressFn, bind_progress, fetch_url, fetch_zip_member
 from multiid_bench.weights.manifest import WeightEntry, WeightFile
-from multiid_bench.weights.verify import ResolvedFile, sha256_file
+from multiid_bench.weights.messages import MissingFile
+from multiid_bench.weights.verify import ResolvedFile, Stamps, sha256_file
 
-if TYPE_CHECKING:
-    from multiid_bench.weights.store import ProgressFn, WeightStore
+__all__ = ["FetchingStore", "fetch", "gist", "remote_size", "require_pinned"]
 
-__all__ = ["fetch", "gist", "remote_size", "require_pinned"]
+
+class FetchingStore(Protocol):
+    """What fetching needs from the weight store (``weights.store.WeightStore`` is the one implementation).
+
+    Why a protocol: the store calls :func:`fetch`, so this module must not import the store back; the store's
+    verification and missing-file helpers are public methods, named here.
+    """
+
+    offline: bool
+    hub_api: Any
+    stamps: Stamps
+
+    def own_path(self, weight_id: str, wf: WeightFile) -> Path: ...
+
+    def verified_file(self, entry: WeightEntry, wf: WeightFile, path: Path, location: str) -> ResolvedFile: ...
+
+    def verify(self, entry: WeightEntry, wf: WeightFile, path: Path, location: str, *, rehash: bool = False,
+               hub: hf.HubFileInfo | None = None) -> tuple[str, str]: ...
+
+    def error_for(self, missing: list[MissingFile], **kwargs: Any) -> Exception: ...
+
+    def missing_file(self, entry: WeightEntry, wf: WeightFile, reason: str) -> MissingFile: ...
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +58,7 @@ def gist(e: BaseException) -> str:
     return text if len(text) <= 160 else text[:157] + "..."
 
 
-def fetch(store: WeightStore, entry: WeightEntry, wf: WeightFile, progress: ProgressFn | None, *,
+def fetch(store: FetchingStore, entry: WeightEntry, wf: WeightFile, progress: ProgressFn | None, *,
               force: bool) -> ResolvedFile:
     errors: list[str] = []
     if wf.hub:
@@ -53,17 +74,17 @@ def fetch(store: WeightStore, entry: WeightEntry, wf: WeightFile, progress: Prog
                     if gated else ": ")
             errors.append(f"hf://{wf.repo}@{wf.revision}: {type(e).__name__}{hint}{gist(e)}")
             log.info("Hub download of %s / %s failed: %s", entry.id, wf.name, e)  # the final error lists it
-    target = store._own_path(entry.id, wf)
+    target = store.own_path(entry.id, wf)
     if wf.urls or wf.archive_urls:
         try:
             path = _fetch_own(store, entry, wf, target, progress, errors)
-            return store._resolved(entry, wf, path, "mbench-cache")
+            return store.verified_file(entry, wf, path, "mbench-cache")
         except MissingWeightsError:
             pass
     detail = _summary(errors) or "no download source in the manifest"
-    raise store._error([store._missing(entry, wf, f"download failed: {detail}")], header="could not fetch")
+    raise store.error_for([store.missing_file(entry, wf, f"download failed: {detail}")], header="could not fetch")
 
-def _fetch_hub(store: WeightStore, entry: WeightEntry, wf: WeightFile, *, force: bool) -> ResolvedFile:
+def _fetch_hub(store: FetchingStore, entry: WeightEntry, wf: WeightFile, *, force: bool) -> ResolvedFile:
     if not hf.is_pinned(wf.revision):
         msg = (f"weights {entry.id} / {wf.name}: revision {wf.revision!r} of {wf.repo} is not a commit "
                "(unpinned: the file can change under the same name); `mbench weights pin` fixes the manifest")
@@ -81,13 +102,13 @@ def _fetch_hub(store: WeightStore, entry: WeightEntry, wf: WeightFile, *, force:
         gaps = hf.snapshot_gaps(folder, wf.allow_patterns)
         if gaps:
             raise MissingWeightsError(f"{wf.repo}@{wf.revision} has no file matching {gaps}")
-        return store._resolved(entry, wf, folder, "hf-cache")
+        return store.verified_file(entry, wf, folder, "hf-cache")
     path = hf.download_file(wf, force=force)
-    sha, source = store._verify(entry, wf, path, "hf-cache", hub=info)
+    sha, source = store.verify(entry, wf, path, "hf-cache", hub=info)
     return ResolvedFile(entry.id, wf.name, path, "hf-cache", sha, source, wf.repo, wf.revision,
                         hf.snapshot_commit(path), hf.is_pinned(wf.revision))
 
-def _fetch_own(store: WeightStore, entry: WeightEntry, wf: WeightFile, target: Path, progress: ProgressFn | None,
+def _fetch_own(store: FetchingStore, entry: WeightEntry, wf: WeightFile, target: Path, progress: ProgressFn | None,
                   errors: list[str]) -> Path:
     """Stream URL / zip-member sources into mbench's cache: ``.partial``, size + sha256, atomic rename."""
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -131,7 +152,7 @@ def _summary(errors: list[str]) -> str:
     return " | ".join(errors)
 
 
-def remote_size(store: WeightStore, entry: WeightEntry, wf: WeightFile, *, timeout: float = 10.0) -> int:
+def remote_size(store: FetchingStore, entry: WeightEntry, wf: WeightFile, *, timeout: float = 10.0) -> int:
     """Bytes a download of ``wf`` will take, asked from its first source (0 when unknown or unreachable).
 
     Hub files: the Hub's metadata; direct URLs: ``Content-Length`` of a HEAD request. Used to print the total

@@ -13,7 +13,7 @@ from typing import Any
 
 from multiid_bench.weights.messages import MissingFile, missing_error
 
-__all__ = ["FLUX_DIFFUSERS_ID", "FLUX_HUB_ID", "preflight_train", "train_requirements"]
+__all__ = ["FLUX_DIFFUSERS_ID", "FLUX_HUB_ID", "hub_folder_gap", "preflight_train", "train_requirements"]
 
 FLUX_HUB_ID = "black-forest-labs/FLUX.1-dev"
 FLUX_DIFFUSERS_ID = "flux1-dev-diffusers"  # the manifest entry of FLUX_HUB_ID's diffusers folder
@@ -28,8 +28,11 @@ def _data(label: str, path: str | Path, why: str = "not found") -> MissingFile:
     return MissingFile(label, "", Path(path).expanduser(), "", "", (), why, kind="data")
 
 
-def _hub_folder(repo: str, probe: str) -> MissingFile | None:
-    """A Hub repo id not in the manifests: present when ``probe`` is in the HF cache (no network)."""
+def hub_folder_gap(repo: str, probe: str) -> MissingFile | None:
+    """A Hub repo id not in the manifests: ``None`` when ``probe`` is in the HF cache, else why not (no network).
+
+    Public: the reference pipeline's offline preflight (``reference_model/pipeline.py``) asks the same question.
+    """
     from huggingface_hub import try_to_load_from_cache
 
     from multiid_bench.weights.hf import hf_hub_cache
@@ -54,7 +57,7 @@ def train_requirements(cfg: Any) -> tuple[list[tuple[str, str | None]], list[Mis
         elif _pathlike(base):
             if not (Path(base).expanduser() / "model_index.json").is_file():
                 other.append(_data("model.base_model", base, "not a diffusers folder (no model_index.json)"))
-        elif (gap := _hub_folder(base, "model_index.json")) is not None:
+        elif (gap := hub_folder_gap(base, "model_index.json")) is not None:
             other.append(gap)
         if loss.lambda_id > 0 or loss.lambda_cl > 0:
             src = str(model.loss_arcface)
@@ -70,7 +73,7 @@ def train_requirements(cfg: Any) -> tuple[list[tuple[str, str | None]], list[Mis
             elif _pathlike(model.siglip):
                 if not (Path(model.siglip).expanduser() / "config.json").is_file():
                     other.append(_data("model.siglip", model.siglip, "not a saved model folder (no config.json)"))
-            elif (gap := _hub_folder(model.siglip, "config.json")) is not None:
+            elif (gap := hub_folder_gap(model.siglip, "config.json")) is not None:
                 other.append(gap)
             matting = getattr(model, "siglip_matting", None)  # issue 18: optional matting before SigLIP
             if matting == "store":

@@ -24,14 +24,15 @@ import importlib.util
 import logging
 import os
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from multiid_bench._io import cache_root, is_offline  # cache_root re-exported
 from multiid_bench.errors import ConfigError, MissingWeightsError
 from multiid_bench.weights import hf
-from multiid_bench.weights.fetch import fetch
-from multiid_bench.weights.fetch import gist as _gist
+from multiid_bench.weights.download import ProgressFn
+from multiid_bench.weights.fetch import fetch, gist
 from multiid_bench.weights.manifest import WeightEntry, WeightFile, load_manifests
 from multiid_bench.weights.messages import MissingFile, format_missing, missing_error, missing_of
 from multiid_bench.weights.verify import FileStatus, ResolvedFile, Stamps, sha256_file, verify_file
@@ -51,9 +52,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-ProgressFn = Callable[[str, str, int, "int | None"], None]  # (weight id, file name, done bytes, total)
-from multiid_bench._io import cache_root, is_offline  # noqa: E402  (re-exported)
 
 #: Locations a file can have (``weights list``, results provenance).
 LOCATIONS = ("hf-cache", "mbench-cache", "package", "override")
@@ -117,7 +115,7 @@ class WeightStore:
             got = hf.cached_snapshot(wf) if wf.snapshot else hf.cached_file(wf)
             if got is not None:
                 return got, "hf-cache"
-        legacy = self._own_path(weight_id, wf)
+        legacy = self.own_path(weight_id, wf)
         return (legacy, "mbench-cache") if legacy.is_file() else None
 
     def target_path(self, weight_id: str, filename: str | None = None) -> Path:
@@ -130,11 +128,11 @@ class WeightStore:
         if override is not None:
             return override
         if wf.bundled:
-            return self._package_path(wf) or self._own_path(weight_id, wf)
+            return self._package_path(wf) or self.own_path(weight_id, wf)
         if wf.hub:
             repo_dir = hf.hf_hub_cache() / f"{wf.repo_type}s--{wf.repo.replace('/', '--')}"
             return repo_dir / "snapshots" / wf.revision / ("" if wf.snapshot else (wf.filename or wf.name))
-        return self._own_path(weight_id, wf)
+        return self.own_path(weight_id, wf)
 
     def fetch_command(self, weight_id: str) -> str:
         """The shell command that downloads ``weight_id`` into this store's root."""
@@ -175,7 +173,7 @@ class WeightStore:
                         self._verify_snapshot(entry, wf, path)
                     out.append(FileStatus(weight_id, wf.name, path, "ok", location=location, size=size, pinned=pinned))
                     continue
-                sha, source = self._verify(entry, wf, path, location, rehash=full_hash)
+                sha, source = self.verify(entry, wf, path, location, rehash=full_hash)
             except MissingWeightsError as e:
                 out.append(FileStatus(weight_id, wf.name, path, "corrupt", detail=str(e).split(": ", 1)[-1],
                                       location=location, size=size, pinned=pinned))
@@ -191,7 +189,7 @@ class WeightStore:
             entry = self.entry(wid)
             for wf in entry.files:
                 if self.local(wid, wf.name) is None:
-                    missing.append(self._missing(entry, wf, self._absent_reason(wid, wf)))
+                    missing.append(self.missing_file(entry, wf, self._absent_reason(wid, wf)))
         return missing
 
     def ensure(self, weight_ids: Iterable[str], *, progress: ProgressFn | None = None,
@@ -202,16 +200,16 @@ class WeightStore:
         if not missing:
             return
         if self.offline:
-            raise self._error(missing, offline=True, profile=profile, what=what)
+            raise self.error_for(missing, offline=True, profile=profile, what=what)
         failed: list[MissingFile] = []
         for m in missing:
             try:
                 self.resolve(m.weight_id, m.name, progress=progress)
             except MissingWeightsError as e:
                 listed = missing_of(e)
-                failed.append(listed[0] if listed else _with_reason(m, f"download failed: {_gist(e)}"))
+                failed.append(listed[0] if listed else _with_reason(m, f"download failed: {gist(e)}"))
         if failed:
-            raise self._error(failed, header="could not fetch", profile=profile, what=what)
+            raise self.error_for(failed, header="could not fetch", profile=profile, what=what)
 
     # ---- resolve / download -------------------------------------------------------------------
     def resolve(self, weight_id: str, filename: str | None = None, *, progress: ProgressFn | None = None) -> Path:
@@ -232,16 +230,16 @@ class WeightStore:
         if found is not None:
             path, location = found
             try:
-                return self._resolved(entry, wf, path, location)
+                return self.verified_file(entry, wf, path, location)
             except MissingWeightsError as e:
                 if self.offline or location in ("override", "package"):
                     raise
                 log.warning("%s; downloading it again", e)
                 force = location == "hf-cache"
         if self._override_path(weight_id, wf) is not None or wf.bundled:
-            raise self._error([self._missing(entry, wf, self._absent_reason(weight_id, wf))])
+            raise self.error_for([self.missing_file(entry, wf, self._absent_reason(weight_id, wf))])
         if self.offline:
-            raise self._error([self._missing(entry, wf, "not downloaded")], offline=True)
+            raise self.error_for([self.missing_file(entry, wf, "not downloaded")], offline=True)
         return self._download(entry, wf, progress, force=force)
 
     def download(self, weight_id: str, *, force: bool = False, progress: ProgressFn | None = None) -> list[Path]:
@@ -249,7 +247,7 @@ class WeightStore:
         entry = self.entry(weight_id)
         paths = []
         for wf in entry.files:
-            own = self._own_path(weight_id, wf)
+            own = self.own_path(weight_id, wf)
             mine = not wf.bundled and self._override_path(weight_id, wf) is None
             if force and mine and own.exists():
                 own.unlink()
@@ -266,24 +264,25 @@ class WeightStore:
                 key = f"{wid}/{wf.name}"
                 found = self.local(wid, wf.name)
                 try:
-                    out[key] = self._resolved(entry, wf, *found).to_dict() if found else {
+                    out[key] = self.verified_file(entry, wf, *found).to_dict() if found else {
                         "location": "missing", "sha256": wf.sha256 or None}
                 except MissingWeightsError as e:
-                    out[key] = {"location": found[1] if found else "missing", "corrupt": _gist(e)}
+                    out[key] = {"location": found[1] if found else "missing", "corrupt": gist(e)}
         return out
 
-    # ---- verification -------------------------------------------------------------------------
-    def _resolved(self, entry: WeightEntry, wf: WeightFile, path: Path, location: str) -> ResolvedFile:
+    # ---- verification (public: the fetcher, ``weights/fetch.py``, verifies what it downloads) ----------
+    def verified_file(self, entry: WeightEntry, wf: WeightFile, path: Path, location: str) -> ResolvedFile:
+        """``path`` (a file or a Hub snapshot folder) checked against its expected hash, as a ResolvedFile."""
         if wf.snapshot:
             self._verify_snapshot(entry, wf, path)
             sha, source = "", ""
         else:
-            sha, source = self._verify(entry, wf, path, location)
+            sha, source = self.verify(entry, wf, path, location)
         commit = hf.snapshot_commit(path) if location == "hf-cache" else None
         return ResolvedFile(entry.id, wf.name, path, location, sha, source, wf.repo, wf.revision if wf.hub else "",
                             commit, not wf.hub or hf.is_pinned(wf.revision))
 
-    def _verify(self, entry: WeightEntry, wf: WeightFile, path: Path, location: str, *,
+    def verify(self, entry: WeightEntry, wf: WeightFile, path: Path, location: str, *,
                 rehash: bool = False, hub: hf.HubFileInfo | None = None) -> tuple[str, str]:
         """``(sha256, where the expected hash came from)``; raises when the file does not match.
 
@@ -356,7 +355,8 @@ class WeightStore:
         return fetch(self, entry, wf, progress, force=force)
 
     # ---- internals ----------------------------------------------------------------------------
-    def _own_path(self, weight_id: str, wf: WeightFile) -> Path:
+    def own_path(self, weight_id: str, wf: WeightFile) -> Path:
+        """Where mbench's own cache keeps ``wf`` of ``weight_id`` (the fetcher downloads URL sources there)."""
         return self.root / "weights" / weight_id / wf.name
 
     def _override_path(self, weight_id: str, wf: WeightFile) -> Path | None:
@@ -385,10 +385,12 @@ class WeightStore:
             return f"ships with the PyPI package {wf.package!r}: pip install {wf.package}"
         return "not downloaded"
 
-    def _error(self, missing: list[MissingFile], **kwargs: Any) -> Exception:
+    def error_for(self, missing: list[MissingFile], **kwargs: Any) -> Exception:
+        """The one missing-weights error for ``missing``, naming this store's ``--cache-dir`` when one was given."""
         return missing_error(missing, cache_dir=str(self.root) if self.explicit_root else None, **kwargs)
 
-    def _missing(self, entry: WeightEntry, wf: WeightFile, reason: str) -> MissingFile:
+    def missing_file(self, entry: WeightEntry, wf: WeightFile, reason: str) -> MissingFile:
+        """``wf`` of ``entry`` as one line of the missing-weights message: where it goes, how to get it, why."""
         return MissingFile(entry.id, wf.name, self.target_path(entry.id, wf.name), self.fetch_command(entry.id),
                            env_override_name(entry.id), tuple(wf.sources()), reason, wf.size, entry.used_by)
 

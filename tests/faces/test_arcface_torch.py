@@ -19,7 +19,8 @@ from multiid_bench.faces import load_face_model
 from multiid_bench.faces.iresnet import IResNetConfig, build_iresnet
 from multiid_bench.faces.models import ArcFaceONNX, ArcFaceTorch
 from multiid_bench.faces.onnx_iresnet import NotAnIResNetGraph, iresnet_from_onnx, max_abs_diff_vs_onnxruntime
-from multiid_bench.faces.runtime import resolve_face_backend, runtime_table
+from multiid_bench.faces.placement import runtime_table
+from multiid_bench.faces.runtime import resolve_face_backend
 from tests.iresnet_stand_in import random_bn_iresnet
 
 R50 = (3, 4, 14, 3)

@@ -254,3 +254,33 @@ def test_offline_loader_lists_every_missing_file_before_loading(monkeypatch, tmp
     listed = [ln.split(" / ")[0].strip() for ln in str(err.value).splitlines() if " / " in ln]
     assert listed == ["insightface-antelopev2", "insightface-antelopev2", "withanyone-flux1-dev", "flux1-dev-diffusers"]
     assert "mbench weights download insightface-antelopev2 withanyone-flux1-dev flux1-dev-diffusers" in str(err.value)
+
+
+@pytest.mark.parametrize("cls, loader, base_name", [(WithAnyonePipeline, "from_flux", "FluxPipeline"),
+                                                   (WithAnyoneKontextPipeline, "from_flux_kontext", "FluxKontextPipeline")])
+def test_both_pipelines_load_through_the_shared_base_loader(monkeypatch, cls, loader, base_name):
+    """from_flux / from_flux_kontext: components + adapter cast to the transformer's dtype; absent weights exit 3."""
+    import sys
+
+    from multiid_bench.errors import MissingWeightsError
+
+    c = tiny_components()
+
+    class FakeBase:
+        fail = False
+
+        @classmethod
+        def from_pretrained(cls_, path, torch_dtype=None):
+            if cls_.fail:
+                raise OSError(f"{path} not found")
+            return type("Base", (), {"components": c.as_kwargs(), "transformer": c.transformer})()
+
+    module = sys.modules[cls.__module__]
+    monkeypatch.setattr(module, base_name, FakeBase)
+    adapter = tiny_adapter(c.transformer).to(torch.float64)
+    pipe = getattr(cls, loader)("some/folder", adapter=adapter, reference_encoder=encoder())
+    assert isinstance(pipe, cls) and pipe.adapter is adapter and pipe.reference_encoder is not None
+    assert next(pipe.adapter.parameters()).dtype == c.transformer.dtype
+    FakeBase.fail = True
+    with pytest.raises(MissingWeightsError, match="weights not available at some/folder"):
+        getattr(cls, loader)("some/folder", adapter=adapter)

@@ -14,11 +14,11 @@ from multiid_bench.errors import ConfigError
 from multiid_bench.reference_model.bank import build_reference_bank
 from multiid_bench.reference_model.data import write_shard
 from multiid_bench.reference_model.batches import collate
+from multiid_bench.reference_model.launch import launch_cpu_processes
 from multiid_bench.reference_model.train import (
     Dist,
     compute_step,
     find_checkpoint,
-    launch_cpu_processes,
     lr_at,
     train,
 )

@@ -12,7 +12,8 @@ from safetensors.torch import load_file
 
 from multiid_bench.reference_model.bank import build_reference_bank
 from multiid_bench.reference_model.sharding import accelerate_env
-from multiid_bench.reference_model.train import launch_cpu_processes, train
+from multiid_bench.reference_model.launch import launch_cpu_processes
+from multiid_bench.reference_model.train import train
 
 FSDP_YAML = Path(__file__).resolve().parents[2] / "reference_model" / "configs" / "accelerate" / "fsdp.yaml"
 pytestmark = pytest.mark.usefixtures("one_thread")
