@@ -126,10 +126,10 @@ def load_run_judge(config: Any) -> tuple[Any | None, dict[str, dict[str, Any]]]:
     """
     if getattr(config, "judge", None) is None:
         return None, {}
-    from multiid_bench.runner.cache import default_cache_root
+    from multiid_bench._io import cache_root
 
     judge = build_judge(config.judge, cache_dir=config.cache_dir, offline=config.offline,
-                        cache_root=default_cache_root(config.cache_dir))
+                        cache_root=cache_root(config.cache_dir))
     card = judge.card  # resolves the model folder of a local judge
     return judge, {"vlm-judge": {"status": "ok", "reason": None, "card": card,
                                  "weights": {"model": card["judge"]}}}  # model id @ revision

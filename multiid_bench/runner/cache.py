@@ -17,13 +17,15 @@ import dataclasses
 import hashlib
 import json
 import logging
-import os
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from multiid_bench._io import atomic_write_bytes
+from multiid_bench._io import atomic_write_bytes, cache_root
+
+#: The one cache-root rule lives in ``multiid_bench._io`` (the judge and the weights store share it).
+default_cache_root = cache_root
 
 __all__ = ["PREPROCESS_VERSION", "FeatureCache", "card_dict", "default_cache_root", "detector_key", "model_key",
            "view_key"]
@@ -32,17 +34,6 @@ log = logging.getLogger(__name__)
 
 #: Bump when decoding, reference padding or alignment code changes the pixels a model sees.
 PREPROCESS_VERSION = "1"
-
-
-def default_cache_root(cache_dir: str | os.PathLike[str] | None = None) -> Path:
-    """``--cache-dir`` > ``$MBENCH_HOME`` > ``$XDG_CACHE_HOME/multiid-bench`` > ``~/.cache/multiid-bench``."""
-    if cache_dir:
-        return Path(cache_dir).expanduser()
-    if os.environ.get("MBENCH_HOME"):
-        return Path(os.environ["MBENCH_HOME"]).expanduser()
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
-    return base / "multiid-bench"
 
 
 def _digest(obj: Any) -> str:
