@@ -36,8 +36,11 @@ def create(runs: tuple[str, ...], out: Path, per_subset: str | None, seed: int) 
     plan = create_study(runs, out, per_subset=parse_per_subset(per_subset), seed=seed)
     for note in plan.notes:
         click.echo(f"note: {note}", err=True)
-    for e in plan.excluded:
+    for e in plan.excluded[:20]:
         click.echo(f"left out: {e['case_id']}: {e['reason']}", err=True)
+    if len(plan.excluded) > 20:
+        click.echo(f"... and {len(plan.excluded) - 20} more left out (all are listed in the study's meta table)",
+                   err=True)
     total = sum(plan.trials.values())
     click.echo(f"study {plan.folder}: {total} trials ({', '.join(f'{k}={v}' for k, v in plan.trials.items())}) x "
                f"{len(plan.runs)} methods, seed {seed}. Next: mbench study invite {plan.folder} --raters 10")

@@ -89,7 +89,9 @@ def connect(study: str | Path, *, must_exist: bool = True) -> sqlite3.Connection
 
 
 def create_schema(con: sqlite3.Connection) -> None:
-    con.executescript(_SCHEMA)
+    """Create the tables inside the caller's transaction (``executescript`` would commit it first)."""
+    for statement in filter(str.strip, _SCHEMA.split(";")):
+        con.execute(statement)
     set_meta(con, "schema_version", SCHEMA_VERSION)
 
 

@@ -98,6 +98,8 @@ def build_app(study: str | Path) -> Any:
     _deps()
     from starlette.applications import Starlette
     from starlette.exceptions import HTTPException
+    from starlette.middleware import Middleware
+    from starlette.middleware.base import BaseHTTPMiddleware
     from starlette.requests import Request
     from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response
     from starlette.routing import Mount, Route
@@ -245,17 +247,6 @@ def build_app(study: str | Path) -> Any:
             return JSONResponse({"error": detail}, status_code=code)
         return PlainTextResponse(str(detail), status_code=code)
 
-    app = Starlette(routes=[
-        Route("/", root),
-        Route("/r/{token}", page),
-        Route("/api/{token}/state", state),
-        Route("/api/{token}/trial/{n:int}", trial, methods=["GET"]),
-        Route("/api/{token}/trial/{n:int}", submit, methods=["POST"]),
-        Route("/media/{token}/{name}", media),
-        Mount("/static", StaticFiles(directory=str(_HERE / "static")), name="static"),
-    ], exception_handlers={HTTPException: not_found})
-
-    @app.middleware("http")
     async def security_headers(request: Request, call_next: Any) -> Response:
         response = await call_next(request)
         for key, value in _HEADERS.items():
@@ -264,7 +255,17 @@ def build_app(study: str | Path) -> Any:
             response.headers["Cache-Control"] = "no-store"
         return response
 
-    return app
+    return Starlette(routes=[
+        Route("/", root),
+        Route("/favicon.ico", lambda request: Response(status_code=204)),
+        Route("/r/{token}", page),
+        Route("/api/{token}/state", state),
+        Route("/api/{token}/trial/{n:int}", trial, methods=["GET"]),
+        Route("/api/{token}/trial/{n:int}", submit, methods=["POST"]),
+        Route("/media/{token}/{name}", media),
+        Mount("/static", StaticFiles(directory=str(_HERE / "static")), name="static"),
+    ], exception_handlers={HTTPException: not_found},
+        middleware=[Middleware(BaseHTTPMiddleware, dispatch=security_headers)])
 
 
 class StudyServer:
