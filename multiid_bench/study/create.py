@@ -80,7 +80,7 @@ def run_comparability_key(run: "RunResult") -> dict[str, Any]:
     from multiid_bench.leaderboard.comparability import run_key
 
     key = run_key(run.data, label=run.label())
-    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(key).items()}
+    return json.loads(json.dumps(dataclasses.asdict(key)))  # tuples -> lists, as stored and read back
 
 
 def _check_comparable(runs: Sequence["RunResult"]) -> None:
