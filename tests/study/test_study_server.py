@@ -204,3 +204,41 @@ def test_killed_server_keeps_submitted_trials(make_study) -> None:
 
 def _trial_ids(study: Path) -> list[int]:
     return [r[0] for r in _rows(study, "SELECT id FROM trials ORDER BY position")]
+
+
+def test_serve_warns_off_loopback(make_study, monkeypatch) -> None:
+    import uvicorn
+
+    from multiid_bench.study.server import serve
+
+    study = make_study()
+    calls: list[tuple[str, int]] = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, host, port, **kw: calls.append((host, port)))
+    warnings: list[str] = []
+    serve(study, "127.0.0.1", 8123, warn=warnings.append)
+    assert warnings == [] and calls == [("127.0.0.1", 8123)]
+    serve(study, "0.0.0.0", 8124, warn=warnings.append)
+    assert len(warnings) == 1 and "reachable from other machines" in warnings[0] and calls[-1] == ("0.0.0.0", 8124)
+
+
+def test_cli_create_and_invite(demo_runs, tmp_path, capsys) -> None:
+    from click.testing import CliRunner
+
+    from multiid_bench.cli.main import cli, main
+
+    out = tmp_path / "s"
+    res = CliRunner().invoke(cli, ["study", "create", *map(str, demo_runs), "--out", str(out), "--per-subset",
+                                   "p1=2,p2=all", "--seed", "3"], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    assert "2 trials (p1=2, p2=0) x 2 methods, seed 3" in res.stdout
+    assert "left out:" in res.stderr  # the cases the --limit runs do not have are listed
+    with pytest.raises(SystemExit) as again:  # through main(): the error's exit code and message
+        main(["study", "create", *map(str, demo_runs), "--out", str(out)])
+    assert again.value.code == 2 and "already holds a study" in capsys.readouterr().err
+    inv = CliRunner().invoke(cli, ["study", "invite", str(out), "--raters", "2", "--base-url", "http://h:9"],
+                             catch_exceptions=False)
+    lines = inv.stdout.strip().splitlines()
+    assert inv.exit_code == 0 and len(lines) == 2 and all("\thttp://h:9/r/" in line for line in lines)
+    tokens = [line.rsplit("/", 1)[1] for line in lines]
+    raw = (out / db.DB_NAME).read_bytes() + b"".join(p.read_bytes() for p in out.glob(f"{db.DB_NAME}-*"))
+    assert len(set(tokens)) == 2 and not any(t.encode() in raw for t in tokens)  # only hashes are stored
