@@ -266,7 +266,8 @@ def correlate(human_csv: str, run_dirs: tuple[str, ...], metric: str, dimension:
     from multiid_bench.leaderboard.correlate import read_human_csv
     from multiid_bench.study.db import DB_NAME
 
-    if Path(human_csv).is_dir() and (Path(human_csv) / DB_NAME).is_file():
+    human_path = Path(human_csv)
+    if (human_path.is_dir() and (human_path / DB_NAME).is_file()) or human_path.suffix == ".sqlite":
         from multiid_bench.study.criteria import CRITERION_IDS, MACHINE_METRIC
         from multiid_bench.study.results import human_rows, load_ratings, study_runs
 

@@ -130,6 +130,19 @@ def _copy_media(con: "sqlite3.Connection", folder: Path, src: Path, kind: str) -
     return name
 
 
+def _remove_partial(folder: Path, made_folder: bool, made_media: bool) -> None:
+    """A failed create leaves nothing behind that a second try would take for a study."""
+    import shutil
+
+    if made_folder:
+        shutil.rmtree(folder, ignore_errors=True)
+        return
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        Path(f"{db.db_path(folder)}{suffix}").unlink(missing_ok=True)
+    if made_media:
+        shutil.rmtree(folder / db.MEDIA_DIR, ignore_errors=True)
+
+
 def create_study(run_dirs: Sequence[str | Path], out: str | Path, *,
                  per_subset: Mapping[str, int | None] | None = None, seed: int = 0) -> StudyPlan:
     """Create the study folder ``out`` (``study.sqlite`` + ``media/``) from two or more run folders.
@@ -197,6 +210,7 @@ def create_study(run_dirs: Sequence[str | Path], out: str | Path, *,
         notes.append(f"{len(excluded)} bench case(s) left out (not in every run): "
                      + ", ".join(e["case_id"] for e in excluded[:10]) + (" ..." if len(excluded) > 10 else ""))
 
+    made_folder, made_media = not folder.exists(), not (folder / db.MEDIA_DIR).exists()
     folder.mkdir(parents=True, exist_ok=True)
     (folder / db.MEDIA_DIR).mkdir(exist_ok=True)
     con = db.connect(folder, must_exist=False)
@@ -245,9 +259,10 @@ def create_study(run_dirs: Sequence[str | Path], out: str | Path, *,
     except BaseException:
         if con.in_transaction:
             con.execute("ROLLBACK")
-        raise
-    finally:
         con.close()
+        _remove_partial(folder, made_folder, made_media)
+        raise
+    con.close()
     if len(ref_source) == 1 and "bench" in next(iter(ref_source)):
         notes.append("references shown: the bench's reference images (the runs recorded no crops)")
     return StudyPlan(folder=folder, runs=labels, trials=taken, excluded=excluded, notes=notes)

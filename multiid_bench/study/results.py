@@ -106,7 +106,7 @@ def agreement_table(ratings: "pd.DataFrame") -> "pd.DataFrame":
         units = sub.pivot_table(index="rater", columns=["trial", "method"], values="stars")
         raters = int(sub["rater"].nunique())
         alpha = None
-        if raters >= 2 and units.shape[1] >= 2:
+        if raters >= 2 and units.shape[1] >= 2 and sub["stars"].nunique() >= 2:  # one value: alpha undefined
             a = krippendorff_alpha(units.to_numpy(dtype=float), "ordinal")
             alpha = None if np.isnan(a) else a
         rows.append({"criterion": crit.id, "kendalls_w": float(np.mean(ws)) if ws else None,

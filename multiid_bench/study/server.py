@@ -181,9 +181,15 @@ def build_app(study: str | Path) -> Any:
             con.close()
 
     async def submit(request: Request) -> Response:
-        raw = await request.body()
-        if len(raw) > MAX_BODY_BYTES:
-            return JSONResponse({"error": f"body larger than {MAX_BODY_BYTES} bytes"}, status_code=413)
+        too_big = JSONResponse({"error": f"body larger than {MAX_BODY_BYTES} bytes"}, status_code=413)
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+            return too_big
+        raw = b""
+        async for chunk in request.stream():  # bounded read: never buffer more than the limit
+            raw += chunk
+            if len(raw) > MAX_BODY_BYTES:
+                return too_big
         try:
             body = json.loads(raw)
         except ValueError:

@@ -242,3 +242,24 @@ def test_cli_create_and_invite(demo_runs, tmp_path, capsys) -> None:
     tokens = [line.rsplit("/", 1)[1] for line in lines]
     raw = (out / db.DB_NAME).read_bytes() + b"".join(p.read_bytes() for p in out.glob(f"{db.DB_NAME}-*"))
     assert len(set(tokens)) == 2 and not any(t.encode() in raw for t in tokens)  # only hashes are stored
+
+
+def test_failed_create_leaves_nothing(demo_runs, tmp_path, monkeypatch) -> None:
+    from multiid_bench.study import create
+
+    calls = []
+
+    def broken_copy(con, folder, src, kind):
+        calls.append(src)
+        if len(calls) > 2:
+            raise OSError(f"disk full while copying {src}")
+        return real(con, folder, src, kind)
+
+    real = create._copy_media
+    monkeypatch.setattr(create, "_copy_media", broken_copy)
+    with pytest.raises(OSError, match="disk full"):
+        create.create_study(demo_runs, tmp_path / "s", per_subset={"p1": None})
+    assert not (tmp_path / "s").exists()
+    monkeypatch.setattr(create, "_copy_media", real)
+    create.create_study(demo_runs, tmp_path / "s", per_subset={"p1": None})
+    assert db.get_meta(db.connect(tmp_path / "s"), "per_subset_taken") == {"p1": 3}
