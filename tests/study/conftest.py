@@ -1,4 +1,8 @@
-"""Study fixtures: two real demo runs (offline profile, three cases each), made once per test session."""
+"""Study fixtures: two real demo runs (offline profile, three cases each), made once per test session.
+
+The runs use the suite's session cache (``MBENCH_HOME``, tests/conftest.py), so the demo bench and face
+embeddings that other tests built are reused.
+"""
 from __future__ import annotations
 
 from pathlib import Path
@@ -19,7 +23,7 @@ def demo_runs(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     for model in MODELS:
         run = root / model
         args = ["evaluate", "--model", model, "--bench", "demo", "--profile", "offline", "--protocol", "strict",
-                "--device", "cpu", "--offline", "--cache-dir", str(root / "cache"), "--out", str(run),
+                "--device", "cpu", "--offline", "--out", str(run),
                 "--paper-pixels", "as-given", "--no-scorers", "--limit", "3"]
         res = CliRunner().invoke(cli, args, catch_exceptions=False)
         assert res.exit_code == 0, res.output
