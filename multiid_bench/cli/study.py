@@ -18,7 +18,7 @@ Example:
   mbench study results study1                # Fig. 8, agreement, Table 7 -> study1/results
 """)
 def study() -> None:
-    """The paper's user study: blind 1-5 star ratings of several runs, Fig. 8 and Table 7."""
+    """The paper's user study: blind 1-5 star ratings of several runs, Fig 8 and Table 7."""
 
 
 @study.command("create")
@@ -82,7 +82,7 @@ def serve(study_dir: str, host: str, port: int) -> None:
               help="Folder for fig8.png/.pdf/.csv, agreement.csv, table7.csv, results.json (default STUDY/results).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Bootstrap seed of the CIs.")
 def results(study_dir: str, out: Path | None, seed: int) -> None:
-    """Fig. 8 data and chart, inter-rater agreement, and Table 7 next to the paper's values."""
+    """Mean ranks and stars with the bubble chart (Fig 8), inter-rater agreement, Table 7 vs the paper."""
     from rich.console import Console
     from rich.table import Table
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from study_helpers import scipy_table7
 
 from multiid_bench.cli.main import cli
 
@@ -133,7 +134,8 @@ def test_two_raters_in_chromium_then_results(make_study, demo_runs, tmp_path) ->
     payload = json.loads((out / "results.json").read_text())
     assert payload["raters"] == 2 and payload["trials"] == 3 and payload["ratings"] == 4 * 2 * 4
     row = next(r for r in payload["table7"] if r["metric"] == "copy_paste.dlib")
-    assert row["pearson"] == pytest.approx(_scipy_table7(study, demo_runs, "copy_paste", "copy_paste.dlib"), abs=1e-12)
+    assert row["pearson"] == pytest.approx(scipy_table7(study, demo_runs, "copy_paste", "copy_paste.dlib")["pearson"],
+                                           abs=1e-12)
 
     cor = CliRunner().invoke(cli, ["correlate", str(study), "--metric", "copy_paste.dlib", "--within-case-ranks",
                                    "--json"], catch_exceptions=False)
@@ -141,31 +143,3 @@ def test_two_raters_in_chromium_then_results(make_study, demo_runs, tmp_path) ->
     as_json = json.loads(cor.stdout[cor.stdout.index("{"):])
     assert as_json["stats"]["pearson"][0] == pytest.approx(row["pearson"], abs=1e-12) and as_json["n"] == row["n"]
 
-
-def _scipy_table7(study: Path, runs: list[Path], criterion: str, metric: str) -> float:
-    """Table 7's Pearson r recomputed independently: mean stars per (case, run), negated copy-paste, within-case
-    ranks, scipy.stats.pearsonr."""
-    from scipy.stats import pearsonr, rankdata
-
-    con = sqlite3.connect(study / "study.sqlite")
-    human = {}
-    for case, run_dir, stars in con.execute(
-            "SELECT t.case_id, r.run_dir, AVG(g.stars) FROM ratings g JOIN trials t ON t.id = g.trial_id JOIN runs r "
-            "ON r.id = g.run_id WHERE g.criterion = ? GROUP BY 1, 2", (criterion,)):
-        human[(case, Path(run_dir).name)] = stars
-    con.close()
-    base, fm = metric.split(".")
-    machine = {}
-    for run in runs:
-        for line in (run / "cases.jsonl").read_text().splitlines():
-            row = json.loads(line)
-            value = ((row.get("scores") or {}).get("strict") or {}).get(fm, {}).get(base)
-            if value is not None:
-                machine[(row["case_id"], run.name)] = -value
-    xs, ys = [], []
-    for case in sorted({c for c, _ in human}):
-        keys = [(case, r.name) for r in runs if (case, r.name) in human and (case, r.name) in machine]
-        if len(keys) >= 2:
-            xs += list(rankdata([human[k] for k in keys]))
-            ys += list(rankdata([machine[k] for k in keys]))
-    return float(pearsonr(xs, ys).statistic)

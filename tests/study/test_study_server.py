@@ -263,3 +263,34 @@ def test_failed_create_leaves_nothing(demo_runs, tmp_path, monkeypatch) -> None:
     monkeypatch.setattr(create, "_copy_media", real)
     create.create_study(demo_runs, tmp_path / "s", per_subset={"p1": None})
     assert db.get_meta(db.connect(tmp_path / "s"), "per_subset_taken") == {"p1": 3}
+
+
+def test_table7_and_correlate_match_scipy(make_study, demo_runs, tmp_path, capsys) -> None:
+    import random
+
+    from study_helpers import scipy_table7
+
+    from multiid_bench.cli.main import main
+    from multiid_bench.study.results import study_results
+
+    study = make_study()
+    client = TestClient(build_app(study))
+    rng = random.Random(11)
+    for inv in invite_raters(study, 3):
+        for n in (1, 2, 3):
+            body = {"ratings": {str(s): {c: rng.randint(1, 5) for c in CRITERION_IDS} for s in range(2)}}
+            assert client.post(f"/api/{inv.token}/trial/{n}", json=body).status_code == 200
+    res = study_results(study, tmp_path / "out", formats=("png",))
+    for criterion, metric in (("copy_paste", "copy_paste.dlib"), ("id_sim", "sim_gt.dlib")):
+        row = next(r for r in res.table7 if r["metric"] == metric)
+        want = scipy_table7(study, demo_runs, criterion, metric)
+        assert row["n"] == want["n"] == 6
+        for stat in ("pearson", "spearman", "kendall"):
+            assert row[stat] == pytest.approx(want[stat], abs=1e-12), (metric, stat)
+        assert row["paper_pearson"] in (0.4417, 0.3254)
+        with pytest.raises(SystemExit) as done:
+            main(["correlate", str(study / db.DB_NAME), "--metric", metric, "--within-case-ranks", "--json"])
+        out = capsys.readouterr().out
+        assert done.value.code == 0
+        assert json.loads(out)["stats"]["kendall"][0] == pytest.approx(row["kendall"], abs=1e-12)
+    assert (tmp_path / "out" / "fig8.png").stat().st_size > 0
