@@ -27,7 +27,8 @@ if TYPE_CHECKING:
     from multiid_bench.data.case import Bench
     from multiid_bench.leaderboard.store import RunResult
 
-__all__ = ["PAPER_PER_SUBSET", "StudyPlan", "create_study", "parse_per_subset", "run_comparability_key"]
+__all__ = ["PAPER_PER_SUBSET", "StudyPlan", "create_study", "parse_per_subset", "results_digest",
+           "run_comparability_key"]
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +82,11 @@ def run_comparability_key(run: "RunResult") -> dict[str, Any]:
 
     key = run_key(run.data, label=run.label())
     return json.loads(json.dumps(dataclasses.asdict(key)))  # tuples -> lists, as stored and read back
+
+
+def results_digest(run: "RunResult") -> str:
+    """sha256 of the run's parsed ``results.json`` (canonical JSON): tells a re-scored run from the one rated."""
+    return hashlib.sha256(json.dumps(run.data, sort_keys=True).encode("utf-8")).hexdigest()
 
 
 def _check_comparable(runs: Sequence["RunResult"]) -> None:
@@ -219,7 +225,7 @@ def create_study(run_dirs: Sequence[str | Path], out: str | Path, *,
         db.create_schema(con)
         run_ids = []
         for run, label in zip(runs, labels):
-            sha = hashlib.sha256(run.path.read_bytes()).hexdigest()
+            sha = results_digest(run)
             cur = con.execute("INSERT INTO runs (label, model, run_dir, comparability, results_sha256) "
                               "VALUES (?, ?, ?, ?, ?)", (label, run.model, str(run.run_dir.resolve()),
                                                          json.dumps(run_comparability_key(run)), sha))

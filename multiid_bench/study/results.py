@@ -14,7 +14,6 @@
 """
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -129,7 +128,7 @@ def human_rows(ratings: "pd.DataFrame", criterion: str) -> list[dict[str, Any]]:
 def study_runs(study: str | Path) -> tuple[list["RunResult"], list[str]]:
     """The study's runs, loaded again; refuses (``BadInputError``) when a run's comparability key changed."""
     from multiid_bench.leaderboard.store import load_results
-    from multiid_bench.study.create import run_comparability_key
+    from multiid_bench.study.create import results_digest, run_comparability_key
 
     con = db.connect(study)
     try:
@@ -144,7 +143,7 @@ def study_runs(study: str | Path) -> tuple[list["RunResult"], list[str]]:
             changed = sorted(k for k in key if key[k] != was.get(k))
             raise BadInputError(f"{row['run_dir']}: the run's comparability key changed since the study was created "
                                 f"({', '.join(changed)}); its metrics no longer describe the images the raters saw")
-        if hashlib.sha256(run.path.read_bytes()).hexdigest() != row["results_sha256"]:
+        if results_digest(run) != row["results_sha256"]:
             notes.append(f"{row['label']}: {run.path} was rewritten since the study was created (same key); "
                          "Table 7 uses its current per-case rows")
         runs.append(run)

@@ -61,6 +61,9 @@ def test_create_records_definition_and_is_reproducible(make_study, demo_runs) ->
     invite_raters(b, 2)
     order = "SELECT rater_id, trial_id, slot, run_id FROM presentations ORDER BY 1, 2, 3"
     assert _rows(a, order) == _rows(b, order)  # seeded and recorded
+    orders = _rows(a, "SELECT rater_id, trial_id, GROUP_CONCAT(run_id) FROM (SELECT * FROM presentations ORDER BY "
+                      "slot) GROUP BY 1, 2")
+    assert len({o for *_, o in orders}) == 2  # both orders occur across raters and trials (seed 5)
     per_trial = _rows(a, "SELECT rater_id, trial_id, COUNT(DISTINCT run_id) FROM presentations GROUP BY 1, 2")
     assert all(n == 2 for *_, n in per_trial) and len(per_trial) == 2 * 3
     # media are content-addressed: no file name in the study names a model
@@ -294,3 +297,21 @@ def test_table7_and_correlate_match_scipy(make_study, demo_runs, tmp_path, capsy
         assert done.value.code == 0
         assert json.loads(out)["stats"]["kendall"][0] == pytest.approx(row["kendall"], abs=1e-12)
     assert (tmp_path / "out" / "fig8.png").stat().st_size > 0
+
+
+def test_table7_refused_when_a_run_changed(demo_runs, tmp_path) -> None:
+    import shutil
+
+    from multiid_bench.study.create import create_study
+    from multiid_bench.study.results import study_results
+
+    runs = [shutil.copytree(r, tmp_path / r.name) for r in demo_runs]
+    create_study(runs, tmp_path / "s", per_subset={"p1": None})
+    (a,) = invite_raters(tmp_path / "s", 1)
+    assert TestClient(build_app(tmp_path / "s")).post(f"/api/{a.token}/trial/1", json=_answers(2)).status_code == 200
+    data = json.loads((runs[1] / "results.json").read_text())
+    data["protocol"] = "paper"  # re-scored under another headline protocol after the raters saw the images
+    (runs[1] / "results.json").write_text(json.dumps(data))
+    res = study_results(tmp_path / "s", tmp_path / "out", formats=("png",))
+    assert res.table7 == [] and any("comparability key changed" in n and "protocol" in n for n in res.notes)
+    assert len(res.methods) == 2 * len(CRITERION_IDS)  # Fig. 8 and agreement are still computed
