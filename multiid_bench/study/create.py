@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from multiid_bench.data.case import Bench
     from multiid_bench.leaderboard.store import RunResult
 
-__all__ = ["PAPER_PER_SUBSET", "StudyPlan", "create_study", "parse_per_subset", "results_digest",
+__all__ = ["PAPER_PER_SUBSET", "StudyPlan", "copy_media", "create_study", "parse_per_subset", "results_digest",
            "run_comparability_key"]
 
 log = logging.getLogger(__name__)
@@ -121,7 +121,8 @@ def _bench_of(run: "RunResult") -> "Bench":
     return bench
 
 
-def _copy_media(con: "sqlite3.Connection", folder: Path, src: Path, kind: str) -> str:
+def copy_media(con: "sqlite3.Connection", folder: Path, src: Path, kind: str) -> str:
+    """Copy ``src`` to ``media/<sha256><suffix>`` (once) and list it in ``media``; returns the name the page uses."""
     from multiid_bench._io import atomic_write_bytes
 
     suffix = src.suffix.lower()
@@ -240,13 +241,13 @@ def create_study(run_dirs: Sequence[str | Path], out: str | Path, *,
             if case.gt is None or not Path(case.gt).is_file():
                 raise MissingDataError(f"case {case.id}: the bench has no ground-truth photo at {case.gt}; the "
                                        "study shows it next to the results")
-            gt = _copy_media(con, folder, Path(case.gt), "gt")
-            ref_names = [_copy_media(con, folder, Path(p), "ref") for p in refs]
+            gt = copy_media(con, folder, Path(case.gt), "gt")
+            ref_names = [copy_media(con, folder, Path(p), "ref") for p in refs]
             cur = con.execute("INSERT INTO trials (position, case_id, subset, prompt, gt_media, ref_media) "
                               "VALUES (?, ?, ?, ?, ?, ?)", (position, case.id, case.subset, case.prompt, gt,
                                                             json.dumps(ref_names)))
             for run_id, by_id in zip(run_ids, views):
-                media = _copy_media(con, folder, by_id[case.id].generated, "result")
+                media = copy_media(con, folder, by_id[case.id].generated, "result")
                 con.execute("INSERT INTO results (trial_id, run_id, media) VALUES (?, ?, ?)",
                             (cur.lastrowid, run_id, media))
         meta = {

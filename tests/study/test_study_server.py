@@ -258,12 +258,12 @@ def test_failed_create_leaves_nothing(demo_runs, tmp_path, monkeypatch) -> None:
             raise OSError(f"disk full while copying {src}")
         return real(con, folder, src, kind)
 
-    real = create._copy_media
-    monkeypatch.setattr(create, "_copy_media", broken_copy)
+    real = create.copy_media
+    monkeypatch.setattr(create, "copy_media", broken_copy)
     with pytest.raises(OSError, match="disk full"):
         create.create_study(demo_runs, tmp_path / "s", per_subset={"p1": None})
     assert not (tmp_path / "s").exists()
-    monkeypatch.setattr(create, "_copy_media", real)
+    monkeypatch.setattr(create, "copy_media", real)
     create.create_study(demo_runs, tmp_path / "s", per_subset={"p1": None})
     assert db.get_meta(db.connect(tmp_path / "s"), "per_subset_taken") == {"p1": 3}
 
