@@ -7,6 +7,10 @@ the per-case value of ``metric`` in each run's rows (all shard files, via ``run_
 over the face models that produced a value. With ``within_case_ranks`` both sides are turned into ranks
 among the models of each case first (average ranks for ties), which is the paper's "machine ranking vs
 human ranking". Pairs missing either side are dropped and counted, never imputed.
+
+``orient=True`` is for human values where more is always better (a ``mbench study``'s stars: 5 stars =
+least copy-paste): the machine values of a metric whose card says lower is better (copy-paste) are negated
+first, so both sides read "higher = better" and agreement shows as a positive correlation, as in Table 7.
 """
 from __future__ import annotations
 
@@ -32,6 +36,7 @@ class Correlation:
     dropped: int
     stats: dict[str, tuple[float, float]]  # name -> (statistic, p-value)
     ranks: bool
+    oriented: bool = False
     paper: dict[str, tuple[float, float]] = field(default_factory=dict)
     paper_dimension: str | None = None
 
@@ -69,8 +74,18 @@ def read_human_csv(path: str | Path, *, human_column: str | None = None,
     return out
 
 
-def _machine(run: RunResult, metric: str) -> dict[str, float]:
-    return case_values(load_cases(run), run.run_dir, run.protocol, "all", metric)
+def _machine(run: RunResult, metric: str, orient: bool = False) -> dict[str, float]:
+    values = case_values(load_cases(run), run.run_dir, run.protocol, "all", metric)
+    if orient:
+        from multiid_bench.metrics.cards import CARDS
+
+        card = CARDS.get(metric.split(".")[0])
+        if card is None:
+            raise ConfigError(f"metric {metric!r} has no metric card: its direction (higher or lower is better) "
+                              "is unknown, so it cannot be oriented against ratings")
+        if not card.higher_is_better:
+            values = {k: -v for k, v in values.items()}
+    return values
 
 
 def _rank_within(pairs: list[tuple[str, float, float]]) -> list[tuple[float, float]]:
@@ -89,13 +104,16 @@ def _rank_within(pairs: list[tuple[str, float, float]]) -> list[tuple[float, flo
 
 
 def correlate(human: Sequence[dict[str, Any]], runs: Sequence[RunResult], metric: str, *,
-              within_case_ranks: bool = False) -> Correlation:
-    """Pearson r, Spearman rho and Kendall tau (scipy, two-sided p-values) between humans and ``metric``."""
+              within_case_ranks: bool = False, orient: bool = False) -> Correlation:
+    """Pearson r, Spearman rho and Kendall tau (scipy, two-sided p-values) between humans and ``metric``.
+
+    ``orient``: negate a lower-is-better metric first (human values where more is better; module docstring).
+    """
     from scipy import stats
 
     if not runs:
         raise ConfigError("give at least one run directory")
-    machine = {canonical_model(r.model): _machine(r, metric) for r in runs}
+    machine = {canonical_model(r.model): _machine(r, metric, orient) for r in runs}
     single = len(machine) == 1
     pairs, dropped = [], 0
     for h in human:
@@ -115,7 +133,7 @@ def correlate(human: Sequence[dict[str, Any]], runs: Sequence[RunResult], metric
                             "Check that case_id (and model) in the CSV match the runs' cases.jsonl.")
     hx, my = [a for a, _ in xy], [b for _, b in xy]
     res = {"pearson": stats.pearsonr(hx, my), "spearman": stats.spearmanr(hx, my), "kendall": stats.kendalltau(hx, my)}
-    out = Correlation(metric=metric, n=len(xy), dropped=dropped, ranks=within_case_ranks,
+    out = Correlation(metric=metric, n=len(xy), dropped=dropped, ranks=within_case_ranks, oriented=orient,
                       stats={k: (float(v.statistic), float(v.pvalue)) for k, v in res.items()})
     dim = _PAPER_DIMENSION.get(metric.split(".")[0])
     if dim:

@@ -242,15 +242,19 @@ def compare(old: str, new: str, tolerance: str | None, only_changed: bool, paire
 
 
 @click.command("correlate", epilog="""\b
-HUMAN.csv columns: case_id, score (or rank, or --human-column), optional model and dimension.
-Example:
+HUMAN is a CSV (columns: case_id, score (or rank, or --human-column), optional model and dimension) or a
+study folder made by 'mbench study create' (its saved ratings; the runs default to the study's runs).
+Examples:
   mbench correlate study.csv runs/a runs/b --metric copy_paste.arcface --dimension copy_paste --within-case-ranks
+  mbench correlate study1 --metric copy_paste.arcface --within-case-ranks     # = a row of 'mbench study results'
 """)
-@click.argument("human_csv", type=click.Path(exists=True, dir_okay=False))
-@click.argument("run_dirs", nargs=-1, required=True, type=click.Path(exists=True))
+@click.argument("human_csv", metavar="HUMAN", type=click.Path(exists=True))
+@click.argument("run_dirs", nargs=-1, type=click.Path(exists=True))
 @click.option("--metric", default="copy_paste.average", show_default=True,
               help="Per-case metric key (copy_paste.arcface, sim_gt.average = mean over face models, clip_t ...).")
-@click.option("--dimension", default=None, help="Keep only HUMAN.csv rows with this 'dimension'.")
+@click.option("--dimension", default=None,
+              help="Keep only HUMAN.csv rows with this 'dimension'; for a study, the criterion (id_sim, copy_paste, "
+                   "prompt, aesthetics; default: the one the metric measures).")
 @click.option("--human-column", default=None, help="Column with the human value (default: score or rank).")
 @click.option("--within-case-ranks/--raw-values", default=False, show_default=True,
               help="Rank models within each case on both sides first (the paper's machine vs human ranking).")
@@ -260,11 +264,35 @@ def correlate(human_csv: str, run_dirs: tuple[str, ...], metric: str, dimension:
     """Pearson, Spearman and Kendall (with p-values) between human judgements and a metric."""
     from multiid_bench.leaderboard.correlate import correlate as _correlate
     from multiid_bench.leaderboard.correlate import read_human_csv
+    from multiid_bench.study.db import DB_NAME
 
-    human = read_human_csv(human_csv, human_column=human_column, dimension=dimension)
-    res = _correlate(human, _runs(run_dirs), metric, within_case_ranks=within_case_ranks)
+    human_path = Path(human_csv)
+    if (human_path.is_dir() and (human_path / DB_NAME).is_file()) or human_path.suffix == ".sqlite":
+        from multiid_bench.study.criteria import CRITERION_IDS, MACHINE_METRIC
+        from multiid_bench.study.results import human_rows, load_ratings, study_runs
+
+        if human_column is not None:
+            raise click.UsageError("--human-column applies to a CSV; a study's value is its mean stars")
+        base = metric.split(".")[0]
+        criterion = dimension or next((c for c, m in MACHINE_METRIC.items() if m == base), None)
+        if criterion not in CRITERION_IDS:
+            raise click.UsageError(f"which criterion does {metric!r} measure? pass --dimension, one of "
+                                   f"{', '.join(CRITERION_IDS)}")
+        human = human_rows(load_ratings(human_csv), criterion)
+        runs, notes = study_runs(human_csv) if not run_dirs else (_runs(run_dirs), [])
+        for note in notes:
+            click.echo(f"note: {note}", err=True)
+        click.echo(f"study {human_csv}: criterion {criterion}, human value = mean stars over raters per (case, "
+                   "method), 5 = better; a lower-is-better metric is negated so agreement reads positive", err=True)
+        res = _correlate(human, runs, metric, within_case_ranks=within_case_ranks, orient=True)
+    else:
+        if not run_dirs:
+            raise click.UsageError("give the run folders whose metrics the CSV's ratings are correlated with")
+        human = read_human_csv(human_csv, human_column=human_column, dimension=dimension)
+        res = _correlate(human, _runs(run_dirs), metric, within_case_ranks=within_case_ranks)
     if as_json:
         click.echo(json.dumps({"metric": res.metric, "n": res.n, "dropped": res.dropped, "ranks": res.ranks,
+                               "oriented": res.oriented,
                                "stats": res.stats, "paper_table7": {"dimension": res.paper_dimension, **res.paper}}, indent=2))
         return
     from rich.table import Table

@@ -30,6 +30,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "report": ("multiid_bench.cli.leaderboard:report", "Self-contained HTML report of one run."),
     "compare": ("multiid_bench.cli.leaderboard:compare", "Compare two runs; exit 1 past tolerance (CI check)."),
     "correlate": ("multiid_bench.cli.leaderboard:correlate", "Correlate metrics with human ratings."),
+    "study": ("multiid_bench.cli.study:study", "User study: create, invite raters, serve the page, Fig. 8 + Table 7."),
     "train": ("multiid_bench.cli.train:train", "Train the WithAnyone reference model from a config."),
 }
 
