@@ -45,6 +45,7 @@ DOC = ROOT / "docs" / "architecture.md"
 LAYERS: dict[str, int] = {
     "multiid_bench": 100,  # the package root (__init__ only): lazy mb.evaluate / mb.score
     "multiid_bench.cli": 100,
+    "multiid_bench.study": 95,  # the user study (mbench study): reads runs through leaderboard/ and runner/
     "multiid_bench.api": 90,
     "multiid_bench.leaderboard": 90,  # reads run folders through the runner's run_folder
     "multiid_bench.runner": 80,
