@@ -163,12 +163,24 @@ def _provenance_text(r: "pd.Series") -> str:
     return text
 
 
-def _resolve_subset(subset: str | None, paper_table: str | None) -> str:
+def _resolve_subset(subset: str | None, paper_table: str | None, measured: set[str]) -> tuple[str, str | None]:
+    """The subset to show and, when it was chosen for the user, the note that says so.
+
+    ``None`` means: the subset of ``paper_table`` when one is named; else ``p1`` (MultiID-Bench's headline);
+    else, when no measured run has a p1 value (an OmniContext run), the paper's main subset among the runs' own
+    (``single_character``, Table 1b), or their first subset, so the natural command shows the run.
+    """
     if subset is not None:
-        return subset
+        return subset, None
     if paper_table is not None and paper_table in paper_meta()["tables"]:
-        return str(paper_meta()["tables"][paper_table]["subset"])
-    return "p1"
+        return str(paper_meta()["tables"][paper_table]["subset"]), None
+    have = {normalise_subset(m): m for m in measured}
+    if not have or "p1" in have:
+        return "p1", None
+    main = [str(s) for s in paper_meta().get("main_tables", {}) if normalise_subset(str(s)) in have]
+    chosen = have[normalise_subset(main[0])] if main else sorted(have.values())[0]
+    return chosen, (f"subset {chosen!r} chosen because the runs have no p1 (their subsets: "
+                    f"{', '.join(sorted(have.values()))}); pass --subset to pick another")
 
 
 def build_leaderboard(
@@ -197,15 +209,16 @@ def build_leaderboard(
     """
     import pandas as pd
 
-    subset = _resolve_subset(subset, paper_table)
     measured_subsets = set(df.loc[df["provenance"] != PAPER, "subset"]) if not df.empty else set()
+    valued = (set(df.loc[(df["provenance"] != PAPER) & df["value"].notna(), "subset"]) if not df.empty else set())
+    subset, subset_note = _resolve_subset(subset, paper_table, valued)
     paper_subsets = {str(t["subset"]) for t in paper_meta()["tables"].values()}
     known = (*SUBSETS, *sorted(measured_subsets - set(SUBSETS)), *sorted(paper_subsets))
     if not any(normalise_subset(k) == normalise_subset(subset) for k in known):  # one spelling rule for all
         _check_choice("--subset", subset, known)
     _check_choice("--protocol", protocol, PROTOCOLS)
     keys = view_keys(face_model)
-    notes: list[str] = []
+    notes: list[str] = [subset_note] if subset_note else []
     parts = []
     table_id = None
     extra_cards: dict[str, MetricCard] = {}

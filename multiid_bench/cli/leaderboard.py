@@ -38,7 +38,8 @@ def _runs(paths: tuple[str, ...]) -> list[Any]:
 
 subset_opt = click.option("--subset", default=None,
                           help="Bench subset: p1 single person, p2 two, p3 three-four, all (or a subset the runs "
-                               "recorded). Default: the subset of --paper-table, else p1.")
+                               "recorded). Default: the subset of --paper-table, else p1; for runs with no p1 values "
+                               "(OmniContext) their main subset, with a note.")
 allow_mixed_opt = click.option("--allow-mixed", is_flag=True, default=False,
                                help="Rank rows that are not comparable (other bench, subset, protocol, profile or "
                                     "metric versions) together; prints a warning for each.")

@@ -152,6 +152,13 @@ def test_two_judges_are_never_ranked_together(bench_and_images: tuple[Path, Path
     assert table.startswith("**OmniContext leaderboard · subset single_character")
     assert "judge gpt-4.1 (http), prompts face-identity" in table  # the judge next to PF/SC
 
+    # no --subset: an OmniContext run has no p1, so the leaderboard shows the paper's main OmniContext subset
+    # (Table 1b's single_character) and says that it chose it, instead of an empty p1 table
+    lb = _mbench(["leaderboard", str(tmp_path / "qwen"), "--format", "markdown"])
+    assert lb.exit_code == 0, _out(lb)
+    assert _out(lb).startswith("**OmniContext leaderboard · subset single_character"), _out(lb)
+    assert "qwen-judged" in _out(lb) and "chosen because the runs have no p1" in _out(lb)
+
     # with the paper's Table 1b: both measured runs are listed; only the Qwen-judged one is ranked
     lb = _mbench(["leaderboard", str(tmp_path / "gpt"), str(tmp_path / "qwen"), "--include-paper",
                   "--paper-table", "1b", "--format", "markdown"])
