@@ -22,6 +22,7 @@ from multiid_bench.leaderboard.cases import CaseView, case_view
 from multiid_bench.leaderboard.store import RunResult, combined_frame, load_cases, load_results
 from multiid_bench.leaderboard.tables import MIN_CI_N
 from multiid_bench.metrics.cards import CARDS, get_card
+from multiid_bench.runner.summary import counts_line
 
 __all__ = ["build_report"]
 
@@ -253,7 +254,7 @@ def build_report(run_dir: str | Path, out: str | Path, *, include_paper: bool = 
     facts = {
         "model": d["model"], "bench": f"{d['bench']['id']} (manifest sha256 {d['bench']['manifest_sha256']}, "
         f"{d['bench']['n_cases']} cases)", "headline protocol": d["protocol"], "profile": run.profile_name or "—",
-        "counts": f"expected {run.counts['expected']}, evaluated {run.counts['evaluated']}, failed {run.counts['failed']}",
+        "counts": counts_line(run.counts),
         "mbench": d.get("mbench_version", "—"), "created": d.get("created", "—"),
         "weights": ", ".join(f"{k}={str(v)[:12]}" for k, v in (d.get("weights") or {}).items()) or "—",
         "results file": str(run.path),

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
 
-from multiid_bench.errors import EXIT_OK, EXIT_PARTIAL, ConfigError
+from multiid_bench.errors import EXIT_OK, ConfigError, run_exit_code
 from multiid_bench.runner import run_folder as rf
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -186,8 +186,11 @@ class Run:
 
     @property
     def exit_code(self) -> int:
-        """4 when some cases failed (results are written anyway), else 0."""
-        return EXIT_PARTIAL if self.summary and self.summary["counts"]["failed"] else EXIT_OK
+        """5 when nothing was evaluated, 4 when some cases failed (results are written anyway), else 0
+        (:func:`multiid_bench.errors.run_exit_code`; a case scored with missing faces is not a failure)."""
+        if self.summary is None:
+            return EXIT_OK
+        return run_exit_code(self.summary["counts"])
 
     def rows(self) -> list[dict[str, Any]]:
         """Every case row (all shards merged, plan order)."""

@@ -30,7 +30,7 @@ from multiid_bench.runner.extract import FaceBackend, FaceSet, FeatureExtractor,
 from multiid_bench.runner.protocols import score_paper, score_strict
 from multiid_bench.runner.provenance import utc_now
 from multiid_bench.runner.run_folder import (
-    ROW_SCHEMA_VERSION, append_row, read_rows, repair_tail, rows_file, unique_record_ids, validate_row,
+    MISSING_FACES, ROW_SCHEMA_VERSION, append_row, read_rows, repair_tail, rows_file, unique_record_ids, validate_row,
 )
 from multiid_bench.runner.shard import Shard, select_shard
 
@@ -62,11 +62,10 @@ class RunOutcome:
 
     @property
     def exit_code(self) -> int:
-        """4 when some cases failed (results are written anyway), else 0."""
-        from multiid_bench.errors import EXIT_OK, EXIT_PARTIAL
+        """:func:`multiid_bench.errors.run_exit_code`: 5 nothing evaluated, 4 some cases failed, else 0."""
+        from multiid_bench.errors import run_exit_code
 
-        failed = self.results["counts"]["failed"] if self.results else self.failed_here
-        return EXIT_PARTIAL if failed else EXIT_OK
+        return run_exit_code(self.results["counts"] if self.results else None, failed_here=self.failed_here)
 
 
 def run_evaluation(
@@ -330,13 +329,18 @@ def _case_row(
             det["gt"] = t.faces if t is not None else None
             det["refs"] = [v.by_detector.get(b.det_key) if not v.error else None for v in r_res]
     multi = len(backends) > 1
+    missing: list[str] = []  # a model outcome (the image lacks faces), not a fault of the toolkit or generator
     for msg, models in face_msgs.items():
-        errors.append(f"{msg} ({', '.join(models)})" if multi and len(models) < len(backends) else msg)
-    if errors and case.meta.get("task_type"):  # a judged bench (OmniContext): no GT, maybe no face; notes only
-        notes, errors = notes + errors, []
+        text = f"{msg} ({', '.join(models)})" if multi and len(models) < len(backends) else msg
+        # a detector that cannot look at the image at all is a measurement failure, not a model outcome
+        (errors if "too small" in msg else missing).append(text)
+    if (errors or missing) and case.meta.get("task_type"):  # a judged bench (OmniContext): no GT, maybe no face
+        notes, errors, missing = notes + errors + missing, [], []
     row["notes"] = notes
     if errors:
-        row.update(status="failed", reason="; ".join(errors))
+        row.update(status="failed", reason="; ".join(errors + missing))
+    elif missing:
+        row.update(status=MISSING_FACES, reason="; ".join(missing))
     return row
 
 

@@ -18,7 +18,7 @@ from multiid_bench.runner.config import RunConfig
 from multiid_bench.runner.extract import WorkCounters
 from multiid_bench.runner.provenance import environment, package_versions, redact_argv, utc_now
 from multiid_bench.runner.run_folder import (
-    RESULTS_FILE, RUN_FILE, SCHEMA_VERSION, SESSIONS_FILE, append_row, plan_ids, read_json, read_jsonl, read_rows,
+    MISSING_FACES, RESULTS_FILE, RUN_FILE, SCHEMA_VERSION, SESSIONS_FILE, append_row, plan_ids, read_json, read_jsonl, read_rows,
     read_run, validate_results, write_json,
 )
 from multiid_bench.runner.shard import Shard
@@ -27,7 +27,16 @@ if TYPE_CHECKING:  # pragma: no cover
     from multiid_bench.data.case import Bench
     from multiid_bench.runner.extract import FaceBackend
 
-__all__ = ["RUN_FILE", "append_session", "finalize", "plan_complete", "write_run_manifest"]
+__all__ = ["MISSING_FACES_RULES", "RUN_FILE", "append_session", "finalize", "plan_complete", "write_run_manifest"]
+
+#: How each protocol treats a case scored with missing faces (written into results.json["missing_faces"]).
+MISSING_FACES_RULES = {
+    "paper": "as the official script: a face model that finds no face in the generated image has no value for "
+             "that case (excluded, never 0); with fewer faces Sim is the mean over the matched pairs and "
+             "copy-paste needs equal face counts",
+    "strict": "each identity without a generated face scores strict_missing_score in Sim(GT)/Sim(Ref), has no "
+              "copy-paste value and counts in face_failure_rate",
+}
 
 
 def _plan_hash(full: "Bench", plan: "Bench") -> str:
@@ -129,10 +138,12 @@ def finalize(out: str | Path) -> dict[str, Any]:
     add_judge_metrics(metrics, rows, scorers.get("vlm-judge"), bootstrap_resamples=config.bootstrap_resamples,
                       bootstrap_seed=config.bootstrap_seed)
     failed = [r for r in rows if r["status"] == "failed"]
-    # ok + failed + not_applicable + pending == expected == rows planned (row ids are unique by construction)
+    missing = [r for r in rows if r["status"] == MISSING_FACES]
+    # ok + missing_faces + failed + not_applicable + pending == expected == rows planned (row ids are unique)
     counts = {
-        "expected": len(ids), "ok": sum(1 for r in rows if r["status"] == "ok"), "failed": len(failed),
-        "not_applicable": sum(1 for r in rows if r["status"] == "not_applicable"), "pending": len(wanted) - len(rows),
+        "expected": len(ids), "ok": sum(1 for r in rows if r["status"] == "ok"), "missing_faces": len(missing),
+        "failed": len(failed), "not_applicable": sum(1 for r in rows if r["status"] == "not_applicable"),
+        "pending": len(wanted) - len(rows),
         "evaluated": sum(1 for r in rows if r.get("scores")),
         "irregular": sum(1 for r in rows if r.get("irregular")),
     }
@@ -157,6 +168,8 @@ def finalize(out: str | Path) -> dict[str, Any]:
         "partial": counts["failed"] > 0, "mbench_version": __version__, "packages": package_versions(),
         "weights": weights, "face_models": run["face_models"], "counts": counts,
         "failures": dict(Counter(str(r.get("reason"))[:160] for r in failed).most_common()),
+        "missing_faces": {**MISSING_FACES_RULES,
+                          "reasons": dict(Counter(str(r.get("reason")) for r in missing).most_common())},
         "irregularities": dict(Counter(str(i.get("kind")) for r in rows for i in r.get("irregular") or ()).most_common()),
         "work": WorkCounters.total([s.get("work", {}) for s in sessions]).to_dict(),
         "scorers": {k: {"status": v.get("status", "missing"), "reason": v.get("reason")} for k, v in scorers.items()},

@@ -34,7 +34,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from multiid_bench.runner.shard import Shard
 
 __all__ = [
-    "GENERATE_FILE", "IMAGES_DIR", "RESULTS_FILE", "ROW_SCHEMA_VERSION", "RUN_FILE", "SCHEMA_PATH", "SCHEMA_VERSION",
+    "GENERATE_FILE", "IMAGES_DIR", "MISSING_FACES", "ROW_STATUSES", "RESULTS_FILE", "ROW_SCHEMA_VERSION", "RUN_FILE", "SCHEMA_PATH", "SCHEMA_VERSION",
     "SESSIONS_FILE", "CaseRow", "Exclusion", "append_row", "generation_files", "generations_file", "has_rows",
     "image_path", "load_schema", "plan_ids", "read_generations", "read_json", "read_jsonl", "read_results", "read_rows",
     "read_run", "repair_tail", "results_path", "row_files", "rows_file", "schema_errors", "unique_record_ids",
@@ -52,10 +52,18 @@ SESSIONS_FILE = "sessions.jsonl"
 GENERATE_FILE = "generate.json"
 IMAGES_DIR = "images"
 _ROWS, _GENERATIONS = "cases", "generations"
+#: A row whose generated image was scored but shows fewer faces than persons (a model outcome, not a fault):
+#: the paper protocol does what the official script does (a model that finds no face has no value for that
+#: case; fewer faces: the mean over the matched pairs), the strict protocol scores each missing identity
+#: ``strict_missing_score`` and counts it in ``face_failure_rate`` (docs/protocols.md).
+MISSING_FACES = "missing_faces"
+#: Every row status; ``counts`` in results.json has one count per status, and with ``pending`` they add up
+#: to ``expected``.
+ROW_STATUSES = ("ok", MISSING_FACES, "failed", "not_applicable")
 
 
-#: One line of ``cases*.jsonl`` (row_schema 1; docs/results.md; ``$defs/case_row``). ``status``: ok | failed |
-#: not_applicable; ``scores``: protocol -> face model -> case values; ``scores`` and ``general`` take any metric key.
+#: One line of ``cases*.jsonl`` (row_schema 1; docs/results.md; ``$defs/case_row``). ``status``: ok |
+#: missing_faces | failed | not_applicable; ``scores``: protocol -> face model -> case values; ``scores`` and ``general`` take any metric key.
 CaseRow = TypedDict("CaseRow", {
     "row_schema": int, "case_id": str, "subset": str | None, "num_persons": int | None, "status": str,
     "reason": str | None, "notes": list[str], "seed": int | None, "generation": dict[str, Any] | None,
