@@ -299,9 +299,12 @@ def score(
     paper_pixels: str = "official",
 ) -> Run:
     """Score images made elsewhere (``<case id>.png``, official ``<case>/out.jpg`` or a generate folder)."""
-    from multiid_bench.runner.sources import FolderSource
+    from multiid_bench.data.omnicontext import is_omnicontext_spec
+    from multiid_bench.runner.sources import FolderSource, check_ref_source
 
     images = Path(images)
+    if not is_omnicontext_spec(str(bench)):  # OmniContext inputs are never cropped
+        check_ref_source(images, ref_source)
     config = _config(name or images.resolve().name, bench, profile, protocol, subsets, limit, device, offline,
                      shard, {}, batch_size=batch_size, cache_dir=cache_dir, ref_source=ref_source, scorers=scorers,
                      seed=seed, judge=judge, paper_pixels=paper_pixels)
@@ -313,20 +316,33 @@ def generate(
     model: Any, *, bench: str = DEFAULT_BENCH, out: str | Path | None = None, subsets: Any = None,
     limit: int | None = None, shard: Any = None, seed: int = 0, device: str = "auto", offline: bool | None = None,
     cache_dir: str | None = None, settings: Mapping[str, Any] | None = None, name: str | None = None,
-    gt_inputs: Sequence[str] = (), retry_failed: bool = False, progress: bool = True,
+    gt_inputs: Sequence[str] = (), retry_failed: bool = False, progress: bool = True, ref_source: str = "prepared",
+    profile: str = "paper",
 ) -> "GenerateSummary":
-    """Generate a bench's images only (``mbench generate``); ``mbench score --images OUT`` scores them."""
-    from multiid_bench.data.loaders import load_bench
+    """Generate a bench's images only (``mbench generate``); ``mbench score --images OUT`` scores them.
+
+    The model gets exactly what :func:`evaluate` gives it: with ``ref_source="prepared"`` (the default) the
+    references are tight face crops made by ``profile``'s crop detector (the paper profile: antelopev2 when
+    present), so ``generate`` then ``score`` (same ``ref_source`` and ``profile``) equals ``evaluate``. Every
+    generation record and ``generate.json`` say which references the model saw.
+    """
+    from multiid_bench.data.loaders import open_bench
+    from multiid_bench.runner.backends import generator_bench
     from multiid_bench.runner.config import RunConfig
     from multiid_bench.runner.progress import Progress
     from multiid_bench.runner.sources import generate_bench
 
     offline = _offline(offline)
+    the_shard = _shard(shard)
     adapter = _adapter(model, settings or {}, name, gt_inputs, RunConfig.ref_pad_ratio)
-    bench_obj = load_bench(bench, cache_dir=cache_dir, offline=offline)
+    config = RunConfig(model=adapter.name, bench=bench, profile=profile, ref_source=ref_source,  # type: ignore[arg-type]
+                       device=resolve_device(device), cache_dir=cache_dir, offline=offline, subsets=_subsets(subsets),
+                       limit=limit)
+    loaded = open_bench(bench, cache_dir=cache_dir, offline=offline)
     folder = Path(out) if out is not None else Path("mbench-runs") / adapter.name
     with Progress("generating", enabled=progress) as bar:
-        return generate_bench(adapter, bench_obj, folder, global_seed=seed, shard=_shard(shard),
-                              subsets=_subsets(subsets), limit=limit, retry_failed=retry_failed,
+        return generate_bench(adapter, loaded.bench, folder, global_seed=seed, shard=the_shard,
+                              subsets=config.subsets, limit=limit, retry_failed=retry_failed,
                               device=resolve_device(device, adapter.capabilities.integration),
-                              on_plan=bar.plan, on_result=lambda _c, g: bar.step(g.status))
+                              on_plan=bar.plan, on_result=lambda _c, g: bar.step(g.status), ref_source=ref_source,
+                              prepare=lambda b: generator_bench(b, config, loaded.kind))

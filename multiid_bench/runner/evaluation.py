@@ -106,13 +106,10 @@ def run_evaluation(
         profile, backends = build_backends(config, checked)
     profile = dict(profile or {"name": config.profile})
     selected = bench_load.bench.select(config.subsets, config.limit)
-    plan = selected
-    # only the selected cases' references are cropped (cached); OmniContext inputs (characters, objects,
-    # scenes) are whole images that generators take as they are
-    if config.ref_source == "prepared" and bench_load.kind != "omnicontext":
-        from multiid_bench.runner.backends import prepare_refs
+    # only the selected cases' references are cropped (cached); the same function feeds ``mbench generate``
+    from multiid_bench.runner.backends import generator_bench
 
-        plan = prepare_refs(selected, config, backends)
+    plan = generator_bench(selected, config, bench_load.kind, backends)
     invalid = [] if config.limit is not None else list(bench_load.invalid)
     invalid_ids = unique_record_ids(invalid, (c.id for c in plan.cases))
 

@@ -27,11 +27,37 @@ if TYPE_CHECKING:  # pragma: no cover
     from multiid_bench.data.case import Bench, Case
     from multiid_bench.runner.shard import Shard
 
-__all__ = ["AdapterSource", "FolderSource", "GenerateSummary", "Generated", "ImageSource", "generate_bench"]
+__all__ = ["AdapterSource", "FolderSource", "GenerateSummary", "Generated", "ImageSource", "case_ref_source",
+           "check_ref_source", "generate_bench"]
 
 log = logging.getLogger(__name__)
 # Keys of generate.json that must match for a resumed ``mbench generate`` to reuse existing records.
-_RESUME_KEYS = ("adapter", "adapter_version", "settings", "global_seed", "bench_manifest_sha256")
+_RESUME_KEYS = ("adapter", "adapter_version", "settings", "global_seed", "bench_manifest_sha256", "ref_source",
+                "model_fingerprint")
+
+
+def case_ref_source(case: "Case") -> str:
+    """What the generator was given as references for ``case``: ``prepared`` (tight face crops) or ``raw``."""
+    return "prepared" if case.meta.get("ref_mode") == "prepared_crops" else "raw"
+
+
+def check_ref_source(images: Path, ref_source: str) -> None:
+    """Refuse (exit 2) to score a generation folder whose records say the model saw other references.
+
+    Scoring compares each generated face with the references scoring uses (``ref_source``); a model fed
+    the raw photos but scored against prepared crops (or the reverse) gives numbers that belong to neither
+    workflow. Records written before ``ref_source`` was recorded are scored with a warning.
+    """
+    records = rf.read_generations(Path(images)) if Path(images).is_dir() else {}
+    seen = {str(r.get("ref_source")) for r in records.values() if r.get("ref_source") is not None}
+    other = sorted(seen - {ref_source})
+    if other:
+        raise ConfigError(f"{images}: its generation records say the model was given ref_source={other[0]} "
+                          f"references, but scoring asks for ref_source={ref_source}; score with "
+                          f"--ref-source {other[0]} (ref_source={other[0]!r}), or generate again")
+    if records and len(seen) < 1:
+        log.warning("%s: generation records do not say which references the model saw (made before mbench "
+                    "recorded ref_source); scoring against ref_source=%s", images, ref_source)
 
 
 @dataclass
@@ -116,7 +142,7 @@ class AdapterSource:
             target = rf.image_path(self.out_dir, case.id)
             atomic_write_bytes(target, buf.getvalue(), fsync=True)
             image_file = f"{rf.IMAGES_DIR}/{target.name}"
-        row = {**result.to_row(image_file), "global_seed": self.global_seed}
+        row = {**result.to_row(image_file), "global_seed": self.global_seed, "ref_source": case_ref_source(case)}
         rf.append_row(self.records_path, row)
         self._previous[case.id] = row
         return self._generated(case, row)
@@ -176,7 +202,7 @@ class GenerateSummary:
 
 
 def _check_generate_json(out_dir: Path, adapter: "Adapter", bench: "Bench", global_seed: int,
-                         selection: dict[str, Any]) -> None:
+                         selection: dict[str, Any], ref_source: str, references: dict[str, Any] | None) -> None:
     """Write ``generate.json``, or refuse a folder made with other settings (exit 2)."""
     from multiid_bench._version import __version__
     from multiid_bench.runner.provenance import utc_now
@@ -187,8 +213,12 @@ def _check_generate_json(out_dir: Path, adapter: "Adapter", bench: "Bench", glob
         "capabilities": desc["capabilities"], "global_seed": int(global_seed),
         "seed_rule": "sha256(f'{global_seed}:{case_id}:0')[:8] mod 2**31", "bench_id": bench.id,
         "bench_manifest_sha256": bench.manifest_sha256, "selection": selection,
-        "reportable": selection.get("limit") is None, "mbench_version": __version__, "created": utc_now(),
+        "reportable": selection.get("limit") is None, "ref_source": ref_source, "references": references,
+        "mbench_version": __version__, "created": utc_now(),
     }
+    fingerprint = getattr(adapter, "model_fingerprint", None)
+    if fingerprint is not None:  # a Python function: its code, closure and version= (api.callable_fingerprint)
+        config["model_fingerprint"] = fingerprint
     path = out_dir / rf.GENERATE_FILE
     if not path.is_file():
         rf.write_json(path, config)
@@ -205,20 +235,28 @@ def generate_bench(
     adapter: "Adapter", bench: "Bench", out_dir: Path, *, global_seed: int = 0, shard: "Shard | None" = None,
     subsets: Iterable[str] | None = None, limit: int | None = None, retry_failed: bool = False, device: str = "cpu",
     on_plan: Callable[[int, int], None] | None = None, on_result: Callable[["Case", Generated], None] | None = None,
+    ref_source: str = "raw", prepare: Callable[["Bench"], "Bench"] | None = None,
 ) -> GenerateSummary:
     """Generate every case of ``bench`` this shard owns into ``out_dir`` (``mbench generate``), resuming.
 
     ``subsets`` / ``limit`` select cases first, then the shard takes its share. ``generate.json`` records
     the whole bench's manifest hash, so a resumed run may use another selection or shard count.
     ``on_plan(to_generate, already_done)`` and ``on_result(case, generated)`` drive progress.
+    ``prepare`` turns the chosen cases into what the generator gets (``runner.backends.generator_bench``:
+    the same references ``evaluate`` gives, per ``ref_source``, recorded in ``generate.json``).
     """
+    from multiid_bench.data.refcrop import reference_info
     from multiid_bench.runner.shard import Shard, select_shard
 
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     subset_list = sorted(set(subsets)) if subsets else None
-    _check_generate_json(out_dir, adapter, bench, global_seed, {"subsets": subset_list, "limit": limit})
-    chosen = bench.select(subset_list, limit).cases if (subset_list or limit is not None) else bench.cases
+    chosen_bench = bench.select(subset_list, limit) if (subset_list or limit is not None) else bench
+    if prepare is not None:
+        chosen_bench = prepare(chosen_bench)
+    chosen = chosen_bench.cases
+    out_dir.mkdir(parents=True, exist_ok=True)
+    _check_generate_json(out_dir, adapter, bench, global_seed, {"subsets": subset_list, "limit": limit}, ref_source,
+                         reference_info(chosen_bench) if chosen else None)
     source = AdapterSource(adapter, out_dir, global_seed=global_seed, shard=shard, retry_failed=retry_failed)
     source.load(device)
     mine = select_shard(list(chosen), shard or Shard(), key=lambda c: c.id)
