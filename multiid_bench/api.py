@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
 
 from multiid_bench.errors import EXIT_OK, ConfigError, run_exit_code
 from multiid_bench.runner import run_folder as rf
+from multiid_bench.runner.process_state import preserves_process_state
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -33,7 +34,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from multiid_bench.data.case import Case
     from multiid_bench.runner.sources import GenerateSummary
 
-__all__ = ["CaseInput", "Run", "evaluate", "generate", "load_run", "resolve_device", "score"]
+__all__ = ["CaseInput", "Run", "check_device", "check_out", "evaluate", "generate", "load_run", "resolve_device", "score"]
 
 DEFAULT_BENCH = "WithAnyone/MultiID-Bench"
 
@@ -135,8 +136,10 @@ def _adapter(model: Any, settings: Mapping[str, Any], name: str | None, gt_input
 
 def resolve_device(device: str = "auto", integration: str | None = None) -> str:
     """``auto``: CUDA when available (``cuda:$LOCAL_RANK`` under torchrun/accelerate), else CPU; API and
-    built-in adapters need no GPU."""
+    built-in adapters need no GPU. A device that does not exist here is a usage error (exit 2), said before
+    any folder is made or model loaded."""
     if device != "auto":
+        check_device(device)
         return device
     if integration in ("builtin", "api"):
         return "cpu"
@@ -146,6 +149,28 @@ def resolve_device(device: str = "auto", integration: str | None = None) -> str:
         return "cpu"
     local = os.environ.get("LOCAL_RANK")
     return f"cuda:{int(local) % max(torch.cuda.device_count(), 1)}" if local and local.isdigit() else "cuda"
+
+
+def check_device(device: str) -> None:
+    """Refuse a device name torch does not know (``gpu``) or one this machine lacks (``cuda`` without a GPU)."""
+    import re
+
+    if not re.fullmatch(r"cpu|mps|cuda(:\d+)?", device):
+        raise ConfigError(f"device {device!r} is not a device name; use auto, cpu, cuda, cuda:N or mps")
+    if device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ConfigError(f"device {device!r}: no CUDA GPU is visible here (torch.cuda.is_available() is False); "
+                              "use device 'cpu' or 'auto'")
+        index = int(device.partition(":")[2] or 0)
+        if index >= torch.cuda.device_count():
+            raise ConfigError(f"device {device!r}: only {torch.cuda.device_count()} CUDA GPU(s) visible here")
+    elif device == "mps":
+        import torch
+
+        if not torch.backends.mps.is_available():
+            raise ConfigError("device 'mps': Apple's Metal backend is not available here; use device 'cpu' or 'auto'")
 
 
 def _offline(offline: bool | None, profile: str | None = None) -> bool | None:
@@ -217,11 +242,22 @@ class Run:
 def load_run(path: str | Path) -> Run:
     """A finished (or partly finished) run folder; ``results.json`` is validated when present."""
     p = Path(path)
+    if not p.exists():
+        raise ConfigError(f"{p} does not exist: pass a run folder written by mb.evaluate / mb.score "
+                          "(or 'mbench evaluate' / 'mbench score'), or its results.json")
     folder = p.parent if p.is_file() else p
     if (folder / rf.RESULTS_FILE).is_file():
         return Run(folder, rf.read_results(folder)[1])
     rf.read_run(folder)  # a clear error when this is no run folder at all
     return Run(folder, None)
+
+
+def check_out(out: Path) -> Path:
+    """The run folder must be a folder (or not exist yet): refused before anything is written."""
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"out={str(out)!r} is an existing file, not a folder; pass a folder for the run "
+                          "(it is created when missing)")
+    return out
 
 
 def _run(config: Any, out: Path, source: Any, progress: bool) -> Run:
@@ -244,6 +280,7 @@ def _config(model_name: str, bench: str, profile: str, protocol: str, subsets: A
                      adapter_settings=dict(settings), **kw)
 
 
+@preserves_process_state
 def evaluate(
     model: Any, *, bench: str = DEFAULT_BENCH, profile: str = "paper", protocol: str = "paper",
     out: str | Path | None = None, subsets: str | Iterable[str] | None = None, limit: int | None = None,
@@ -284,12 +321,13 @@ def evaluate(
                      batch_size=batch_size, cache_dir=cache_dir, ref_source=ref_source, scorers=scorers, seed=seed,
                      judge=judge, paper_pixels=paper_pixels)
     adapter = _adapter(model, settings, label, gt_inputs, config.ref_pad_ratio)
-    folder = Path(out) if out is not None else default_out_dir(config)
+    folder = check_out(Path(out) if out is not None else default_out_dir(config))
     source = AdapterSource(adapter, folder, global_seed=seed, shard=Shard(config.shard_index, config.shard_count),
                            retry_failed=retry_failed)
     return _run(config, folder, source, progress)
 
 
+@preserves_process_state
 def score(
     images: str | Path, *, bench: str = DEFAULT_BENCH, layout: str = "auto", name: str | None = None,
     profile: str = "paper", protocol: str = "paper", out: str | Path | None = None,
@@ -308,10 +346,11 @@ def score(
     config = _config(name or images.resolve().name, bench, profile, protocol, subsets, limit, device, offline,
                      shard, {}, batch_size=batch_size, cache_dir=cache_dir, ref_source=ref_source, scorers=scorers,
                      seed=seed, judge=judge, paper_pixels=paper_pixels)
-    folder = Path(out) if out is not None else images / "mbench-score"
+    folder = check_out(Path(out) if out is not None else images / "mbench-score")
     return _run(config, folder, FolderSource(images, layout), progress)
 
 
+@preserves_process_state
 def generate(
     model: Any, *, bench: str = DEFAULT_BENCH, out: str | Path | None = None, subsets: Any = None,
     limit: int | None = None, shard: Any = None, seed: int = 0, device: str = "auto", offline: bool | None = None,
@@ -339,7 +378,7 @@ def generate(
                        device=resolve_device(device), cache_dir=cache_dir, offline=offline, subsets=_subsets(subsets),
                        limit=limit)
     loaded = open_bench(bench, cache_dir=cache_dir, offline=offline)
-    folder = Path(out) if out is not None else Path("mbench-runs") / adapter.name
+    folder = check_out(Path(out) if out is not None else Path("mbench-runs") / adapter.name)
     with Progress("generating", enabled=progress) as bar:
         return generate_bench(adapter, loaded.bench, folder, global_seed=seed, shard=the_shard,
                               subsets=config.subsets, limit=limit, retry_failed=retry_failed,

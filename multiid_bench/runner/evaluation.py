@@ -88,8 +88,7 @@ def run_evaluation(
         on_row: called after each row is durably written (progress bars; tests use it to interrupt).
     """
     started, t0 = utc_now(), time.perf_counter()
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = Path(out_dir)  # created only once the weights, the bench and the settings have been checked
     shard = Shard(config.shard_index, config.shard_count)
     checked = None
     if backends is None:  # weights preflight first: exit 3 before any data or model is loaded
@@ -115,6 +114,7 @@ def run_evaluation(
 
     from multiid_bench.runner.finalize import write_run_manifest
 
+    out.mkdir(parents=True, exist_ok=True)
     write_run_manifest(out, config, selected, plan, invalid, invalid_ids, profile, backends, source, bench_load)
     rows_path = rows_file(out, shard)
     repair_tail(rows_path)

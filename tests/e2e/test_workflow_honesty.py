@@ -1,0 +1,73 @@
+"""Issue 23: honest exit codes, usage errors before any folder, no side effects on the caller's process,
+resume that never reuses a changed function, visible user bugs, guarded run files (demo, offline)."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+import multiid_bench as mb
+from multiid_bench.cli._errors import run_with_error_mapping
+from multiid_bench.cli.main import cli
+from multiid_bench.errors import EXIT_NOTHING_EVALUATED, ConfigError
+
+OFFLINE = dict(bench="demo", profile="offline", device="cpu", scorers=False, progress=False)
+
+
+def _cli(args: list[str], capsys: pytest.CaptureFixture) -> tuple[int, str, str]:
+    code = run_with_error_mapping(cli, args, debug=False)
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+@pytest.mark.slow
+def test_nothing_evaluated_exits_5_and_the_environment_is_restored(tmp_path: Path, monkeypatch, capsys) -> None:
+    import huggingface_hub.constants
+
+    for var in ("HF_HUB_OFFLINE", "MBENCH_OFFLINE"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+
+    def forgot_return(case):  # a notebook function that forgot its `return`
+        case.references
+
+    run = mb.evaluate(forgot_return, out=tmp_path / "run", limit=2, cache_dir=str(tmp_path / "cache"), **OFFLINE)
+    c = run.summary["counts"]
+    assert (c["expected"], c["evaluated"], c["not_applicable"], c["failed"]) == (2, 0, 2, 0)
+    assert run.exit_code == EXIT_NOTHING_EVALUATED == 5
+    # the offline profile switched the process offline for the call only
+    assert "HF_HUB_OFFLINE" not in os.environ and "MBENCH_OFFLINE" not in os.environ
+    assert huggingface_hub.constants.HF_HUB_OFFLINE is False
+
+    code, _, err = _cli(["evaluate", "--model", "uso", "--bench", "demo", "--subset", "p2", "--profile", "offline",
+                         "--device", "cpu", "--no-scorers", "--out", str(tmp_path / "uso"), "--cache-dir",
+                         str(tmp_path / "cache")], capsys)
+    assert code == 5 and "nothing was evaluated" in err and "3 not applicable" in err
+
+
+def test_usage_errors_are_one_line_exit_2_and_leave_no_folder(tmp_path: Path, capsys) -> None:
+    base = ["evaluate", "--model", "copy-reference", "--bench", "demo", "--profile", "offline", "--no-scorers"]
+    for device in ("gpu", "cuda"):
+        out = tmp_path / f"dev-{device}"
+        code, _, err = _cli([*base, "--device", device, "--out", str(out)], capsys)
+        if device == "cuda" and "no CUDA GPU" not in err and code != 2:
+            continue  # a machine with a GPU accepts it
+        assert code == 2 and "Traceback" not in err and f"device {device!r}" in err, err
+        assert not out.exists()
+    out = tmp_path / "nobench"
+    code, _, err = _cli([*base, "--bench", "dem", "--out", str(out)], capsys)
+    assert code == 3 and "not 'demo'" in err and not out.exists()
+
+    afile = tmp_path / "results.txt"
+    afile.write_text("mine")
+    with pytest.raises(ConfigError, match="is an existing file, not a folder"):
+        mb.evaluate("copy-reference", out=afile, **OFFLINE)
+    assert afile.read_text() == "mine"
+    with pytest.raises(ConfigError, match="does not exist"):
+        mb.load_run(tmp_path / "nonexistent")
+    with pytest.raises(ConfigError, match=r"protocol \(--protocol\) must be one of") as e:
+        mb.evaluate("copy-reference", out=tmp_path / "p", protocol="strcit", **OFFLINE)
+    assert str(e.value).startswith("protocol ") and not (tmp_path / "p").exists()
