@@ -32,7 +32,7 @@ Per-case seed = sha256("{seed}:{case id}:0") mod 2**31, recorded in generations.
 @click.command(epilog=_EXAMPLES)
 @click.option("--model", required=True, help="Adapter name (see 'mbench ls models').")
 @run_options("settings", "preset", "bench", "subsets", "limit", "out", "shard", "seed", "device", "offline", "cache_dir",
-             "retry_failed", "ref_source", "profile")
+             "retry_failed", "ref_source", "profile", "overwrite")
 @click.option("--json/--no-json", "as_json", default=False, show_default=True, help="Print the summary as JSON.")
 def generate(model: str, settings: tuple[str, ...], preset: str | None, as_json: bool, **opts: Any) -> None:
     """Generate images for a bench with a model adapter."""

@@ -58,6 +58,9 @@ class RunConfig:
         shard_index / shard_count: this process's share of the cases.
         judge: VLM-judge settings (OmniContext PF/SC/Overall; ``multiid_bench.scorers.vlm_judge_config``), or
             None for no judge. Fingerprinted: another judge, revision or prompt variant is another run.
+        model_fingerprint: a Python function model's code/closure/``version=`` hash
+            (:func:`multiid_bench.runner.fingerprint.callable_fingerprint`); None for adapters and images.
+            Fingerprinted: a changed function is another run, refused on resume.
     """
 
     model: str
@@ -87,6 +90,7 @@ class RunConfig:
     shard_count: int = 1
     adapter_settings: Mapping[str, Any] = field(default_factory=dict)
     judge: Mapping[str, Any] | None = None
+    model_fingerprint: str | None = None
 
     def __post_init__(self) -> None:
         if self.protocol not in PROTOCOLS:
@@ -142,6 +146,7 @@ class RunConfig:
 
     def fingerprint(self) -> str:
         """Hash of the fields that change per-case rows (not speed, placement, headline or limit)."""
-        # a run without a judge keeps the fingerprint it had before the judge field existed
-        d = {k: v for k, v in self.to_dict().items() if k not in _NOT_FINGERPRINTED and not (k == "judge" and v is None)}
+        # a run without a judge (or function fingerprint) keeps the fingerprint it had before the field existed
+        d = {k: v for k, v in self.to_dict().items()
+             if k not in _NOT_FINGERPRINTED and not (k in ("judge", "model_fingerprint") and v is None)}
         return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]

@@ -84,8 +84,9 @@ def write_run_manifest(
             problems.append("face models or their weights differ")
         if problems:
             raise ConfigError(
-                f"{out} holds rows of another run: {'; '.join(problems)}. Resume with the same settings, "
-                "or pass a new --out."
+                f"{out} holds rows of another run: {'; '.join(problems)}. Resume with the same settings, pass "
+                "another folder (--out / out=), or start afresh with --overwrite / overwrite=True (the old "
+                "entries are moved aside, never deleted)."
             )
     write_json(path, manifest)
     return manifest

@@ -34,11 +34,12 @@ if TYPE_CHECKING:  # pragma: no cover
     from multiid_bench.runner.shard import Shard
 
 __all__ = [
-    "GENERATE_FILE", "IMAGES_DIR", "MISSING_FACES", "ROW_STATUSES", "RESULTS_FILE", "ROW_SCHEMA_VERSION", "RUN_FILE", "SCHEMA_PATH", "SCHEMA_VERSION",
-    "SESSIONS_FILE", "CaseRow", "Exclusion", "append_row", "generation_files", "generations_file", "has_rows",
-    "image_path", "load_schema", "plan_ids", "read_generations", "read_json", "read_jsonl", "read_results", "read_rows",
-    "read_run", "repair_tail", "results_path", "row_files", "rows_file", "schema_errors", "unique_record_ids",
-    "validate_results", "validate_row", "write_json",
+    "CaseRow", "Exclusion", "GENERATE_FILE", "IMAGES_DIR", "MISSING_FACES", "REPLACED_LOG", "RESULTS_FILE",
+    "ROW_SCHEMA_VERSION", "ROW_STATUSES", "RUN_FILE", "SCHEMA_PATH", "SCHEMA_VERSION", "SESSIONS_FILE", "append_row",
+    "generation_files", "generations_file", "has_rows", "image_path", "load_schema", "move_aside", "plan_ids",
+    "read_generations", "read_json", "read_jsonl", "read_results", "read_rows", "read_run", "repair_tail",
+    "results_path", "row_files", "rows_file", "schema_errors", "unique_record_ids", "validate_results",
+    "validate_row", "write_json",
 ]
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,8 @@ RUN_FILE = "run.json"
 RESULTS_FILE = "results.json"
 SESSIONS_FILE = "sessions.jsonl"
 GENERATE_FILE = "generate.json"
+#: ``overwrite=True`` / ``--overwrite`` moves a folder's old entries into ``replaced-<UTC time>/`` and logs it here.
+REPLACED_PREFIX, REPLACED_LOG = "replaced-", "replaced.jsonl"
 IMAGES_DIR = "images"
 _ROWS, _GENERATIONS = "cases", "generations"
 #: A row whose generated image was scored but shows fewer faces than persons (a model outcome, not a fault):
@@ -307,3 +310,36 @@ def unique_record_ids(records: Sequence[Any], taken: Iterable[str]) -> list[str]
         used.add(cid)
         out.append(cid)
     return out
+
+
+def move_aside(out: Path) -> Path:
+    """Start a run folder afresh without deleting anything: every existing entry of ``out`` moves into
+    ``out/replaced-<UTC timestamp>/`` (earlier ``replaced-*`` folders and the log stay where they are).
+
+    Returns the new folder. Says so on the console (stderr) and appends one line to ``out/replaced.jsonl``
+    (when, where to, what), so the run itself records that older rows were set aside.
+    """
+    import sys
+    from datetime import datetime, timezone
+
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"{out} is an existing file, not a run folder; pass a folder")
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    target = out / f"{REPLACED_PREFIX}{stamp}"
+    n = 1
+    while target.exists():
+        n += 1
+        target = out / f"{REPLACED_PREFIX}{stamp}-{n}"
+    entries = sorted(p for p in out.iterdir() if not (p.name.startswith(REPLACED_PREFIX) or p.name == REPLACED_LOG)) \
+        if out.is_dir() else []
+    target.mkdir(parents=True)
+    for entry in entries:
+        entry.rename(target / entry.name)
+    append_row(out / REPLACED_LOG, {"moved_to": target.name, "entries": [p.name for p in entries],
+                                    "at": datetime.now(timezone.utc).isoformat(timespec="seconds")})
+    message = (f"overwrite: moved {len(entries)} existing entr{'y' if len(entries) == 1 else 'ies'} of {out} into "
+               f"{target} (nothing deleted); the run starts afresh")
+    log.warning(message)
+    print(message, file=sys.stderr)
+    return target

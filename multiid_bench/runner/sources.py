@@ -227,8 +227,9 @@ def _check_generate_json(out_dir: Path, adapter: "Adapter", bench: "Bench", glob
     diff = [k for k in _RESUME_KEYS if old.get(k) != config.get(k)]
     if diff:
         shown = "; ".join(f"{k}: {old.get(k)!r} -> {config.get(k)!r}" for k in diff)
-        raise ConfigError(f"{out_dir} holds a generation made with different settings ({shown}); "
-                          "resume with the same settings or use another --out")
+        raise ConfigError(f"{out_dir} holds a generation made with different settings ({shown}); resume with the "
+                          "same settings, use another --out / out=, or start afresh with --overwrite / overwrite=True "
+                          "(the old entries are moved aside, never deleted)")
 
 
 def generate_bench(

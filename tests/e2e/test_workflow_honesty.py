@@ -7,7 +7,6 @@ import os
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
 import multiid_bench as mb
 from multiid_bench.cli._errors import run_with_error_mapping
@@ -71,3 +70,41 @@ def test_usage_errors_are_one_line_exit_2_and_leave_no_folder(tmp_path: Path, ca
     with pytest.raises(ConfigError, match=r"protocol \(--protocol\) must be one of") as e:
         mb.evaluate("copy-reference", out=tmp_path / "p", protocol="strcit", **OFFLINE)
     assert str(e.value).startswith("protocol ") and not (tmp_path / "p").exists()
+
+
+@pytest.mark.slow
+def test_resume_refuses_a_changed_function_and_overwrite_moves_the_old_rows_aside(tmp_path: Path, monkeypatch,
+                                                                                    capsys) -> None:
+    kw = dict(out=tmp_path / "run", limit=2, cache_dir=str(tmp_path / "cache"), gt_inputs=("gt_image",), **OFFLINE)
+
+    def my_model(case):
+        return case.gt_image
+
+    original = my_model
+    assert mb.evaluate(my_model, **kw).rows_written == 2
+    capsys.readouterr()
+    again = mb.evaluate(my_model, **kw)  # unchanged: resumes everything, and says so on stdout
+    assert again.rows_written == 0 and again.exit_code == 0
+    assert "all 2 case(s) of this run already have a row" in capsys.readouterr().out
+
+    def my_model(case):  # noqa: F811 -- the notebook cell, fixed and re-run: same name, other code
+        return case.gt_image.transpose(0)
+
+    with pytest.raises(ConfigError, match=r"settings differ \(model_fingerprint\).*overwrite=True"):
+        mb.evaluate(my_model, **kw)
+    with pytest.raises(ConfigError, match="model_fingerprint"):  # same code, retrained: version= tells
+        mb.evaluate(original, version="ckpt-2", **kw)
+    fixed = mb.evaluate(my_model, overwrite=True, **kw)
+    assert fixed.rows_written == 2 and fixed.exit_code == 0
+    moved = [p for p in (tmp_path / "run").iterdir() if p.name.startswith("replaced-")]
+    assert len(moved) == 1 and (moved[0] / "cases.jsonl").is_file() and (moved[0] / "results.json").is_file()
+    log = json.loads((tmp_path / "run" / "replaced.jsonl").read_text().splitlines()[0])
+    assert log["moved_to"] == moved[0].name and "cases.jsonl" in log["entries"]
+    assert "overwrite: moved" in capsys.readouterr().err
+
+    # two different lambdas never share a default folder
+    monkeypatch.chdir(tmp_path)
+    lam = dict(kw, out=None, limit=1)
+    a = mb.evaluate(lambda case: None, **lam)
+    b = mb.evaluate(lambda case: case and None, **lam)
+    assert a.path != b.path and a.summary["model"].startswith("lambda-") and b.path.parent == Path("runs")
