@@ -114,6 +114,9 @@ def run_evaluation(
 
     from multiid_bench.runner.finalize import write_run_manifest
 
+    check_plan = getattr(source, "check_plan", None)
+    if check_plan is not None:  # images made elsewhere: stop before writing anything when none is found
+        check_plan(list(plan.cases))
     out.mkdir(parents=True, exist_ok=True)
     write_run_manifest(out, config, selected, plan, invalid, invalid_ids, profile, backends, source, bench_load)
     rows_path = rows_file(out, shard)

@@ -36,7 +36,7 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = [
     "CaseRow", "Exclusion", "GENERATE_FILE", "IMAGES_DIR", "MISSING_FACES", "REPLACED_LOG", "RESULTS_FILE",
     "ROW_SCHEMA_VERSION", "ROW_STATUSES", "RUN_FILE", "SCHEMA_PATH", "SCHEMA_VERSION", "SESSIONS_FILE", "append_row",
-    "generation_files", "generations_file", "has_rows", "image_path", "load_schema", "move_aside", "plan_ids",
+    "generation_files", "generations_file", "has_rows", "image_path", "is_run_file", "load_schema", "move_aside", "plan_ids",
     "read_generations", "read_json", "read_jsonl", "read_results", "read_rows", "read_run", "repair_tail",
     "results_path", "row_files", "rows_file", "schema_errors", "unique_record_ids", "validate_results",
     "validate_row", "write_json",
@@ -112,6 +112,14 @@ def generation_files(out: Path) -> list[Path]:
 
 def image_path(out: Path, case_id: str) -> Path:
     return Path(out) / IMAGES_DIR / f"{case_id}.png"
+
+
+def is_run_file(name: str) -> bool:
+    """True for the name of a file a run folder owns (rows, records, results, summaries, logs)."""
+    import re
+
+    fixed = {RUN_FILE, RESULTS_FILE, SESSIONS_FILE, GENERATE_FILE, REPLACED_LOG, "summary.md", "summary.csv"}
+    return name in fixed or re.fullmatch(rf"({_ROWS}|{_GENERATIONS})(\.shard-\d+-of-\d+)?\.jsonl", name) is not None
 
 
 def results_path(path: str | Path) -> Path:

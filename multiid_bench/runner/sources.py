@@ -171,6 +171,32 @@ class FolderSource:
         if not self.root.is_dir():
             raise ConfigError(f"--images {self.root} is not a directory; point it at the generated images")
 
+    def check_plan(self, cases: "list[Case]") -> None:
+        """Stop at once (exit 2) when not one case's image is found: misnamed files, or the wrong folder.
+
+        Called before the run folder is written, so a folder of ``0.png, 1.png, ...`` never becomes an
+        all-failed run. Some images missing is a partial run (those cases fail, exit 4), as before.
+        """
+        from multiid_bench.adapters.folder import find_image
+
+        if not cases or not self.root.is_dir():
+            return
+        first_tried: list[Path] = []
+        for case in cases:
+            try:
+                path, _, tried = find_image(self.root, case, self.layout)
+            except ConfigError:
+                return  # found (in two layouts): the per-case row says so
+            if path is not None:
+                return
+            first_tried = first_tried or tried
+        present = sorted(p.name for p in self.root.iterdir())
+        shown = ", ".join(present[:5]) + (", ..." if len(present) > 5 else "") if present else "nothing"
+        expected = ", ".join(str(p.relative_to(self.root)) for p in first_tried[:3])
+        raise ConfigError(f"--images {self.root}: none of the {len(cases)} expected names found (layout "
+                          f"{self.layout}); expected e.g. {expected}; found {shown}. Name each image after its "
+                          "case id, or pass the --layout the folder uses")
+
     def obtain(self, case: "Case") -> Generated:
         from multiid_bench.adapters.folder import find_image
 

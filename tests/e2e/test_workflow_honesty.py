@@ -108,3 +108,40 @@ def test_resume_refuses_a_changed_function_and_overwrite_moves_the_old_rows_asid
     a = mb.evaluate(lambda case: None, **lam)
     b = mb.evaluate(lambda case: case and None, **lam)
     assert a.path != b.path and a.summary["model"].startswith("lambda-") and b.path.parent == Path("runs")
+
+
+@pytest.mark.slow
+def test_score_stops_at_once_on_misnamed_images_and_report_never_overwrites_run_files(tmp_path: Path,
+                                                                                       capsys) -> None:
+    from PIL import Image
+
+    images = tmp_path / "mine"
+    images.mkdir()
+    for k in range(3):
+        Image.new("RGB", (64, 64), (k, k, k)).save(images / f"{k}.png")
+    common = ["--bench", "demo", "--profile", "offline", "--device", "cpu", "--no-scorers", "--cache-dir",
+              str(tmp_path / "cache")]
+    out = tmp_path / "scored"
+    code, _, err = _cli(["score", "--images", str(images), "--out", str(out), *common], capsys)
+    assert code == 2 and "none of the 17 expected names found" in err and "found 0.png, 1.png, 2.png" in err
+    assert "p1_" in err and not out.exists()
+
+    run = tmp_path / "run"
+    code, _, _ = _cli(["evaluate", "--model", "copy-reference", "--limit", "1", "--out", str(run), *common], capsys)
+    assert code == 0
+    results = (run / "results.json").read_bytes()
+    for target in (run / "results.json", run / "cases.jsonl", tmp_path / "notes.txt"):
+        if target.suffix == ".txt":
+            target.write_text("mine")
+        code, _, err = _cli(["report", str(run), "--out", str(target)], capsys)
+        assert code == 2 and "refusing" in err and "Traceback" not in err, err
+    assert (run / "results.json").read_bytes() == results and (tmp_path / "notes.txt").read_text() == "mine"
+    code, _, _ = _cli(["report", str(run), "--out", str(run / "report.html")], capsys)
+    assert code == 0 and (run / "report.html").is_file()
+
+    # --overwrite on the CLI: the old run moves aside, the new one starts afresh
+    code, _, err = _cli(["evaluate", "--model", "copy-reference", "--limit", "1", "--out", str(run), "--overwrite",
+                         *common], capsys)
+    assert code == 0 and "overwrite: moved" in err
+    moved = [p for p in run.iterdir() if p.name.startswith("replaced-")]
+    assert len(moved) == 1 and (moved[0] / "results.json").read_bytes() == results
