@@ -328,7 +328,7 @@ def evaluate(
     cache_dir: str | None = None, ref_source: str = "prepared", scorers: bool = True, seed: int = 0,
     settings: Mapping[str, Any] | None = None, name: str | None = None, gt_inputs: Sequence[str] = (),
     retry_failed: bool = False, progress: bool = True, judge: Mapping[str, Any] | None = None,
-    paper_pixels: str = "official", version: str | None = None, overwrite: bool = False,
+    paper_pixels: str = "official", version: str | None = None, overwrite: bool = False, raise_errors: bool = False,
 ) -> Run:
     """Generate every case with ``model`` and score it into ``out`` (resumable, shardable; ``mbench evaluate``).
 
@@ -350,6 +350,8 @@ def evaluate(
         version: a function model's version label (a checkpoint hash, a date), hashed into its fingerprint
             next to its code and closure (best effort: docs/results.md); a changed fingerprint refuses to resume.
         overwrite: start ``out`` afresh: its old entries move into ``out/replaced-<UTC time>/`` (never deleted).
+        raise_errors: re-raise the model's first exception at once (debugging). Off: the case fails, its row
+            keeps the exception type, message and last frame, the traceback goes to ``out/run.log``.
     """
     from multiid_bench.runner.config import RunConfig
     from multiid_bench.runner.evaluation import default_out_dir
@@ -364,7 +366,7 @@ def evaluate(
                      model_fingerprint=getattr(adapter, "model_fingerprint", None))
     folder = _prepare_out(Path(out) if out is not None else default_out_dir(config), overwrite)
     source = AdapterSource(adapter, folder, global_seed=seed, shard=Shard(config.shard_index, config.shard_count),
-                           retry_failed=retry_failed)
+                           retry_failed=retry_failed, raise_errors=raise_errors)
     return _run(config, folder, source, progress)
 
 
@@ -397,7 +399,7 @@ def generate(
     limit: int | None = None, shard: Any = None, seed: int = 0, device: str = "auto", offline: bool | None = None,
     cache_dir: str | None = None, settings: Mapping[str, Any] | None = None, name: str | None = None,
     gt_inputs: Sequence[str] = (), retry_failed: bool = False, progress: bool = True, ref_source: str = "prepared",
-    profile: str = "paper", version: str | None = None, overwrite: bool = False,
+    profile: str = "paper", version: str | None = None, overwrite: bool = False, raise_errors: bool = False,
 ) -> "GenerateSummary":
     """Generate a bench's images only (``mbench generate``); ``mbench score --images OUT`` scores them.
 
@@ -432,4 +434,4 @@ def generate(
                               subsets=config.subsets, limit=limit, retry_failed=retry_failed,
                               device=resolve_device(device, adapter.capabilities.integration),
                               on_plan=on_plan, on_result=lambda _c, g: bar.step(g.status), ref_source=ref_source,
-                              prepare=lambda b: generator_bench(b, config, loaded.kind))
+                              prepare=lambda b: generator_bench(b, config, loaded.kind), raise_errors=raise_errors)

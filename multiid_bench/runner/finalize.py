@@ -27,7 +27,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from multiid_bench.data.case import Bench
     from multiid_bench.runner.extract import FaceBackend
 
-__all__ = ["MISSING_FACES_RULES", "RUN_FILE", "append_session", "finalize", "plan_complete", "write_run_manifest"]
+__all__ = ["MISSING_FACES_RULES", "RUN_FILE", "append_session", "failure_template", "finalize", "plan_complete", "write_run_manifest"]
 
 #: How each protocol treats a case scored with missing faces (written into results.json["missing_faces"]).
 MISSING_FACES_RULES = {
@@ -168,7 +168,7 @@ def finalize(out: str | Path) -> dict[str, Any]:
         "config_fingerprint": run["fingerprint"], "reportable": config.reportable and counts["pending"] == 0,
         "partial": counts["failed"] > 0, "mbench_version": __version__, "packages": package_versions(),
         "weights": weights, "face_models": run["face_models"], "counts": counts,
-        "failures": dict(Counter(str(r.get("reason"))[:160] for r in failed).most_common()),
+        "failures": dict(Counter(failure_template(r) for r in failed).most_common()),
         "missing_faces": {**MISSING_FACES_RULES,
                           "reasons": dict(Counter(str(r.get("reason")) for r in missing).most_common())},
         "irregularities": dict(Counter(str(i.get("kind")) for r in rows for i in r.get("irregular") or ()).most_common()),
@@ -184,6 +184,37 @@ def finalize(out: str | Path) -> dict[str, Any]:
     write_json(out / RESULTS_FILE, results)
     write_summaries(out, results)
     return results
+
+
+def failure_template(row: Mapping[str, Any], limit: int = 160) -> str:
+    """The group a failed row counts under in ``results.json["failures"]``: one key per kind of failure.
+
+    A model's exception groups by its type and where it was raised (``ZeroDivisionError at nb.py:12 in f``);
+    any other reason by its wording with the case-specific parts replaced: the case id -> ``<case>``, quoted
+    text -> ``'…'``, file paths
+    -> ``<path>``, numbers -> ``<n>``. Long keys are cut at a word boundary, never mid-word.
+
+    Example:
+        >>> failure_template({"reason": "generated image not found (looked for /r/images/p1_a.png, /r/p1_a.png)"})
+        'generated image not found (looked for <path>, <path>)'
+        >>> failure_template({"reason": "x", "generation": {"error": {"type": "KeyError", "where": "nb.py:3 in f"}}})
+        'KeyError at nb.py:3 in f'
+    """
+    import re
+
+    error = (row.get("generation") or {}).get("error")
+    if isinstance(error, dict) and error.get("type"):
+        return f"{error['type']} at {error.get('where', 'unknown location')}"
+    text = str(row.get("reason"))
+    if row.get("case_id"):
+        text = text.replace(str(row["case_id"]), "<case>")
+    text = re.sub(r"'[^']*'|\"[^\"]*\"", "'…'", text)
+    text = re.sub(r"(?<![\w<])(?:[A-Za-z]:)?[\w.~-]*(?:/[\w.~@+-]+)+/?", "<path>", text)
+    text = re.sub(r"(?<![\w<])[-+]?\d+(?:\.\d+)?(?:e[-+]?\d+)?(?![\w>])", "<n>", text)
+    if len(text) > limit:
+        cut = text.rfind(" ", 0, limit)
+        text = text[: cut if cut > 0 else limit].rstrip(" ,;:") + " …"
+    return text
 
 
 def _mark_missing_general(metrics: dict[str, Any], scorers: Mapping[str, Mapping[str, Any]]) -> None:

@@ -12,6 +12,8 @@ correlate, the Python API) goes through here, so a sharded run is read exactly l
     DIR/results.json                   the aggregate, validated against results.schema.json
     DIR/summary.md, DIR/summary.csv    exports of results.json
     DIR/generate.json                  ``mbench generate`` only: adapter, settings, seed, bench hash
+    DIR/run.log                        tracebacks of the model's exceptions (file:line), one block per case
+    DIR/replaced.jsonl, DIR/replaced-<UTC time>/   what ``--overwrite`` moved aside (never deleted)
 
 Reading rule (rows and generation records alike): files are read in name order, a torn or unparsable
 line is skipped with a warning, and the **last** row of a case id wins (a later row is a redo; resume
@@ -35,11 +37,11 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "CaseRow", "Exclusion", "GENERATE_FILE", "IMAGES_DIR", "MISSING_FACES", "REPLACED_LOG", "RESULTS_FILE",
-    "ROW_SCHEMA_VERSION", "ROW_STATUSES", "RUN_FILE", "SCHEMA_PATH", "SCHEMA_VERSION", "SESSIONS_FILE", "append_row",
-    "generation_files", "generations_file", "has_rows", "image_path", "is_run_file", "load_schema", "move_aside", "plan_ids",
-    "read_generations", "read_json", "read_jsonl", "read_results", "read_rows", "read_run", "repair_tail",
-    "results_path", "row_files", "rows_file", "schema_errors", "unique_record_ids", "validate_results",
-    "validate_row", "write_json",
+    "ROW_SCHEMA_VERSION", "ROW_STATUSES", "RUN_FILE", "RUN_LOG", "SCHEMA_PATH", "SCHEMA_VERSION", "SESSIONS_FILE",
+    "append_row", "generation_files", "generations_file", "has_rows", "image_path", "is_run_file", "load_schema",
+    "move_aside", "plan_ids", "read_generations", "read_json", "read_jsonl", "read_results", "read_rows", "read_run",
+    "repair_tail", "results_path", "row_files", "rows_file", "schema_errors", "unique_record_ids",
+    "validate_results", "validate_row", "write_json",
 ]
 
 log = logging.getLogger(__name__)
@@ -53,6 +55,8 @@ SESSIONS_FILE = "sessions.jsonl"
 GENERATE_FILE = "generate.json"
 #: ``overwrite=True`` / ``--overwrite`` moves a folder's old entries into ``replaced-<UTC time>/`` and logs it here.
 REPLACED_PREFIX, REPLACED_LOG = "replaced-", "replaced.jsonl"
+#: Tracebacks of a model's exceptions (one block per failed case), next to the rows that name them.
+RUN_LOG = "run.log"
 IMAGES_DIR = "images"
 _ROWS, _GENERATIONS = "cases", "generations"
 #: A row whose generated image was scored but shows fewer faces than persons (a model outcome, not a fault):
@@ -118,7 +122,7 @@ def is_run_file(name: str) -> bool:
     """True for the name of a file a run folder owns (rows, records, results, summaries, logs)."""
     import re
 
-    fixed = {RUN_FILE, RESULTS_FILE, SESSIONS_FILE, GENERATE_FILE, REPLACED_LOG, "summary.md", "summary.csv"}
+    fixed = {RUN_FILE, RESULTS_FILE, SESSIONS_FILE, GENERATE_FILE, REPLACED_LOG, RUN_LOG, "summary.md", "summary.csv"}
     return name in fixed or re.fullmatch(rf"({_ROWS}|{_GENERATIONS})(\.shard-\d+-of-\d+)?\.jsonl", name) is not None
 
 

@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Protocol
 
-from multiid_bench.errors import ConfigError, stops_run
+from multiid_bench.errors import ConfigError, MBenchError, stops_run
 from multiid_bench.runner import run_folder as rf
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -28,12 +28,31 @@ if TYPE_CHECKING:  # pragma: no cover
     from multiid_bench.runner.shard import Shard
 
 __all__ = ["AdapterSource", "FolderSource", "GenerateSummary", "Generated", "ImageSource", "case_ref_source",
-           "check_ref_source", "generate_bench"]
+           "check_ref_source", "describe_exception", "generate_bench"]
 
 log = logging.getLogger(__name__)
 # Keys of generate.json that must match for a resumed ``mbench generate`` to reuse existing records.
 _RESUME_KEYS = ("adapter", "adapter_version", "settings", "global_seed", "bench_manifest_sha256", "ref_source",
                 "model_fingerprint")
+
+
+def describe_exception(exc: BaseException) -> dict[str, str]:
+    """What a case row keeps of a model's exception: its type, message and the last frame (where it was raised).
+
+    Example:
+        >>> try:
+        ...     1 / 0
+        ... except ZeroDivisionError as e:
+        ...     d = describe_exception(e)
+        >>> d["type"], d["message"], d["where"].startswith("<doctest")
+        ('ZeroDivisionError', 'division by zero', True)
+    """
+    import traceback
+
+    frames = traceback.extract_tb(exc.__traceback__)
+    last = frames[-1] if frames else None
+    where = f"{last.filename}:{last.lineno} in {last.name}" if last is not None else "unknown location"
+    return {"type": type(exc).__name__, "message": str(exc), "where": where}
 
 
 def case_ref_source(case: "Case") -> str:
@@ -85,7 +104,8 @@ class AdapterSource:
     """Generate through an adapter, appending one record per case; reuse what the resume rule allows."""
 
     def __init__(self, adapter: "Adapter", out_dir: Path, *, global_seed: int, shard: "Shard | None" = None,
-                 retry_failed: bool = False) -> None:
+                 retry_failed: bool = False, raise_errors: bool = False) -> None:
+        self.raise_errors = raise_errors  # debugging: an exception of the model stops the run at once
         self.adapter = adapter
         self.name = adapter.name
         self.out_dir = Path(out_dir)
@@ -126,13 +146,18 @@ class AdapterSource:
         if not self._loaded and self.adapter.not_applicable_reason(case) is None:
             self.adapter.load(self._device)  # first case that needs the model; skip-only runs never load it
             self._loaded = True
+        error: dict[str, Any] | None = None
         try:
             result = self.adapter.generate(case, seed)
         except Exception as e:  # the error's own policy decides: stop the run, or fail this case
-            if stops_run(e):
+            if stops_run(e) or self.raise_errors:
                 raise
-            log.warning("adapter %s raised on case %s: %s", self.name, case.id, e)
-            result = GenerationResult(None, self.adapter.record(case, seed), "failed", f"{type(e).__name__}: {e}")
+            error = describe_exception(e)
+            self._log_traceback(case, e)
+            # a toolkit error (an API refusal) says itself; any other exception is a bug: say where it was raised
+            at = "" if isinstance(e, MBenchError) else f" (at {Path(error['where']).name})"
+            result = GenerationResult(None, self.adapter.record(case, seed), "failed",
+                                      f"{error['type']}: {error['message']}{at}")
         image_file = None
         if result.status == "ok":
             from multiid_bench._io import atomic_write_bytes
@@ -143,9 +168,23 @@ class AdapterSource:
             atomic_write_bytes(target, buf.getvalue(), fsync=True)
             image_file = f"{rf.IMAGES_DIR}/{target.name}"
         row = {**result.to_row(image_file), "global_seed": self.global_seed, "ref_source": case_ref_source(case)}
+        if error is not None:
+            row["error"] = error
         rf.append_row(self.records_path, row)
         self._previous[case.id] = row
         return self._generated(case, row)
+
+    def _log_traceback(self, case: "Case", exc: BaseException) -> None:
+        """The full traceback (file:line of every frame) to the logger and to the run's ``run.log``."""
+        import traceback
+
+        from multiid_bench.runner.provenance import utc_now
+
+        text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        log.error("model %s raised on case %s (the case is failed, the run goes on):\n%s", self.name, case.id, text)
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.out_dir / rf.RUN_LOG, "a", encoding="utf-8") as f:
+            f.write(f"[{utc_now()}] model {self.name} raised on case {case.id}:\n{text}\n")
 
     def _generated(self, case: "Case", row: dict[str, Any]) -> Generated:
         status, seed = row.get("status", "failed"), row.get("seed")
@@ -262,7 +301,7 @@ def generate_bench(
     adapter: "Adapter", bench: "Bench", out_dir: Path, *, global_seed: int = 0, shard: "Shard | None" = None,
     subsets: Iterable[str] | None = None, limit: int | None = None, retry_failed: bool = False, device: str = "cpu",
     on_plan: Callable[[int, int], None] | None = None, on_result: Callable[["Case", Generated], None] | None = None,
-    ref_source: str = "raw", prepare: Callable[["Bench"], "Bench"] | None = None,
+    ref_source: str = "raw", prepare: Callable[["Bench"], "Bench"] | None = None, raise_errors: bool = False,
 ) -> GenerateSummary:
     """Generate every case of ``bench`` this shard owns into ``out_dir`` (``mbench generate``), resuming.
 
@@ -284,7 +323,8 @@ def generate_bench(
     out_dir.mkdir(parents=True, exist_ok=True)
     _check_generate_json(out_dir, adapter, bench, global_seed, {"subsets": subset_list, "limit": limit}, ref_source,
                          reference_info(chosen_bench) if chosen else None)
-    source = AdapterSource(adapter, out_dir, global_seed=global_seed, shard=shard, retry_failed=retry_failed)
+    source = AdapterSource(adapter, out_dir, global_seed=global_seed, shard=shard, retry_failed=retry_failed,
+                           raise_errors=raise_errors)
     source.load(device)
     mine = select_shard(list(chosen), shard or Shard(), key=lambda c: c.id)
     todo = [c for c in mine if source.reusable(c) is None]

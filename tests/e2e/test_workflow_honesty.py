@@ -145,3 +145,29 @@ def test_score_stops_at_once_on_misnamed_images_and_report_never_overwrites_run_
     assert code == 0 and "overwrite: moved" in err
     moved = [p for p in run.iterdir() if p.name.startswith("replaced-")]
     assert len(moved) == 1 and (moved[0] / "results.json").read_bytes() == results
+
+
+@pytest.mark.slow
+def test_a_user_bug_is_visible_grouped_and_raise_errors_reraises(tmp_path: Path) -> None:
+    kw = dict(limit=3, cache_dir=str(tmp_path / "cache"), gt_inputs=("gt_image",), **OFFLINE)
+    first: list[str] = []
+
+    def buggy(case):
+        first.append(first[0] if first else case.case_id)
+        scale = 1 if case.case_id == first[0] else 0  # fine on the first case, a bug on the others
+        return case.gt_image.resize((case.gt_image.width // scale, case.gt_image.height))
+
+    run = mb.evaluate(buggy, out=tmp_path / "run", **kw)
+    assert run.exit_code == 4 and run.summary["counts"]["failed"] == 2 and run.summary["counts"]["ok"] == 1
+    row = run.rows()[1]
+    error = row["generation"]["error"]
+    assert error["type"] == "ZeroDivisionError" and error["message"] == "integer division or modulo by zero"
+    assert error["where"].endswith(f"test_workflow_honesty.py:{buggy.__code__.co_firstlineno + 3} in buggy")
+    assert row["reason"].startswith("generation failed: ZeroDivisionError: integer division or modulo by zero (at "
+                                    "test_workflow_honesty.py:")
+    log = (tmp_path / "run" / "run.log").read_text()
+    assert log.count("Traceback (most recent call last)") == 2 and "case.gt_image.width // scale" in log
+    assert run.summary["failures"] == {f"ZeroDivisionError at {error['where']}": 2}  # one group, not one per case
+
+    with pytest.raises(ZeroDivisionError):
+        mb.evaluate(buggy, out=tmp_path / "debug", raise_errors=True, **kw)

@@ -200,7 +200,11 @@ def test_retry_failed_redoes_failed_generations_and_the_new_row_wins(world: Fake
 
     out, cache = tmp_path / "o", tmp_path / "c"
     first = run(world, "ground-truth", out, cache, source=AdapterSource(Flaky(), out, global_seed=0))
-    assert first.results["counts"]["failed"] == 1 and rows_of(out)["case01"]["reason"].endswith("upstream said no")
+    assert first.results["counts"]["failed"] == 1 and "upstream said no" in rows_of(out)["case01"]["reason"]
+    error = rows_of(out)["case01"]["generation"]["error"]  # the model's own bug: type, message, last frame
+    assert error["type"] == "RuntimeError" and "test_runner_pipeline.py:" in error["where"]
+    assert "Traceback" in (out / "run.log").read_text()
+    assert list(first.results["failures"]) == [f"RuntimeError at {error['where']}"]
     Flaky.refuse = False
     again = run(world, "ground-truth", out, cache, source=AdapterSource(Flaky(), out, global_seed=0))
     assert again.rows_written == 0  # without retry_failed a failed case stays failed (and costs nothing)
