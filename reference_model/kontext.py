@@ -200,7 +200,7 @@ class WithAnyoneKontextPipeline(IdentityPipelineMixin, FluxKontextPipeline):
         except OSError as exc:
             raise MissingWeightsError(
                 f"FLUX.1-Kontext weights not available at {flux} ({exc}). Accept the licence on the Hub, log in and "
-                "run 'huggingface-cli download black-forest-labs/FLUX.1-Kontext-dev', or pass a local diffusers folder."
+                "run 'hf download black-forest-labs/FLUX.1-Kontext-dev', or pass a local diffusers folder."
             ) from exc
         if not isinstance(adapter, WithAnyoneAdapter):
             from multiid_bench.reference_model.weights import load_adapter_file

@@ -345,7 +345,7 @@ class WithAnyonePipeline(IdentityPipelineMixin, FluxPipeline):
         except OSError as exc:
             raise MissingWeightsError(
                 f"FLUX weights not available at {flux} ({exc}). Accept the FLUX.1-dev licence on the Hub, run "
-                "'huggingface-cli login' and 'huggingface-cli download black-forest-labs/FLUX.1-dev', or pass a local "
+                "'hf auth login' and 'hf download black-forest-labs/FLUX.1-dev', or pass a local "
                 "diffusers folder."
             ) from exc
         if not isinstance(adapter, WithAnyoneAdapter):

@@ -146,7 +146,7 @@ def test_missing_weights_exit_3_before_any_case(manifest, tmp_path, monkeypatch,
               "--out", str(tmp_path / "o")])
     assert e.value.code == 3
     err = capsys.readouterr().err
-    assert "huggingface-cli download Shitao/OmniGen-v1-diffusers" in err
+    assert "hf download Shitao/OmniGen-v1-diffusers" in err
     assert not (tmp_path / "o" / "generations.jsonl").exists()
 
 
