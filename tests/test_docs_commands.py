@@ -111,3 +111,22 @@ def test_the_command_line_filter() -> None:
     assert runnable(shlex.split("setup-env uno --dry-run"), here) and not runnable(shlex.split("setup-env uno"), here)
     assert not runnable(shlex.split("compare no/such/run other/run"), here)
     assert command_lines(ROOT / "README.md")[0].startswith("mbench evaluate --model copy-reference --bench demo")
+
+
+#: Advice that points nowhere: a flag no command has, the pre-0.34 hub client name, a command that does not exist.
+_DEAD_POINTERS = re.compile(r"--data-root|huggingface-cli|mbench ls benches")
+
+
+def test_messages_and_docs_point_at_things_that_exist() -> None:
+    """No message or doc line advises ``--data-root`` (no such flag), ``huggingface-cli`` (the hub client installs
+    ``hf``) or ``mbench ls benches`` (no such command). Worker environments pin their own, older hub client
+    (``adapters/workers``, and the docs line of such a pin), where ``huggingface-cli`` is right."""
+    sources = [*(ROOT / "multiid_bench").rglob("*.py"), *(ROOT / "reference_model").rglob("*.py"),
+               *(ROOT / "adapters").glob("*.py"), *(ROOT / "leaderboard").rglob("*.py"), *DOCS]
+    found = [f"{p.relative_to(ROOT)}:{n}: {line.strip()[:120]}" for p in sources
+             for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1)
+             if _DEAD_POINTERS.search(line) and "huggingface-hub <" not in line]
+    assert not found, "advice that points nowhere:\n" + "\n".join(found)
+    from multiid_bench.cli.main import cli as group
+
+    assert "benches" not in getattr(group.commands["ls"], "commands", {})
