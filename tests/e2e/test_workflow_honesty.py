@@ -171,3 +171,29 @@ def test_a_user_bug_is_visible_grouped_and_raise_errors_reraises(tmp_path: Path)
 
     with pytest.raises(ZeroDivisionError):
         mb.evaluate(buggy, out=tmp_path / "debug", raise_errors=True, **kw)
+
+
+@pytest.mark.slow
+def test_an_image_with_a_missing_face_is_a_model_outcome_not_a_failure(tmp_path: Path, capsys) -> None:
+    def one_of_two(case):  # the GT photo with the second person blacked out: the model "forgot" a person
+        from PIL import ImageDraw
+
+        image = case.gt_image
+        x1, y1, x2, y2 = case.boxes[1]
+        pad = 0.4 * (x2 - x1)
+        ImageDraw.Draw(image).rectangle((x1 - pad, y1 - pad, x2 + pad, y2 + pad), fill=(0, 0, 0))
+        return image
+
+    run = mb.evaluate(one_of_two, out=tmp_path / "run", subsets="p2", limit=1, cache_dir=str(tmp_path / "cache"),
+                      gt_inputs=("boxes", "gt_image"), **OFFLINE)
+    c = run.summary["counts"]
+    assert run.exit_code == 0 and (c["missing_faces"], c["failed"], c["ok"]) == (1, 0, 0)
+    assert c["ok"] + c["missing_faces"] + c["failed"] + c["not_applicable"] + c["pending"] == c["expected"] == 1
+    row = run.rows()[0]
+    assert row["status"] == "missing_faces" and row["reason"] == "2 faces expected, 1 found"
+    strict = row["scores"]["strict"]["dlib"]
+    assert strict["missing"] == 1 and strict["sim_gt"] < 0.6  # the missing person scores 0 under strict
+    assert row["scores"]["paper"]["dlib"]["sim_gt"] > 0.9  # the official script averages the face it found
+    rules = run.summary["missing_faces"]
+    assert rules["reasons"] == {"2 faces expected, 1 found": 1} and "official" in rules["paper"]
+    assert run.summary["metrics"]["strict"]["p2"]["face_failure_rate.dlib"]["value"] == 0.5
