@@ -48,7 +48,8 @@ def test_nothing_evaluated_exits_5_and_the_environment_is_restored(tmp_path: Pat
 
 
 def test_usage_errors_are_one_line_exit_2_and_leave_no_folder(tmp_path: Path, capsys) -> None:
-    base = ["evaluate", "--model", "copy-reference", "--bench", "demo", "--profile", "offline", "--no-scorers"]
+    base = ["evaluate", "--model", "copy-reference", "--bench", "demo", "--profile", "offline", "--no-scorers",
+            "--limit", "1", "--cache-dir", str(tmp_path / "cache")]
     for device in ("gpu", "cuda"):
         out = tmp_path / f"dev-{device}"
         code, _, err = _cli([*base, "--device", device, "--out", str(out)], capsys)
