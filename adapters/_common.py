@@ -133,8 +133,8 @@ def weights_error(adapter: str, repo_id: str, err: BaseException | None = None) 
     offline = " Offline mode is on (HF_HUB_OFFLINE / MBENCH_OFFLINE)." if _offline() else ""
     return MissingWeightsError(
         f"adapter {adapter!r}: weights {repo_id!r} are not in the Hugging Face cache{cause}.{offline} "
-        f"Fetch them on a machine with access with: huggingface-cli download {repo_id} "
-        f"(gated repos need 'huggingface-cli login' and accepting the licence), or pass model_id=<local folder>."
+        f"Fetch them on a machine with access with: hf download {repo_id} "
+        f"(gated repos need 'hf auth login' and accepting the licence), or pass model_id=<local folder>."
     )
 
 

@@ -22,8 +22,9 @@ from multiid_bench.leaderboard.cases import CaseView, case_view
 from multiid_bench.leaderboard.store import RunResult, combined_frame, load_cases, load_results
 from multiid_bench.leaderboard.tables import MIN_CI_N
 from multiid_bench.metrics.cards import CARDS, get_card
+from multiid_bench.runner.summary import counts_line
 
-__all__ = ["build_report"]
+__all__ = ["build_report", "check_report_target"]
 
 log = logging.getLogger(__name__)
 _DET_COLOURS = ["#00e5ff", "#ff3d00", "#76ff03", "#d500f9", "#ffea00"]
@@ -247,6 +248,24 @@ _JS = """
 """
 
 
+def check_report_target(run_dir: str | Path, out: str | Path) -> None:
+    """Refuse (exit 2, before any work) to write the report over a run's own files or any existing file that is
+    not an HTML page: ``--out RUN/results.json`` would silently replace the results with HTML."""
+    from multiid_bench.errors import ConfigError
+    from multiid_bench.runner.run_folder import is_run_file
+
+    target, folder = Path(out), Path(run_dir)
+    folder = folder.parent if folder.is_file() else folder
+    if target.exists() and target.is_dir():
+        raise ConfigError(f"--out {target} is a folder; give the HTML file to write, e.g. {target / 'report.html'}")
+    if target.resolve().parent == folder.resolve() and is_run_file(target.name):
+        raise ConfigError(f"--out {target} is one of the run's own files; refusing to write the report over it. "
+                          f"Use e.g. --out {folder / 'report.html'}")
+    if target.exists() and target.suffix.lower() not in (".html", ".htm"):
+        raise ConfigError(f"--out {target} exists and is not an HTML file; refusing to overwrite it. "
+                          "Pass a new file name ending in .html")
+
+
 def build_report(run_dir: str | Path, out: str | Path, *, include_paper: bool = True, thumb: int = 224,
                  max_cases: int | None = None) -> Path:
     """Write the HTML report of ``run_dir`` to ``out`` and return its path.
@@ -258,6 +277,7 @@ def build_report(run_dir: str | Path, out: str | Path, *, include_paper: bool = 
         thumb: longest side of the embedded thumbnails, in pixels.
         max_cases: show only the first N cases (in file order) in the gallery; ``None`` for all.
     """
+    check_report_target(run_dir, out)
     run = load_results(run_dir)
     from multiid_bench.leaderboard.render import HTML_STYLE
     from multiid_bench.leaderboard.store import CASES_NAME
@@ -269,7 +289,7 @@ def build_report(run_dir: str | Path, out: str | Path, *, include_paper: bool = 
     facts = {
         "model": d["model"], "bench": f"{d['bench']['id']} (manifest sha256 {d['bench']['manifest_sha256']}, "
         f"{d['bench']['n_cases']} cases)", "headline protocol": d["protocol"], "profile": run.profile_name or "—",
-        "counts": f"expected {run.counts['expected']}, evaluated {run.counts['evaluated']}, failed {run.counts['failed']}",
+        "counts": counts_line(run.counts),
         "mbench": d.get("mbench_version", "—"), "created": d.get("created", "—"),
         "weights": ", ".join(f"{k}={str(v)[:12]}" for k, v in (d.get("weights") or {}).items()) or "—",
         "results file": str(run.path),

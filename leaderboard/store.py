@@ -150,6 +150,7 @@ def results_frame(runs: Sequence[RunResult]) -> "pd.DataFrame":
                         "manifest_sha256": d["bench"]["manifest_sha256"], "mbench_version": d.get("mbench_version", ""),
                         "profile": run.profile_name or "", "created": d.get("created", ""),
                         "expected": counts["expected"], "evaluated": counts["evaluated"], "failed": counts["failed"],
+                        "missing_faces": counts.get("missing_faces", 0),
                         "run_path": str(run.path),
                     })
     return pd.DataFrame.from_records(records)

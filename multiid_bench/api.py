@@ -22,8 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
 
-from multiid_bench.errors import EXIT_OK, EXIT_PARTIAL, ConfigError
+from multiid_bench.errors import EXIT_OK, ConfigError, run_exit_code
 from multiid_bench.runner import run_folder as rf
+from multiid_bench.runner.process_state import preserves_process_state
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -33,7 +34,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from multiid_bench.data.case import Case
     from multiid_bench.runner.sources import GenerateSummary
 
-__all__ = ["CaseInput", "Run", "evaluate", "generate", "load_run", "resolve_device", "score"]
+__all__ = ["CaseInput", "Run", "check_device", "check_out", "evaluate", "generate", "load_run", "resolve_device",
+           "say_resumed", "score"]
 
 DEFAULT_BENCH = "WithAnyone/MultiID-Bench"
 
@@ -81,11 +83,20 @@ class CaseInput:
         return Image.open(self._case.gt).convert("RGB")  # type: ignore[arg-type]
 
 
-def _function_adapter(fn: Callable[[CaseInput], Any], name: str | None, gt_inputs: Sequence[str]) -> "Adapter":
-    """Wrap ``fn(case) -> PIL.Image`` (``None`` = not applicable to this case) as an adapter."""
-    from multiid_bench.adapters.base import Adapter, Capabilities, GenerationResult
+def _function_adapter(fn: Callable[[CaseInput], Any], name: str | None, gt_inputs: Sequence[str],
+                      version: str | None = None) -> "Adapter":
+    """Wrap ``fn(case) -> PIL.Image`` (``None`` = not applicable to this case) as an adapter.
 
+    The adapter carries ``model_fingerprint`` (code, closure, ``version``: runner.fingerprint), so a resumed
+    run refuses a changed function; a lambda is labelled ``lambda-<fingerprint>`` (its own default folder).
+    """
+    from multiid_bench.adapters.base import Adapter, Capabilities, GenerationResult
+    from multiid_bench.runner.fingerprint import callable_fingerprint
+
+    fingerprint = callable_fingerprint(fn, version)
     label = name or getattr(fn, "__name__", None) or type(fn).__name__
+    if label == "<lambda>":
+        label = f"lambda-{fingerprint[:8]}"
     caps = Capabilities(max_ids=4, native_res=(1024, 1024), licence="user code", integration="builtin",
                         gt_derived_inputs=tuple(gt_inputs), description=f"Python function {label}")
 
@@ -112,14 +123,19 @@ def _function_adapter(fn: Callable[[CaseInput], Any], name: str | None, gt_input
             return GenerationResult(image, self.record(case, seed, output_size=image.size, **rec), "ok", None)
 
     FunctionAdapter.name, FunctionAdapter.version = label, "user"
-    return FunctionAdapter()
+    adapter = FunctionAdapter()
+    adapter.model_fingerprint = fingerprint  # type: ignore[attr-defined]
+    return adapter
 
 
 def _adapter(model: Any, settings: Mapping[str, Any], name: str | None, gt_inputs: Sequence[str],
-             ref_pad_ratio: float) -> "Adapter":
+             ref_pad_ratio: float, version: str | None = None) -> "Adapter":
     from multiid_bench.adapters import adapter_class
     from multiid_bench.adapters.base import Adapter
 
+    if version is not None and (isinstance(model, (str, Adapter)) or not callable(model)):
+        raise ConfigError("version= labels a Python function model (its fingerprint); adapters carry their own "
+                          "version and settings")
     if isinstance(model, Adapter):
         return model
     if isinstance(model, str):
@@ -129,14 +145,16 @@ def _adapter(model: Any, settings: Mapping[str, Any], name: str | None, gt_input
             settings["ref_pad_ratio"] = ref_pad_ratio  # oracles pad as scoring does
         return cls(**settings)
     if callable(model):
-        return _function_adapter(model, name, gt_inputs)
+        return _function_adapter(model, name, gt_inputs, version)
     raise ConfigError(f"model must be a callable, an adapter name or an Adapter, got {type(model).__name__}")
 
 
 def resolve_device(device: str = "auto", integration: str | None = None) -> str:
     """``auto``: CUDA when available (``cuda:$LOCAL_RANK`` under torchrun/accelerate), else CPU; API and
-    built-in adapters need no GPU."""
+    built-in adapters need no GPU. A device that does not exist here is a usage error (exit 2), said before
+    any folder is made or model loaded."""
     if device != "auto":
+        check_device(device)
         return device
     if integration in ("builtin", "api"):
         return "cpu"
@@ -146,6 +164,28 @@ def resolve_device(device: str = "auto", integration: str | None = None) -> str:
         return "cpu"
     local = os.environ.get("LOCAL_RANK")
     return f"cuda:{int(local) % max(torch.cuda.device_count(), 1)}" if local and local.isdigit() else "cuda"
+
+
+def check_device(device: str) -> None:
+    """Refuse a device name torch does not know (``gpu``) or one this machine lacks (``cuda`` without a GPU)."""
+    import re
+
+    if not re.fullmatch(r"cpu|mps|cuda(:\d+)?", device):
+        raise ConfigError(f"device {device!r} is not a device name; use auto, cpu, cuda, cuda:N or mps")
+    if device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ConfigError(f"device {device!r}: no CUDA GPU is visible here (torch.cuda.is_available() is False); "
+                              "use device 'cpu' or 'auto'")
+        index = int(device.partition(":")[2] or 0)
+        if index >= torch.cuda.device_count():
+            raise ConfigError(f"device {device!r}: only {torch.cuda.device_count()} CUDA GPU(s) visible here")
+    elif device == "mps":
+        import torch
+
+        if not torch.backends.mps.is_available():
+            raise ConfigError("device 'mps': Apple's Metal backend is not available here; use device 'cpu' or 'auto'")
 
 
 def _offline(offline: bool | None, profile: str | None = None) -> bool | None:
@@ -186,8 +226,11 @@ class Run:
 
     @property
     def exit_code(self) -> int:
-        """4 when some cases failed (results are written anyway), else 0."""
-        return EXIT_PARTIAL if self.summary and self.summary["counts"]["failed"] else EXIT_OK
+        """5 when nothing was evaluated, 4 when some cases failed (results are written anyway), else 0
+        (:func:`multiid_bench.errors.run_exit_code`; a case scored with missing faces is not a failure)."""
+        if self.summary is None:
+            return EXIT_OK
+        return run_exit_code(self.summary["counts"])
 
     def rows(self) -> list[dict[str, Any]]:
         """Every case row (all shards merged, plan order)."""
@@ -214,6 +257,9 @@ class Run:
 def load_run(path: str | Path) -> Run:
     """A finished (or partly finished) run folder; ``results.json`` is validated when present."""
     p = Path(path)
+    if not p.exists():
+        raise ConfigError(f"{p} does not exist: pass a run folder written by mb.evaluate / mb.score "
+                          "(or 'mbench evaluate' / 'mbench score'), or its results.json")
     folder = p.parent if p.is_file() else p
     if (folder / rf.RESULTS_FILE).is_file():
         return Run(folder, rf.read_results(folder)[1])
@@ -221,12 +267,45 @@ def load_run(path: str | Path) -> Run:
     return Run(folder, None)
 
 
+def check_out(out: Path) -> Path:
+    """The run folder must be a folder (or not exist yet): refused before anything is written."""
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"out={str(out)!r} is an existing file, not a folder; pass a folder for the run "
+                          "(it is created when missing)")
+    return out
+
+
+def _prepare_out(out: Path, overwrite: bool) -> Path:
+    """Refuse a file; with ``overwrite`` move an existing folder's entries aside (never deleted)."""
+    check_out(out)
+    if overwrite and out.is_dir() and any(out.iterdir()):
+        rf.move_aside(out)
+    return out
+
+
+def say_resumed(out: Path, to_run: int, done: int, *, what: str = "row", stream: Any = None) -> None:
+    """Resuming is never silent: a run that reuses everything says so on stdout (``stream``), a partial resume
+    on stderr."""
+    import sys
+
+    if done and not to_run:
+        print(f"{out}: all {done} case(s) of this run already have a {what}; nothing was generated or scored "
+              "again (results come from the stored rows). To start afresh: overwrite=True / --overwrite.",
+              file=stream or sys.stdout, flush=True)
+    elif done:
+        print(f"resuming {out}: {done} case(s) already done, {to_run} to run", file=sys.stderr, flush=True)
+
+
 def _run(config: Any, out: Path, source: Any, progress: bool) -> Run:
     from multiid_bench.runner.evaluation import run_evaluation
     from multiid_bench.runner.progress import Progress
 
+    def on_plan(to_run: int, done: int) -> None:
+        bar.plan(to_run, done)
+        say_resumed(out, to_run, done)
+
     with Progress("evaluating", enabled=progress) as bar:
-        outcome = run_evaluation(config, out, source, on_plan=bar.plan, on_row=lambda r: bar.step(r.get("status")))
+        outcome = run_evaluation(config, out, source, on_plan=on_plan, on_row=lambda r: bar.step(r.get("status")))
     return Run(out, outcome.results, outcome.rows_written)
 
 
@@ -245,6 +324,7 @@ def _config(model_name: str, bench: str, profile: str, protocol: str, subsets: A
                      adapter_settings=dict(settings), **kw)
 
 
+@preserves_process_state
 def evaluate(
     model: Any, *, bench: str = DEFAULT_BENCH, profile: str = "paper", protocol: str = "paper",
     out: str | Path | None = None, subsets: str | Iterable[str] | None = None, limit: int | None = None,
@@ -252,7 +332,7 @@ def evaluate(
     cache_dir: str | None = None, ref_source: str = "prepared", scorers: bool = True, seed: int = 0,
     settings: Mapping[str, Any] | None = None, name: str | None = None, gt_inputs: Sequence[str] = (),
     retry_failed: bool = False, progress: bool = True, judge: Mapping[str, Any] | None = None,
-    paper_pixels: str = "official",
+    paper_pixels: str = "official", version: str | None = None, overwrite: bool = False, raise_errors: bool = False,
 ) -> Run:
     """Generate every case with ``model`` and score it into ``out`` (resumable, shardable; ``mbench evaluate``).
 
@@ -272,9 +352,13 @@ def evaluate(
             (:func:`multiid_bench.judge.settings.judge_settings`, e.g. ``judge_settings()`` for the
             local Qwen2.5-VL-7B); None = no judge. Without ``prompts``, ``subsets="paper"`` gets the paper's
             face-identity SC prompt (Table 1b), any other selection OmniContext's own (said, recorded).
+        version: a function model's version label (a checkpoint hash, a date), hashed into its fingerprint
+            next to its code and closure (best effort: docs/results.md); a changed fingerprint refuses to resume.
+        overwrite: start ``out`` afresh: its old entries move into ``out/replaced-<UTC time>/`` (never deleted).
+        raise_errors: re-raise the model's first exception at once (debugging). Off: the case fails, its row
+            keeps the exception type, message and last frame, the traceback goes to ``out/run.log``.
     """
-    from multiid_bench.adapters import adapter_class
-    from multiid_bench.adapters.base import Adapter
+    from multiid_bench.runner.config import RunConfig
     from multiid_bench.runner.evaluation import default_out_dir
     from multiid_bench.runner.shard import Shard
     from multiid_bench.runner.sources import AdapterSource
@@ -282,55 +366,79 @@ def evaluate(
     settings = dict(settings or {})
     if isinstance(model, str):  # the common `steps` under the adapter's own name, in the run's settings too
         settings = adapter_class(model).canonical_settings(settings)
-    label = (adapter_class(model).name if isinstance(model, str) else model.name if isinstance(model, Adapter)
-             else name or getattr(model, "__name__", None) or type(model).__name__)
-    config = _config(label, bench, profile, protocol, subsets, limit, device, offline, shard, settings,
+    adapter = _adapter(model, settings, name, gt_inputs, RunConfig.ref_pad_ratio, version)
+    config = _config(adapter.name, bench, profile, protocol, subsets, limit, device, offline, shard, settings,
                      batch_size=batch_size, cache_dir=cache_dir, ref_source=ref_source, scorers=scorers, seed=seed,
-                     judge=judge, paper_pixels=paper_pixels)
-    adapter = _adapter(model, settings, label, gt_inputs, config.ref_pad_ratio)
-    folder = Path(out) if out is not None else default_out_dir(config)
+                     judge=judge, paper_pixels=paper_pixels,
+                     model_fingerprint=getattr(adapter, "model_fingerprint", None))
+    folder = _prepare_out(Path(out) if out is not None else default_out_dir(config), overwrite)
     source = AdapterSource(adapter, folder, global_seed=seed, shard=Shard(config.shard_index, config.shard_count),
-                           retry_failed=retry_failed)
+                           retry_failed=retry_failed, raise_errors=raise_errors)
     return _run(config, folder, source, progress)
 
 
+@preserves_process_state
 def score(
     images: str | Path, *, bench: str = DEFAULT_BENCH, layout: str = "auto", name: str | None = None,
     profile: str = "paper", protocol: str = "paper", out: str | Path | None = None,
     subsets: str | Iterable[str] | None = None, limit: int | None = None, device: str = "auto", batch_size: int = 32,
     offline: bool | None = None, shard: Any = None, cache_dir: str | None = None, ref_source: str = "prepared",
     scorers: bool = True, seed: int = 0, progress: bool = True, judge: Mapping[str, Any] | None = None,
-    paper_pixels: str = "official",
+    paper_pixels: str = "official", overwrite: bool = False,
 ) -> Run:
     """Score images made elsewhere (``<case id>.png``, official ``<case>/out.jpg`` or a generate folder)."""
-    from multiid_bench.runner.sources import FolderSource
+    from multiid_bench.data.omnicontext import is_omnicontext_spec
+    from multiid_bench.runner.sources import FolderSource, check_ref_source
 
     images = Path(images)
+    if not is_omnicontext_spec(str(bench)):  # OmniContext inputs are never cropped
+        check_ref_source(images, ref_source)
     config = _config(name or images.resolve().name, bench, profile, protocol, subsets, limit, device, offline,
                      shard, {}, batch_size=batch_size, cache_dir=cache_dir, ref_source=ref_source, scorers=scorers,
                      seed=seed, judge=judge, paper_pixels=paper_pixels)
-    folder = Path(out) if out is not None else images / "mbench-score"
+    folder = _prepare_out(Path(out) if out is not None else images / "mbench-score", overwrite)
     return _run(config, folder, FolderSource(images, layout), progress)
 
 
+@preserves_process_state
 def generate(
     model: Any, *, bench: str = DEFAULT_BENCH, out: str | Path | None = None, subsets: Any = None,
     limit: int | None = None, shard: Any = None, seed: int = 0, device: str = "auto", offline: bool | None = None,
     cache_dir: str | None = None, settings: Mapping[str, Any] | None = None, name: str | None = None,
-    gt_inputs: Sequence[str] = (), retry_failed: bool = False, progress: bool = True,
+    gt_inputs: Sequence[str] = (), retry_failed: bool = False, progress: bool = True, ref_source: str = "prepared",
+    profile: str = "paper", version: str | None = None, overwrite: bool = False, raise_errors: bool = False,
 ) -> "GenerateSummary":
-    """Generate a bench's images only (``mbench generate``); ``mbench score --images OUT`` scores them."""
-    from multiid_bench.data.loaders import load_bench
+    """Generate a bench's images only (``mbench generate``); ``mbench score --images OUT`` scores them.
+
+    The model gets exactly what :func:`evaluate` gives it: with ``ref_source="prepared"`` (the default) the
+    references are tight face crops made by ``profile``'s crop detector (the paper profile: antelopev2 when
+    present), so ``generate`` then ``score`` (same ``ref_source`` and ``profile``) equals ``evaluate``. Every
+    generation record and ``generate.json`` say which references the model saw.
+    """
+    import sys
+
+    from multiid_bench.data.loaders import open_bench
+    from multiid_bench.runner.backends import generator_bench
     from multiid_bench.runner.config import RunConfig
     from multiid_bench.runner.progress import Progress
     from multiid_bench.runner.sources import generate_bench
 
     offline = _offline(offline)
-    adapter = _adapter(model, settings or {}, name, gt_inputs, RunConfig.ref_pad_ratio)
-    bench_obj = load_bench(bench, cache_dir=cache_dir, offline=offline)
-    folder = Path(out) if out is not None else Path("mbench-runs") / adapter.name
+    the_shard = _shard(shard)
+    adapter = _adapter(model, settings or {}, name, gt_inputs, RunConfig.ref_pad_ratio, version)
+    config = RunConfig(model=adapter.name, bench=bench, profile=profile, ref_source=ref_source,  # type: ignore[arg-type]
+                       device=resolve_device(device), cache_dir=cache_dir, offline=offline, subsets=_subsets(subsets),
+                       limit=limit)
+    loaded = open_bench(bench, cache_dir=cache_dir, offline=offline)
+    folder = _prepare_out(Path(out) if out is not None else Path("mbench-runs") / adapter.name, overwrite)
+
+    def on_plan(to_run: int, done: int) -> None:
+        bar.plan(to_run, done)
+        say_resumed(folder, to_run, done, what="generation record", stream=sys.stderr)  # stdout: --json
+
     with Progress("generating", enabled=progress) as bar:
-        return generate_bench(adapter, bench_obj, folder, global_seed=seed, shard=_shard(shard),
-                              subsets=_subsets(subsets), limit=limit, retry_failed=retry_failed,
+        return generate_bench(adapter, loaded.bench, folder, global_seed=seed, shard=the_shard,
+                              subsets=config.subsets, limit=limit, retry_failed=retry_failed,
                               device=resolve_device(device, adapter.capabilities.integration),
-                              on_plan=bar.plan, on_result=lambda _c, g: bar.step(g.status))
+                              on_plan=on_plan, on_result=lambda _c, g: bar.step(g.status), ref_source=ref_source,
+                              prepare=lambda b: generator_bench(b, config, loaded.kind), raise_errors=raise_errors)

@@ -12,6 +12,7 @@ __all__ = [
     "EXIT_CHECK_FAILED",
     "EXIT_JUDGE_UNREACHABLE",
     "EXIT_MISSING",
+    "EXIT_NOTHING_EVALUATED",
     "EXIT_OK",
     "EXIT_PARTIAL",
     "EXIT_USAGE",
@@ -25,8 +26,10 @@ __all__ = [
     "MissingDataError",
     "MissingDependencyError",
     "MissingWeightsError",
+    "NothingEvaluatedError",
     "NotComparableError",
     "PartialResultsError",
+    "run_exit_code",
     "stops_run",
 ]
 
@@ -35,6 +38,7 @@ EXIT_CHECK_FAILED = 1  # a regression check or comparison failed
 EXIT_USAGE = 2  # bad flags, bad config, runs that cannot be compared
 EXIT_MISSING = 3  # weights or data are missing (offline, not downloaded)
 EXIT_PARTIAL = 4  # the run finished but some cases failed
+EXIT_NOTHING_EVALUATED = 5  # the run finished but no case was scored (all not applicable / none scored)
 EXIT_JUDGE_UNREACHABLE = 7  # the VLM judge server could not be reached at all (the run stopped early)
 
 
@@ -129,3 +133,33 @@ class JudgeUnreachableError(MBenchError):
     resuming the same ``--out`` asks the judge again for every answer it does not have."""
 
     exit_code = EXIT_JUDGE_UNREACHABLE
+
+
+class NothingEvaluatedError(MBenchError):
+    """A run (or generation) finished without a single scored case: every case was not applicable, or
+    none could be scored. Usually a generator that returns ``None`` (a forgotten ``return``)."""
+
+    exit_code = EXIT_NOTHING_EVALUATED
+
+
+def run_exit_code(counts: "dict[str, int] | None", *, failed_here: int = 0) -> int:
+    """The one rule from a run's ``counts`` (``results.json``) to its exit code.
+
+    5 when cases were expected but none was scored (every case not applicable or failed before scoring),
+    4 when some case failed (toolkit or generator fault; results written anyway), else 0. A case scored
+    with missing faces is a model outcome: it counts as evaluated, never as failed. ``counts=None`` (other
+    shards still running) decides on this process's own failures only.
+
+    Example:
+        >>> run_exit_code({"expected": 3, "evaluated": 3, "failed": 0})
+        0
+        >>> run_exit_code({"expected": 3, "evaluated": 2, "failed": 1})
+        4
+        >>> run_exit_code({"expected": 3, "evaluated": 0, "failed": 0, "not_applicable": 3})
+        5
+    """
+    if counts is None:
+        return EXIT_PARTIAL if failed_here else EXIT_OK
+    if counts.get("expected", 0) > 0 and not counts.get("evaluated", 0) and not counts.get("pending", 0):
+        return EXIT_NOTHING_EVALUATED
+    return EXIT_PARTIAL if counts.get("failed", 0) else EXIT_OK

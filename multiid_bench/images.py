@@ -82,7 +82,7 @@ def image_sha256(path: str | Path) -> str:
 def _read_bytes(path: str | Path) -> bytes:
     p = Path(path)
     if not p.exists():
-        raise ImageDecodeError(f"image file {p} does not exist. Check the path (and --data-root).")
+        raise ImageDecodeError(f"image file {p} does not exist. Check the path (manifest paths are relative to the manifest's folder).")
     if p.is_dir():
         raise ImageDecodeError(f"{p} is a directory, not an image file.")
     try:

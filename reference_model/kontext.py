@@ -179,5 +179,5 @@ class WithAnyoneKontextPipeline(IdentityPipelineMixin, FluxKontextPipeline):
         return cls.from_base(
             FluxKontextPipeline, flux, adapter=adapter, torch_dtype=torch_dtype, reference_encoder=reference_encoder, siglip_branch=False,
             missing_hint=("FLUX.1-Kontext weights not available at {flux} ({exc}). Accept the licence on the Hub, "
-                          "log in and run 'huggingface-cli download black-forest-labs/FLUX.1-Kontext-dev', or pass "
+                          "log in and run 'hf download black-forest-labs/FLUX.1-Kontext-dev', or pass "
                           "a local diffusers folder."), **flux_kwargs)

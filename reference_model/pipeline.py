@@ -186,7 +186,7 @@ class WithAnyonePipeline(IdentityPipelineMixin, FluxPipeline):
             FluxPipeline, flux, adapter=adapter, torch_dtype=torch_dtype, reference_encoder=reference_encoder,
             siglip_branch=siglip_branch,
             missing_hint=("FLUX weights not available at {flux} ({exc}). Accept the FLUX.1-dev licence on the Hub, "
-                          "run 'huggingface-cli login' and 'huggingface-cli download black-forest-labs/FLUX.1-dev', "
+                          "run 'hf auth login' and 'hf download black-forest-labs/FLUX.1-dev', "
                           "or pass a local diffusers folder."), **flux_kwargs)
 
 

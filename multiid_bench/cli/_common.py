@@ -47,12 +47,15 @@ _OPTIONS: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
     "paper_pixels": (("--paper-pixels",), dict(type=click.Choice(["official", "as-given"]), default="official",
           show_default=True, help="Paper protocol: score the JPEG-q75 bytes the official pipeline stored (official) or "
                                   "the files as given. Strict always scores the files (docs/footguns.md).")),
+    "overwrite": (("--overwrite",), dict(is_flag=True, default=False,
+          help="Start --out afresh: its old entries move into OUT/replaced-<UTC time>/ (never deleted). Without it a "
+               "rerun resumes, and refuses a folder made with other settings.")),
     "seed": (("--seed",), dict(type=int, default=0, show_default=True,
           help="Global seed; per-case seeds derive from it.")),
 }
 #: The options of a scoring run (evaluate and score); their parameter names are ``multiid_bench.api``'s.
 RUN_OPTIONS = ("bench", "subsets", "limit", "out", "protocol", "profile", "device", "batch_size", "offline", "shard",
-               "cache_dir", "ref_source", "scorers", "seed", "paper_pixels")
+               "cache_dir", "ref_source", "scorers", "seed", "paper_pixels", "overwrite")
 
 
 def run_options(*names: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:

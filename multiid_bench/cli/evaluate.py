@@ -4,7 +4,9 @@ Both are thin layers over :func:`multiid_bench.api.evaluate` / :func:`~multiid_b
 offline switch, adapter wiring and progress live there) and print the summary table that the runner also
 writes to ``summary.md`` / ``summary.csv``.
 Exit codes: 0 ok, 2 usage, 3 weights or data missing (checked before any model loads), 4 some cases
-failed (results are still written, and say which cases and why), 7 the VLM judge cannot be reached.
+failed (results are still written, and say which cases and why), 5 nothing was evaluated (every case not
+applicable or none scored), 7 the VLM judge cannot be reached. A case scored with missing faces is a model
+outcome, not a failure.
 """
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from typing import Any
 import click
 
 from multiid_bench.cli._common import RUN_OPTIONS, run_options
+from multiid_bench.errors import EXIT_NOTHING_EVALUATED
 from multiid_bench.cli._common import parse_settings as _parse_settings
 
 __all__ = ["evaluate", "score"]
@@ -98,6 +101,11 @@ def _finish(run: Any) -> None:
                                    "when every shard has finished.")
     else:
         _print_summary(run.summary, run.path)
+    if run.exit_code == EXIT_NOTHING_EVALUATED:
+        c = run.summary["counts"]
+        click.echo(f"error: nothing was evaluated: none of the {c['expected']} case(s) was scored "
+                   f"({c.get('not_applicable', 0)} not applicable, {c['failed']} failed). A Python function that "
+                   "returns None marks its case not applicable: did it forget its 'return'?", err=True)
     if run.exit_code:
         raise click.exceptions.Exit(run.exit_code)
 
@@ -107,7 +115,7 @@ def _print_summary(results: dict[str, Any], out_dir: Path) -> None:
 
     from multiid_bench.cli._common import print_table
     from multiid_bench.judge.stats import judge_table
-    from multiid_bench.runner.summary import face_rows_with_values, summary_table
+    from multiid_bench.runner.summary import counts_line, face_rows_with_values, summary_table
 
     console = Console()
     header, rows = summary_table(results, results["protocol"])
@@ -125,9 +133,9 @@ def _print_summary(results: dict[str, Any], out_dir: Path) -> None:
     for name, st in results.get("scorers", {}).items():
         if st["status"] != "ok":
             console.print(f"[yellow]{name}: {st['status']}[/] ({st.get('reason')}); its metrics are null, not 0")
-    console.print(f"{c['evaluated']}/{c['expected']} evaluated, {c['failed']} failed, "
-                  f"{c.get('not_applicable', 0)} not applicable"
-                  + ("" if results["reportable"] else " — not reportable (--limit)"))
+    console.print(counts_line(c) + ("" if results["reportable"] else " — not reportable (--limit)"))
+    for reason, n in list((results.get("missing_faces") or {}).get("reasons", {}).items())[:5]:
+        console.print(f"  [yellow]{n} x[/] scored with missing faces: {reason}")
     judge = results.get("judge") or {}
     if judge.get("id"):
         w = judge.get("work") or {}

@@ -17,11 +17,13 @@ __all__ = ["generate"]
 _EXAMPLES = """
 \b
 Examples:
-  mbench generate --model dummy --bench demo --out runs/dummy
+  mbench generate --model dummy --bench demo --profile offline --out runs/dummy
   mbench generate --model uno --bench WithAnyone/MultiID-Bench --shard 0/4 --out runs/uno
   torchrun --nproc-per-node 8 -m multiid_bench.cli.main generate --model withanyone --out runs/wa
   mbench generate --model gpt4o -S quality=medium --limit 8 --out runs/gpt   (needs OPENAI_API_KEY)
 \b
+The model gets the references 'mbench evaluate' gives it (--ref-source, default prepared: tight face crops made
+by the --profile's crop detector); score with the same --ref-source and --profile to get evaluate's numbers.
 A rerun with the same --out skips cases already generated (failed ones too, unless --retry-failed).
 Per-case seed = sha256("{seed}:{case id}:0") mod 2**31, recorded in generations.jsonl.
 """
@@ -30,7 +32,7 @@ Per-case seed = sha256("{seed}:{case id}:0") mod 2**31, recorded in generations.
 @click.command(epilog=_EXAMPLES)
 @click.option("--model", required=True, help="Adapter name (see 'mbench ls models').")
 @run_options("settings", "preset", "bench", "subsets", "limit", "out", "shard", "seed", "device", "offline", "cache_dir",
-             "retry_failed")
+             "retry_failed", "ref_source", "profile", "overwrite")
 @click.option("--json/--no-json", "as_json", default=False, show_default=True, help="Print the summary as JSON.")
 def generate(model: str, settings: tuple[str, ...], preset: str | None, as_json: bool, **opts: Any) -> None:
     """Generate images for a bench with a model adapter."""

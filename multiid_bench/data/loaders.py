@@ -4,7 +4,7 @@ Accepted specs (``load_bench(spec)``):
 
 * ``"demo"``: the offline demo bench built from photos that installed packages ship (``data/demo.py``).
 * a Hugging Face dataset id such as ``"WithAnyone/MultiID-Bench"`` (``datasets.load_dataset``, split ``train``);
-* a local parquet file, or a folder holding parquet files (e.g. a ``huggingface-cli download`` snapshot);
+* a local parquet file, or a folder holding parquet files (e.g. an ``hf download`` snapshot);
 * a ``Dataset.save_to_disk`` folder;
 * a JSONL manifest (one case per line; the format for your own data, see ``docs/data.md``), or a folder
   holding ``bench.jsonl`` / ``manifest.jsonl``;

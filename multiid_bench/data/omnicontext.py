@@ -327,7 +327,7 @@ def _load_hub(text: str, *, cache_dir: str | Path | None, offline: bool | None) 
             return _cases_from_folder(cached, HUB_ID)
         raise MissingDataError(
             f"OmniContext ({HUB_ID}) could not be loaded{' offline' if off else ''} ({type(e).__name__}: {str(e)[:200]}). "
-            f"Fix: run once with network access, or `huggingface-cli download {HUB_ID} --repo-type dataset "
+            f"Fix: run once with network access, or `hf download {HUB_ID} --repo-type dataset "
             "--local-dir DIR` elsewhere and pass --bench DIR.") from e
     _check_columns(ds.column_names, HUB_ID)
     key = sha256_bytes(f"omnicontext|hub|{hub.dataset_key(ds, 'hub')}".encode())

@@ -157,10 +157,11 @@ def _data_path(root: Path, value: Any, field_name: str, check_exists: bool) -> P
         p = resolve_inside(root, value)
     except PathEscapeError:
         raise RecordError(
-            field_name, f"path {value!r} escapes the data root {root}; keep data files under it or pass --data-root"
+            field_name, f"path {value!r} escapes the data root {root}; keep data files under the manifest's folder"
         ) from None
     if check_exists and not p.is_file():
-        raise RecordError(field_name, f"file {value!r} not found under the data root {root}; fix the path or pass --data-root")
+        raise RecordError(field_name, f"file {value!r} not found under the data root {root}; fix the path "
+                                      "(relative to the manifest's folder)")
     return p
 
 
@@ -245,7 +246,7 @@ def load_jsonl(
         raise MissingDataError(f"manifest {path} not found. Check --bench.")
     root = Path(data_root).expanduser() if data_root is not None else path.parent
     if not root.is_dir():
-        raise MissingDataError(f"data root {root} for manifest {path} is not a folder. Check --data-root.")
+        raise MissingDataError(f"data root {root} for manifest {path} is not a folder. Check the data_root argument.")
     cases: list[Case] = []
     invalid: list[InvalidRecord] = []
     seen: dict[str, int] = {}

@@ -18,6 +18,7 @@ import numpy as np
 
 from multiid_bench.metrics.cards import FACE_MODEL_METRICS
 from multiid_bench.metrics.stats import COPY_PASTE_FILTERS, bootstrap_ci, clean_values, iqr_summary, plain_mean
+from multiid_bench.runner.run_folder import MISSING_FACES
 
 __all__ = ["GENERAL_METRICS", "aggregate", "paper_excluded"]
 
@@ -27,7 +28,7 @@ _STRICT_STAT = "mean"
 
 
 def _scored(rows: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
-    return [r for r in rows if r.get("status") in ("ok", "failed") and r.get("scores")]
+    return [r for r in rows if r.get("status") in ("ok", MISSING_FACES, "failed") and r.get("scores")]
 
 
 def _paper_entry(values: Sequence[float | None], k: float) -> dict[str, Any]:

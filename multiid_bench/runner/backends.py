@@ -16,7 +16,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from multiid_bench.data.case import Bench
     from multiid_bench.runner.config import RunConfig
 
-__all__ = ["build_backends", "check_profile", "prepare_refs", "preflight_profile"]
+__all__ = ["build_backends", "check_profile", "generator_bench", "prepare_refs", "preflight_profile"]
 
 log = logging.getLogger(__name__)
 
@@ -96,12 +96,13 @@ def _manifest_hashes(weight_ids: Sequence[str], config: "RunConfig") -> dict[str
     return out
 
 
-def prepare_refs(bench: "Bench", config: "RunConfig", backends: Sequence[FaceBackend]) -> "Bench":
+def prepare_refs(bench: "Bench", config: "RunConfig", backends: Sequence[FaceBackend] = ()) -> "Bench":
     """References as the generator saw them: tight square face crops (eval-protocol section 1.3), cached.
 
     The crop detector is the paper's (insightface antelopev2 SCRFD at 0.4) when its weights are present,
-    else the first detector of the profile; the choice is part of the crop cache key and recorded in
-    the cases' ``meta``. Benches already made of prepared crops are returned unchanged.
+    else the first detector of the profile (``backends[0]``'s when given, else loaded here); the choice is
+    part of the crop cache key and recorded in the cases' ``meta``. Benches already made of prepared crops
+    are returned unchanged.
     """
     from multiid_bench.data.refcrop import prepare_reference_crops, reference_mode
 
@@ -112,13 +113,31 @@ def prepare_refs(bench: "Bench", config: "RunConfig", backends: Sequence[FaceBac
                                    batch_size=min(8, config.batch_size))
 
 
+def generator_bench(bench: "Bench", config: "RunConfig", kind: str | None,
+                    backends: Sequence[FaceBackend] = ()) -> "Bench":
+    """The cases exactly as every generator gets them, for ``evaluate`` and ``generate`` alike.
+
+    ``ref_source="prepared"`` (the default): references replaced by their tight face crops
+    (:func:`prepare_refs`); ``raw``: as the bench gives them. OmniContext inputs (characters, objects,
+    scenes) are whole images that generators take as they are. One function, so that ``generate`` then
+    ``score`` gives the numbers ``evaluate`` gives.
+    """
+    if config.ref_source == "prepared" and kind != "omnicontext":
+        return prepare_refs(bench, config, backends)
+    return bench
+
+
 def _crop_detector(config: "RunConfig", backends: Sequence[FaceBackend]) -> Any:
+    from multiid_bench.faces import load_detector
+
     if config.profile == "paper":
         try:
-            from multiid_bench.faces import load_detector
-
             return load_detector("scrfd-antelopev2", device=config.device, cache_dir=config.cache_dir,
                                  offline=config.offline)
         except (MissingWeightsError, KeyError, ValueError) as e:
-            log.warning("reference crops: antelopev2 detector unavailable (%s); using %s", e, backends[0].detector.id)
-    return backends[0].detector
+            log.warning("reference crops: antelopev2 detector unavailable (%s); using the profile's first detector", e)
+    if backends:
+        return backends[0].detector
+    profile = check_profile(config)
+    return load_detector(profile.entries[0].detector, device=config.device, cache_dir=config.cache_dir,
+                         offline=config.offline)

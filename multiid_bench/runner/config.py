@@ -58,6 +58,9 @@ class RunConfig:
         shard_index / shard_count: this process's share of the cases.
         judge: VLM-judge settings (OmniContext PF/SC/Overall; ``multiid_bench.judge.settings``), or
             None for no judge. Fingerprinted: another judge, revision or prompt variant is another run.
+        model_fingerprint: a Python function model's code/closure/``version=`` hash
+            (:func:`multiid_bench.runner.fingerprint.callable_fingerprint`); None for adapters and images.
+            Fingerprinted: a changed function is another run, refused on resume.
     """
 
     model: str
@@ -87,32 +90,34 @@ class RunConfig:
     shard_count: int = 1
     adapter_settings: Mapping[str, Any] = field(default_factory=dict)
     judge: Mapping[str, Any] | None = None
+    model_fingerprint: str | None = None
 
     def __post_init__(self) -> None:
         if self.protocol not in PROTOCOLS:
-            raise ConfigError(f"--protocol must be one of {PROTOCOLS}, got {self.protocol!r}")
+            raise ConfigError(f"protocol (--protocol) must be one of {PROTOCOLS}, got {self.protocol!r}")
         if self.ref_source not in REF_SOURCES:
-            raise ConfigError(f"ref_source must be one of {REF_SOURCES}, got {self.ref_source!r}")
+            raise ConfigError(f"ref_source (--ref-source) must be one of {REF_SOURCES}, got {self.ref_source!r}")
         if self.subsets is not None:
             from multiid_bench.data.omnicontext import SUBSET_NAMES, resolve_subsets
 
             bad = [s for s in self.subsets if s not in ("p1", "p2", "p3") and s not in SUBSET_NAMES]
             if bad or not self.subsets:
-                raise ConfigError(f"--subset takes a comma list of p1, p2, p3 (MultiID-Bench) or OmniContext names "
+                raise ConfigError(f"subsets (--subset) take p1, p2, p3 (MultiID-Bench) or OmniContext names "
                                   f"({', '.join(SUBSET_NAMES)}); got {','.join(self.subsets) or '(empty)'}")
             omni = [s for s in self.subsets if s in SUBSET_NAMES]  # groups and presets expand to task types
             kept = [s for s in self.subsets if s not in SUBSET_NAMES] + list(resolve_subsets(omni))
             object.__setattr__(self, "subsets", tuple(sorted(set(kept))))
         if self.limit is not None and self.limit < 1:
-            raise ConfigError(f"--limit must be >= 1, got {self.limit}")
+            raise ConfigError(f"limit (--limit) must be >= 1, got {self.limit}")
         if self.batch_size < 1 or self.chunk_cases < 1:
-            raise ConfigError(f"--batch-size and chunk_cases must be >= 1, got {self.batch_size}, {self.chunk_cases}")
+            raise ConfigError(f"batch_size (--batch-size) and chunk_cases must be >= 1, got {self.batch_size}, "
+                              f"{self.chunk_cases}")
         if self.paper_pixels not in ("official", "as-given"):
             raise ConfigError(f"paper_pixels must be 'official' or 'as-given', got {self.paper_pixels!r}")
         if self.ref_pad_ratio < 1.0:
             raise ConfigError(f"ref_pad_ratio must be >= 1 (1 = no padding), got {self.ref_pad_ratio}")
         if not 0 <= self.shard_index < self.shard_count:
-            raise ConfigError(f"shard {self.shard_index}/{self.shard_count}: need 0 <= i < n")
+            raise ConfigError(f"shard (--shard) {self.shard_index}/{self.shard_count}: need 0 <= i < n")
         if not 0.0 < self.strict_iou_min <= 1.0:
             raise ConfigError(f"strict_iou_min must be in (0, 1], got {self.strict_iou_min}")
         object.__setattr__(self, "adapter_settings", dict(self.adapter_settings))
@@ -141,6 +146,7 @@ class RunConfig:
 
     def fingerprint(self) -> str:
         """Hash of the fields that change per-case rows (not speed, placement, headline or limit)."""
-        # a run without a judge keeps the fingerprint it had before the judge field existed
-        d = {k: v for k, v in self.to_dict().items() if k not in _NOT_FINGERPRINTED and not (k == "judge" and v is None)}
+        # a run without a judge (or function fingerprint) keeps the fingerprint it had before the field existed
+        d = {k: v for k, v in self.to_dict().items()
+             if k not in _NOT_FINGERPRINTED and not (k in ("judge", "model_fingerprint") and v is None)}
         return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]

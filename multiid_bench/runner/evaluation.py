@@ -30,7 +30,7 @@ from multiid_bench.runner.extract import FaceBackend, FaceSet, FeatureExtractor,
 from multiid_bench.runner.protocols import score_paper, score_strict
 from multiid_bench.runner.provenance import utc_now
 from multiid_bench.runner.run_folder import (
-    ROW_SCHEMA_VERSION, append_row, read_rows, repair_tail, rows_file, unique_record_ids, validate_row,
+    MISSING_FACES, ROW_SCHEMA_VERSION, append_row, read_rows, repair_tail, rows_file, unique_record_ids, validate_row,
 )
 from multiid_bench.runner.shard import Shard, select_shard
 
@@ -62,11 +62,10 @@ class RunOutcome:
 
     @property
     def exit_code(self) -> int:
-        """4 when some cases failed (results are written anyway), else 0."""
-        from multiid_bench.errors import EXIT_OK, EXIT_PARTIAL
+        """:func:`multiid_bench.errors.run_exit_code`: 5 nothing evaluated, 4 some cases failed, else 0."""
+        from multiid_bench.errors import run_exit_code
 
-        failed = self.results["counts"]["failed"] if self.results else self.failed_here
-        return EXIT_PARTIAL if failed else EXIT_OK
+        return run_exit_code(self.results["counts"] if self.results else None, failed_here=self.failed_here)
 
 
 def run_evaluation(
@@ -89,8 +88,7 @@ def run_evaluation(
         on_row: called after each row is durably written (progress bars; tests use it to interrupt).
     """
     started, t0 = utc_now(), time.perf_counter()
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = Path(out_dir)  # created only once the weights, the bench and the settings have been checked
     shard = Shard(config.shard_index, config.shard_count)
     checked = None
     if backends is None:  # weights preflight first: exit 3 before any data or model is loaded
@@ -107,18 +105,19 @@ def run_evaluation(
         profile, backends = build_backends(config, checked)
     profile = dict(profile or {"name": config.profile})
     selected = bench_load.bench.select(config.subsets, config.limit)
-    plan = selected
-    # only the selected cases' references are cropped (cached); OmniContext inputs (characters, objects,
-    # scenes) are whole images that generators take as they are
-    if config.ref_source == "prepared" and bench_load.kind != "omnicontext":
-        from multiid_bench.runner.backends import prepare_refs
+    # only the selected cases' references are cropped (cached); the same function feeds ``mbench generate``
+    from multiid_bench.runner.backends import generator_bench
 
-        plan = prepare_refs(selected, config, backends)
+    plan = generator_bench(selected, config, bench_load.kind, backends)
     invalid = [] if config.limit is not None else list(bench_load.invalid)
     invalid_ids = unique_record_ids(invalid, (c.id for c in plan.cases))
 
     from multiid_bench.runner.finalize import write_run_manifest
 
+    check_plan = getattr(source, "check_plan", None)
+    if check_plan is not None:  # images made elsewhere: stop before writing anything when none is found
+        check_plan(list(plan.cases))
+    out.mkdir(parents=True, exist_ok=True)
     write_run_manifest(out, config, selected, plan, invalid, invalid_ids, profile, backends, source, bench_load)
     rows_path = rows_file(out, shard)
     repair_tail(rows_path)
@@ -341,13 +340,18 @@ def _case_row(
             det["gt"] = t.faces if t is not None else None
             det["refs"] = [v.by_detector.get(b.det_key) if not v.error else None for v in r_res]
     multi = len(backends) > 1
+    missing: list[str] = []  # a model outcome (the image lacks faces), not a fault of the toolkit or generator
     for msg, models in face_msgs.items():
-        errors.append(f"{msg} ({', '.join(models)})" if multi and len(models) < len(backends) else msg)
-    if errors and case.meta.get("task_type"):  # a judged bench (OmniContext): no GT, maybe no face; notes only
-        notes, errors = notes + errors, []
+        text = f"{msg} ({', '.join(models)})" if multi and len(models) < len(backends) else msg
+        # a detector that cannot look at the image at all is a measurement failure, not a model outcome
+        (errors if "too small" in msg else missing).append(text)
+    if (errors or missing) and case.meta.get("task_type"):  # a judged bench (OmniContext): no GT, maybe no face
+        notes, errors, missing = notes + errors + missing, [], []
     row["notes"] = notes
     if errors:
-        row.update(status="failed", reason="; ".join(errors))
+        row.update(status="failed", reason="; ".join(errors + missing))
+    elif missing:
+        row.update(status=MISSING_FACES, reason="; ".join(missing))
     return row
 
 

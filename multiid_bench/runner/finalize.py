@@ -18,7 +18,7 @@ from multiid_bench.runner.config import RunConfig
 from multiid_bench.runner.extract import WorkCounters
 from multiid_bench.runner.provenance import environment, package_versions, redact_argv, utc_now
 from multiid_bench.runner.run_folder import (
-    RESULTS_FILE, RUN_FILE, SCHEMA_VERSION, SESSIONS_FILE, append_row, plan_ids, read_json, read_jsonl, read_rows,
+    MISSING_FACES, RESULTS_FILE, RUN_FILE, SCHEMA_VERSION, SESSIONS_FILE, append_row, plan_ids, read_json, read_jsonl, read_rows,
     read_run, validate_results, write_json,
 )
 from multiid_bench.runner.shard import Shard
@@ -27,7 +27,16 @@ if TYPE_CHECKING:  # pragma: no cover
     from multiid_bench.data.case import Bench
     from multiid_bench.runner.extract import FaceBackend
 
-__all__ = ["RUN_FILE", "append_session", "finalize", "plan_complete", "write_run_manifest"]
+__all__ = ["MISSING_FACES_RULES", "RUN_FILE", "append_session", "failure_template", "finalize", "plan_complete", "write_run_manifest"]
+
+#: How each protocol treats a case scored with missing faces (written into results.json["missing_faces"]).
+MISSING_FACES_RULES = {
+    "paper": "as the official script: a face model that finds no face in the generated image has no value for "
+             "that case (excluded, never 0); with fewer faces Sim is the mean over the matched pairs and "
+             "copy-paste needs equal face counts",
+    "strict": "each identity without a generated face scores strict_missing_score in Sim(GT)/Sim(Ref), has no "
+              "copy-paste value and counts in face_failure_rate",
+}
 
 
 def _plan_hash(full: "Bench", plan: "Bench") -> str:
@@ -75,8 +84,9 @@ def write_run_manifest(
             problems.append("face models or their weights differ")
         if problems:
             raise ConfigError(
-                f"{out} holds rows of another run: {'; '.join(problems)}. Resume with the same settings, "
-                "or pass a new --out."
+                f"{out} holds rows of another run: {'; '.join(problems)}. Resume with the same settings, pass "
+                "another folder (--out / out=), or start afresh with --overwrite / overwrite=True (the old "
+                "entries are moved aside, never deleted)."
             )
     write_json(path, manifest)
     return manifest
@@ -132,10 +142,12 @@ def finalize(out: str | Path) -> dict[str, Any]:
     add_judge_metrics(metrics, rows, scorers.get("vlm-judge"), bootstrap_resamples=config.bootstrap_resamples,
                       bootstrap_seed=config.bootstrap_seed)
     failed = [r for r in rows if r["status"] == "failed"]
-    # ok + failed + not_applicable + pending == expected == rows planned (row ids are unique by construction)
+    missing = [r for r in rows if r["status"] == MISSING_FACES]
+    # ok + missing_faces + failed + not_applicable + pending == expected == rows planned (row ids are unique)
     counts = {
-        "expected": len(ids), "ok": sum(1 for r in rows if r["status"] == "ok"), "failed": len(failed),
-        "not_applicable": sum(1 for r in rows if r["status"] == "not_applicable"), "pending": len(wanted) - len(rows),
+        "expected": len(ids), "ok": sum(1 for r in rows if r["status"] == "ok"), "missing_faces": len(missing),
+        "failed": len(failed), "not_applicable": sum(1 for r in rows if r["status"] == "not_applicable"),
+        "pending": len(wanted) - len(rows),
         "evaluated": sum(1 for r in rows if r.get("scores")),
         "irregular": sum(1 for r in rows if r.get("irregular")),
     }
@@ -159,7 +171,9 @@ def finalize(out: str | Path) -> dict[str, Any]:
         "config_fingerprint": run["fingerprint"], "reportable": config.reportable and counts["pending"] == 0,
         "partial": counts["failed"] > 0, "mbench_version": __version__, "packages": package_versions(),
         "weights": weights, "face_models": run["face_models"], "counts": counts,
-        "failures": dict(Counter(str(r.get("reason"))[:160] for r in failed).most_common()),
+        "failures": dict(Counter(failure_template(r) for r in failed).most_common()),
+        "missing_faces": {**MISSING_FACES_RULES,
+                          "reasons": dict(Counter(str(r.get("reason")) for r in missing).most_common())},
         "irregularities": dict(Counter(str(i.get("kind")) for r in rows for i in r.get("irregular") or ()).most_common()),
         "work": WorkCounters.total([s.get("work", {}) for s in sessions]).to_dict(),
         "scorers": {k: {"status": v.get("status", "missing"), "reason": v.get("reason")} for k, v in scorers.items()},
@@ -178,6 +192,37 @@ def finalize(out: str | Path) -> dict[str, Any]:
     write_json(out / RESULTS_FILE, results)
     write_summaries(out, results)
     return results
+
+
+def failure_template(row: Mapping[str, Any], limit: int = 160) -> str:
+    """The group a failed row counts under in ``results.json["failures"]``: one key per kind of failure.
+
+    A model's exception groups by its type and where it was raised (``ZeroDivisionError at nb.py:12 in f``);
+    any other reason by its wording with the case-specific parts replaced: the case id -> ``<case>``, quoted
+    text -> ``'…'``, file paths
+    -> ``<path>``, numbers -> ``<n>``. Long keys are cut at a word boundary, never mid-word.
+
+    Example:
+        >>> failure_template({"reason": "generated image not found (looked for /r/images/p1_a.png, /r/p1_a.png)"})
+        'generated image not found (looked for <path>, <path>)'
+        >>> failure_template({"reason": "x", "generation": {"error": {"type": "KeyError", "where": "nb.py:3 in f"}}})
+        'KeyError at nb.py:3 in f'
+    """
+    import re
+
+    error = (row.get("generation") or {}).get("error")
+    if isinstance(error, dict) and error.get("type"):
+        return f"{error['type']} at {error.get('where', 'unknown location')}"
+    text = str(row.get("reason"))
+    if row.get("case_id"):
+        text = text.replace(str(row["case_id"]), "<case>")
+    text = re.sub(r"'[^']*'|\"[^\"]*\"", "'…'", text)
+    text = re.sub(r"(?<![\w<])(?:[A-Za-z]:)?[\w.~-]*(?:/[\w.~@+-]+)+/?", "<path>", text)
+    text = re.sub(r"(?<![\w<])[-+]?\d+(?:\.\d+)?(?:e[-+]?\d+)?(?![\w>])", "<n>", text)
+    if len(text) > limit:
+        cut = text.rfind(" ", 0, limit)
+        text = text[: cut if cut > 0 else limit].rstrip(" ,;:") + " …"
+    return text
 
 
 def _mark_missing_general(metrics: dict[str, Any], scorers: Mapping[str, Mapping[str, Any]]) -> None:

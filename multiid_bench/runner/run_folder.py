@@ -12,6 +12,8 @@ correlate, the Python API) goes through here, so a sharded run is read exactly l
     DIR/results.json                   the aggregate, validated against results.schema.json
     DIR/summary.md, DIR/summary.csv    exports of results.json
     DIR/generate.json                  ``mbench generate`` only: adapter, settings, seed, bench hash
+    DIR/run.log                        tracebacks of the model's exceptions (file:line), one block per case
+    DIR/replaced.jsonl, DIR/replaced-<UTC time>/   what ``--overwrite`` moved aside (never deleted)
 
 Reading rule (rows and generation records alike): files are read in name order, a torn or unparsable
 line is skipped with a warning, and the **last** row of a case id wins (a later row is a redo; resume
@@ -34,10 +36,11 @@ if TYPE_CHECKING:  # pragma: no cover
     from multiid_bench.runner.shard import Shard
 
 __all__ = [
-    "GENERATE_FILE", "IMAGES_DIR", "RESULTS_FILE", "ROW_SCHEMA_VERSION", "RUN_FILE", "SCHEMA_PATH", "SCHEMA_VERSION",
-    "SESSIONS_FILE", "CaseRow", "Exclusion", "append_row", "generation_files", "generations_file", "has_rows",
-    "image_path", "load_schema", "plan_ids", "read_generations", "read_json", "read_jsonl", "read_results", "read_rows",
-    "read_run", "repair_tail", "results_path", "row_files", "rows_file", "schema_errors", "unique_record_ids",
+    "CaseRow", "Exclusion", "GENERATE_FILE", "IMAGES_DIR", "MISSING_FACES", "REPLACED_LOG", "RESULTS_FILE",
+    "ROW_SCHEMA_VERSION", "ROW_STATUSES", "RUN_FILE", "RUN_LOG", "SCHEMA_PATH", "SCHEMA_VERSION", "SESSIONS_FILE",
+    "append_row", "generation_files", "generations_file", "has_rows", "image_path", "is_run_file", "load_schema",
+    "move_aside", "plan_ids", "read_generations", "read_json", "read_jsonl", "read_results", "read_rows", "read_run",
+    "repair_tail", "results_path", "row_files", "rows_file", "schema_errors", "unique_record_ids",
     "validate_results", "validate_row", "write_json",
 ]
 
@@ -50,12 +53,24 @@ RUN_FILE = "run.json"
 RESULTS_FILE = "results.json"
 SESSIONS_FILE = "sessions.jsonl"
 GENERATE_FILE = "generate.json"
+#: ``overwrite=True`` / ``--overwrite`` moves a folder's old entries into ``replaced-<UTC time>/`` and logs it here.
+REPLACED_PREFIX, REPLACED_LOG = "replaced-", "replaced.jsonl"
+#: Tracebacks of a model's exceptions (one block per failed case), next to the rows that name them.
+RUN_LOG = "run.log"
 IMAGES_DIR = "images"
 _ROWS, _GENERATIONS = "cases", "generations"
+#: A row whose generated image was scored but shows fewer faces than persons (a model outcome, not a fault):
+#: the paper protocol does what the official script does (a model that finds no face has no value for that
+#: case; fewer faces: the mean over the matched pairs), the strict protocol scores each missing identity
+#: ``strict_missing_score`` and counts it in ``face_failure_rate`` (docs/protocols.md).
+MISSING_FACES = "missing_faces"
+#: Every row status; ``counts`` in results.json has one count per status, and with ``pending`` they add up
+#: to ``expected``.
+ROW_STATUSES = ("ok", MISSING_FACES, "failed", "not_applicable")
 
 
-#: One line of ``cases*.jsonl`` (row_schema 1; docs/results.md; ``$defs/case_row``). ``status``: ok | failed |
-#: not_applicable; ``scores``: protocol -> face model -> case values; ``scores`` and ``general`` take any metric key.
+#: One line of ``cases*.jsonl`` (row_schema 1; docs/results.md; ``$defs/case_row``). ``status``: ok |
+#: missing_faces | failed | not_applicable; ``scores``: protocol -> face model -> case values; ``scores`` and ``general`` take any metric key.
 CaseRow = TypedDict("CaseRow", {
     "row_schema": int, "case_id": str, "subset": str | None, "num_persons": int | None, "status": str,
     "reason": str | None, "notes": list[str], "seed": int | None, "generation": dict[str, Any] | None,
@@ -101,6 +116,14 @@ def generation_files(out: Path) -> list[Path]:
 
 def image_path(out: Path, case_id: str) -> Path:
     return Path(out) / IMAGES_DIR / f"{case_id}.png"
+
+
+def is_run_file(name: str) -> bool:
+    """True for the name of a file a run folder owns (rows, records, results, summaries, logs)."""
+    import re
+
+    fixed = {RUN_FILE, RESULTS_FILE, SESSIONS_FILE, GENERATE_FILE, REPLACED_LOG, RUN_LOG, "summary.md", "summary.csv"}
+    return name in fixed or re.fullmatch(rf"({_ROWS}|{_GENERATIONS})(\.shard-\d+-of-\d+)?\.jsonl", name) is not None
 
 
 def results_path(path: str | Path) -> Path:
@@ -299,3 +322,36 @@ def unique_record_ids(records: Sequence[Any], taken: Iterable[str]) -> list[str]
         used.add(cid)
         out.append(cid)
     return out
+
+
+def move_aside(out: Path) -> Path:
+    """Start a run folder afresh without deleting anything: every existing entry of ``out`` moves into
+    ``out/replaced-<UTC timestamp>/`` (earlier ``replaced-*`` folders and the log stay where they are).
+
+    Returns the new folder. Says so on the console (stderr) and appends one line to ``out/replaced.jsonl``
+    (when, where to, what), so the run itself records that older rows were set aside.
+    """
+    import sys
+    from datetime import datetime, timezone
+
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"{out} is an existing file, not a run folder; pass a folder")
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    target = out / f"{REPLACED_PREFIX}{stamp}"
+    n = 1
+    while target.exists():
+        n += 1
+        target = out / f"{REPLACED_PREFIX}{stamp}-{n}"
+    entries = sorted(p for p in out.iterdir() if not (p.name.startswith(REPLACED_PREFIX) or p.name == REPLACED_LOG)) \
+        if out.is_dir() else []
+    target.mkdir(parents=True)
+    for entry in entries:
+        entry.rename(target / entry.name)
+    append_row(out / REPLACED_LOG, {"moved_to": target.name, "entries": [p.name for p in entries],
+                                    "at": datetime.now(timezone.utc).isoformat(timespec="seconds")})
+    message = (f"overwrite: moved {len(entries)} existing entr{'y' if len(entries) == 1 else 'ies'} of {out} into "
+               f"{target} (nothing deleted); the run starts afresh")
+    log.warning(message)
+    print(message, file=sys.stderr)
+    return target

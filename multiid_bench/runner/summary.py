@@ -13,7 +13,7 @@ from typing import Any, Mapping
 
 from multiid_bench.metrics.cards import get_card
 
-__all__ = ["COLUMNS", "face_rows_with_values", "summary_table", "write_summaries"]
+__all__ = ["COLUMNS", "counts_line", "face_rows_with_values", "summary_table", "write_summaries"]
 
 #: (metric id, column header) of the wide table.
 #: Copy-paste twice: over every case with a value (what the official script prints) and over the cases
@@ -61,6 +61,21 @@ def face_rows_with_values(rows: list[list[str]]) -> list[list[str]]:
     return [r for r in rows if any(c != "-" for c in r[3:])]
 
 
+def counts_line(counts: Mapping[str, Any]) -> str:
+    """One sentence for a run's ``counts``, every status named (the console and ``summary.md`` share it).
+
+    Example:
+        >>> counts_line({"expected": 5, "evaluated": 4, "ok": 3, "missing_faces": 1, "failed": 0, "not_applicable": 1})
+        '4/5 cases evaluated (3 ok, 1 scored with missing faces), 0 failed, 1 not applicable'
+    """
+    text = (f"{counts['evaluated']}/{counts['expected']} cases evaluated (")
+    text += f"{counts.get('ok', 0)} ok, {counts.get('missing_faces', 0)} scored with missing faces), "
+    text += f"{counts['failed']} failed, {counts.get('not_applicable', 0)} not applicable"
+    if counts.get("pending"):
+        text += f", {counts['pending']} pending"
+    return text
+
+
 def _general_lines(results: Mapping[str, Any], protocol: str) -> list[str]:
     lines = []
     block = results["metrics"][protocol].get("all", {})
@@ -80,9 +95,7 @@ def _markdown(results: Mapping[str, Any]) -> str:
     out = [
         f"# {results['model']} on {results['bench']['id']}",
         "",
-        f"profile `{results['profile'].get('name', '?')}`, headline protocol `{head}`, "
-        f"{c['evaluated']}/{c['expected']} cases evaluated, {c['failed']} failed, "
-        f"{c.get('not_applicable', 0)} not applicable"
+        f"profile `{results['profile'].get('name', '?')}`, headline protocol `{head}`, {counts_line(c)}"
         + ("" if results["reportable"] else " — **not reportable** (--limit or incomplete)"),
         "",
     ]
@@ -102,6 +115,11 @@ def _markdown(results: Mapping[str, Any]) -> str:
     if c.get("irregular"):
         out += ["## Irregular bench rows (evaluated, as the official conversion does)", ""]
         out += [f"- {n} x {kind}" for kind, n in results.get("irregularities", {}).items()] + [""]
+    if c.get("missing_faces"):
+        rules = results.get("missing_faces") or {}
+        out += ["## Scored with missing faces (a model outcome, not a failure)", ""]
+        out += [f"- {n} x {reason}" for reason, n in (rules.get("reasons") or {}).items()]
+        out += [f"- paper protocol: {rules.get('paper')}", f"- strict protocol: {rules.get('strict')}", ""]
     if results.get("failures"):
         out += ["## Failures", ""] + [f"- {n} x {reason}" for reason, n in results["failures"].items()] + [""]
     return "\n".join(out)

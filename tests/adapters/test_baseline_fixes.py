@@ -333,7 +333,7 @@ def test_generate_cli_paper_preset_marks_multi_person_cases_not_applicable(tmp_p
 
     out = tmp_path / "qwen"
     code = run_with_error_mapping(cli, ["generate", "--model", "qwen-image-edit", "--preset", "paper", "--bench", "demo",
-                                        "--subset", "p2,p3", "--out", str(out)], debug=False)
+                                        "--ref-source", "raw", "--subset", "p2,p3", "--out", str(out)], debug=False)
     rows = [json.loads(line) for line in (out / "generations.jsonl").read_text().splitlines()]
     assert code == 0 and rows and {r["status"] for r in rows} == {"not_applicable"}
     assert all(r["settings"]["preset"] == "paper" and r["settings"]["model_id"] == "Qwen/Qwen-Image-Edit" for r in rows)

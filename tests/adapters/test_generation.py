@@ -162,7 +162,8 @@ def test_an_adapter_exception_fails_its_case_unless_its_policy_stops_the_run(ben
             return super().generate(case, seed)
 
     s = generate_bench(Raising(RuntimeError("CUDA error")), bench, tmp_path / "a")
-    assert (s.ok, s.failed) == (7, 1) and s.failures == [("c02", "RuntimeError: CUDA error")]
+    assert (s.ok, s.failed) == (7, 1) and s.failures[0][0] == "c02"
+    assert s.failures[0][1].startswith("RuntimeError: CUDA error (at test_generation.py:")  # where the bug is
     s = generate_bench(Raising(CaseError("refused by the API")), bench, tmp_path / "b")
     assert s.failures == [("c02", "CaseError: refused by the API")]
     with pytest.raises(MissingWeightsError):

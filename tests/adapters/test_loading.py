@@ -54,7 +54,7 @@ def test_offline_load_passes_local_files_only_and_dtype(fake_diffusers, monkeypa
 def test_missing_checkpoint_and_backend_are_exit_3(fake_diffusers, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     fake_diffusers.behaviour = OSError("We couldn't connect to 'https://huggingface.co'")
-    with pytest.raises(MissingWeightsError, match="huggingface-cli download Shitao/OmniGen-v1-diffusers") as e:
+    with pytest.raises(MissingWeightsError, match="hf download Shitao/OmniGen-v1-diffusers") as e:
         get_adapter("omnigen").load("cpu")
     assert "Offline mode is on" in str(e.value) and e.value.exit_code == 3
     fake_diffusers.behaviour = ImportError("requires the sentencepiece library")

@@ -38,7 +38,8 @@ def manifest(tmp_path: Path) -> Path:
 
 
 def _invoke(*args: str):
-    return CliRunner().invoke(cli, ["generate", *args], catch_exceptions=False)
+    # the fixture's references have no faces: give them to the model as they are (no crop detector needed)
+    return CliRunner().invoke(cli, ["generate", "--ref-source", "raw", *args], catch_exceptions=False)
 
 
 def test_generate_writes_images_records_and_resumes(manifest, tmp_path):
@@ -60,7 +61,8 @@ def test_generate_writes_images_records_and_resumes(manifest, tmp_path):
     from multiid_bench.cli.main import main
 
     with pytest.raises(SystemExit) as e:  # resuming with another seed would mix two runs: refused, exit 2
-        main(["generate", "--model", "dummy", "--bench", str(manifest), "--out", str(out), "--seed", "6"])
+        main(["generate", "--model", "dummy", "--ref-source", "raw", "--bench", str(manifest), "--out", str(out),
+              "--seed", "6"])
     assert e.value.code == 2
 
 
@@ -74,8 +76,8 @@ def test_shards_and_torchrun_env(manifest, tmp_path):
 
     env_out = tmp_path / "rank"
     runner = CliRunner(env={"RANK": "1", "WORLD_SIZE": "2"})
-    res = runner.invoke(cli, ["generate", "--model", "dummy", "--bench", str(manifest), "--out", str(env_out), "--json"],
-                        catch_exceptions=False)
+    res = runner.invoke(cli, ["generate", "--model", "dummy", "--ref-source", "raw", "--bench", str(manifest), "--out",
+                              str(env_out), "--json"], catch_exceptions=False)
     assert res.exit_code == 0 and (env_out / "generations.shard-001-of-002.jsonl").is_file()
 
 
@@ -117,14 +119,14 @@ def test_unknown_model_message(manifest, tmp_path, capsys):
 def test_failures_exit_4(manifest, tmp_path, monkeypatch, capsys):
     # gpt4o against a closed local port: every case fails with its reason, the run goes on, exit 4.
     monkeypatch.setenv("OPENAI_API_KEY", "sk-never-printed")
-    res = CliRunner().invoke(cli, ["generate", "--model", "gpt4o", "-S", "base_url=http://127.0.0.1:9/v1", "-S",
-                                   "max_retries=0", "--bench", str(manifest), "--out", str(tmp_path / "g")])
+    res = CliRunner().invoke(cli, ["generate", "--model", "gpt4o", "--ref-source", "raw", "-S",
+                                   "base_url=http://127.0.0.1:9/v1", "-S", "max_retries=0", "--bench", str(manifest), "--out", str(tmp_path / "g")])
     assert res.exit_code == 4 and "sk-never-printed" not in res.output
     from multiid_bench.cli.main import main
 
     with pytest.raises(SystemExit) as e:  # the console-script path maps it the same way
-        main(["generate", "--model", "gpt4o", "-S", "base_url=http://127.0.0.1:9/v1", "-S", "max_retries=0",
-              "--bench", str(manifest), "--out", str(tmp_path / "g"), "--retry-failed"])
+        main(["generate", "--model", "gpt4o", "--ref-source", "raw", "-S", "base_url=http://127.0.0.1:9/v1", "-S",
+              "max_retries=0", "--bench", str(manifest), "--out", str(tmp_path / "g"), "--retry-failed"])
     assert e.value.code == 4
     rows = [json.loads(line) for line in (tmp_path / "g" / "generations.jsonl").read_text().splitlines()]
     # records are appended: the retry's three records follow the first attempt's, the last of a case counts
@@ -140,10 +142,11 @@ def test_missing_weights_exit_3_before_any_case(manifest, tmp_path, monkeypatch,
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-hf"))
     with pytest.raises(SystemExit) as e:
-        main(["generate", "--model", "omnigen", "--device", "cpu", "--bench", str(manifest), "--out", str(tmp_path / "o")])
+        main(["generate", "--model", "omnigen", "--ref-source", "raw", "--device", "cpu", "--bench", str(manifest),
+              "--out", str(tmp_path / "o")])
     assert e.value.code == 3
     err = capsys.readouterr().err
-    assert "huggingface-cli download Shitao/OmniGen-v1-diffusers" in err
+    assert "hf download Shitao/OmniGen-v1-diffusers" in err
     assert not (tmp_path / "o" / "generations.jsonl").exists()
 
 

@@ -210,7 +210,7 @@ def test_hub_offline_without_a_copy_names_the_fix(tmp_path: Path, monkeypatch: p
     from multiid_bench.errors import MissingDataError
 
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
-    with pytest.raises(MissingDataError, match="huggingface-cli download OmniGen2/OmniContext"):
+    with pytest.raises(MissingDataError, match="hf download OmniGen2/OmniContext"):
         load_omnicontext("omnicontext", cache_dir=tmp_path / "cache", offline=True)
 
 

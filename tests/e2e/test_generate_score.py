@@ -28,7 +28,7 @@ def _unfrozen():
 
 def test_generate_then_score(tmp_path: Path):
     cache, images = tmp_path / "cache", tmp_path / "dummy"
-    res = CliRunner().invoke(cli, ["generate", "--model", "dummy", "--seed", "3", "--out", str(images),
+    res = CliRunner().invoke(cli, ["generate", "--model", "dummy", "--profile", "offline", "--seed", "3", "--out", str(images),
                                    "--cache-dir", str(cache), "--json", *COMMON], catch_exceptions=False)
     assert res.exit_code == 0, res.output
     assert json.loads(res.stdout)["ok"] == 2  # progress lines go to stderr

@@ -135,13 +135,17 @@ def test_bad_input_fails_cases_with_reasons_and_the_run_goes_on(tmp_path: Path) 
     assert rows["noGT"]["status"] == "failed" and "no GT image" in rows["noGT"]["reason"]
     assert rows["noGT"]["scores"]["strict"]["fake"]["sim_ref"] is not None  # computed values are kept
     assert rows["refs"]["reason"] == "1 reference image(s) for 2 person(s)"
-    assert rows["case05"]["reason"] == "2 faces expected, 1 found"
+    # a model outcome, not a failure: scored (strict counts the missing identity), its own status
+    assert rows["case05"]["status"] == "missing_faces" and rows["case05"]["reason"] == "2 faces expected, 1 found"
     assert rows["case05"]["scores"]["strict"]["fake"]["missing"] == 1
     assert rows["broken"]["status"] == "failed" and "bench.jsonl line 7" in rows["broken"]["reason"]
     counts = out.results["counts"]
-    assert counts == {"expected": 7, "ok": 1, "evaluated": 3, "failed": 6, "not_applicable": 0, "pending": 0,
-                      "irregular": 0, "excluded": {"paper": 0, "strict": 0}}
-    assert out.results["partial"] is True and sum(out.results["failures"].values()) == 6
+    assert counts == {"expected": 7, "ok": 1, "missing_faces": 1, "evaluated": 3, "failed": 5, "not_applicable": 0,
+                      "pending": 0, "irregular": 0, "excluded": {"paper": 0, "strict": 0}}
+    assert counts["ok"] + counts["missing_faces"] + counts["failed"] + counts["not_applicable"] == counts["expected"]
+    assert out.results["partial"] is True and sum(out.results["failures"].values()) == 5
+    assert out.results["missing_faces"]["reasons"] == {"2 faces expected, 1 found": 1}
+    assert "official script" in out.results["missing_faces"]["paper"]
 
 
 def test_limit_is_not_reportable_and_changed_settings_refuse_to_resume(world: FakeWorld, tmp_path: Path) -> None:
@@ -177,8 +181,8 @@ def test_duplicated_case_id_never_hides_the_first_case(world: FakeWorld, tmp_pat
     assert rows["case00@line-9"]["status"] == "failed" and "duplicate id" in rows["case00@line-9"]["reason"]
     assert rows["invalid-record@line-9"]["status"] == "failed"
     c = out.results["counts"]
-    assert c == {"expected": 8, "ok": 6, "evaluated": 6, "failed": 2, "not_applicable": 0, "pending": 0, "irregular": 0,
-                 "excluded": {"paper": 0, "strict": 0}}
+    assert c == {"expected": 8, "ok": 6, "missing_faces": 0, "evaluated": 6, "failed": 2, "not_applicable": 0,
+                 "pending": 0, "irregular": 0, "excluded": {"paper": 0, "strict": 0}}
     assert c["ok"] + c["failed"] + c["not_applicable"] + c["pending"] == c["expected"] == n_rows
     assert out.results["metrics"]["strict"]["all"]["sim_gt.fake"]["n"] == 6
 
@@ -196,7 +200,11 @@ def test_retry_failed_redoes_failed_generations_and_the_new_row_wins(world: Fake
 
     out, cache = tmp_path / "o", tmp_path / "c"
     first = run(world, "ground-truth", out, cache, source=AdapterSource(Flaky(), out, global_seed=0))
-    assert first.results["counts"]["failed"] == 1 and rows_of(out)["case01"]["reason"].endswith("upstream said no")
+    assert first.results["counts"]["failed"] == 1 and "upstream said no" in rows_of(out)["case01"]["reason"]
+    error = rows_of(out)["case01"]["generation"]["error"]  # the model's own bug: type, message, last frame
+    assert error["type"] == "RuntimeError" and "test_runner_pipeline.py:" in error["where"]
+    assert "Traceback" in (out / "run.log").read_text()
+    assert list(first.results["failures"]) == [f"RuntimeError at {error['where']}"]
     Flaky.refuse = False
     again = run(world, "ground-truth", out, cache, source=AdapterSource(Flaky(), out, global_seed=0))
     assert again.rows_written == 0  # without retry_failed a failed case stays failed (and costs nothing)
