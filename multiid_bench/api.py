@@ -358,6 +358,7 @@ def evaluate(
         raise_errors: re-raise the model's first exception at once (debugging). Off: the case fails, its row
             keeps the exception type, message and last frame, the traceback goes to ``out/run.log``.
     """
+    from multiid_bench.adapters import adapter_class
     from multiid_bench.runner.config import RunConfig
     from multiid_bench.runner.evaluation import default_out_dir
     from multiid_bench.runner.shard import Shard
