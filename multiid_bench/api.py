@@ -84,6 +84,7 @@ class CaseInput:
 def _function_adapter(fn: Callable[[CaseInput], Any], name: str | None, gt_inputs: Sequence[str]) -> "Adapter":
     """Wrap ``fn(case) -> PIL.Image`` (``None`` = not applicable to this case) as an adapter."""
     from multiid_bench.adapters.base import Adapter, Capabilities, GenerationResult
+    from multiid_bench.model_calls import to_pil_image
 
     label = name or getattr(fn, "__name__", None) or type(fn).__name__
     caps = Capabilities(max_ids=4, native_res=(1024, 1024), licence="user code", integration="builtin",
@@ -100,15 +101,7 @@ def _function_adapter(fn: Callable[[CaseInput], Any], name: str | None, gt_input
                        gt_derived_inputs=tuple(gt_inputs), elapsed_s=time.perf_counter() - t0)
             if image is None:
                 return GenerationResult(None, self.record(case, seed, **rec), "not_applicable", f"{label} returned None")
-            if not hasattr(image, "convert"):
-                import numpy as np
-                from PIL import Image
-
-                if not (isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.ndim == 3):
-                    raise ConfigError(f"{label} returned {type(image).__name__} for case {case.id}; return a "
-                                      "PIL.Image, an HxWx3 uint8 numpy array, or None (not applicable)")
-                image = Image.fromarray(image)
-            image = image.convert("RGB")
+            image = to_pil_image(image, label, case.id)  # PIL, numpy, torch, .images (model_calls.py)
             return GenerationResult(image, self.record(case, seed, output_size=image.size, **rec), "ok", None)
 
     FunctionAdapter.name, FunctionAdapter.version = label, "user"
@@ -119,6 +112,7 @@ def _adapter(model: Any, settings: Mapping[str, Any], name: str | None, gt_input
              ref_pad_ratio: float) -> "Adapter":
     from multiid_bench.adapters import adapter_class
     from multiid_bench.adapters.base import Adapter
+    from multiid_bench.model_calls import is_diffusers_pipeline, pipeline_adapter
 
     if isinstance(model, Adapter):
         return model
@@ -128,6 +122,8 @@ def _adapter(model: Any, settings: Mapping[str, Any], name: str | None, gt_input
         if "ref_pad_ratio" in cls.capabilities.defaults and "ref_pad_ratio" not in settings:
             settings["ref_pad_ratio"] = ref_pad_ratio  # oracles pad as scoring does
         return cls(**settings)
+    if is_diffusers_pipeline(model):
+        return pipeline_adapter(model, name, settings)
     if callable(model):
         return _function_adapter(model, name, gt_inputs)
     raise ConfigError(f"model must be a callable, an adapter name or an Adapter, got {type(model).__name__}")
