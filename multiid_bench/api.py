@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
 
 from multiid_bench.errors import EXIT_OK, EXIT_PARTIAL, ConfigError
 from multiid_bench.runner import run_folder as rf
+from multiid_bench.runner.config import Protocol
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -184,6 +185,58 @@ class Run:
     def exit_code(self) -> int:
         """4 when some cases failed (results are written anyway), else 0."""
         return EXIT_PARTIAL if self.summary and self.summary["counts"]["failed"] else EXIT_OK
+
+    def __repr__(self) -> str:
+        from multiid_bench.run_views import run_label
+
+        return run_label(self.path, self.summary, self.rows_written)
+
+    def _results(self) -> dict[str, Any]:
+        if self.summary is None:
+            raise ConfigError(f"{self.path}: results.json is not written yet (other shards are still running); "
+                              "cases_frame() reads the rows written so far")
+        return self.summary
+
+    def metrics(self, protocol: Protocol | None = None, subset: str = "all") -> "pd.DataFrame":
+        """Every aggregated metric of ``protocol`` (default: the headline one) on ``subset`` as a flat table.
+
+        Args:
+            protocol: ``"paper"`` or ``"strict"``; ``None`` = the run's headline protocol.
+            subset: ``"p1"``, ``"p2"``, ``"p3"`` or ``"all"``.
+
+        Returns:
+            A DataFrame: metric, face_model, value, ci_lo, ci_hi, n, statistic (read from ``results.json``).
+
+        Raises:
+            ConfigError: the run is incomplete, or has no such protocol or subset.
+
+        Example:
+            >>> mb.load_run("runs/mine").metrics(subset="p1")  # doctest: +SKIP
+        """
+        from multiid_bench.run_views import metrics_frame
+
+        return metrics_frame(self._results(), protocol, subset)
+
+    def headline(self, protocol: Protocol | None = None, subset: str = "all") -> dict[str, Any]:
+        """The numbers a paper table shows (Sim(GT), Sim(Ref), CP, CLIP-I, CLIP-T, Aes) and what they were
+        measured on, as a JSON-ready dict (what ``mbench evaluate/score --json`` prints).
+
+        Args:
+            protocol: ``"paper"`` or ``"strict"``; ``None`` = the run's headline protocol.
+            subset: ``"p1"``, ``"p2"``, ``"p3"`` or ``"all"``.
+
+        Returns:
+            See :func:`multiid_bench.run_views.headline`.
+
+        Raises:
+            ConfigError: the run is incomplete, or has no such protocol or subset.
+
+        Example:
+            >>> mb.load_run("runs/mine").headline()["metrics"]["sim_gt"]["value"]  # doctest: +SKIP
+        """
+        from multiid_bench.run_views import headline
+
+        return headline(self._results(), self.path, protocol, subset)
 
     def rows(self) -> list[dict[str, Any]]:
         """Every case row (all shards merged, plan order)."""
