@@ -18,6 +18,8 @@ _LAZY = {
     "generate": "multiid_bench.api",
     "load_run": "multiid_bench.api",
     "score": "multiid_bench.api",
+    "IdentityScore": "multiid_bench.identity_score",
+    "score_images": "multiid_bench.identity_score",
     "compute_copy_paste": "multiid_bench.metrics.identity",
 }
 
