@@ -20,11 +20,11 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Literal, Mapping, Sequence
 
 from multiid_bench.errors import EXIT_OK, EXIT_PARTIAL, ConfigError
 from multiid_bench.runner import run_folder as rf
-from multiid_bench.runner.config import Protocol
+from multiid_bench.runner.config import Protocol, RefSource
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -34,7 +34,15 @@ if TYPE_CHECKING:  # pragma: no cover
     from multiid_bench.data.case import Case
     from multiid_bench.runner.sources import GenerateSummary
 
-__all__ = ["CaseInput", "Run", "evaluate", "generate", "load_run", "resolve_device", "score"]
+__all__ = ["CaseInput", "Device", "PaperPixels", "ProfileName", "Run", "evaluate", "generate", "load_run",
+           "resolve_device", "score"]
+
+ProfileName = Literal["paper", "offline"]
+"""Face profiles: ``paper`` (ArcFace, AdaFace, FaceNet: the published weights) or ``offline`` (dlib, no download)."""
+Device = Literal["auto", "cpu", "cuda"]
+"""``auto`` = CUDA when available; any torch device string (``"cuda:1"``) is accepted too."""
+PaperPixels = Literal["official", "as-given"]
+"""What the paper protocol scores: the official pipeline's JPEG-q75 bytes, or the files as they are."""
 
 DEFAULT_BENCH = "WithAnyone/MultiID-Bench"
 
@@ -46,6 +54,18 @@ class CaseInput:
     ``references`` are the reference images as the paper's generator saw them (tight face crops with
     ``ref_source="prepared"``, the default). Ground-truth-derived inputs (``boxes``, ``gt_image``) exist only
     when asked for with ``gt_inputs=`` and are then recorded as GT-derived in the generation record.
+
+    Attributes:
+        case_id: the bench's case id.
+        prompt: the text prompt.
+        subset: ``p1``, ``p2`` or ``p3``.
+        num_persons: identities in the case (one reference each).
+        seed: this case's seed (derived from the global seed and the case id).
+        reference_paths: the reference files (``references`` opens them).
+
+    Example:
+        >>> def my_generate(case):  # doctest: +SKIP
+        ...     return pipe(case.prompt, case.references, seed=case.seed)
     """
 
     case_id: str
@@ -130,9 +150,24 @@ def _adapter(model: Any, settings: Mapping[str, Any], name: str | None, gt_input
     raise ConfigError(f"model must be a callable, an adapter name or an Adapter, got {type(model).__name__}")
 
 
-def resolve_device(device: str = "auto", integration: str | None = None) -> str:
-    """``auto``: CUDA when available (``cuda:$LOCAL_RANK`` under torchrun/accelerate), else CPU; API and
-    built-in adapters need no GPU."""
+def resolve_device(device: Device | str = "auto", integration: str | None = None) -> str:
+    """The torch device a run uses.
+
+    Args:
+        device: ``"auto"``: CUDA when available (``cuda:$LOCAL_RANK`` under torchrun/accelerate), else CPU;
+            anything else is returned as given.
+        integration: the adapter's integration kind; ``builtin`` and ``api`` adapters need no GPU (``cpu``).
+
+    Returns:
+        A device string such as ``"cpu"``, ``"cuda"`` or ``"cuda:1"``.
+
+    Raises:
+        Nothing of its own (torch is imported only for ``"auto"``).
+
+    Example:
+        >>> resolve_device("cuda:1")
+        'cuda:1'
+    """
     if device != "auto":
         return device
     if integration in ("builtin", "api"):
@@ -171,7 +206,18 @@ def _subsets(subsets: str | Iterable[str] | None) -> tuple[str, ...] | None:
 
 @dataclass
 class Run:
-    """A run folder: ``summary`` is its ``results.json`` (``None`` while other shards are still running)."""
+    """A run folder: ``summary`` is its ``results.json`` (``None`` while other shards are still running).
+
+    Attributes:
+        path: the run folder.
+        summary: the parsed ``results.json``, or ``None`` while other shards are still running.
+        rows_written: case rows this process wrote (0 for a loaded run).
+
+    Example:
+        >>> run = mb.load_run("runs/mine")  # doctest: +SKIP
+        >>> run                             # doctest: +SKIP
+        Run(model='my_generate', bench='demo', profile='offline', protocol='paper', cases=17: 17 ok, ...)
+    """
 
     path: Path
     summary: dict[str, Any] | None
@@ -239,12 +285,36 @@ class Run:
         return headline(self._results(), self.path, protocol, subset)
 
     def rows(self) -> list[dict[str, Any]]:
-        """Every case row (all shards merged, plan order)."""
+        """Every case row (all shards merged, plan order).
+
+        Returns:
+            The rows as ``cases*.jsonl`` holds them (docs/results.md), the last row per case id.
+
+        Raises:
+            MissingDataError: the folder has no rows.
+
+        Example:
+            >>> [r["status"] for r in mb.load_run("runs/mine").rows()]  # doctest: +SKIP
+            ['ok', 'ok', 'failed']
+        """
         return rf.read_rows(self.path)
 
-    def cases_frame(self, protocol: str | None = None) -> "pd.DataFrame":
-        """One row per case and face model: status, reason and every per-case metric of ``protocol``
-        (default: the headline one), plus the image-level metrics (``clip_i``, ``clip_t``, ...)."""
+    def cases_frame(self, protocol: Protocol | None = None) -> "pd.DataFrame":
+        """One row per case and face model: status, reason and every per-case metric of ``protocol``, plus the
+        image-level metrics (``clip_i``, ``clip_t``, ...).
+
+        Args:
+            protocol: ``"paper"`` or ``"strict"``; ``None`` = the run's headline protocol.
+
+        Returns:
+            A DataFrame with case_id, subset, num_persons, status, reason, protocol, face_model and the metrics.
+
+        Raises:
+            MissingDataError: the folder has no rows.
+
+        Example:
+            >>> mb.load_run("runs/mine").cases_frame("strict").sim_gt.mean()  # doctest: +SKIP
+        """
         import pandas as pd
 
         protocol = protocol or (self.summary or {}).get("protocol", "paper")
@@ -261,7 +331,21 @@ class Run:
 
 
 def load_run(path: str | Path) -> Run:
-    """A finished (or partly finished) run folder; ``results.json`` is validated when present."""
+    """A finished (or partly finished) run folder; ``results.json`` is validated when present.
+
+    Args:
+        path: the run folder, or its ``results.json``.
+
+    Returns:
+        A :class:`Run` (``summary`` is ``None`` while other shards are still running).
+
+    Raises:
+        MissingDataError: no run folder at that path.
+        BadInputError: ``results.json`` does not match the schema (every violation listed).
+
+    Example:
+        >>> mb.load_run("runs/mine").headline()["metrics"]["sim_gt"]  # doctest: +SKIP
+    """
     p = Path(path)
     folder = p.parent if p.is_file() else p
     if (folder / rf.RESULTS_FILE).is_file():
@@ -291,31 +375,58 @@ def _config(model_name: str, bench: str, profile: str, protocol: str, subsets: A
 
 
 def evaluate(
-    model: Any, *, bench: str = DEFAULT_BENCH, profile: str = "paper", protocol: str = "paper",
+    model: Any, *, bench: str = DEFAULT_BENCH, profile: ProfileName = "paper", protocol: Protocol = "paper",
     out: str | Path | None = None, subsets: str | Iterable[str] | None = None, limit: int | None = None,
-    device: str = "auto", batch_size: int = 32, offline: bool | None = None, shard: Any = None,
-    cache_dir: str | None = None, ref_source: str = "prepared", scorers: bool = True, seed: int = 0,
+    device: Device | str = "auto", batch_size: int = 32, offline: bool | None = None, shard: Any = None,
+    cache_dir: str | None = None, ref_source: RefSource = "prepared", scorers: bool = True, seed: int = 0,
     settings: Mapping[str, Any] | None = None, name: str | None = None, gt_inputs: Sequence[str] = (),
     retry_failed: bool = False, progress: bool = True, judge: Mapping[str, Any] | None = None,
-    paper_pixels: str = "official",
+    paper_pixels: PaperPixels = "official",
 ) -> Run:
     """Generate every case with ``model`` and score it into ``out`` (resumable, shardable; ``mbench evaluate``).
 
     Args:
-        model: ``fn(case: CaseInput) -> PIL.Image`` (or ``None`` to skip a case), an adapter name, or an Adapter.
+        model: ``fn(case: CaseInput) -> image`` (PIL, numpy, torch; ``None`` skips a case), a
+            ``diffusers.DiffusionPipeline`` (call convention: docs/api.md), an adapter name, or an Adapter.
         bench: ``"demo"``, a Hugging Face id, or a path (JSONL, parquet, save_to_disk, official folder).
-        profile / protocol: face profile (``paper`` or ``offline``) and headline protocol (both are computed).
+        profile: face profile, ``"paper"`` or ``"offline"``.
+        protocol: the headline protocol, ``"paper"`` or ``"strict"`` (both are computed).
         out: run folder (default ``runs/<model>-<bench>-<profile>``); re-running resumes it.
+        subsets: ``"p1,p2"`` or a list of subsets; ``None`` = all.
+        limit: the first N cases only (the run is then marked not reportable).
+        device: ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
+        batch_size: faces per embedding batch.
+        offline: ``True`` = no downloads; ``None`` follows the environment (the offline profile implies it).
         shard: ``"i/n"`` or a Shard; combined with RANK/WORLD_SIZE under torchrun/accelerate.
-        settings: adapter settings (``-S key=value`` on the CLI); name: label of a function model.
+        cache_dir: the weights and feature cache (default ``$MBENCH_HOME`` or ``$XDG_CACHE_HOME/multiid-bench``).
+        ref_source: ``"prepared"`` (tight face crops, as the paper's generators saw them) or ``"raw"``.
+        scorers: compute CLIP-I, CLIP-T and aesthetics (their metrics are null, not 0, when off or missing).
+        seed: global seed; each case's seed derives from it and the case id.
+        settings: adapter settings (``-S key=value`` on the CLI); for a pipeline, extra ``__call__`` keywords.
+        name: label of a function or pipeline model (default: its ``__name__`` or class name).
         gt_inputs: GT-derived inputs a function may read (``"boxes"``, ``"gt_image"``), recorded as such.
         retry_failed: generate again cases whose earlier generation failed (off: API refusals cost money).
         progress: a bar on a terminal, plain lines on other stderr.
-        paper_pixels: ``official`` (default) = the paper protocol scores the JPEG-q75 bytes the official pipeline
-            stored; ``as-given`` = the files as they are (the strict protocol always does). docs/footguns.md.
         judge: VLM-judge settings for OmniContext PF/SC/Overall
             (:func:`multiid_bench.scorers.vlm_judge_config.judge_settings`, e.g. ``judge_settings()`` for the
             local Qwen2.5-VL-7B); None = no judge.
+        paper_pixels: ``"official"`` (default) = the paper protocol scores the JPEG-q75 bytes the official
+            pipeline stored; ``"as-given"`` = the files as they are (the strict protocol always does).
+            docs/footguns.md.
+
+    Returns:
+        The :class:`Run` (``run.headline()``, ``run.metrics()``, ``run.cases_frame()``; ``summary`` is ``None``
+        while other shards are still running).
+
+    Raises:
+        ConfigError: a wrong option, a model that cannot be called (e.g. a pipeline without image input), or a
+            function returning something that is not an image (exit code 2).
+        MissingWeightsError: face-model or adapter weights are not installed (exit code 3).
+        NotComparableError: ``out`` holds a run made with other settings.
+
+    Example:
+        >>> run = mb.evaluate(my_generate, bench="demo", profile="offline", out="runs/mine")  # doctest: +SKIP
+        >>> run.headline()["metrics"]["sim_gt"]["value"]  # doctest: +SKIP
     """
     from multiid_bench.adapters import adapter_class
     from multiid_bench.adapters.base import Adapter
@@ -337,14 +448,48 @@ def evaluate(
 
 
 def score(
-    images: str | Path, *, bench: str = DEFAULT_BENCH, layout: str = "auto", name: str | None = None,
-    profile: str = "paper", protocol: str = "paper", out: str | Path | None = None,
-    subsets: str | Iterable[str] | None = None, limit: int | None = None, device: str = "auto", batch_size: int = 32,
-    offline: bool | None = None, shard: Any = None, cache_dir: str | None = None, ref_source: str = "prepared",
-    scorers: bool = True, seed: int = 0, progress: bool = True, judge: Mapping[str, Any] | None = None,
-    paper_pixels: str = "official",
+    images: str | Path, *, bench: str = DEFAULT_BENCH,
+    layout: Literal["auto", "official", "flat", "mbench", "omnicontext"] = "auto", name: str | None = None,
+    profile: ProfileName = "paper", protocol: Protocol = "paper", out: str | Path | None = None,
+    subsets: str | Iterable[str] | None = None, limit: int | None = None, device: Device | str = "auto",
+    batch_size: int = 32, offline: bool | None = None, shard: Any = None, cache_dir: str | None = None,
+    ref_source: RefSource = "prepared", scorers: bool = True, seed: int = 0, progress: bool = True,
+    judge: Mapping[str, Any] | None = None, paper_pixels: PaperPixels = "official",
 ) -> Run:
-    """Score images made elsewhere (``<case id>.png``, official ``<case>/out.jpg`` or a generate folder)."""
+    """Score images made elsewhere (``<case id>.png``, official ``<case>/out.jpg`` or a generate folder).
+
+    Args:
+        images: the folder of generated images.
+        bench: ``"demo"``, a Hugging Face id, or a path.
+        layout: how the images are laid out (``"auto"`` detects it).
+        name: model name recorded in the results (default: the folder name).
+        profile: face profile, ``"paper"`` or ``"offline"``.
+        protocol: the headline protocol, ``"paper"`` or ``"strict"``.
+        out: run folder (default ``<images>/mbench-score``); re-running resumes it.
+        subsets: ``"p1,p2"`` or a list of subsets; ``None`` = all.
+        limit: the first N cases only (the run is then marked not reportable).
+        device: ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
+        batch_size: faces per embedding batch.
+        offline: ``True`` = no downloads; ``None`` follows the environment.
+        shard: ``"i/n"`` or a Shard.
+        cache_dir: the weights and feature cache.
+        ref_source: ``"prepared"`` or ``"raw"`` references.
+        scorers: compute CLIP-I, CLIP-T and aesthetics.
+        seed: recorded seed (images are given, so nothing is drawn).
+        progress: a progress bar or plain lines on stderr.
+        judge: VLM-judge settings for OmniContext; None = no judge.
+        paper_pixels: ``"official"`` or ``"as-given"`` (see :func:`evaluate`).
+
+    Returns:
+        The :class:`Run`.
+
+    Raises:
+        ConfigError: a wrong option or layout (exit code 2).
+        MissingWeightsError: face-model weights are not installed (exit code 3).
+
+    Example:
+        >>> mb.score("outputs/withanyone", bench="demo", profile="offline").headline()  # doctest: +SKIP
+    """
     from multiid_bench.runner.sources import FolderSource
 
     images = Path(images)
@@ -356,12 +501,41 @@ def score(
 
 
 def generate(
-    model: Any, *, bench: str = DEFAULT_BENCH, out: str | Path | None = None, subsets: Any = None,
-    limit: int | None = None, shard: Any = None, seed: int = 0, device: str = "auto", offline: bool | None = None,
-    cache_dir: str | None = None, settings: Mapping[str, Any] | None = None, name: str | None = None,
-    gt_inputs: Sequence[str] = (), retry_failed: bool = False, progress: bool = True,
+    model: Any, *, bench: str = DEFAULT_BENCH, out: str | Path | None = None,
+    subsets: str | Iterable[str] | None = None, limit: int | None = None, shard: Any = None, seed: int = 0,
+    device: Device | str = "auto", offline: bool | None = None, cache_dir: str | None = None,
+    settings: Mapping[str, Any] | None = None, name: str | None = None, gt_inputs: Sequence[str] = (),
+    retry_failed: bool = False, progress: bool = True,
 ) -> "GenerateSummary":
-    """Generate a bench's images only (``mbench generate``); ``mbench score --images OUT`` scores them."""
+    """Generate a bench's images only (``mbench generate``); ``mbench score --images OUT`` scores them.
+
+    Args:
+        model: a function, a ``diffusers.DiffusionPipeline``, an adapter name or an Adapter (see :func:`evaluate`).
+        bench: ``"demo"``, a Hugging Face id, or a path.
+        out: output folder (default ``mbench-runs/<model>``); re-running resumes it.
+        subsets: ``"p1,p2"`` or a list of subsets; ``None`` = all.
+        limit: the first N cases only.
+        shard: ``"i/n"`` or a Shard.
+        seed: global seed; each case's seed derives from it and the case id.
+        device: ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
+        offline: ``True`` = no downloads; ``None`` follows the environment.
+        cache_dir: the weights and data cache.
+        settings: adapter settings, or a pipeline's extra ``__call__`` keywords.
+        name: label of a function or pipeline model.
+        gt_inputs: GT-derived inputs a function may read, recorded as such.
+        retry_failed: generate again cases whose earlier generation failed.
+        progress: a progress bar or plain lines on stderr.
+
+    Returns:
+        A ``GenerateSummary`` (counts and the folder).
+
+    Raises:
+        ConfigError: a wrong option or a model that cannot be called (exit code 2).
+        MissingWeightsError: adapter weights are not installed (exit code 3).
+
+    Example:
+        >>> mb.generate("dummy", bench="demo", out="images/dummy")  # doctest: +SKIP
+    """
     from multiid_bench.data.loaders import load_bench
     from multiid_bench.runner.config import RunConfig
     from multiid_bench.runner.progress import Progress

@@ -193,6 +193,9 @@ class IdentityScore:
         Raises:
             ConfigError: nothing was added yet.
             MissingWeightsError: the profile's face-model weights are not installed (exit code 3).
+
+        Example:
+            >>> metric.results()["strict"]["all"]["sim_gt.average"]["ci95"]  # doctest: +SKIP
         """
         self._score_pending()
         if not self.rows:
@@ -230,7 +233,14 @@ class IdentityScore:
                 if key.partition(".")[0] in IDENTITY_METRICS and "." in key}
 
     def reset(self) -> None:
-        """Forget every case (the face models stay loaded, the feature cache stays on disk)."""
+        """Forget every case (the face models stay loaded, the feature cache stays on disk).
+
+        Raises:
+            Nothing.
+
+        Example:
+            >>> metric.reset()  # doctest: +SKIP
+        """
         self._tmp.cleanup()
         self._tmp = tempfile.TemporaryDirectory(prefix="mbench-identity-")
         self._pending.clear()

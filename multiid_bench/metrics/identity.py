@@ -215,6 +215,9 @@ def compute_copy_paste(
     Returns:
         A Python ``float`` for 1-D inputs, else an array of the broadcast leading shape.
 
+    Raises:
+        ValueError: shapes that do not broadcast, or embeddings of different dimension.
+
     Example:
         >>> compute_copy_paste([1.0, 0.0], [1.0, 0.0], [0.0, 1.0])
         -1.0
