@@ -120,3 +120,10 @@ def print_table(title: str, header: list[str], rows: list[list[str]], *, key_col
         for r in rows:
             table.add_row(*[str(r[i]) for i in cols])
         console.print(table)
+
+
+def complete_adapter_names(ctx: Any, param: Any, incomplete: str) -> list[str]:
+    """Shell completion for ``--model``: the registered adapter names (no adapter module is imported)."""
+    from multiid_bench.adapters import list_adapters
+
+    return [name for name in list_adapters() if name.startswith(incomplete)]

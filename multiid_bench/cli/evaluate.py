@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from multiid_bench.cli._common import RUN_OPTIONS, run_options
+from multiid_bench.cli._common import RUN_OPTIONS, complete_adapter_names, run_options
 from multiid_bench.cli._common import parse_settings as _parse_settings
 
 __all__ = ["evaluate", "score"]
@@ -138,7 +138,7 @@ def _print_summary(results: dict[str, Any], out_dir: Path, stderr: bool = False)
 
 
 @click.command(epilog=_EVALUATE_EXAMPLES)
-@click.option("--model", required=True, help="Adapter name (see 'mbench ls models'), e.g. ground-truth, copy-reference, uno.")
+@click.option("--model", required=True, shell_complete=complete_adapter_names, help="Adapter name (see 'mbench ls models'), e.g. ground-truth, copy-reference, uno.")
 @run_options("settings", "preset", "retry_failed", *RUN_OPTIONS)
 @_judge_options
 @_JSON_OPTION
