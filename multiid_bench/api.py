@@ -183,7 +183,7 @@ def resolve_device(device: Device | str = "auto", integration: str | None = None
 def _offline(offline: bool | None, profile: str | None = None) -> bool | None:
     """``None`` follows the environment, except that the offline profile promises no downloads. When
     offline, every library in the process (ours, huggingface_hub, diffusers, transformers) is told so."""
-    if offline is None and profile == "offline":
+    if offline is None and profile is not None and profile.split("+")[0] == "offline":
         offline = True
     if offline:
         os.environ["MBENCH_OFFLINE"] = "1"

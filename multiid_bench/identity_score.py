@@ -85,7 +85,7 @@ class IdentityScore:
         get_profile(profile)  # an unknown profile fails here, not at the first compute()
         self.config = RunConfig(model="identity-score", bench="in-memory", protocol=protocol, profile=profile,
                                 device=resolve_device(device), batch_size=batch_size, cache_dir=cache_dir,
-                                offline=offline if offline is not None else (True if profile == "offline" else None),
+                                offline=offline if offline is not None else (True if profile.split("+")[0] == "offline" else None),
                                 paper_pixels=paper_pixels, scorers=False)
         self._backends: list[Any] | None = None
         self._extractor: Any = None

@@ -1,4 +1,4 @@
-"""``mbench ls models|metrics|profiles|weights``: what the toolkit knows, without loading any model.
+"""``mbench ls models|metrics|profiles|face-models|weights``: what the toolkit knows, without loading any model.
 
 ``ls models`` imports adapter modules (which import no torch or diffusers) for their capability flags and
 looks weights up in the caches only.
@@ -106,6 +106,24 @@ def profiles(as_json: bool) -> None:
             rows.append([name, str(e.get("model")), str(e.get("detector")), str(e.get("template")),
                          str(e.get("input_convention")), str(e.get("ref_policy"))])
     _table("face profiles", ["profile", "model", "detector", "template", "input", "refs"], rows)
+
+
+@ls.command("face-models")
+@click.option("--json/--no-json", "as_json", default=False, show_default=True, help="Machine-readable output.")
+def face_models(as_json: bool) -> None:
+    """Face models: the built-in ones and plug-ins (entry-point group multiid_bench.face_models; not imported)."""
+    from multiid_bench.faces.models import FACE_MODELS
+    from multiid_bench.plugins import installed_face_models
+
+    rows = [[name, "built-in", spec.template, str(spec.crop_size), str(spec.embedding_dim), spec.weight_id]
+            for name, spec in FACE_MODELS.items()]
+    plugins = installed_face_models()
+    rows += [[name, "plug-in", "-", "-", "-", f"{p.identity} ({p.target})"] for name, p in plugins.items()]
+    if as_json:
+        click.echo(json.dumps({r[0]: {"kind": r[1], "source": r[5]} for r in rows}, indent=2))
+        return
+    _table("face models (a plug-in joins a run as --profile offline+NAME)",
+           ["name", "kind", "template", "crop", "dim", "weights / package"], rows)
 
 
 @ls.command("weights")

@@ -1,0 +1,93 @@
+"""Face-model plug-ins: a tiny package installed into a temporary sys.path (dist-info + entry point) is listed
+by ``mbench ls face-models``, used by ``--profile offline+NAME``, recorded in the run and in its comparability key."""
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+import multiid_bench as mb
+from multiid_bench.errors import ConfigError
+
+PLUGIN = '''
+import numpy as np
+
+from multiid_bench.plugins import FaceModelPlugin
+
+
+def embed(crops):
+    """8x8 grey thumbnail of each aligned crop, centred: a toy but real face descriptor."""
+    grey = crops.astype(np.float32).mean(axis=3)
+    n, s, _ = grey.shape
+    thumb = grey.reshape(n, 8, s // 8, 8, s // 8).mean(axis=(2, 4)).reshape(n, 64)
+    return thumb - thumb.mean(axis=1, keepdims=True)
+
+
+TINY = FaceModelPlugin(embed=embed, template="arcface", crop_size=112, embedding_dim=64,
+                       similarity_scale="toy: cosine of centred grey thumbnails", version="0.3", detector="mtcnn")
+'''
+
+
+@pytest.fixture
+def tiny_plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    site = tmp_path / "site"
+    (site / "tinyfaceplug").mkdir(parents=True)
+    (site / "tinyfaceplug" / "__init__.py").write_text(PLUGIN)
+    info = site / "tinyfaceplug-0.1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: tinyfaceplug\nVersion: 0.1.0\n")
+    (info / "entry_points.txt").write_text("[multiid_bench.face_models]\ntinyface = tinyfaceplug:TINY\n")
+    monkeypatch.syspath_prepend(str(site))
+    return "tinyface"
+
+
+def test_the_plugin_is_listed_without_being_imported(tiny_plugin: str) -> None:
+    import sys
+
+    from multiid_bench.cli.main import cli
+    from multiid_bench.plugins import installed_face_models
+
+    found = installed_face_models()[tiny_plugin]
+    assert found.identity == "tinyfaceplug==0.1.0" and found.target == "tinyfaceplug:TINY"
+    res = CliRunner().invoke(cli, ["ls", "face-models", "--json"])
+    assert res.exit_code == 0, res.output
+    listed = json.loads(res.output)
+    assert listed["tinyface"] == {"kind": "plug-in", "source": "tinyfaceplug==0.1.0 (tinyfaceplug:TINY)"}
+    assert listed["dlib"]["kind"] == "built-in" and "tinyfaceplug" not in sys.modules
+
+
+def test_profiles_take_plugins_and_refuse_unknown_names(tiny_plugin: str) -> None:
+    from multiid_bench.faces import get_profile
+
+    profile = get_profile("offline+tinyface")
+    assert profile.models() == ["dlib", "tinyface"] and profile.entry("tinyface").crop_size == 112
+    with pytest.raises(ConfigError, match="'nosuch' is no installed face-model plug-in"):
+        get_profile("offline+nosuch")
+
+
+@pytest.mark.slow
+def test_a_run_with_a_plugin_records_it_and_keys_on_its_version(tiny_plugin: str, tmp_path: Path) -> None:
+    from multiid_bench.leaderboard.comparability import differences, run_key
+
+    def paste_gt(case):
+        return case.gt_image
+
+    run = mb.evaluate(paste_gt, bench="demo", profile="offline+tinyface", out=tmp_path / "run", limit=2,
+                      device="cpu", cache_dir=str(tmp_path / "cache"), progress=False, scorers=False,
+                      gt_inputs=("gt_image",), paper_pixels="as-given")
+    s = run.summary
+    models = {m["name"]: m for m in s["face_models"]}
+    assert set(models) == {"dlib", "tinyface"}
+    assert models["tinyface"]["card"]["version"] == "0.3 (plugin tinyfaceplug==0.1.0)"
+    assert models["tinyface"]["card"]["cosine_scale_note"] == "toy: cosine of centred grey thumbnails"
+    assert s["profile"]["name"] == "offline+tinyface"
+    assert run.metrics().query("metric == 'sim_gt' and face_model == 'tinyface'").value.iloc[0] == pytest.approx(1.0)
+    key = run_key(s, label="with plugin")
+    assert "tinyface 0.3 (plugin tinyfaceplug==0.1.0)" in key.face_models
+    older = json.loads(json.dumps(s))
+    older["face_models"][[m["name"] for m in older["face_models"]].index("tinyface")]["card"]["version"] = \
+        "0.3 (plugin tinyfaceplug==0.0.9)"
+    assert differences(key, run_key(older, label="older plugin"))  # another plug-in version: not comparable
