@@ -23,7 +23,8 @@ _LAZY = {
     "compute_copy_paste": "multiid_bench.metrics.identity",
 }
 
-__all__ = sorted([*_LAZY, "__version__"])
+__all__ = ["CaseInput", "IdentityScore", "Run", "__version__", "compute_copy_paste", "evaluate", "generate",
+           "load_run", "score", "score_images"]  # _LAZY's names and __version__
 
 
 def __getattr__(name: str) -> object:

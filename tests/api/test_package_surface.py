@@ -21,6 +21,10 @@ def test_dir_lists_the_public_api_and_no_helper_names() -> None:
                and type(getattr(mb, n)).__name__ != "module")
 
 
+def test_all_is_sorted_and_every_name_resolves() -> None:
+    assert mb.__all__ == sorted(mb.__all__) and all(getattr(mb, n) is not None for n in mb.__all__)
+
+
 def test_the_package_ships_py_typed() -> None:
     assert (Path(mb.__file__).parent / "py.typed").is_file()
     data = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]

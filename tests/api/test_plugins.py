@@ -3,7 +3,6 @@ by ``mbench ls face-models``, used by ``--profile offline+NAME``, recorded in th
 from __future__ import annotations
 
 import json
-import textwrap
 from pathlib import Path
 
 import pytest
