@@ -13,10 +13,11 @@ def python_blocks(text: str) -> list[str]:
     return re.findall(r"^```python\n(.*?)^```", text, flags=re.S | re.M)
 
 
-def test_the_page_has_the_four_parts() -> None:
+def test_the_page_has_the_five_parts() -> None:
     blocks = python_blocks(DOC.read_text())
-    assert len(blocks) == 4
-    for needle in ("mb.evaluate(my_generate", "mb.evaluate(pipe", "mb.IdentityScore(", "run.headline()"):
+    assert len(blocks) == 5
+    for needle in ("mb.evaluate(my_generate", "mb.evaluate(pipe", "mb.IdentityScore(", "run.headline()",
+                   "FaceModelPlugin("):
         assert any(needle in b for b in blocks), needle
 
 
