@@ -210,9 +210,9 @@ def pipeline_adapter(pipe: Any, name: str | None = None, settings: Mapping[str, 
     Raises:
         ConfigError: the pipeline takes no image input, or a setting is not a ``__call__`` parameter.
     """
-    from multiid_bench.adapters._common import load_refs, torch_generator
     from multiid_bench.adapters.base import Capabilities
     from multiid_bench.adapters.pipeline import PipelineAdapter, Request
+    from multiid_bench.images import load_image
 
     label = name or type(pipe).__name__
     params = _call_parameters(pipe)
@@ -239,7 +239,7 @@ def pipeline_adapter(pipe: Any, name: str | None = None, settings: Mapping[str, 
 
         def build_request(self, case: Any, seed: int) -> Request:
             self.case_id = case.id
-            refs = load_refs(case)
+            refs = [load_image(path) for path in case.refs]
             kwargs: dict[str, Any] = {k: v for k, v in self.settings.items() if k not in ("height", "width")}
             kwargs.update(prompt=case.prompt, **{reference_arg: refs[0] if len(refs) == 1 else refs})
             size = self.output_size() if takes_size else refs[0].size  # no height/width: the size of image=
@@ -250,7 +250,9 @@ def pipeline_adapter(pipe: Any, name: str | None = None, settings: Mapping[str, 
 
         def run_request(self, request: Request, seed: int) -> "Image.Image":
             try:
-                output = self.pipe(**request.call_kwargs, generator=torch_generator(seed, "cpu"))
+                import torch  # a CPU generator: the same noise on every device (diffusers moves it)
+
+                output = self.pipe(**request.call_kwargs, generator=torch.Generator("cpu").manual_seed(int(seed)))
             except Exception as e:
                 if len(request.images) < 2 or stops_run(e):
                     raise
