@@ -270,6 +270,8 @@ def score_images(
 ) -> dict[str, float | None]:
     """Sim(GT), Sim(Ref), copy-paste and blending of one case or one batch, in one call.
 
+    Each call loads the face models again; a loop keeps one :class:`IdentityScore` instead.
+
     Args:
         generated: a generated image, or a batch (see :meth:`IdentityScore.update`).
         gt: its ground-truth photo (or one per case); ``None`` skips Sim(GT) and copy-paste.
