@@ -31,7 +31,9 @@ TINY = FaceModelPlugin(embed=embed, template="arcface", crop_size=112, embedding
 
 
 @pytest.fixture
-def tiny_plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+def tiny_plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Installs ``tinyfaceplug 0.1.0`` (entry point ``tinyface``) into a temporary folder put on ``sys.path``;
+    returns that folder."""
     site = tmp_path / "site"
     (site / "tinyfaceplug").mkdir(parents=True)
     (site / "tinyfaceplug" / "__init__.py").write_text(PLUGIN)
@@ -40,16 +42,16 @@ def tiny_plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: tinyfaceplug\nVersion: 0.1.0\n")
     (info / "entry_points.txt").write_text("[multiid_bench.face_models]\ntinyface = tinyfaceplug:TINY\n")
     monkeypatch.syspath_prepend(str(site))
-    return "tinyface"
+    return site
 
 
-def test_the_plugin_is_listed_without_being_imported(tiny_plugin: str) -> None:
+def test_the_plugin_is_listed_without_being_imported(tiny_plugin: Path) -> None:
     import sys
 
     from multiid_bench.cli.main import cli
     from multiid_bench.plugins import installed_face_models
 
-    found = installed_face_models()[tiny_plugin]
+    found = installed_face_models()["tinyface"]
     assert found.identity == "tinyfaceplug==0.1.0" and found.target == "tinyfaceplug:TINY"
     res = CliRunner().invoke(cli, ["ls", "face-models", "--json"])
     assert res.exit_code == 0, res.output
@@ -58,7 +60,7 @@ def test_the_plugin_is_listed_without_being_imported(tiny_plugin: str) -> None:
     assert listed["dlib"]["kind"] == "built-in" and "tinyfaceplug" not in sys.modules
 
 
-def test_profiles_take_plugins_and_refuse_unknown_names(tiny_plugin: str) -> None:
+def test_profiles_take_plugins_and_refuse_unknown_names(tiny_plugin: Path) -> None:
     from multiid_bench.faces import get_profile
 
     profile = get_profile("offline+tinyface")
@@ -68,7 +70,7 @@ def test_profiles_take_plugins_and_refuse_unknown_names(tiny_plugin: str) -> Non
 
 
 @pytest.mark.slow
-def test_a_run_with_a_plugin_records_it_and_keys_on_its_version(tiny_plugin: str, tmp_path: Path) -> None:
+def test_a_run_with_a_plugin_records_it_and_keys_on_its_version(tiny_plugin: Path, tmp_path: Path) -> None:
     from multiid_bench.leaderboard.comparability import differences, run_key
 
     def paste_gt(case):
@@ -90,3 +92,12 @@ def test_a_run_with_a_plugin_records_it_and_keys_on_its_version(tiny_plugin: str
     older["face_models"][[m["name"] for m in older["face_models"]].index("tinyface")]["card"]["version"] = \
         "0.3 (plugin tinyfaceplug==0.0.9)"
     assert differences(key, run_key(older, label="older plugin"))  # another plug-in version: not comparable
+
+    # upgrading the plug-in and resuming the run would mix rows of two models: refused, saying why
+    info = tiny_plugin / "tinyfaceplug-0.1.0.dist-info"
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: tinyfaceplug\nVersion: 0.2.0\n")
+    info.rename(tiny_plugin / "tinyfaceplug-0.2.0.dist-info")
+    with pytest.raises(ConfigError, match="face models or their weights differ"):
+        mb.evaluate(paste_gt, bench="demo", profile="offline+tinyface", out=tmp_path / "run", limit=2,
+                    device="cpu", cache_dir=str(tmp_path / "cache"), progress=False, scorers=False,
+                    gt_inputs=("gt_image",), paper_pixels="as-given")
