@@ -34,11 +34,16 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "FACE_MODEL_GROUP",
+    "METRIC_GROUP",
+    "CaseMetricPlugin",
     "FaceModelPlugin",
     "InstalledPlugin",
     "PluginFaceModel",
     "installed_face_models",
+    "installed_metrics",
+    "load_metric_plugins",
     "load_plugin_face_model",
+    "metric_plugin_records",
     "plugin_face_model_plugin",
 ]
 
@@ -109,16 +114,7 @@ def installed_face_models() -> dict[str, InstalledPlugin]:
         >>> isinstance(installed_face_models(), dict)
         True
     """
-    found: dict[str, InstalledPlugin] = {}
-    for ep in entry_points(group=FACE_MODEL_GROUP):
-        dist = getattr(ep, "dist", None)
-        item = InstalledPlugin(ep.name, ep.value, getattr(dist, "name", None) or "(unknown package)",
-                               getattr(dist, "version", None) or "(unknown version)")
-        if ep.name in found and found[ep.name].target != item.target:
-            raise ConfigError(f"face model plug-in {ep.name!r} is declared twice ({found[ep.name].identity}: "
-                              f"{found[ep.name].target}; {item.identity}: {item.target}); uninstall one")
-        found[ep.name] = item
-    return dict(sorted(found.items()))
+    return _installed(FACE_MODEL_GROUP, "face model")
 
 
 def plugin_face_model_plugin(name: str) -> tuple[FaceModelPlugin, InstalledPlugin] | None:
@@ -131,10 +127,7 @@ def plugin_face_model_plugin(name: str) -> tuple[FaceModelPlugin, InstalledPlugi
     installed = installed_face_models().get(name)
     if installed is None:
         return None
-    module_name, _, attr = installed.target.partition(":")
-    obj: Any = import_module(module_name)
-    for part in attr.split(".") if attr else ():
-        obj = getattr(obj, part)
+    obj = _resolve(installed)
     if not isinstance(obj, FaceModelPlugin) and callable(obj):
         obj = obj()
     if not isinstance(obj, FaceModelPlugin):
@@ -195,7 +188,117 @@ def load_plugin_face_model(name: str) -> PluginFaceModel | None:
     return None if found is None else PluginFaceModel(name, *found)
 
 
-def card_of(name: str) -> "FaceModelCard | None":
-    """The card of plug-in ``name`` (imports it), or ``None``; used where a profile needs crop size/template."""
-    model = load_plugin_face_model(name)
-    return None if model is None else model.card
+# ---- per-case metrics: the ``multiid_bench.metrics`` group ---------------------------------------------------
+METRIC_GROUP = "multiid_bench.metrics"
+
+
+@dataclass(frozen=True)
+class CaseMetricPlugin:
+    """A per-case metric from another package: one number per case from its images.
+
+    It runs with the image scorers (CLIP, aesthetics; off with ``--no-scorers``), its value lands in each row's
+    ``general`` and is aggregated like CLIP-T (IQR-trimmed mean under the paper protocol, bootstrap CI under
+    strict); its version, naming the package and its version, goes into ``results.json`` ``cards`` and so into
+    the comparability key. A value that cannot be computed is ``None`` (never 0).
+
+    Attributes:
+        compute: ``(generated, gt, references) -> float | None`` on RGB uint8 ``(H, W, 3)`` arrays (``gt`` is
+            ``None`` for a bench without GT; ``references`` as the generator saw them).
+        name: display name.
+        version: the metric's own version (bump it when its numbers can move).
+        higher_is_better: the ranking direction.
+        definition: one line saying what it measures.
+
+    Example:
+        >>> import numpy as np
+        >>> gap = CaseMetricPlugin(compute=lambda g, t, r: float(abs(g.mean() - t.mean()) / 255),
+        ...                        name="brightness gap", version="1", higher_is_better=False,
+        ...                        definition="|mean(generated) - mean(GT)| / 255")
+        >>> gap.compute(np.zeros((4, 4, 3), np.uint8), np.full((4, 4, 3), 255, np.uint8), [])
+        1.0
+    """
+
+    compute: Callable[["np.ndarray", "np.ndarray | None", list["np.ndarray"]], Any]
+    name: str
+    version: str
+    higher_is_better: bool
+    definition: str
+
+
+def installed_metrics() -> dict[str, InstalledPlugin]:
+    """Every per-case metric declared in the ``multiid_bench.metrics`` group, by id (none imported).
+
+    Returns:
+        ``{metric id: InstalledPlugin}`` sorted by id.
+
+    Raises:
+        ConfigError: two packages declare the same id.
+
+    Example:
+        >>> isinstance(installed_metrics(), dict)
+        True
+    """
+    return _installed(METRIC_GROUP, "metric")
+
+
+def _installed(group: str, kind: str) -> dict[str, InstalledPlugin]:
+    found: dict[str, InstalledPlugin] = {}
+    for ep in entry_points(group=group):
+        dist = getattr(ep, "dist", None)
+        item = InstalledPlugin(ep.name, ep.value, getattr(dist, "name", None) or "(unknown package)",
+                               getattr(dist, "version", None) or "(unknown version)")
+        if ep.name in found and found[ep.name].target != item.target:
+            raise ConfigError(f"{kind} plug-in {ep.name!r} is declared twice ({found[ep.name].identity}: "
+                              f"{found[ep.name].target}; {item.identity}: {item.target}); uninstall one")
+        found[ep.name] = item
+    return dict(sorted(found.items()))
+
+
+def _resolve(installed: InstalledPlugin) -> Any:
+    module_name, _, attr = installed.target.partition(":")
+    obj: Any = import_module(module_name)
+    for part in attr.split(".") if attr else ():
+        obj = getattr(obj, part)
+    return obj
+
+
+def load_metric_plugins() -> dict[str, tuple[CaseMetricPlugin, InstalledPlugin]]:
+    """Every installed per-case metric plug-in, imported and checked.
+
+    Returns:
+        ``{metric id: (plugin, where it comes from)}``.
+
+    Raises:
+        ConfigError: an entry point that gives no :class:`CaseMetricPlugin`, or an id that a built-in metric
+            card already uses.
+
+    Example:
+        >>> sorted(load_metric_plugins())  # none installed here
+        []
+    """
+    from multiid_bench.metrics.cards import CARDS
+
+    out: dict[str, tuple[CaseMetricPlugin, InstalledPlugin]] = {}
+    for metric_id, installed in installed_metrics().items():
+        if metric_id in CARDS or "." in metric_id:
+            raise ConfigError(f"metric plug-in {metric_id!r} ({installed.identity}) takes a built-in metric id or "
+                              "has a '.'; rename its entry point")
+        obj = _resolve(installed)
+        if not isinstance(obj, CaseMetricPlugin) and callable(obj):
+            obj = obj()
+        if not isinstance(obj, CaseMetricPlugin):
+            raise ConfigError(f"metric plug-in {metric_id!r} ({installed.identity}, {installed.target}) gave "
+                              f"{type(obj).__name__}; it must be a multiid_bench.plugins.CaseMetricPlugin")
+        out[metric_id] = (obj, installed)
+    return out
+
+
+def metric_plugin_records(plugins: dict[str, tuple[CaseMetricPlugin, InstalledPlugin]]) -> dict[str, dict[str, Any]]:
+    """What a run records about its metric plug-ins (``run.json`` ``metric_plugins``; versions into ``cards``).
+
+    Example:
+        >>> metric_plugin_records({})
+        {}
+    """
+    return {mid: {"name": p.name, "version": f"{p.version} (plugin {i.identity})", "higher_is_better": p.higher_is_better,
+                  "definition": p.definition, "entry_point": i.target} for mid, (p, i) in plugins.items()}

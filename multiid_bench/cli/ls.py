@@ -77,13 +77,18 @@ def default_size(caps: dict[str, Any]) -> str:
 @ls.command("metrics")
 @click.option("--json/--no-json", "as_json", default=False, show_default=True, help="Machine-readable output.")
 def metrics(as_json: bool) -> None:
-    """Metric cards: id, version, direction, scale and inputs."""
+    """Metric cards: id, version, direction, scale and inputs; then per-case metric plug-ins (not imported)."""
     from multiid_bench.metrics.cards import CARDS
+    from multiid_bench.plugins import installed_metrics
 
+    plugins = installed_metrics()
     if as_json:
-        click.echo(json.dumps({k: c.to_dict() for k, c in CARDS.items()}, indent=2))
+        data = {k: c.to_dict() for k, c in CARDS.items()}
+        data.update({k: {"id": k, "plugin": p.identity, "entry_point": p.target} for k, p in plugins.items()})
+        click.echo(json.dumps(data, indent=2))
         return
     rows = [[c.id, c.name, c.version, c.arrow, c.scale, ", ".join(c.inputs)] for c in CARDS.values()]
+    rows += [[k, f"plug-in {p.identity}", "-", "-", "-", p.target] for k, p in plugins.items()]
     _table("metrics", ["id", "name", "version", "better", "scale", "inputs"], rows)
 
 

@@ -101,3 +101,69 @@ def test_a_run_with_a_plugin_records_it_and_keys_on_its_version(tiny_plugin: Pat
         mb.evaluate(paste_gt, bench="demo", profile="offline+tinyface", out=tmp_path / "run", limit=2,
                     device="cpu", cache_dir=str(tmp_path / "cache"), progress=False, scorers=False,
                     gt_inputs=("gt_image",), paper_pixels="as-given")
+
+
+METRIC_PLUGIN = '''
+import numpy as np
+
+from multiid_bench.plugins import CaseMetricPlugin
+
+
+def brightness_gap(generated, gt, references):
+    return None if gt is None else float(abs(generated.mean() - gt.mean()) / 255)
+
+
+GAP = CaseMetricPlugin(compute=brightness_gap, name="brightness gap", version="2", higher_is_better=False,
+                       definition="|mean(generated) - mean(GT)| / 255")
+'''
+
+
+@pytest.fixture
+def metric_plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Installs ``gapmetric 1.0`` (entry point ``brightness_gap`` in multiid_bench.metrics) on a temporary sys.path."""
+    site = tmp_path / "metric_site"
+    (site / "gapmetric").mkdir(parents=True)
+    (site / "gapmetric" / "__init__.py").write_text(METRIC_PLUGIN)
+    info = site / "gapmetric-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: gapmetric\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text("[multiid_bench.metrics]\nbrightness_gap = gapmetric:GAP\n")
+    monkeypatch.syspath_prepend(str(site))
+    return site
+
+
+@pytest.mark.slow
+def test_a_per_case_metric_plugin_is_listed_computed_aggregated_and_keyed(metric_plugin: Path, tmp_path: Path) -> None:
+    import numpy as np
+    from PIL import Image
+
+    from multiid_bench.cli.main import cli
+    from multiid_bench.leaderboard.comparability import run_key
+
+    res = CliRunner().invoke(cli, ["ls", "metrics", "--json"])
+    assert json.loads(res.output)["brightness_gap"] == {"id": "brightness_gap", "plugin": "gapmetric==1.0",
+                                                        "entry_point": "gapmetric:GAP"}
+
+    def darker(case):  # the GT at half brightness: the gap is half the GT's mean brightness
+        return Image.fromarray((np.asarray(case.gt_image) // 2).astype(np.uint8))
+
+    run = mb.evaluate(darker, bench="demo", profile="offline", out=tmp_path / "run", limit=2, device="cpu",
+                      cache_dir=str(tmp_path / "cache"), progress=False, gt_inputs=("gt_image",))
+    rows = run.rows()
+    for r in rows:
+        gt = np.asarray(Image.open(r["images"]["gt"]["path"]).convert("RGB")).astype(np.float64)
+        gen = np.asarray(Image.open(r["images"]["generated"]["path"]).convert("RGB")).astype(np.float64)
+        assert r["general"]["brightness_gap"] == pytest.approx(abs(gen.mean() - gt.mean()) / 255)
+    s = run.summary
+    entry = s["metrics"]["strict"]["all"]["brightness_gap"]
+    assert entry["n"] == 2 and entry["value"] == pytest.approx(np.mean([r["general"]["brightness_gap"] for r in rows]))
+    assert s["cards"]["brightness_gap"] == "2 (plugin gapmetric==1.0)"
+    assert ("brightness_gap", "2 (plugin gapmetric==1.0)") in run_key(s, label="x").metric_versions
+    assert s["scorers"]["brightness_gap"]["status"] == "ok"
+
+    info = metric_plugin / "gapmetric-1.0.dist-info"  # another version of the plug-in: the run is not resumed
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: gapmetric\nVersion: 1.1\n")
+    info.rename(metric_plugin / "gapmetric-1.1.dist-info")
+    with pytest.raises(ConfigError, match="per-case metric plug-ins \\(or their versions\\) differ"):
+        mb.evaluate(darker, bench="demo", profile="offline", out=tmp_path / "run", limit=2, device="cpu",
+                    cache_dir=str(tmp_path / "cache"), progress=False, gt_inputs=("gt_image",))
