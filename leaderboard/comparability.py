@@ -208,7 +208,7 @@ def _face_models(data: Mapping[str, Any]) -> tuple[str, ...] | None:
 
 def _face_model_id(model: Mapping[str, Any]) -> str:
     """A face model's name; a plug-in's also carries its card version, which names its package and version
-    (multiid_bench.plugins), so runs made with two versions of a plug-in never rank together."""
+    (multiid_bench.faces.plugins, multiid_bench.metrics.plugins), so runs made with two versions of a plug-in never rank together."""
     version = str((model.get("card") or {}).get("version") or "")
     return f"{model['name']} {version}" if "(plugin " in version else str(model["name"])
 

@@ -79,7 +79,7 @@ def default_size(caps: dict[str, Any]) -> str:
 def metrics(as_json: bool) -> None:
     """Metric cards: id, version, direction, scale and inputs; then per-case metric plug-ins (not imported)."""
     from multiid_bench.metrics.cards import CARDS
-    from multiid_bench.plugins import installed_metrics
+    from multiid_bench.metrics.plugins import installed_metrics
 
     plugins = installed_metrics()
     if as_json:
@@ -118,7 +118,7 @@ def profiles(as_json: bool) -> None:
 def face_models(as_json: bool) -> None:
     """Face models: the built-in ones and plug-ins (entry-point group multiid_bench.face_models; not imported)."""
     from multiid_bench.faces.models import FACE_MODELS
-    from multiid_bench.plugins import installed_face_models
+    from multiid_bench.faces.plugins import installed_face_models
 
     rows = [[name, "built-in", spec.template, str(spec.crop_size), str(spec.embedding_dim), spec.weight_id]
             for name, spec in FACE_MODELS.items()]

@@ -86,7 +86,7 @@ def face_model_weight_ids(model_id: str) -> list[str]:
 
 
 def face_model_spec(model_id: str) -> FaceModelSpec:
-    """The spec of a built-in face model or of an installed plug-in (``multiid_bench.plugins``).
+    """The spec of a built-in face model or of an installed plug-in (``multiid_bench.faces.plugins``).
 
     Raises:
         ConfigError: unknown id (with suggestions and the installed plug-ins).
@@ -96,7 +96,7 @@ def face_model_spec(model_id: str) -> FaceModelSpec:
 
 def _spec(model_id: str) -> FaceModelSpec:
     if model_id not in FACE_MODELS:
-        from multiid_bench.plugins import installed_face_models, plugin_face_model_plugin
+        from multiid_bench.faces.plugins import installed_face_models, plugin_face_model_plugin
 
         found = plugin_face_model_plugin(model_id)
         if found is not None:  # a plug-in brings no weight files of the toolkit's store
@@ -359,7 +359,7 @@ def load_face_model(model_id: str, *, device: str = "cpu", cache_dir=None, offli
     from multiid_bench.weights import get_store
 
     if model_id not in FACE_MODELS:
-        from multiid_bench.plugins import load_plugin_face_model
+        from multiid_bench.faces.plugins import load_plugin_face_model
 
         plugin = load_plugin_face_model(model_id)
         if plugin is not None:

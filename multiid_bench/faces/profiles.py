@@ -130,7 +130,7 @@ PROFILES = {"paper": _paper, "offline": _offline}
 
 def get_profile(name: Literal["paper", "offline"] | str) -> Profile:
     """The profile called ``name``: ``"paper"``, ``"offline"``, or one of them plus face-model plug-ins
-    (``"offline+myface"``: each plug-in with its own detector, template and reference policy; multiid_bench.plugins)."""
+    (``"offline+myface"``: each plug-in with its own detector, template and reference policy; multiid_bench.faces.plugins)."""
     base, *extra = name.split("+")
     if base not in PROFILES:
         raise ConfigError(f"unknown face profile {name!r}; choose one of {sorted(PROFILES)} "
@@ -138,7 +138,7 @@ def get_profile(name: Literal["paper", "offline"] | str) -> Profile:
     profile = PROFILES[base]()
     if not extra:
         return profile
-    from multiid_bench.plugins import plugin_face_model_plugin
+    from multiid_bench.faces.plugins import plugin_face_model_plugin
 
     entries = list(profile.entries)
     for plug in extra:

@@ -182,7 +182,7 @@ def aggregate(
 ) -> dict[str, dict[str, dict[str, Any]]]:
     """``{"paper"|"strict": {"p1"|"p2"|"p3"|"all": {metric_key: entry}}}`` from per-case rows.
 
-    ``plugin_metrics``: per-case metric plug-ins of the run (``multiid_bench.plugins``), aggregated like CLIP-T.
+    ``plugin_metrics``: per-case metric plug-ins of the run (``multiid_bench.faces.plugins``), aggregated like CLIP-T.
 
     Rows are sorted by case id first, so the result does not depend on the order rows were written in.
     Subsets without cases are left out.

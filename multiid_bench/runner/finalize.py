@@ -62,8 +62,8 @@ def write_run_manifest(
                  "invalid": [{"case_id": cid, "message": r.message} for cid, r in zip(invalid_ids, invalid)]},
         "profile": dict(profile), "face_models": [b.describe() for b in backends], "updated": utc_now(),
     }
-    if config.scorers:  # per-case metric plug-ins run with the image scorers (multiid_bench.plugins)
-        from multiid_bench.plugins import load_metric_plugins, metric_plugin_records
+    if config.scorers:  # per-case metric plug-ins run with the image scorers (multiid_bench.faces.plugins, multiid_bench.metrics.plugins)
+        from multiid_bench.metrics.plugins import load_metric_plugins, metric_plugin_records
 
         manifest["metric_plugins"] = metric_plugin_records(load_metric_plugins())
     if path.exists():

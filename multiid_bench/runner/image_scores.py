@@ -41,7 +41,7 @@ class GeneralScorers:
         self.cache = cache
         self.device = device
         self.arrays: dict[str, np.ndarray] = {}  # path -> decoded pixels, shared by the face stage
-        self.metric_plugins: dict[str, Any] = {}  # metric id -> CaseMetricPlugin (multiid_bench.plugins)
+        self.metric_plugins: dict[str, Any] = {}  # metric id -> CaseMetricPlugin (multiid_bench.faces.plugins, multiid_bench.metrics.plugins)
 
     def _ensure_loaded(self, name: str) -> Any | None:
         scorer = self.scorers.get(name)
@@ -152,7 +152,7 @@ def load_general_scorers(config: "RunConfig") -> GeneralScorers:
                               judge)
     scorers: dict[str, Any] = {}
     status: dict[str, dict[str, Any]] = {}
-    from multiid_bench.plugins import load_metric_plugins
+    from multiid_bench.metrics.plugins import load_metric_plugins
 
     plugins = load_metric_plugins()
     for metric_id, (_, installed) in plugins.items():

@@ -15,9 +15,9 @@ def python_blocks(text: str) -> list[str]:
 
 def test_the_page_has_the_five_parts() -> None:
     blocks = python_blocks(DOC.read_text())
-    assert len(blocks) == 5
+    assert len(blocks) == 6
     for needle in ("mb.evaluate(my_generate", "mb.evaluate(pipe", "mb.IdentityScore(", "run.headline()",
-                   "FaceModelPlugin("):
+                   "FaceModelPlugin(", "CaseMetricPlugin("):
         assert any(needle in b for b in blocks), needle
 
 

@@ -14,7 +14,7 @@ from multiid_bench.errors import ConfigError
 PLUGIN = '''
 import numpy as np
 
-from multiid_bench.plugins import FaceModelPlugin
+from multiid_bench.faces.plugins import FaceModelPlugin
 
 
 def embed(crops):
@@ -49,7 +49,7 @@ def test_the_plugin_is_listed_without_being_imported(tiny_plugin: Path) -> None:
     import sys
 
     from multiid_bench.cli.main import cli
-    from multiid_bench.plugins import installed_face_models
+    from multiid_bench.faces.plugins import installed_face_models
 
     found = installed_face_models()["tinyface"]
     assert found.identity == "tinyfaceplug==0.1.0" and found.target == "tinyfaceplug:TINY"
@@ -106,7 +106,7 @@ def test_a_run_with_a_plugin_records_it_and_keys_on_its_version(tiny_plugin: Pat
 METRIC_PLUGIN = '''
 import numpy as np
 
-from multiid_bench.plugins import CaseMetricPlugin
+from multiid_bench.metrics.plugins import CaseMetricPlugin
 
 
 def brightness_gap(generated, gt, references):
