@@ -17,7 +17,7 @@ __all__ = ["ls"]
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def ls() -> None:
-    """List models, metrics, face profiles or weights."""
+    """List models, metrics, face profiles, face models (with plug-ins) or weights."""
 
 
 @ls.command("models")
