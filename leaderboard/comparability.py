@@ -233,11 +233,18 @@ def _canonical_bench(bench_id: str, manifest: str | None) -> str:
 
 
 def _face_models(data: Mapping[str, Any]) -> tuple[str, ...] | None:
-    fms = [str(m["name"]) for m in data.get("face_models") or [] if isinstance(m, Mapping) and m.get("name")]
+    fms = [_face_model_id(m) for m in data.get("face_models") or [] if isinstance(m, Mapping) and m.get("name")]
     prof = data.get("profile")
     if not fms and isinstance(prof, Mapping):
         fms = [str(e["model"]) for e in prof.get("entries") or [] if isinstance(e, Mapping) and e.get("model")]
     return tuple(sorted(set(fms))) or None
+
+
+def _face_model_id(model: Mapping[str, Any]) -> str:
+    """A face model's name; a plug-in's also carries its card version, which names its package and version
+    (multiid_bench.faces.plugins, multiid_bench.metrics.plugins), so runs made with two versions of a plug-in never rank together."""
+    version = str((model.get("card") or {}).get("version") or "")
+    return f"{model['name']} {version}" if "(plugin " in version else str(model["name"])
 
 
 def _profile(data: Mapping[str, Any]) -> str:

@@ -20,11 +20,12 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Literal, Mapping, Sequence
 
 from multiid_bench.errors import EXIT_OK, ConfigError, run_exit_code
 from multiid_bench.runner import run_folder as rf
 from multiid_bench.runner.process_state import preserves_process_state
+from multiid_bench.runner.config import Protocol, RefSource
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -34,8 +35,15 @@ if TYPE_CHECKING:  # pragma: no cover
     from multiid_bench.data.case import Case
     from multiid_bench.runner.sources import GenerateSummary
 
-__all__ = ["CaseInput", "Run", "check_device", "check_out", "evaluate", "generate", "load_run", "resolve_device",
-           "say_resumed", "score"]
+__all__ = ["CaseInput", "Device", "PaperPixels", "ProfileName", "Run", "check_device", "check_out", "evaluate",
+           "generate", "load_run", "resolve_device", "say_resumed", "score"]
+
+ProfileName = Literal["paper", "offline"]
+"""Face profiles: ``paper`` (ArcFace, AdaFace, FaceNet: the published weights) or ``offline`` (dlib, no download)."""
+Device = Literal["auto", "cpu", "cuda"]
+"""``auto`` = CUDA when available; any torch device string (``"cuda:1"``) is accepted too."""
+PaperPixels = Literal["official", "as-given"]
+"""What the paper protocol scores: the official pipeline's JPEG-q75 bytes, or the files as they are."""
 
 DEFAULT_BENCH = "WithAnyone/MultiID-Bench"
 
@@ -47,6 +55,18 @@ class CaseInput:
     ``references`` are the reference images as the paper's generator saw them (tight face crops with
     ``ref_source="prepared"``, the default). Ground-truth-derived inputs (``boxes``, ``gt_image``) exist only
     when asked for with ``gt_inputs=`` and are then recorded as GT-derived in the generation record.
+
+    Attributes:
+        case_id: the bench's case id.
+        prompt: the text prompt.
+        subset: ``p1``, ``p2`` or ``p3``.
+        num_persons: identities in the case (one reference each).
+        seed: this case's seed (derived from the global seed and the case id).
+        reference_paths: the reference files (``references`` opens them).
+
+    Example:
+        >>> def my_generate(case):  # doctest: +SKIP
+        ...     return pipe(case.prompt, case.references, seed=case.seed)
     """
 
     case_id: str
@@ -91,6 +111,7 @@ def _function_adapter(fn: Callable[[CaseInput], Any], name: str | None, gt_input
     run refuses a changed function; a lambda is labelled ``lambda-<fingerprint>`` (its own default folder).
     """
     from multiid_bench.adapters.base import Adapter, Capabilities, GenerationResult
+    from multiid_bench.model_calls import to_pil_image
     from multiid_bench.runner.fingerprint import callable_fingerprint
 
     fingerprint = callable_fingerprint(fn, version)
@@ -111,15 +132,7 @@ def _function_adapter(fn: Callable[[CaseInput], Any], name: str | None, gt_input
                        gt_derived_inputs=tuple(gt_inputs), elapsed_s=time.perf_counter() - t0)
             if image is None:
                 return GenerationResult(None, self.record(case, seed, **rec), "not_applicable", f"{label} returned None")
-            if not hasattr(image, "convert"):
-                import numpy as np
-                from PIL import Image
-
-                if not (isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.ndim == 3):
-                    raise ConfigError(f"{label} returned {type(image).__name__} for case {case.id}; return a "
-                                      "PIL.Image, an HxWx3 uint8 numpy array, or None (not applicable)")
-                image = Image.fromarray(image)
-            image = image.convert("RGB")
+            image = to_pil_image(image, label, case.id)  # PIL, numpy, torch, .images (model_calls.py)
             return GenerationResult(image, self.record(case, seed, output_size=image.size, **rec), "ok", None)
 
     FunctionAdapter.name, FunctionAdapter.version = label, "user"
@@ -132,6 +145,7 @@ def _adapter(model: Any, settings: Mapping[str, Any], name: str | None, gt_input
              ref_pad_ratio: float, version: str | None = None) -> "Adapter":
     from multiid_bench.adapters import adapter_class
     from multiid_bench.adapters.base import Adapter
+    from multiid_bench.model_calls import is_diffusers_pipeline, pipeline_adapter
 
     if version is not None and (isinstance(model, (str, Adapter)) or not callable(model)):
         raise ConfigError("version= labels a Python function model (its fingerprint); adapters carry their own "
@@ -144,15 +158,32 @@ def _adapter(model: Any, settings: Mapping[str, Any], name: str | None, gt_input
         if "ref_pad_ratio" in cls.capabilities.defaults and "ref_pad_ratio" not in settings:
             settings["ref_pad_ratio"] = ref_pad_ratio  # oracles pad as scoring does
         return cls(**settings)
+    if is_diffusers_pipeline(model):
+        return pipeline_adapter(model, name, settings)
     if callable(model):
         return _function_adapter(model, name, gt_inputs, version)
     raise ConfigError(f"model must be a callable, an adapter name or an Adapter, got {type(model).__name__}")
 
 
-def resolve_device(device: str = "auto", integration: str | None = None) -> str:
-    """``auto``: CUDA when available (``cuda:$LOCAL_RANK`` under torchrun/accelerate), else CPU; API and
-    built-in adapters need no GPU. A device that does not exist here is a usage error (exit 2), said before
-    any folder is made or model loaded."""
+def resolve_device(device: Device | str = "auto", integration: str | None = None) -> str:
+    """The torch device a run uses.
+
+    Args:
+        device: ``"auto"``: CUDA when available (``cuda:$LOCAL_RANK`` under torchrun/accelerate), else CPU;
+            anything else is checked (:func:`check_device`) and returned as given.
+        integration: the adapter's integration kind; ``builtin`` and ``api`` adapters need no GPU (``cpu``).
+
+    Returns:
+        A device string such as ``"cpu"``, ``"cuda"`` or ``"cuda:1"``.
+
+    Raises:
+        ConfigError: a device that does not exist here (``gpu``, ``cuda`` without a GPU): a usage error
+            (exit 2), said before any folder is made or model loaded.
+
+    Example:
+        >>> resolve_device("cuda:1")
+        'cuda:1'
+    """
     if device != "auto":
         check_device(device)
         return device
@@ -191,7 +222,7 @@ def check_device(device: str) -> None:
 def _offline(offline: bool | None, profile: str | None = None) -> bool | None:
     """``None`` follows the environment, except that the offline profile promises no downloads. When
     offline, every library in the process (ours, huggingface_hub, diffusers, transformers) is told so."""
-    if offline is None and profile == "offline":
+    if offline is None and profile is not None and profile.split("+")[0] == "offline":
         offline = True
     if offline:
         os.environ["MBENCH_OFFLINE"] = "1"
@@ -214,7 +245,18 @@ def _subsets(subsets: str | Iterable[str] | None) -> tuple[str, ...] | None:
 
 @dataclass
 class Run:
-    """A run folder: ``summary`` is its ``results.json`` (``None`` while other shards are still running)."""
+    """A run folder: ``summary`` is its ``results.json`` (``None`` while other shards are still running).
+
+    Attributes:
+        path: the run folder.
+        summary: the parsed ``results.json``, or ``None`` while other shards are still running.
+        rows_written: case rows this process wrote (0 for a loaded run).
+
+    Example:
+        >>> run = mb.load_run("runs/mine")  # doctest: +SKIP
+        >>> run                             # doctest: +SKIP
+        Run(model='my_generate', bench='demo', profile='offline', protocol='paper', cases=17: 17 ok, ...)
+    """
 
     path: Path
     summary: dict[str, Any] | None
@@ -232,13 +274,89 @@ class Run:
             return EXIT_OK
         return run_exit_code(self.summary["counts"])
 
+    def __repr__(self) -> str:
+        from multiid_bench.run_views import run_label
+
+        return run_label(self.path, self.summary, self.rows_written)
+
+    def _results(self) -> dict[str, Any]:
+        if self.summary is None:
+            raise ConfigError(f"{self.path}: results.json is not written yet (other shards are still running); "
+                              "cases_frame() reads the rows written so far")
+        return self.summary
+
+    def metrics(self, protocol: Protocol | None = None, subset: str = "all") -> "pd.DataFrame":
+        """Every aggregated metric of ``protocol`` (default: the headline one) on ``subset`` as a flat table.
+
+        Args:
+            protocol: ``"paper"`` or ``"strict"``; ``None`` = the run's headline protocol.
+            subset: ``"p1"``, ``"p2"``, ``"p3"`` or ``"all"``.
+
+        Returns:
+            A DataFrame: metric, face_model, value, ci_lo, ci_hi, n, statistic (read from ``results.json``).
+
+        Raises:
+            ConfigError: the run is incomplete, or has no such protocol or subset.
+
+        Example:
+            >>> mb.load_run("runs/mine").metrics(subset="p1")  # doctest: +SKIP
+        """
+        from multiid_bench.run_views import metrics_frame
+
+        return metrics_frame(self._results(), protocol, subset)
+
+    def headline(self, protocol: Protocol | None = None, subset: str = "all") -> dict[str, Any]:
+        """The numbers a paper table shows (Sim(GT), Sim(Ref), CP, CLIP-I, CLIP-T, Aes) and what they were
+        measured on, as a JSON-ready dict (what ``mbench evaluate/score --json`` prints).
+
+        Args:
+            protocol: ``"paper"`` or ``"strict"``; ``None`` = the run's headline protocol.
+            subset: ``"p1"``, ``"p2"``, ``"p3"`` or ``"all"``.
+
+        Returns:
+            See :func:`multiid_bench.run_views.headline`.
+
+        Raises:
+            ConfigError: the run is incomplete, or has no such protocol or subset.
+
+        Example:
+            >>> mb.load_run("runs/mine").headline()["metrics"]["sim_gt"]["value"]  # doctest: +SKIP
+        """
+        from multiid_bench.run_views import headline
+
+        return headline(self._results(), self.path, protocol, subset)
+
     def rows(self) -> list[dict[str, Any]]:
-        """Every case row (all shards merged, plan order)."""
+        """Every case row (all shards merged, plan order).
+
+        Returns:
+            The rows as ``cases*.jsonl`` holds them (docs/results.md), the last row per case id.
+
+        Raises:
+            MissingDataError: the folder has no rows.
+
+        Example:
+            >>> [r["status"] for r in mb.load_run("runs/mine").rows()]  # doctest: +SKIP
+            ['ok', 'ok', 'failed']
+        """
         return rf.read_rows(self.path)
 
-    def cases_frame(self, protocol: str | None = None) -> "pd.DataFrame":
-        """One row per case and face model: status, reason and every per-case metric of ``protocol``
-        (default: the headline one), plus the image-level metrics (``clip_i``, ``clip_t``, ...)."""
+    def cases_frame(self, protocol: Protocol | None = None) -> "pd.DataFrame":
+        """One row per case and face model: status, reason and every per-case metric of ``protocol``, plus the
+        image-level metrics (``clip_i``, ``clip_t``, ...).
+
+        Args:
+            protocol: ``"paper"`` or ``"strict"``; ``None`` = the run's headline protocol.
+
+        Returns:
+            A DataFrame with case_id, subset, num_persons, status, reason, protocol, face_model and the metrics.
+
+        Raises:
+            MissingDataError: the folder has no rows.
+
+        Example:
+            >>> mb.load_run("runs/mine").cases_frame("strict").sim_gt.mean()  # doctest: +SKIP
+        """
         import pandas as pd
 
         protocol = protocol or (self.summary or {}).get("protocol", "paper")
@@ -255,7 +373,21 @@ class Run:
 
 
 def load_run(path: str | Path) -> Run:
-    """A finished (or partly finished) run folder; ``results.json`` is validated when present."""
+    """A finished (or partly finished) run folder; ``results.json`` is validated when present.
+
+    Args:
+        path: the run folder, or its ``results.json``.
+
+    Returns:
+        A :class:`Run` (``summary`` is ``None`` while other shards are still running).
+
+    Raises:
+        MissingDataError: no run folder at that path.
+        BadInputError: ``results.json`` does not match the schema (every violation listed).
+
+    Example:
+        >>> mb.load_run("runs/mine").headline()["metrics"]["sim_gt"]  # doctest: +SKIP
+    """
     p = Path(path)
     if not p.exists():
         raise ConfigError(f"{p} does not exist: pass a run folder written by mb.evaluate / mb.score "
@@ -326,28 +458,39 @@ def _config(model_name: str, bench: str, profile: str, protocol: str, subsets: A
 
 @preserves_process_state
 def evaluate(
-    model: Any, *, bench: str = DEFAULT_BENCH, profile: str = "paper", protocol: str = "paper",
+    model: Any, *, bench: str = DEFAULT_BENCH, profile: ProfileName = "paper", protocol: Protocol = "paper",
     out: str | Path | None = None, subsets: str | Iterable[str] | None = None, limit: int | None = None,
-    device: str = "auto", batch_size: int = 32, offline: bool | None = None, shard: Any = None,
-    cache_dir: str | None = None, ref_source: str = "prepared", scorers: bool = True, seed: int = 0,
+    device: Device | str = "auto", batch_size: int = 32, offline: bool | None = None, shard: Any = None,
+    cache_dir: str | None = None, ref_source: RefSource = "prepared", scorers: bool = True, seed: int = 0,
     settings: Mapping[str, Any] | None = None, name: str | None = None, gt_inputs: Sequence[str] = (),
     retry_failed: bool = False, progress: bool = True, judge: Mapping[str, Any] | None = None,
-    paper_pixels: str = "official", version: str | None = None, overwrite: bool = False, raise_errors: bool = False,
+    paper_pixels: PaperPixels = "official", version: str | None = None, overwrite: bool = False,
+    raise_errors: bool = False,
 ) -> Run:
     """Generate every case with ``model`` and score it into ``out`` (resumable, shardable; ``mbench evaluate``).
 
     Args:
-        model: ``fn(case: CaseInput) -> PIL.Image`` (or ``None`` to skip a case), an adapter name, or an Adapter.
+        model: ``fn(case: CaseInput) -> image`` (PIL, numpy, torch; ``None`` skips a case), a
+            ``diffusers.DiffusionPipeline`` (call convention: docs/api.md), an adapter name, or an Adapter.
         bench: ``"demo"``, a Hugging Face id, or a path (JSONL, parquet, save_to_disk, official folder).
-        profile / protocol: face profile (``paper`` or ``offline``) and headline protocol (both are computed).
+        profile: face profile, ``"paper"`` or ``"offline"``.
+        protocol: the headline protocol, ``"paper"`` or ``"strict"`` (both are computed).
         out: run folder (default ``runs/<model>-<bench>-<profile>``); re-running resumes it.
+        subsets: ``"p1,p2"`` or a list of subsets; ``None`` = all.
+        limit: the first N cases only (the run is then marked not reportable).
+        device: ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
+        batch_size: faces per embedding batch.
+        offline: ``True`` = no downloads; ``None`` follows the environment (the offline profile implies it).
         shard: ``"i/n"`` or a Shard; combined with RANK/WORLD_SIZE under torchrun/accelerate.
-        settings: adapter settings (``-S key=value`` on the CLI); name: label of a function model.
+        cache_dir: the weights and feature cache (default ``$MBENCH_HOME`` or ``$XDG_CACHE_HOME/multiid-bench``).
+        ref_source: ``"prepared"`` (tight face crops, as the paper's generators saw them) or ``"raw"``.
+        scorers: compute CLIP-I, CLIP-T and aesthetics (their metrics are null, not 0, when off or missing).
+        seed: global seed; each case's seed derives from it and the case id.
+        settings: adapter settings (``-S key=value`` on the CLI); for a pipeline, extra ``__call__`` keywords.
+        name: label of a function or pipeline model (default: its ``__name__`` or class name).
         gt_inputs: GT-derived inputs a function may read (``"boxes"``, ``"gt_image"``), recorded as such.
         retry_failed: generate again cases whose earlier generation failed (off: API refusals cost money).
         progress: a bar on a terminal, plain lines on other stderr.
-        paper_pixels: ``official`` (default) = the paper protocol scores the JPEG-q75 bytes the official pipeline
-            stored; ``as-given`` = the files as they are (the strict protocol always does). docs/footguns.md.
         judge: VLM-judge settings for OmniContext PF/SC/Overall
             (:func:`multiid_bench.judge.settings.judge_settings`, e.g. ``judge_settings()`` for the
             local Qwen2.5-VL-7B); None = no judge. Without ``prompts``, ``subsets="paper"`` gets the paper's
@@ -357,6 +500,23 @@ def evaluate(
         overwrite: start ``out`` afresh: its old entries move into ``out/replaced-<UTC time>/`` (never deleted).
         raise_errors: re-raise the model's first exception at once (debugging). Off: the case fails, its row
             keeps the exception type, message and last frame, the traceback goes to ``out/run.log``.
+        paper_pixels: ``"official"`` (default) = the paper protocol scores the JPEG-q75 bytes the official
+            pipeline stored; ``"as-given"`` = the files as they are (the strict protocol always does).
+            docs/footguns.md.
+
+    Returns:
+        The :class:`Run` (``run.headline()``, ``run.metrics()``, ``run.cases_frame()``; ``summary`` is ``None``
+        while other shards are still running).
+
+    Raises:
+        ConfigError: a wrong option, a model that cannot be called (e.g. a pipeline without image input), or a
+            function returning something that is not an image (exit code 2).
+        MissingWeightsError: face-model or adapter weights are not installed (exit code 3).
+        NotComparableError: ``out`` holds a run made with other settings.
+
+    Example:
+        >>> run = mb.evaluate(my_generate, bench="demo", profile="offline", out="runs/mine")  # doctest: +SKIP
+        >>> run.headline()["metrics"]["sim_gt"]["value"]  # doctest: +SKIP
     """
     from multiid_bench.adapters import adapter_class
     from multiid_bench.runner.config import RunConfig
@@ -380,14 +540,50 @@ def evaluate(
 
 @preserves_process_state
 def score(
-    images: str | Path, *, bench: str = DEFAULT_BENCH, layout: str = "auto", name: str | None = None,
-    profile: str = "paper", protocol: str = "paper", out: str | Path | None = None,
-    subsets: str | Iterable[str] | None = None, limit: int | None = None, device: str = "auto", batch_size: int = 32,
-    offline: bool | None = None, shard: Any = None, cache_dir: str | None = None, ref_source: str = "prepared",
-    scorers: bool = True, seed: int = 0, progress: bool = True, judge: Mapping[str, Any] | None = None,
-    paper_pixels: str = "official", overwrite: bool = False,
+    images: str | Path, *, bench: str = DEFAULT_BENCH,
+    layout: Literal["auto", "official", "flat", "mbench", "omnicontext"] = "auto", name: str | None = None,
+    profile: ProfileName = "paper", protocol: Protocol = "paper", out: str | Path | None = None,
+    subsets: str | Iterable[str] | None = None, limit: int | None = None, device: Device | str = "auto",
+    batch_size: int = 32, offline: bool | None = None, shard: Any = None, cache_dir: str | None = None,
+    ref_source: RefSource = "prepared", scorers: bool = True, seed: int = 0, progress: bool = True,
+    judge: Mapping[str, Any] | None = None, paper_pixels: PaperPixels = "official", overwrite: bool = False,
 ) -> Run:
-    """Score images made elsewhere (``<case id>.png``, official ``<case>/out.jpg`` or a generate folder)."""
+    """Score images made elsewhere (``<case id>.png``, official ``<case>/out.jpg`` or a generate folder).
+
+    Args:
+        images: the folder of generated images.
+        bench: ``"demo"``, a Hugging Face id, or a path.
+        layout: how the images are laid out (``"auto"`` detects it).
+        name: model name recorded in the results (default: the folder name).
+        profile: face profile, ``"paper"`` or ``"offline"``.
+        protocol: the headline protocol, ``"paper"`` or ``"strict"``.
+        out: run folder (default ``<images>/mbench-score``); re-running resumes it.
+        subsets: ``"p1,p2"`` or a list of subsets; ``None`` = all.
+        limit: the first N cases only (the run is then marked not reportable).
+        device: ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
+        batch_size: faces per embedding batch.
+        offline: ``True`` = no downloads; ``None`` follows the environment.
+        shard: ``"i/n"`` or a Shard.
+        cache_dir: the weights and feature cache.
+        ref_source: ``"prepared"`` or ``"raw"`` references.
+        scorers: compute CLIP-I, CLIP-T and aesthetics.
+        seed: recorded seed (images are given, so nothing is drawn).
+        progress: a progress bar or plain lines on stderr.
+        judge: VLM-judge settings for OmniContext; None = no judge.
+        paper_pixels: ``"official"`` or ``"as-given"`` (see :func:`evaluate`).
+        overwrite: start ``out`` afresh: its old entries move into ``out/replaced-<UTC time>/`` (never deleted).
+
+    Returns:
+        The :class:`Run`.
+
+    Raises:
+        ConfigError: a wrong option or layout, images generated from other references than ``ref_source``
+            (their generation records say), or file names that match no case (exit code 2).
+        MissingWeightsError: face-model weights are not installed (exit code 3).
+
+    Example:
+        >>> mb.score("outputs/withanyone", bench="demo", profile="offline").headline()  # doctest: +SKIP
+    """
     from multiid_bench.data.omnicontext import is_omnicontext_spec
     from multiid_bench.runner.sources import FolderSource, check_ref_source
 
@@ -403,11 +599,12 @@ def score(
 
 @preserves_process_state
 def generate(
-    model: Any, *, bench: str = DEFAULT_BENCH, out: str | Path | None = None, subsets: Any = None,
-    limit: int | None = None, shard: Any = None, seed: int = 0, device: str = "auto", offline: bool | None = None,
-    cache_dir: str | None = None, settings: Mapping[str, Any] | None = None, name: str | None = None,
-    gt_inputs: Sequence[str] = (), retry_failed: bool = False, progress: bool = True, ref_source: str = "prepared",
-    profile: str = "paper", version: str | None = None, overwrite: bool = False, raise_errors: bool = False,
+    model: Any, *, bench: str = DEFAULT_BENCH, out: str | Path | None = None,
+    subsets: str | Iterable[str] | None = None, limit: int | None = None, shard: Any = None, seed: int = 0,
+    device: Device | str = "auto", offline: bool | None = None, cache_dir: str | None = None,
+    settings: Mapping[str, Any] | None = None, name: str | None = None, gt_inputs: Sequence[str] = (),
+    retry_failed: bool = False, progress: bool = True, ref_source: RefSource = "prepared",
+    profile: ProfileName = "paper", version: str | None = None, overwrite: bool = False, raise_errors: bool = False,
 ) -> "GenerateSummary":
     """Generate a bench's images only (``mbench generate``); ``mbench score --images OUT`` scores them.
 
@@ -415,6 +612,38 @@ def generate(
     references are tight face crops made by ``profile``'s crop detector (the paper profile: antelopev2 when
     present), so ``generate`` then ``score`` (same ``ref_source`` and ``profile``) equals ``evaluate``. Every
     generation record and ``generate.json`` say which references the model saw.
+
+    Args:
+        model: a function, a ``diffusers.DiffusionPipeline``, an adapter name or an Adapter (see :func:`evaluate`).
+        bench: ``"demo"``, a Hugging Face id, or a path.
+        out: output folder (default ``mbench-runs/<model>``); re-running resumes it.
+        subsets: ``"p1,p2"`` or a list of subsets; ``None`` = all.
+        limit: the first N cases only.
+        shard: ``"i/n"`` or a Shard.
+        seed: global seed; each case's seed derives from it and the case id.
+        device: ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
+        offline: ``True`` = no downloads; ``None`` follows the environment.
+        cache_dir: the weights and data cache.
+        settings: adapter settings, or a pipeline's extra ``__call__`` keywords.
+        name: label of a function or pipeline model.
+        gt_inputs: GT-derived inputs a function may read, recorded as such.
+        retry_failed: generate again cases whose earlier generation failed.
+        progress: a progress bar or plain lines on stderr.
+        ref_source: ``"prepared"`` (tight face crops, as :func:`evaluate` gives them) or ``"raw"``.
+        profile: the face profile whose detector makes the prepared crops, ``"paper"`` or ``"offline"``.
+        version: a function model's version label, hashed into its fingerprint (see :func:`evaluate`).
+        overwrite: start ``out`` afresh: its old entries move into ``out/replaced-<UTC time>/`` (never deleted).
+        raise_errors: re-raise the model's first exception at once (debugging).
+
+    Returns:
+        A ``GenerateSummary`` (counts and the folder).
+
+    Raises:
+        ConfigError: a wrong option or a model that cannot be called (exit code 2).
+        MissingWeightsError: adapter weights are not installed (exit code 3).
+
+    Example:
+        >>> mb.generate("dummy", bench="demo", out="images/dummy")  # doctest: +SKIP
     """
     import sys
 

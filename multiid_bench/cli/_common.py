@@ -28,8 +28,10 @@ _OPTIONS: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
           help="Output folder (rows, images, results). Re-running resumes it.")),
     "protocol": (("--protocol",), dict(type=click.Choice(["paper", "strict"]), default="paper", show_default=True,
           help="Headline protocol (both are always computed and written).")),
-    "profile": (("--profile",), dict(type=click.Choice(["paper", "offline"]), default="paper", show_default=True,
-          help="Face profile: paper (ArcFace/AdaFace/FaceNet as published) or offline (MTCNN + dlib, no downloads).")),
+    "profile": (("--profile",), dict(default="paper", show_default=True,
+          shell_complete=lambda ctx, param, incomplete: [p for p in ("paper", "offline") if p.startswith(incomplete)],
+          help="Face profile: paper (ArcFace/AdaFace/FaceNet as published) or offline (MTCNN + dlib, no downloads); "
+               "add face-model plug-ins with +NAME (offline+myface; 'mbench ls face-models').")),
     "device": (("--device",), dict(default="auto", show_default=True,
           help="cpu, cuda, cuda:1 ... (auto = cuda if available; cuda:$LOCAL_RANK under torchrun/accelerate).")),
     "batch_size": (("--batch-size",), dict(type=int, default=32, show_default=True,
@@ -123,3 +125,10 @@ def print_table(title: str, header: list[str], rows: list[list[str]], *, key_col
         for r in rows:
             table.add_row(*[str(r[i]) for i in cols])
         console.print(table)
+
+
+def complete_adapter_names(ctx: Any, param: Any, incomplete: str) -> list[str]:
+    """Shell completion for ``--model``: the registered adapter names (no adapter module is imported)."""
+    from multiid_bench.adapters import list_adapters
+
+    return [name for name in list_adapters() if name.startswith(incomplete)]

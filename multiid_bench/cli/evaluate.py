@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 
-from multiid_bench.cli._common import RUN_OPTIONS, run_options
+from multiid_bench.cli._common import RUN_OPTIONS, complete_adapter_names, run_options
 from multiid_bench.errors import EXIT_NOTHING_EVALUATED
 from multiid_bench.cli._common import parse_settings as _parse_settings
 
@@ -92,15 +92,34 @@ def _judge_settings(opts: dict[str, Any]) -> dict[str, Any] | None:
                           batch_size=j["judge_batch_size"], max_attempts=j["judge_max_attempts"])
 
 
-def _finish(run: Any) -> None:
-    """Print the summary table (or the shard's note) and exit with the run's code."""
+_JSON_OPTION = click.option("--json", "as_json", is_flag=True, default=False,
+                            help="Print the headline numbers as JSON on stdout (the table goes to stderr).")
+
+
+def _stdout_for(as_json: bool) -> Any:
+    """With ``--json`` stdout carries the JSON document only: whatever the run prints on stdout (e.g. the
+    "everything was resumed" notice) goes to stderr instead."""
+    import contextlib
+    import sys
+
+    return contextlib.redirect_stdout(sys.stderr) if as_json else contextlib.nullcontext()
+
+
+def _finish(run: Any, as_json: bool = False) -> None:
+    """Print the summary table (or the shard's note) and exit with the run's code; ``as_json``: the headline
+    (:meth:`~multiid_bench.api.Run.headline`) as one JSON document on stdout, everything else on stderr."""
+    if as_json:
+        import json
+
+        click.echo(json.dumps(run.headline() if run.summary is not None else
+                              {"complete": False, "rows_written": run.rows_written, "folder": str(run.path)}))
     if run.summary is None:
         from rich.console import Console
 
         Console(stderr=True).print(f"{run.rows_written} case(s) written to {run.path}; results.json is written "
                                    "when every shard has finished.")
     else:
-        _print_summary(run.summary, run.path)
+        _print_summary(run.summary, run.path, stderr=as_json)
     if run.exit_code == EXIT_NOTHING_EVALUATED:
         c = run.summary["counts"]
         click.echo(f"error: nothing was evaluated: none of the {c['expected']} case(s) was scored "
@@ -110,14 +129,14 @@ def _finish(run: Any) -> None:
         raise click.exceptions.Exit(run.exit_code)
 
 
-def _print_summary(results: dict[str, Any], out_dir: Path) -> None:
+def _print_summary(results: dict[str, Any], out_dir: Path, stderr: bool = False) -> None:
     from rich.console import Console
 
     from multiid_bench.cli._common import print_table
     from multiid_bench.judge.stats import judge_table
     from multiid_bench.runner.summary import counts_line, face_rows_with_values, summary_table
 
-    console = Console()
+    console = Console(stderr=stderr)
     header, rows = summary_table(results, results["protocol"])
     c = results["counts"]
     title = (f"{results['model']} on {results['bench']['id']} — {results['protocol']} protocol, "
@@ -152,17 +171,20 @@ def _print_summary(results: dict[str, Any], out_dir: Path) -> None:
 
 
 @click.command(epilog=_EVALUATE_EXAMPLES)
-@click.option("--model", required=True, help="Adapter name (see 'mbench ls models'), e.g. ground-truth, copy-reference, uno.")
+@click.option("--model", required=True, shell_complete=complete_adapter_names, help="Adapter name (see 'mbench ls models'), e.g. ground-truth, copy-reference, uno.")
 @run_options("settings", "preset", "retry_failed", *RUN_OPTIONS)
 @_judge_options
-def evaluate(model: str, settings: tuple[str, ...], preset: str | None, **opts: Any) -> None:
+@_JSON_OPTION
+def evaluate(model: str, settings: tuple[str, ...], preset: str | None, as_json: bool, **opts: Any) -> None:
     """Generate every case with MODEL, then score it (resumable, shardable)."""
     from multiid_bench import api
     from multiid_bench.adapters import settings_with_preset
 
     judge = _judge_settings(opts)
-    _finish(api.evaluate(model, settings=settings_with_preset(model, _parse_settings(settings), preset), judge=judge,
-                         **opts))
+    with _stdout_for(as_json):
+        run = api.evaluate(model, settings=settings_with_preset(model, _parse_settings(settings), preset),
+                           judge=judge, **opts)
+    _finish(run, as_json)
 
 
 @click.command(epilog=_SCORE_EXAMPLES)
@@ -174,9 +196,12 @@ def evaluate(model: str, settings: tuple[str, ...], preset: str | None, **opts: 
 @click.option("--name", default=None, help="Model name recorded in results (default: the folder name).")
 @run_options(*RUN_OPTIONS)
 @_judge_options
-def score(images_dir: Path, layout: str, name: str | None, **opts: Any) -> None:
+@_JSON_OPTION
+def score(images_dir: Path, layout: str, name: str | None, as_json: bool, **opts: Any) -> None:
     """Score images made elsewhere against a bench."""
     from multiid_bench import api
 
     judge = _judge_settings(opts)
-    _finish(api.score(images_dir, layout=layout, name=name, judge=judge, **opts))
+    with _stdout_for(as_json):
+        run = api.score(images_dir, layout=layout, name=name, judge=judge, **opts)
+    _finish(run, as_json)

@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from multiid_bench.cli._common import parse_settings as _parse_settings
-from multiid_bench.cli._common import run_options
+from multiid_bench.cli._common import complete_adapter_names, run_options
 
 __all__ = ["generate"]
 
@@ -30,7 +30,7 @@ Per-case seed = sha256("{seed}:{case id}:0") mod 2**31, recorded in generations.
 
 
 @click.command(epilog=_EXAMPLES)
-@click.option("--model", required=True, help="Adapter name (see 'mbench ls models').")
+@click.option("--model", required=True, shell_complete=complete_adapter_names, help="Adapter name (see 'mbench ls models').")
 @run_options("settings", "preset", "bench", "subsets", "limit", "out", "shard", "seed", "device", "offline", "cache_dir",
              "retry_failed", "ref_source", "profile", "overwrite")
 @click.option("--json/--no-json", "as_json", default=False, show_default=True, help="Print the summary as JSON.")

@@ -1,4 +1,4 @@
-"""``mbench ls models|metrics|profiles|weights``: what the toolkit knows, without loading any model.
+"""``mbench ls models|metrics|profiles|face-models|weights``: what the toolkit knows, without loading any model.
 
 ``ls models`` imports adapter modules (which import no torch or diffusers) for their capability flags and
 looks weights up in the caches only.
@@ -17,7 +17,7 @@ __all__ = ["ls"]
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def ls() -> None:
-    """List models, metrics, face profiles or weights."""
+    """List models, metrics, face profiles, face models (with plug-ins) or weights."""
 
 
 @ls.command("models")
@@ -75,13 +75,18 @@ def default_size(caps: dict[str, Any]) -> str:
 @ls.command("metrics")
 @click.option("--json/--no-json", "as_json", default=False, show_default=True, help="Machine-readable output.")
 def metrics(as_json: bool) -> None:
-    """Metric cards: id, version, direction, scale and inputs."""
+    """Metric cards: id, version, direction, scale and inputs; then per-case metric plug-ins (not imported)."""
     from multiid_bench.metrics.cards import CARDS
+    from multiid_bench.metrics.plugins import installed_metrics
 
+    plugins = installed_metrics()
     if as_json:
-        click.echo(json.dumps({k: c.to_dict() for k, c in CARDS.items()}, indent=2))
+        data = {k: c.to_dict() for k, c in CARDS.items()}
+        data.update({k: {"id": k, "plugin": p.identity, "entry_point": p.target} for k, p in plugins.items()})
+        click.echo(json.dumps(data, indent=2))
         return
     rows = [[c.id, c.name, c.version, c.arrow, c.scale, ", ".join(c.inputs)] for c in CARDS.values()]
+    rows += [[k, f"plug-in {p.identity}", "-", "-", "-", p.target] for k, p in plugins.items()]
     _table("metrics", ["id", "name", "version", "better", "scale", "inputs"], rows)
 
 
@@ -104,6 +109,24 @@ def profiles(as_json: bool) -> None:
             rows.append([name, str(e.get("model")), str(e.get("detector")), str(e.get("template")),
                          str(e.get("input_convention")), str(e.get("ref_policy"))])
     _table("face profiles", ["profile", "model", "detector", "template", "input", "refs"], rows)
+
+
+@ls.command("face-models")
+@click.option("--json/--no-json", "as_json", default=False, show_default=True, help="Machine-readable output.")
+def face_models(as_json: bool) -> None:
+    """Face models: the built-in ones and plug-ins (entry-point group multiid_bench.face_models; not imported)."""
+    from multiid_bench.faces.models import FACE_MODELS
+    from multiid_bench.faces.plugins import installed_face_models
+
+    rows = [[name, "built-in", spec.template, str(spec.crop_size), str(spec.embedding_dim), spec.weight_id]
+            for name, spec in FACE_MODELS.items()]
+    plugins = installed_face_models()
+    rows += [[name, "plug-in", "-", "-", "-", f"{p.identity} ({p.target})"] for name, p in plugins.items()]
+    if as_json:
+        click.echo(json.dumps({r[0]: {"kind": r[1], "source": r[5]} for r in rows}, indent=2))
+        return
+    _table("face models (a plug-in joins a run as --profile offline+NAME)",
+           ["name", "kind", "template", "crop", "dim", "weights / package"], rows)
 
 
 @ls.command("weights")

@@ -35,7 +35,8 @@ from multiid_bench.faces._deps import require
 from multiid_bench.faces.runtime import ort_providers, resolve_face_backend, torch_device_label
 from multiid_bench.faces.types import FaceModelCard
 
-__all__ = ["FACE_MODELS", "ArcFaceONNX", "ArcFaceTorch", "FaceModelSpec", "face_model_weight_ids", "load_face_model"]
+__all__ = ["FACE_MODELS", "ArcFaceONNX", "ArcFaceTorch", "FaceModelSpec", "face_model_spec", "face_model_weight_ids",
+           "load_face_model"]
 
 log = logging.getLogger(__name__)
 _COSINE_ARCFACE = "cosine in [-1, 1]; same person typically > 0.3-0.4, strangers ~0 (ArcFace scale)"
@@ -81,16 +82,35 @@ FACE_MODELS: dict[str, FaceModelSpec] = {
 
 def face_model_weight_ids(model_id: str) -> list[str]:
     """Weight ids ``model_id`` needs (for an offline preflight before anything loads)."""
-    return [_spec(model_id).weight_id]  # dlib's shape predictor (for its chips) is in the same entry
+    spec = _spec(model_id)
+    return [spec.weight_id] if spec.weight_id else []  # dlib's shape predictor is in its entry; plug-ins: none
+
+
+def face_model_spec(model_id: str) -> FaceModelSpec:
+    """The spec of a built-in face model or of an installed plug-in (``multiid_bench.faces.plugins``).
+
+    Raises:
+        ConfigError: unknown id (with suggestions and the installed plug-ins).
+    """
+    return _spec(model_id)
 
 
 def _spec(model_id: str) -> FaceModelSpec:
     if model_id not in FACE_MODELS:
+        from multiid_bench.faces.plugins import installed_face_models, plugin_face_model_plugin
+
+        found = plugin_face_model_plugin(model_id)
+        if found is not None:  # a plug-in brings no weight files of the toolkit's store
+            p, installed = found
+            return FaceModelSpec("", "", p.template, p.crop_size, p.input_convention, p.embedding_dim,
+                                 p.similarity_scale, f"{p.version} (plugin {installed.identity})")
         import difflib
 
-        close = difflib.get_close_matches(model_id, list(FACE_MODELS), n=3)
+        known = [*FACE_MODELS, *installed_face_models()]
+        close = difflib.get_close_matches(model_id, known, n=3)
         hint = f" Did you mean: {', '.join(close)}?" if close else ""
-        raise ConfigError(f"unknown face model {model_id!r}.{hint} Available: {', '.join(FACE_MODELS)}.")
+        raise ConfigError(f"unknown face model {model_id!r}.{hint} Available: {', '.join(known)} "
+                          f"(plug-ins: entry-point group multiid_bench.face_models, docs/api.md).")
     return FACE_MODELS[model_id]
 
 
@@ -321,6 +341,12 @@ def load_face_model(model_id: str, *, device: str = "cpu", cache_dir=None, offli
     """
     from multiid_bench.weights import get_store
 
+    if model_id not in FACE_MODELS:
+        from multiid_bench.faces.plugins import load_plugin_face_model
+
+        plugin = load_plugin_face_model(model_id)
+        if plugin is not None:
+            return plugin  # type: ignore[return-value]
     spec = _spec(model_id)
     store = get_store(cache_dir, offline=offline)
     store.ensure([spec.weight_id])

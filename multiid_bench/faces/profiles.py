@@ -41,10 +41,9 @@ class ProfileEntry:
     def __post_init__(self) -> None:
         from multiid_bench.faces.align import TEMPLATES
         from multiid_bench.faces.detect import DETECTORS
-        from multiid_bench.faces.models import FACE_MODELS
+        from multiid_bench.faces.models import face_model_spec
 
-        if self.model not in FACE_MODELS:
-            raise ConfigError(f"profile entry: unknown face model {self.model!r}; known: {sorted(FACE_MODELS)}.")
+        face_model_spec(self.model)  # a built-in or an installed plug-in, else ConfigError naming the known ones
         if self.detector not in DETECTORS:
             raise ConfigError(f"profile entry: unknown detector {self.detector!r}; known: {sorted(DETECTORS)}.")
         if self.template not in TEMPLATES:
@@ -55,9 +54,9 @@ class ProfileEntry:
     @property
     def crop_size(self) -> int:
         """The crop size to align to (the model's own input size)."""
-        from multiid_bench.faces.models import FACE_MODELS
+        from multiid_bench.faces.models import face_model_spec
 
-        return FACE_MODELS[self.model].crop_size
+        return face_model_spec(self.model).crop_size
 
     def weight_ids(self) -> list[str]:
         from multiid_bench.faces.detect import detector_weight_ids
@@ -130,7 +129,25 @@ PROFILES = {"paper": _paper, "offline": _offline}
 
 
 def get_profile(name: Literal["paper", "offline"] | str) -> Profile:
-    """The profile called ``name`` (``"paper"`` or ``"offline"``)."""
-    if name not in PROFILES:
-        raise ConfigError(f"unknown face profile {name!r}; choose one of {sorted(PROFILES)}.")
-    return PROFILES[name]()
+    """The profile called ``name``: ``"paper"``, ``"offline"``, or one of them plus face-model plug-ins
+    (``"offline+myface"``: each plug-in with its own detector, template and reference policy; multiid_bench.faces.plugins)."""
+    base, *extra = name.split("+")
+    if base not in PROFILES:
+        raise ConfigError(f"unknown face profile {name!r}; choose one of {sorted(PROFILES)} "
+                          "(optionally +<face-model plug-in>, e.g. offline+myface).")
+    profile = PROFILES[base]()
+    if not extra:
+        return profile
+    from multiid_bench.faces.plugins import plugin_face_model_plugin
+
+    entries = list(profile.entries)
+    for plug in extra:
+        found = plugin_face_model_plugin(plug)
+        if found is None or plug in profile.models():
+            raise ConfigError(f"profile {name!r}: {plug!r} is no installed face-model plug-in (entry-point group "
+                              "multiid_bench.face_models; `mbench ls face-models` lists them)")
+        p, installed = found
+        entries.append(ProfileEntry(plug, p.detector, p.template, f"{p.input_convention} (plugin {installed.identity})",
+                                    p.ref_policy))
+    return Profile(name=name, entries=tuple(entries),
+                   description=f"{profile.description} Plus face-model plug-in(s): {', '.join(extra)}.")

@@ -18,7 +18,6 @@ from typing import Union
 
 import numpy as np
 import numpy.typing as npt
-from scipy.optimize import linear_sum_assignment
 
 __all__ = [
     "IdentityScores",
@@ -99,6 +98,8 @@ def match_faces(sim: ArrayLike) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.in
     if s.size == 0:
         empty = np.zeros(0, dtype=np.intp)
         return empty, empty.copy()
+    from scipy.optimize import linear_sum_assignment  # only here: importing scipy costs ~0.1 s at startup
+
     rows, cols = linear_sum_assignment(-s)
     return rows.astype(np.intp), cols.astype(np.intp)
 
@@ -213,6 +214,9 @@ def compute_copy_paste(
 
     Returns:
         A Python ``float`` for 1-D inputs, else an array of the broadcast leading shape.
+
+    Raises:
+        ValueError: shapes that do not broadcast, or embeddings of different dimension.
 
     Example:
         >>> compute_copy_paste([1.0, 0.0], [1.0, 0.0], [0.0, 1.0])

@@ -108,7 +108,8 @@ def _ranked_entry(values: Sequence[float | None], k: float, filters: str) -> dic
     return entry
 
 
-def _paper_block(rows: Sequence[Mapping[str, Any]], models: Sequence[str], k: float) -> dict[str, Any]:
+def _paper_block(rows: Sequence[Mapping[str, Any]], models: Sequence[str], k: float,
+                 general: Sequence[str] = GENERAL_METRICS) -> dict[str, Any]:
     block: dict[str, Any] = {}
     for metric in FACE_MODEL_METRICS:
         pooled: list[float | None] = []
@@ -132,12 +133,13 @@ def _paper_block(rows: Sequence[Mapping[str, Any]], models: Sequence[str], k: fl
                 fm_vals, k, f"Sim(GT) > {COPY_PASTE_FILTERS[name].threshold:.2f} ({COPY_PASTE_FILTERS[name].source})")
     block["copy_paste_ranked.average"] = _ranked_entry(ranked_pool, k, "p1: Sim(GT) > 0.40, p2/p3: Sim(GT) > 0.35")
     # Official case inclusion for the model-free metrics: the case was collected (paper_excluded).
-    for metric in GENERAL_METRICS:
+    for metric in general:
         block[metric] = _paper_entry(_general_values(rows, metric, "paper"), k)
     return block
 
 
-def _strict_block(rows: Sequence[Mapping[str, Any]], models: Sequence[str], resamples: int, seed: int) -> dict[str, Any]:
+def _strict_block(rows: Sequence[Mapping[str, Any]], models: Sequence[str], resamples: int, seed: int,
+                  general: Sequence[str] = GENERAL_METRICS) -> dict[str, Any]:
     block: dict[str, Any] = {}
     for metric in FACE_MODEL_METRICS:
         per_model = [_model_values(rows, "strict", m, metric) for m in models]
@@ -170,16 +172,18 @@ def _strict_block(rows: Sequence[Mapping[str, Any]], models: Sequence[str], resa
         "value": (missing_all / expected_all) if expected_all else None, "n": expected_all, "ci95": None,
         "statistic": "pooled_rate", "missing": missing_all,
     }
-    for metric in GENERAL_METRICS:
+    for metric in general:
         block[metric] = _strict_entry(_general_values(rows, metric), resamples, seed)
     return block
 
 
 def aggregate(
     rows: Iterable[Mapping[str, Any]], models: Sequence[str], *, iqr_k: float = 1.5,
-    bootstrap_resamples: int = 2000, bootstrap_seed: int = 0,
+    bootstrap_resamples: int = 2000, bootstrap_seed: int = 0, plugin_metrics: Sequence[str] = (),
 ) -> dict[str, dict[str, dict[str, Any]]]:
     """``{"paper"|"strict": {"p1"|"p2"|"p3"|"all": {metric_key: entry}}}`` from per-case rows.
+
+    ``plugin_metrics``: per-case metric plug-ins of the run (``multiid_bench.faces.plugins``), aggregated like CLIP-T.
 
     Rows are sorted by case id first, so the result does not depend on the order rows were written in.
     Subsets without cases are left out.
@@ -196,8 +200,9 @@ def aggregate(
     groups["all"] = scored
     out: dict[str, dict[str, dict[str, Any]]] = {"paper": {}, "strict": {}}
     for subset, group in groups.items():
-        out["paper"][subset] = _paper_block(group, models, iqr_k)
-        out["strict"][subset] = _strict_block(group, models, bootstrap_resamples, bootstrap_seed)
+        general = (*GENERAL_METRICS, *plugin_metrics)
+        out["paper"][subset] = _paper_block(group, models, iqr_k, general)
+        out["strict"][subset] = _strict_block(group, models, bootstrap_resamples, bootstrap_seed, general)
     return out
 
 

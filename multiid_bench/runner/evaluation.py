@@ -40,7 +40,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from multiid_bench.runner.image_scores import GeneralScorers
     from multiid_bench.runner.sources import Generated, ImageSource
 
-__all__ = ["RunOutcome", "run_evaluation"]
+__all__ = ["RunOutcome", "run_evaluation", "score_chunk"]
 
 log = logging.getLogger(__name__)
 
@@ -252,6 +252,15 @@ def _process_chunk(
         row["elapsed_s"] = round((t_face / max(len(chunk), 1)) + float((gen.record or {}).get("elapsed_s", 0.0)), 4)
         rows.append(row)
     return rows
+
+
+def score_chunk(
+    chunk: Sequence["Case"], source: "ImageSource", extractor: FeatureExtractor, backends: Sequence[FaceBackend],
+    config: RunConfig, general: "GeneralScorers",
+) -> list[dict[str, Any]]:
+    """Rows for a chunk of cases, exactly as a run writes them, without a run folder (``mb.IdentityScore``
+    scores in-memory image sets through this, so its numbers are the bench's)."""
+    return _process_chunk(chunk, source, extractor, backends, config, general)
 
 
 def _faces_of(res: ViewResult | None, backend: FaceBackend) -> FaceSet | None:

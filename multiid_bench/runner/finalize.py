@@ -71,6 +71,10 @@ def write_run_manifest(
                  "invalid": [{"case_id": cid, "message": r.message} for cid, r in zip(invalid_ids, invalid)]},
         "profile": dict(profile), "face_models": [b.describe() for b in backends], "updated": utc_now(),
     }
+    if config.scorers:  # per-case metric plug-ins run with the image scorers (multiid_bench.faces.plugins, multiid_bench.metrics.plugins)
+        from multiid_bench.metrics.plugins import load_metric_plugins, metric_plugin_records
+
+        manifest["metric_plugins"] = metric_plugin_records(load_metric_plugins())
     if path.exists():
         old = read_json(path, "run.json")
         problems = []
@@ -82,6 +86,8 @@ def write_run_manifest(
         old_models = [m.get("model_key") for m in old.get("face_models", [])]
         if old_models != [b.model_key for b in backends]:
             problems.append("face models or their weights differ")
+        if (old.get("metric_plugins") or {}) != (manifest.get("metric_plugins") or {}):
+            problems.append("per-case metric plug-ins (or their versions) differ")
         if problems:
             raise ConfigError(
                 f"{out} holds rows of another run: {'; '.join(problems)}. Resume with the same settings, pass "
@@ -132,8 +138,9 @@ def finalize(out: str | Path) -> dict[str, Any]:
     wanted = set(ids)
     rows = [r for r in read_rows(out) if str(r["case_id"]) in wanted]
     models = [m["name"] for m in run["face_models"]]
+    metric_plugins = dict(run.get("metric_plugins") or {})
     metrics = aggregate(rows, models, iqr_k=config.iqr_k, bootstrap_resamples=config.bootstrap_resamples,
-                        bootstrap_seed=config.bootstrap_seed)
+                        bootstrap_seed=config.bootstrap_seed, plugin_metrics=tuple(metric_plugins))
     sessions = list(read_jsonl(out / SESSIONS_FILE))
     scorers = _scorer_status(sessions)
     _mark_missing_general(metrics, scorers)
@@ -177,7 +184,7 @@ def finalize(out: str | Path) -> dict[str, Any]:
         "irregularities": dict(Counter(str(i.get("kind")) for r in rows for i in r.get("irregular") or ()).most_common()),
         "work": WorkCounters.total([s.get("work", {}) for s in sessions]).to_dict(),
         "scorers": {k: {"status": v.get("status", "missing"), "reason": v.get("reason")} for k, v in scorers.items()},
-        "cards": {k: c.version for k, c in CARDS.items()},
+        "cards": {**{k: c.version for k, c in CARDS.items()}, **{k: p["version"] for k, p in metric_plugins.items()}},
         "shards": {"sessions": len(sessions), "shards_seen": sorted({str(s.get("shard")) for s in sessions})},
         "source": run["source"], "references": run["bench"].get("references"),
         "created": utc_now(), "wall_time_s": round(sum(float(s.get("wall_s", 0.0)) for s in sessions), 3),

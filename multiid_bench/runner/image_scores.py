@@ -41,6 +41,7 @@ class GeneralScorers:
         self.cache = cache
         self.device = device
         self.arrays: dict[str, np.ndarray] = {}  # path -> decoded pixels, shared by the face stage
+        self.metric_plugins: dict[str, Any] = {}  # metric id -> CaseMetricPlugin (multiid_bench.faces.plugins, multiid_bench.metrics.plugins)
 
     def _ensure_loaded(self, name: str) -> Any | None:
         scorer = self.scorers.get(name)
@@ -85,6 +86,7 @@ class GeneralScorers:
         try:
             self._score_clip(items, result)
             self._score_aesthetic(items, result)
+            self._score_plugins(items, result)
         except Exception as e:  # unless its policy stops the run, a scorer crash costs these values only
             if stops_run(e):
                 raise
@@ -111,6 +113,14 @@ class GeneralScorers:
             result[case.id]["clip_t"] = float(t_val)
             if gt is not None and str(gt) in feats:
                 result[case.id]["clip_i"] = float(clip_i_scores(feats[g][None], feats[str(gt)][None])[0])
+
+    def _score_plugins(self, items: Sequence[Item], result: dict[str, dict[str, float | None]]) -> None:
+        """Per-case metric plug-ins on the decoded pixels (generated, GT, references); ``None`` = not computable."""
+        for metric_id, plugin in self.metric_plugins.items():
+            for case, g, gt in items:
+                gt_pixels = self._pixels(str(gt)) if gt is not None and Path(gt).is_file() else None
+                value = plugin.compute(self._pixels(g), gt_pixels, [self._pixels(str(r)) for r in case.refs])
+                result[case.id][metric_id] = None if value is None else float(value)
 
     def _score_aesthetic(self, items: Sequence[Item], result: dict[str, dict[str, float | None]]) -> None:
         scorer = self._ensure_loaded("aesthetic")
@@ -142,6 +152,11 @@ def load_general_scorers(config: "RunConfig") -> GeneralScorers:
                               judge)
     scorers: dict[str, Any] = {}
     status: dict[str, dict[str, Any]] = {}
+    from multiid_bench.metrics.plugins import load_metric_plugins
+
+    plugins = load_metric_plugins()
+    for metric_id, (_, installed) in plugins.items():
+        status[metric_id] = {"status": "ok", "reason": None, "plugin": installed.identity}
     for name, factory in (("clip", _clip), ("aesthetic", _aesthetic)):
         try:
             scorer = factory(config)
@@ -152,7 +167,9 @@ def load_general_scorers(config: "RunConfig") -> GeneralScorers:
             continue
         scorers[name] = scorer
         status[name] = {"status": "ok", "reason": None, "card": card.to_dict(), "weights": dict(card.to_dict()["weights"])}
-    return GeneralScorers(scorers, {**status, **judge_status}, cache, config.device, judge)
+    general = GeneralScorers(scorers, {**status, **judge_status}, cache, config.device, judge)
+    general.metric_plugins = {metric_id: plugin for metric_id, (plugin, _) in plugins.items()}
+    return general
 
 
 def _clip(config: "RunConfig") -> Any:

@@ -13,7 +13,8 @@ import torch
 WORDS = ["two", "people", "a", "man", "woman", "smiling", "in", "park", "cafe", "portrait", "photo", "of"]
 
 
-def _tokenizer(max_length: int):
+def word_tokenizer(max_length: int):
+    """A word-level tokenizer over :data:`WORDS` (unknown words map to [UNK]); no file or network access."""
     from tokenizers import Tokenizer, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
@@ -82,8 +83,8 @@ def tiny_components(seed: int = 0) -> Components:
                         use_post_quant_conv=False, shift_factor=0.0609, scaling_factor=1.5035).eval()
     scheduler = FlowMatchEulerDiscreteScheduler(use_dynamic_shifting=True, base_image_seq_len=256,
                                                 max_image_seq_len=4096, base_shift=0.5, max_shift=1.15)
-    return Components(scheduler=scheduler, vae=vae, text_encoder=clip, tokenizer=_tokenizer(77), text_encoder_2=t5,
-                      tokenizer_2=_tokenizer(16), transformer=tiny_transformer(seed))
+    return Components(scheduler=scheduler, vae=vae, text_encoder=clip, tokenizer=word_tokenizer(77), text_encoder_2=t5,
+                      tokenizer_2=word_tokenizer(16), transformer=tiny_transformer(seed))
 
 
 def transformer_inputs(transformer, height: int = 64, width: int = 64, batch: int = 1, seed: int = 3) -> dict:
