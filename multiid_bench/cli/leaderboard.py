@@ -30,10 +30,30 @@ def _console() -> Any:
     return Console(width=width, soft_wrap=False)
 
 
-def _runs(paths: tuple[str, ...]) -> list[Any]:
+class RunSource(click.ParamType):
+    """A run folder, a results.json, or ``hf://USER/NAME[@REVISION]`` (a run pushed with ``mbench push``)."""
+
+    name = "RUN"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> str:
+        if str(value).startswith("hf://"):
+            return str(value)
+        return str(click.Path(exists=True).convert(value, param, ctx))
+
+
+RUN_SOURCE = RunSource()
+
+
+def _load(source: str) -> Any:
+    """One run (local, or a Hub dataset through the Hugging Face cache: leaderboard/hub.py)."""
+    from multiid_bench.leaderboard.hub import resolve_run_source
     from multiid_bench.leaderboard.store import load_results
 
-    return [load_results(p) for p in paths]
+    return load_results(resolve_run_source(source))
+
+
+def _runs(paths: tuple[str, ...]) -> list[Any]:
+    return [_load(p) for p in paths]
 
 
 subset_opt = click.option("--subset", default=None,
@@ -57,8 +77,9 @@ Examples:
   mbench leaderboard --include-paper                       # the paper's Table 1a, ranked
   mbench leaderboard runs/uno runs/dreamo --subset p2 --include-paper --format markdown
   mbench leaderboard runs/* --format latex --out table.tex
+  mbench leaderboard hf://alice/uno-multiid hf://bob/mine-multiid   # runs pushed with 'mbench push'
 """)
-@click.argument("results", nargs=-1, type=click.Path(exists=True))
+@click.argument("results", nargs=-1, type=RUN_SOURCE)
 @subset_opt
 @protocol_opt
 @face_model_opt
@@ -74,7 +95,8 @@ Examples:
 def leaderboard(results: tuple[str, ...], subset: str | None, protocol: str, face_model: str, fmt: str,
                 include_paper: bool, paper_table: str | None, allow_mixed: bool, provenance: bool,
                 out: str | None) -> None:
-    """Leaderboard from results files (RUN_DIR or results.json) and, optionally, the paper's numbers.
+    """Leaderboard from results (RUN_DIR, results.json, an exported folder or hf://USER/NAME) and, optionally,
+    the paper's numbers.
 
     Arrows come from the metric cards; best three per column are marked, only among rows that are
     comparable with each other (a row that is not is greyed, with the reason above the table); measured
@@ -107,7 +129,7 @@ Examples:
   mbench plot-tradeoff runs/mymodel --subset p2 --face-model arcface --out plots/p2.pdf
   mbench plot-tradeoff runs/a --style paper --width single --label-map names.json --out fig.pdf
 """)
-@click.argument("results", nargs=-1, type=click.Path(exists=True))
+@click.argument("results", nargs=-1, type=RUN_SOURCE)
 @subset_opt
 @protocol_opt
 @face_model_opt
@@ -189,8 +211,8 @@ Example:
   mbench compare main/results.json pr/results.json --tolerance tol.toml
   mbench compare runs/main runs/pr --ci-gate
 """)
-@click.argument("old", type=click.Path(exists=True))
-@click.argument("new", type=click.Path(exists=True))
+@click.argument("old", type=RUN_SOURCE)
+@click.argument("new", type=RUN_SOURCE)
 @click.option("--tolerance", "--tolerance-file", "tolerance", type=click.Path(dir_okay=False), default=None,
               help="Tolerance TOML (default: the packaged leaderboard/data/tolerances.toml).")
 @click.option("--only-changed/--all-rows", default=False, show_default=True, help="Hide metrics within tolerance.")
@@ -207,9 +229,8 @@ def compare(old: str, new: str, tolerance: str | None, only_changed: bool, paire
             bootstrap_resamples: int, allow_mixed: bool, as_json: bool) -> None:
     """Compare two runs metric by metric; a CI regression check."""
     from multiid_bench.leaderboard.compare import compare_runs, comparison_table, load_tolerances
-    from multiid_bench.leaderboard.store import load_results
 
-    comp = compare_runs(load_results(old), load_results(new), load_tolerances(tolerance), paired=paired_ci or ci_gate,
+    comp = compare_runs(_load(old), _load(new), load_tolerances(tolerance), paired=paired_ci or ci_gate,
                         ci_gate=ci_gate, allow_mixed=allow_mixed, n_resamples=bootstrap_resamples)
     if as_json:
         def delta(d: Any) -> dict[str, Any]:

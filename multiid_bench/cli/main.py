@@ -29,6 +29,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "plot-tradeoff": ("multiid_bench.cli.leaderboard:plot_tradeoff", "Sim(GT) vs copy-paste trade-off plot (Fig. 5)."),
     "report": ("multiid_bench.cli.leaderboard:report", "Self-contained HTML report of one run."),
     "compare": ("multiid_bench.cli.leaderboard:compare", "Compare two runs; exit 1 past tolerance (CI check)."),
+    "export": ("multiid_bench.cli.share:export", "Write a run as a Hugging Face dataset folder (parquet + card)."),
+    "push": ("multiid_bench.cli.share:push", "Export a run and upload it as a Hugging Face Hub dataset."),
     "correlate": ("multiid_bench.cli.leaderboard:correlate", "Correlate metrics with human ratings."),
     "train": ("multiid_bench.cli.train:train", "Train the WithAnyone reference model from a config."),
 }
