@@ -210,6 +210,7 @@ when that CI excludes 0.
 Example:
   mbench compare main/results.json pr/results.json --tolerance tol.toml
   mbench compare runs/main runs/pr --ci-gate
+  mbench compare runs/a runs/b --protocol strict   # headlines differ: compare strict numbers only
 """)
 @click.argument("old", type=RUN_SOURCE)
 @click.argument("new", type=RUN_SOURCE)
@@ -223,15 +224,19 @@ Example:
                    "tolerance alone).")
 @click.option("--bootstrap-resamples", type=click.IntRange(100, None), default=2000, show_default=True,
               help="Resamples of the paired bootstrap.")
+@click.option("--protocol", "only_protocol", type=PROTOCOLS, default=None,
+              help="Compare only this protocol's numbers (every results.json holds both), so runs with different "
+                   "headline protocols compare. Default: both protocols, and the headlines must match.")
 @allow_mixed_opt
 @click.option("--json", "as_json", is_flag=True, default=False, help="Machine-readable output.")
 def compare(old: str, new: str, tolerance: str | None, only_changed: bool, paired_ci: bool, ci_gate: bool,
-            bootstrap_resamples: int, allow_mixed: bool, as_json: bool) -> None:
+            bootstrap_resamples: int, only_protocol: str | None, allow_mixed: bool, as_json: bool) -> None:
     """Compare two runs metric by metric; a CI regression check."""
     from multiid_bench.leaderboard.compare import compare_runs, comparison_table, load_tolerances
 
     comp = compare_runs(_load(old), _load(new), load_tolerances(tolerance), paired=paired_ci or ci_gate,
-                        ci_gate=ci_gate, allow_mixed=allow_mixed, n_resamples=bootstrap_resamples)
+                        ci_gate=ci_gate, allow_mixed=allow_mixed, n_resamples=bootstrap_resamples,
+                        protocol=only_protocol)
     if as_json:
         def delta(d: Any) -> dict[str, Any]:
             out = {k: v for k, v in d.__dict__.items() if k != "paired"}
