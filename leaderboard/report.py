@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from multiid_bench.leaderboard.cases import CaseView, case_view
-from multiid_bench.leaderboard.store import RunResult, combined_frame, load_cases, load_results
+from multiid_bench.leaderboard.store import RunResult, combined_frame, load_cases, load_results, undefined_for_subset
 from multiid_bench.leaderboard.tables import MIN_CI_N
 from multiid_bench.metrics.cards import CARDS, get_card
 
@@ -106,6 +106,9 @@ def _metrics_tables(run: RunResult) -> str:
                 m = subsets[s].get(k)
                 if m is None:
                     cells.append("<td></td>")
+                    continue
+                if undefined_for_subset(k.split(".")[0], s):  # issue 29: Blending needs two persons
+                    cells.append('<td title="undefined for one person (the official code writes 0.0)">N/A</td>')
                     continue
                 ci = m.get("ci95")
                 if ci and int(m["n"]) < MIN_CI_N:  # too few cases for an honest interval: say so instead

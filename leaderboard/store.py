@@ -19,7 +19,7 @@ from multiid_bench.runner import run_folder
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["MEASURED", "RunResult", "combined_frame", "load_cases", "load_results", "results_frame", "validate"]
+__all__ = ["MEASURED", "NEEDS_TWO_PERSONS", "RunResult", "undefined_for_subset", "combined_frame", "load_cases", "load_results", "results_frame", "validate"]
 
 log = logging.getLogger(__name__)
 MEASURED = "measured"
@@ -113,6 +113,17 @@ def load_cases(run: RunResult | str | Path) -> list[dict[str, Any]]:
     return run_folder.read_rows(folder)
 
 
+#: Metrics that need two persons: on the single-person subset they are N/A under both protocols (the official
+#: code writes 0.0 there, which would rank first in a column the paper leaves empty). Issue 29.
+NEEDS_TWO_PERSONS = ("blend_gt", "blend_ref")
+SINGLE_PERSON_SUBSET = "p1"
+
+
+def undefined_for_subset(metric: str, subset: str) -> bool:
+    """True for a metric that cannot be measured on this subset (Blending on single-person cases)."""
+    return metric in NEEDS_TWO_PERSONS and subset == SINGLE_PERSON_SUBSET
+
+
 def _split_key(key: str) -> tuple[str, str | None]:
     metric, _, face_model = key.partition(".")
     return metric, (face_model or None)
@@ -138,13 +149,14 @@ def results_frame(runs: Sequence[RunResult]) -> "pd.DataFrame":
                         log.warning("%s: metric %r has no metric card; skipped", run.path, key)
                         continue
                     ci = m.get("ci95")
-                    value = m.get("value")
+                    undefined = undefined_for_subset(metric, subset)
+                    value = None if undefined else m.get("value")
                     records.append({
                         "provenance": MEASURED, "source": f"measured {run.path}", "table": None,
                         "benchmark": d["bench"]["id"], "subset": subset, "protocol": protocol,
                         "headline_protocol": run.protocol, "display": run.model, "model": canonical_model(run.model),
                         "row_kind": model_kind(run.model), "metric": metric, "face_model": face_model,
-                        "metric_key": key, "value": float("nan") if value is None else float(value), "n": int(m["n"]),
+                        "metric_key": key, "value": float("nan") if value is None else float(value), "n": 0 if undefined else int(m["n"]),
                         "ci_lo": float(ci[0]) if ci else float("nan"), "ci_hi": float(ci[1]) if ci else float("nan"),
                         "statistic": m.get("statistic", ""), "reportable": run.reportable, "bench_id": d["bench"]["id"],
                         "manifest_sha256": d["bench"]["manifest_sha256"], "mbench_version": d.get("mbench_version", ""),
