@@ -74,6 +74,12 @@ def _thumb(path: Path | None, faces: dict[str, list[dict[str, Any]]], gt_boxes: 
     return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode(), f"{path.name} ({w}×{h})"
 
 
+def ref_caption(case: CaseView, j: int) -> str:
+    """``ref 2 · <identity>``: who the reference shows, not its (content-hash) file name. Issue 29."""
+    label = case.ref_labels[j] if j < len(case.ref_labels) else ""
+    return f"ref {j + 1} · {label}" if label else f"ref {j + 1}"
+
+
 def _fmt(v: float | None) -> str:
     return "—" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.4f}"
 
@@ -166,9 +172,11 @@ def _gallery(cases: list[CaseView], thumb: int) -> tuple[str, str, list[str]]:
         views = [("generated", c.generated, c.faces.get("generated", {}), [], 1.0),
                  ("GT", c.gt, c.faces.get("gt", {}), c.gt_boxes, 1.0)]
         pads = c.ref_pads + [1.0] * (len(c.refs) - len(c.ref_pads))
-        views += [(f"ref {j + 1}", p, c.faces.get(f"ref_{j}", {}), [], pads[j]) for j, p in enumerate(c.refs)]
+        views += [(ref_caption(c, j), p, c.faces.get(f"ref_{j}", {}), [], pads[j]) for j, p in enumerate(c.refs)]
         for name, path, faces, boxes, pad in views:
             uri, caption = _thumb(path, faces, boxes, thumb, detectors, pad)
+            if " · " in name and path is not None:  # a named reference: its identity replaces the file name
+                caption = caption.removeprefix(f"{path.name} ")
             if pad != 1.0:
                 caption += f", shown padded ×{pad:g} as detected"
             img = f'<img alt="{_E(name)}" src="{uri}">' if uri else f'<div class="missing">{_E(caption)}</div>'
@@ -283,3 +291,12 @@ def build_report(run_dir: str | Path, out: str | Path, *, include_paper: bool = 
     out_path.write_text(page, encoding="utf-8")
     log.info("report for %s written to %s (%d cases)", run.path, out_path, len(shown))
     return out_path
+
+
+# --- issue 29: public names of the helpers the two-run report (report_pair.py) shares with this page ---
+thumbnail = _thumb
+format_value = _fmt
+metric_header = _metric_header
+metric_order = _metric_order
+REPORT_CSS = _CSS
+# --- end issue 29 ---

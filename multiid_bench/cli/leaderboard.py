@@ -181,10 +181,12 @@ def plot_tradeoff(results: tuple[str, ...], subset: str | None, protocol: str, f
 
 
 @click.command("report", epilog="""\b
-Example:
+Examples:
   mbench report runs/mymodel --out report.html
+  mbench report runs/uno runs/mymodel --out cmp.html     # side by side: paired CIs + per-case gallery
+Open cmp.html#sort=Δcopy_paste.arcface@1:desc to start sorted by B − A copy-paste.
 """)
-@click.argument("run_dir", type=click.Path(exists=True))
+@click.argument("run_dirs", nargs=-1, required=True, type=RUN_SOURCE)
 @click.option("--out", default="report.html", show_default=True, type=click.Path(dir_okay=False),
               help="HTML file to write (self-contained: images and plot embedded).")
 @click.option("--include-paper/--no-include-paper", default=True, show_default=True,
@@ -192,11 +194,26 @@ Example:
 @click.option("--thumb", type=click.IntRange(64, 1024), default=224, show_default=True,
               help="Longest side of the embedded thumbnails, in pixels.")
 @click.option("--max-cases", type=click.IntRange(1, None), default=None, help="Gallery: first N cases only.")
-def report(run_dir: str, out: str, include_paper: bool, thumb: int, max_cases: int | None) -> None:
-    """One self-contained HTML report of a run: summary tables, plot, sortable per-case gallery."""
-    from multiid_bench.leaderboard.report import build_report
+@click.option("--protocol", "only_protocol", type=PROTOCOLS, default=None,
+              help="Side by side: the protocol compared and shown per case (default: both, headlines must match).")
+@allow_mixed_opt
+def report(run_dirs: tuple[str, ...], out: str, include_paper: bool, thumb: int, max_cases: int | None,
+           only_protocol: str | None, allow_mixed: bool) -> None:
+    """One self-contained HTML report of a run (summary tables, plot, sortable per-case gallery), or of two
+    or more runs side by side (paired comparison against the first, one gallery row per case with every
+    run's image, sortable by any metric or per-case difference)."""
+    from multiid_bench.leaderboard.hub import resolve_run_source
 
-    path = build_report(run_dir, out, include_paper=include_paper, thumb=thumb, max_cases=max_cases)
+    if len(run_dirs) == 1:
+        from multiid_bench.leaderboard.report import build_report
+
+        path = build_report(resolve_run_source(run_dirs[0]), out, include_paper=include_paper, thumb=thumb,
+                            max_cases=max_cases)
+    else:
+        from multiid_bench.leaderboard.report_pair import build_pair_report
+
+        path = build_pair_report([_load(r) for r in run_dirs], out, protocol=only_protocol,
+                                 allow_mixed=allow_mixed, thumb=thumb, max_cases=max_cases)
     click.echo(f"wrote {path}")
 
 

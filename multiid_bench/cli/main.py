@@ -27,7 +27,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "setup-env": ("multiid_bench.cli.setup_env:setup_env", "Build a worker adapter's pinned environment."),
     "leaderboard": ("multiid_bench.cli.leaderboard:leaderboard", "Leaderboard tables from results and paper data."),
     "plot-tradeoff": ("multiid_bench.cli.leaderboard:plot_tradeoff", "Sim(GT) vs copy-paste trade-off plot (Fig. 5)."),
-    "report": ("multiid_bench.cli.leaderboard:report", "Self-contained HTML report of one run."),
+    "report": ("multiid_bench.cli.leaderboard:report", "Self-contained HTML report of one run, or runs side by side."),
     "compare": ("multiid_bench.cli.leaderboard:compare", "Compare two runs; exit 1 past tolerance (CI check)."),
     "export": ("multiid_bench.cli.share:export", "Write a run as a Hugging Face dataset folder (parquet + card)."),
     "push": ("multiid_bench.cli.share:push", "Export a run and upload it as a Hugging Face Hub dataset."),

@@ -27,3 +27,18 @@ def test_subset_run_ranks_next_to_a_full_run_on_that_subset_only(world: FakeWorl
     assert [r.comparable for r in p2.rows] == [True, True] and not p2.banners  # oracles: comparable, not ranked
     every = build_leaderboard(df, subset="all", protocol="strict", face_model="fake")
     assert [r.comparable for r in every.rows] == [True, False] and "not comparable" in every.banners[0]
+
+
+def test_rows_name_each_reference_identity_when_the_bench_does(world: FakeWorld, tmp_path: Path) -> None:
+    import dataclasses
+
+    from runner_fakes import rows_of
+
+    from multiid_bench.data.case import Bench
+
+    cases = tuple(dataclasses.replace(c, meta={"identities": [f"person{j}" for j in range(c.num_persons)]})
+                  for c in world.bench.cases)
+    world.bench = Bench(id=world.bench.id, root=world.bench.root, cases=cases)
+    run(world, "ground-truth", tmp_path / "gt", tmp_path / "cache", paper_pixels="as-given")
+    for row in rows_of(tmp_path / "gt").values():
+        assert [r["identity"] for r in row["images"]["refs"]] == [f"person{j}" for j in range(row["num_persons"])]
