@@ -35,7 +35,7 @@ class CaseView:
     faces: dict[str, dict[str, list[dict[str, Any]]]] = field(default_factory=dict)  # view -> detector -> faces
     gt_boxes: list[list[float]] = field(default_factory=list)
     metrics: dict[str, float | None] = field(default_factory=dict)
-    #: per reference: the identity the bench names, else the file it was cropped from, else its file name
+    #: per reference: the identity the bench names, else the file it was cropped from, else ""
     ref_labels: list[str] = field(default_factory=list)
 
 
@@ -56,14 +56,13 @@ def _path(value: Any, base: Path) -> Path | None:
 
 def ref_label(ref: Any) -> str:
     """What a reader calls a reference: ``identity`` (the bench's name for the person), else the ``source``
-    file a prepared crop was cut from, else the file's own name (the runner writes the first two)."""
+    file a prepared crop was cut from (the runner writes both); empty when the row states neither."""
     if isinstance(ref, Mapping):
         if ref.get("identity"):
             return str(ref["identity"])
         if ref.get("source"):
             return Path(str(ref["source"])).name
-        ref = ref.get("path")
-    return Path(str(ref)).name if ref else ""
+    return ""
 
 
 def _number(v: Any) -> bool:
