@@ -174,9 +174,10 @@ def plot_tradeoff(results: tuple[str, ...], subset: str | None, protocol: str, f
     pts = tradeoff_points(df, subset=subset, face_model=face_model, protocol=protocol, x_metric=x_metric,
                           y_metric=y_metric, paper_table=paper_table, include_limits=include_limits,
                           allow_mixed=allow_mixed)
-    for b in pts.attrs.get("banners", []) + pts.attrs.get("notes", []):
+    written = _plot(pts, out, title=title, degree=degree, style=style, width=width, label_map=names)
+    for b in pts.attrs.get("banners", []) + pts.attrs.get("notes", []):  # notes include points left off the axes
         click.echo(f"! {b}", err=True)
-    for p in _plot(pts, out, title=title, degree=degree, style=style, width=width, label_map=names):
+    for p in written:
         click.echo(f"wrote {p}")
 
 
