@@ -334,7 +334,7 @@ def plot_tradeoff(points: "pd.DataFrame", out: str | Path, *, title: str | None 
 
             ax.xaxis.set_major_locator(MaxNLocator(nbins=5 if fs.width_in <= 4 else 8))
             ax.yaxis.set_major_locator(MaxNLocator(nbins=6))
-        ax.text(0.99, 0.99, "better ↗", transform=ax.transAxes, ha="right", va="top", fontsize=fs.label_size + 1,
+        ax.text(0.99, 0.99, "better ↗" if has_glyph("↗") else "better ↑→", transform=ax.transAxes, ha="right", va="top", fontsize=fs.label_size + 1,
                 color="0.35")
         if handles and fs.name == "paper":  # above the axes: the plot area stays for the points and labels
             ax.legend(handles=handles, loc="lower center", bbox_to_anchor=(0.5, 1.01), ncol=2, fontsize=fs.label_size,
@@ -359,6 +359,7 @@ def plot_tradeoff(points: "pd.DataFrame", out: str | Path, *, title: str | None 
                      radii_px=radii, colours=["0.55" if g else "0.1" for g in shown_grey],
                      weights=["bold" if (p["provenance"] != PAPER and not greyed[i]) else "normal"
                               for i, p in shown.iterrows()])
+        points.attrs["layout"] = label_layout(fig, ax, pts.attrs["labels"])
         for fmt in formats:
             path = stem.with_suffix(f".{fmt}")
             if fmt == "csv":
@@ -371,6 +372,44 @@ def plot_tradeoff(points: "pd.DataFrame", out: str | Path, *, title: str | None 
             written.append(path)
         plt.close(fig)
     return written
+
+
+def has_glyph(char: str) -> bool:
+    """Whether the current default font draws ``char`` (serif paper fonts lack ↗: it would print as a box)."""
+    from matplotlib import font_manager
+    from matplotlib.ft2font import FT2Font
+
+    try:
+        font = FT2Font(font_manager.findfont(font_manager.FontProperties()))
+    except (OSError, RuntimeError, ValueError):
+        return False
+    return font.get_char_index(ord(char)) != 0
+
+
+def label_layout(fig: Any, ax: Any, labels: list[Any]) -> dict[str, Any]:
+    """Where things ended up, in display pixels, for checks of the figure (labels vs lines and text):
+    ``labels`` (x0, y0, x1, y1) per label, ``leaders`` ((x0, y0), (x1, y1)) per leader line, ``lines`` the
+    drawn lines' vertices, ``texts`` the boxes of the other texts (legend, "better" hint)."""
+    from matplotlib.text import Text
+
+    renderer = fig.canvas.get_renderer()
+    boxes, leaders = [], []
+    for ann in labels:
+        ann.update_positions(renderer)  # lays out the leader too
+        b = Text.get_window_extent(ann, renderer)  # the text alone (an Annotation's extent includes its leader)
+        boxes.append((b.x0, b.y0, b.x1, b.y1))
+        if ann.arrow_patch is not None:
+            path = ann.arrow_patch.get_path().transformed(ann.arrow_patch.get_transform())
+            verts = path.vertices
+            leaders.append((tuple(map(float, verts[0])), tuple(map(float, verts[-1]))))
+    lines = [ax.transData.transform(line.get_xydata()).tolist() for line in ax.get_lines()
+             if line.get_linestyle() not in ("None", "", " ") and len(line.get_xydata()) >= 2]
+    others = [t.get_window_extent(renderer) for t in ax.texts if t not in labels]
+    legend = ax.get_legend()
+    if legend is not None:
+        others.append(legend.get_window_extent(renderer))
+    return {"labels": boxes, "leaders": leaders, "lines": lines, "texts": [(b.x0, b.y0, b.x1, b.y1) for b in others],
+            "axes": tuple(ax.bbox.extents)}
 
 
 def axis_limits(pts: "pd.DataFrame") -> tuple[tuple[float, float], tuple[float, float]]:
