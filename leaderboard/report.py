@@ -212,6 +212,7 @@ figure img{display:block;border:1px solid #999} figcaption{font-size:11px;color:
 .reason{color:#b00020;font-weight:bold;margin:2px 0} .prompt{font-style:italic;margin:2px 0;color:#333}
 table.mini{font-size:12px;margin-top:4px} table.mini td{padding:1px 8px}
 td.st-failed{color:#b00020;font-weight:bold} td.st-ok{color:#1b5e20}
+table.mbench td.prov{white-space:normal;min-width:14em;max-width:26em}
 """
 
 _JS = """

@@ -120,3 +120,22 @@ def test_reference_captions_name_the_identity_not_the_crop_file(tmp_path) -> Non
     (a / "cases.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows_a))
     pair = build_pair_report([a, b], tmp_path / "cmp.html").read_text(encoding="utf-8")
     assert "<b>ref 1 · ada_lovelace</b>" in pair
+
+
+def test_single_run_report_leaderboard_fits_a_1400px_window(tmp_path) -> None:
+    """No table of the report (the leaderboard with its provenance column included) runs past the window."""
+    if not CHROMIUM.is_file():
+        pytest.skip(f"{CHROMIUM} is absent: install Debian's chromium to run the browser check")
+    from multiid_bench.leaderboard.report import build_report
+
+    root = tmp_path / "run"
+    results = base_results(model="a-model-with-a-long-name", profile={"name": "offline-dlib-mtcnn", "entries": []})
+    page = build_report(write_run(root, results, demo_cases(root)), tmp_path / "r.html", max_cases=1)
+    shot = tmp_path / "shot.png"
+    _chromium("--window-size=1400,2200", f"--screenshot={shot}", page.as_uri())
+    px = np.asarray(Image.open(shot).convert("RGB"))
+    header = _near(px, (0x1F, 0x4E, 0x79), 6)  # table header background (render.HTML_STYLE)
+    tall = [r for r in np.nonzero(header.sum(axis=1) > 100)[0] if header[max(0, r - 8):r + 8].sum(axis=1).min() > 100]
+    assert tall, "no table header in the screenshot"
+    right = max(int(np.nonzero(header[r])[0].max()) for r in tall)
+    assert right < 1400 - 10, f"a table reaches x={right}: wider than a 1400 px window"
