@@ -69,6 +69,36 @@ def _judge_options(fn: Any) -> Any:
     return fn
 
 
+# Experiment trackers (optional extras; leaderboard/trackers.py): the finished run is logged to each.
+_log_to_option = click.option(
+    "--log-to", "log_to", multiple=True, type=click.Choice(["tensorboard", "wandb", "mlflow"]),
+    help="Log the finished run (every metric of results.json, the per-case table, the trade-off plot, a few images) "
+         "to a tracker; repeatable. TensorBoard: RUN/tensorboard; W&B and MLflow: their usual environment "
+         "(WANDB_MODE, MLFLOW_TRACKING_URI). Needs pip install 'multiid-bench[tensorboard|wandb|mlflow]'.")
+
+
+def _check_log_to(log_to: tuple[str, ...]) -> None:
+    """A missing tracker package fails before the run starts (exit 3), not after hours of scoring."""
+    if log_to:
+        from multiid_bench.leaderboard.trackers import check_trackers
+
+        check_trackers(log_to)
+
+
+def _log(run: Any, log_to: tuple[str, ...]) -> None:
+    if not log_to:
+        return
+    if run.summary is None:
+        click.echo(f"not logged to {', '.join(log_to)}: results.json is not written yet (other shards running); "
+                   "the process that finishes the run logs it", err=True)
+        return
+    from multiid_bench.leaderboard.trackers import log_run
+
+    for logged in log_run(run.path, log_to):
+        click.echo(f"logged to {logged.tracker}: {logged.where} ({logged.scalars} metrics, {logged.skipped_null} "
+                   f"null not logged, {logged.images} images, {logged.table_rows} case rows)", err=True)
+
+
 def _judge_settings(opts: dict[str, Any]) -> dict[str, Any] | None:
     """Pop the ``--judge*`` options from ``opts`` -> judge settings (None = no judge; OmniContext gets one)."""
     j = {k: opts.pop(k) for k in [k for k in opts if k.startswith("judge_")]}
@@ -87,8 +117,8 @@ def _judge_settings(opts: dict[str, Any]) -> dict[str, Any] | None:
                           batch_size=j["judge_batch_size"], max_attempts=j["judge_max_attempts"])
 
 
-def _finish(run: Any) -> None:
-    """Print the summary table (or the shard's note) and exit with the run's code."""
+def _finish(run: Any, log_to: tuple[str, ...] = ()) -> None:
+    """Print the summary table (or the shard's note), log to the trackers, and exit with the run's code."""
     if run.summary is None:
         from rich.console import Console
 
@@ -96,6 +126,7 @@ def _finish(run: Any) -> None:
                                    "when every shard has finished.")
     else:
         _print_summary(run.summary, run.path)
+    _log(run, log_to)
     if run.exit_code:
         raise click.exceptions.Exit(run.exit_code)
 
@@ -131,14 +162,16 @@ def _print_summary(results: dict[str, Any], out_dir: Path) -> None:
 @click.option("--model", required=True, help="Adapter name (see 'mbench ls models'), e.g. ground-truth, copy-reference, uno.")
 @run_options("settings", "preset", "retry_failed", *RUN_OPTIONS)
 @_judge_options
-def evaluate(model: str, settings: tuple[str, ...], preset: str | None, **opts: Any) -> None:
+@_log_to_option
+def evaluate(model: str, settings: tuple[str, ...], preset: str | None, log_to: tuple[str, ...], **opts: Any) -> None:
     """Generate every case with MODEL, then score it (resumable, shardable)."""
     from multiid_bench import api
     from multiid_bench.adapters import settings_with_preset
 
+    _check_log_to(log_to)
     judge = _judge_settings(opts)
     _finish(api.evaluate(model, settings=settings_with_preset(model, _parse_settings(settings), preset), judge=judge,
-                         **opts))
+                         **opts), log_to)
 
 
 @click.command(epilog=_SCORE_EXAMPLES)
@@ -150,9 +183,11 @@ def evaluate(model: str, settings: tuple[str, ...], preset: str | None, **opts: 
 @click.option("--name", default=None, help="Model name recorded in results (default: the folder name).")
 @run_options(*RUN_OPTIONS)
 @_judge_options
-def score(images_dir: Path, layout: str, name: str | None, **opts: Any) -> None:
+@_log_to_option
+def score(images_dir: Path, layout: str, name: str | None, log_to: tuple[str, ...], **opts: Any) -> None:
     """Score images made elsewhere against a bench."""
     from multiid_bench import api
 
+    _check_log_to(log_to)
     judge = _judge_settings(opts)
-    _finish(api.score(images_dir, layout=layout, name=name, judge=judge, **opts))
+    _finish(api.score(images_dir, layout=layout, name=name, judge=judge, **opts), log_to)
