@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from multiid_bench.leaderboard.cases import CaseView, case_view
-from multiid_bench.leaderboard.store import RunResult, combined_frame, load_cases, load_results, undefined_for_subset
+from multiid_bench.leaderboard.store import RunResult, combined_frame, load_cases, load_results
 from multiid_bench.leaderboard.tables import MIN_CI_N
-from multiid_bench.metrics.cards import CARDS, get_card
+from multiid_bench.metrics.cards import CARDS, get_card, undefined_for_subset
 
 __all__ = ["build_report"]
 

@@ -13,13 +13,13 @@ from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 from multiid_bench.errors import BadInputError, MissingDataError
 from multiid_bench.leaderboard.paper import canonical_model, model_kind
-from multiid_bench.metrics.cards import CARDS
+from multiid_bench.metrics.cards import CARDS, undefined_for_subset
 from multiid_bench.runner import run_folder
 
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["MEASURED", "NEEDS_TWO_PERSONS", "RunResult", "undefined_for_subset", "combined_frame", "load_cases", "load_results", "results_frame", "validate"]
+__all__ = ["MEASURED", "RunResult", "combined_frame", "load_cases", "load_results", "results_frame", "validate"]
 
 log = logging.getLogger(__name__)
 MEASURED = "measured"
@@ -111,17 +111,6 @@ def load_cases(run: RunResult | str | Path) -> list[dict[str, Any]]:
         raise MissingDataError(f"no per-case rows in {folder}: the runner writes {CASES_NAME} (or one "
                                f"cases.shard-I-of-N.jsonl per shard) next to {RESULTS_NAME}")
     return run_folder.read_rows(folder)
-
-
-#: Metrics that need two persons: on the single-person subset they are N/A under both protocols (the official
-#: code writes 0.0 there, which would rank first in a column the paper leaves empty). Issue 29.
-NEEDS_TWO_PERSONS = ("blend_gt", "blend_ref")
-SINGLE_PERSON_SUBSET = "p1"
-
-
-def undefined_for_subset(metric: str, subset: str) -> bool:
-    """True for a metric that cannot be measured on this subset (Blending on single-person cases)."""
-    return metric in NEEDS_TWO_PERSONS and subset == SINGLE_PERSON_SUBSET
 
 
 def _split_key(key: str) -> tuple[str, str | None]:

@@ -17,8 +17,7 @@ from typing import TYPE_CHECKING, Iterable
 from multiid_bench.errors import ConfigError
 from multiid_bench.leaderboard.comparability import comparable_set, frame_key
 from multiid_bench.leaderboard.paper import PAPER, PER_FACE_MODEL, metric_key, paper_meta, paper_table_for
-from multiid_bench.leaderboard.store import undefined_for_subset
-from multiid_bench.metrics.cards import CARDS, MetricCard, get_card
+from multiid_bench.metrics.cards import CARDS, MetricCard, get_card, undefined_for_subset
 
 if TYPE_CHECKING:
     import pandas as pd
