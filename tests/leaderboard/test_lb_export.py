@@ -206,3 +206,13 @@ def test_leaderboard_reads_hf_sources_through_the_hub_cache(run_and_export, monk
     assert _exit_code(["leaderboard", "hf://alice/not-cached", "--format", "csv"]) == 3
     assert "hf://alice/not-cached is not in the Hugging Face cache and offline mode is on" in capsys.readouterr().err
     assert _exit_code(["leaderboard", "hf://just-a-name"]) == 2
+
+
+def test_card_names_the_vlm_judge_of_a_judged_run() -> None:
+    from lb_fixtures import base_results
+
+    from multiid_bench.leaderboard.export import card_metadata
+
+    data = base_results(scorers={"vlm-judge": {"status": "ok", "card": {"judge": "Qwen/Qwen2.5-VL-7B-Instruct@cc59489"}}})
+    assert card_metadata(data)["judge"] == "Qwen/Qwen2.5-VL-7B-Instruct@cc59489"
+    assert card_metadata(base_results())["judge"] is None
