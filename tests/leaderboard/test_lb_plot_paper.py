@@ -141,4 +141,23 @@ def test_camera_ready_labels_stay_off_lines_text_and_each_other(subset, style, w
             for (x0, y0), (x1, y1) in zip(line[:-1], line[1:]):
                 for k in np.linspace(0, 1, 25):
                     assert not box.contains(x0 + k * (x1 - x0), y0 + k * (y1 - y0)), "a label sits on a drawn line"
+    # a leader line may meet a drawn line only where that line runs through its own marker (a point on the curve)
+    near_marker = 4.0 * figure_style(style, width).dpi / 72.0
+    for (p, q) in layout["leaders"]:
+        for line in layout["lines"]:
+            for a, b in zip(line[:-1], line[1:]):
+                hit = _crossing(p, q, a, b)
+                assert hit is None or np.hypot(q[0] - hit[0], q[1] - hit[1]) < near_marker, (p, q, hit)
     assert not [w for w in recwarn if "missing from font" in str(w.message)], "a glyph prints as a box"
+
+
+def _crossing(p, q, a, b):
+    """Where segment p-q crosses segment a-b (None when it does not)."""
+    (px, py), (qx, qy), (ax, ay), (bx, by) = p, q, a, b
+    d1x, d1y, d2x, d2y = qx - px, qy - py, bx - ax, by - ay
+    den = d1x * d2y - d1y * d2x
+    if abs(den) < 1e-12:
+        return None
+    t = ((ax - px) * d2y - (ay - py) * d2x) / den
+    u = ((ax - px) * d1y - (ay - py) * d1x) / den
+    return (px + t * d1x, py + t * d1y) if 0 < t < 1 and 0 < u < 1 else None
