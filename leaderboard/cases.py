@@ -18,7 +18,7 @@ from typing import Any, Mapping, Sequence
 
 from multiid_bench.metrics.cards import CARDS
 
-__all__ = ["CaseView", "case_view"]
+__all__ = ["CaseView", "case_view", "ref_label"]
 
 
 @dataclass
@@ -35,6 +35,8 @@ class CaseView:
     faces: dict[str, dict[str, list[dict[str, Any]]]] = field(default_factory=dict)  # view -> detector -> faces
     gt_boxes: list[list[float]] = field(default_factory=list)
     metrics: dict[str, float | None] = field(default_factory=dict)
+    #: per reference: the identity the bench names, else the file it was cropped from, else ""
+    ref_labels: list[str] = field(default_factory=list)
 
 
 def _path(value: Any, base: Path) -> Path | None:
@@ -50,6 +52,17 @@ def _path(value: Any, base: Path) -> Path | None:
     if p.is_absolute():
         return p
     return base / p if (base / p).exists() or not p.exists() else p
+
+
+def ref_label(ref: Any) -> str:
+    """What a reader calls a reference: ``identity`` (the bench's name for the person), else the ``source``
+    file a prepared crop was cut from (the runner writes both); empty when the row states neither."""
+    if isinstance(ref, Mapping):
+        if ref.get("identity"):
+            return str(ref["identity"])
+        if ref.get("source"):
+            return Path(str(ref["source"])).name
+    return ""
 
 
 def _number(v: Any) -> bool:
@@ -86,6 +99,7 @@ def case_view(row: Mapping[str, Any], base: Path, protocol: str = "paper") -> Ca
         generated=_path(images.get("generated"), base), gt=_path(images.get("gt"), base),
         refs=[_path(r, base) for r in refs],  # type: ignore[misc]
         ref_pads=[float(r.get("pad_ratio") or 1.0) if isinstance(r, Mapping) else 1.0 for r in refs],
+        ref_labels=[ref_label(r) for r in refs],
         faces=_faces(row),
         gt_boxes=[list(map(float, b)) for b in row.get("boxes") or [] if isinstance(b, (list, tuple)) and len(b) == 4],
         metrics=_metrics(row, protocol),

@@ -67,6 +67,9 @@ class RowKey:
     reportable: bool = True
     is_paper: bool = False
     judge: "JudgeIdentity | None" = None  # VLM-judged rows only (OmniContext); None = no judge / not stated
+    #: the hash of the view's cases (``bench.subset_sha256[subset]``); when both keys state one, it replaces
+    #: the manifest check: a ``--subset p2`` run and a full run have other manifests but the same p2 cases
+    cases_sha256: str | None = None
 
     @property
     def bench_text(self) -> str:
@@ -98,7 +101,10 @@ def differences(a: RowKey, b: RowKey, *, ignore: Collection[str] = ()) -> list[s
     out: list[str] = []
     if "bench" not in ignore and a.bench is not None and b.bench is not None:
         same_id = _norm(a.bench) == _norm(b.bench)
-        same_sha = a.manifest_sha256 is None or b.manifest_sha256 is None or a.manifest_sha256 == b.manifest_sha256
+        if a.cases_sha256 is not None and b.cases_sha256 is not None:  # issue 29: same cases of one source bench
+            same_sha = a.cases_sha256 == b.cases_sha256
+        else:
+            same_sha = a.manifest_sha256 is None or b.manifest_sha256 is None or a.manifest_sha256 == b.manifest_sha256
         if not (same_id and same_sha):
             out.append(f"bench {a.bench_text} vs {b.bench_text}")
     if "subset" not in ignore and a.subset and b.subset and normalise_subset(a.subset) != normalise_subset(b.subset):
@@ -259,11 +265,18 @@ def _versions(data: Mapping[str, Any]) -> tuple[tuple[str, str], ...] | None:
 
 
 def run_key(data: Mapping[str, Any], *, label: str, subset: str | None = None, protocol: str | None = None) -> RowKey:
-    """The key of a measured run (a parsed ``results.json``); ``protocol`` defaults to its headline protocol."""
+    """The key of a measured run (a parsed ``results.json``); ``protocol`` defaults to its headline protocol.
+
+    For one subset, the hash compared is the run's hash of that subset's cases (``bench.subset_sha256``,
+    written since issue 29) when it has one: a ``--subset p2`` run and a full run then compare on p2.
+    """
     bench = data["bench"]
     sha = str(bench.get("manifest_sha256") or "") or None
+    per_subset = bench.get("subset_sha256")  # issue 29: the hash of this subset's cases
+    cases_sha = per_subset.get(subset) if subset is not None and isinstance(per_subset, Mapping) else None
     return RowKey(
-        label=label, bench=_canonical_bench(str(bench["id"]), sha), manifest_sha256=sha, subset=subset,
+        label=label, bench=_canonical_bench(str(bench["id"]), sha), manifest_sha256=sha, cases_sha256=cases_sha,
+        subset=subset,
         protocol=protocol or str(data["protocol"]), profile=_profile(data), face_models=_face_models(data),
         metric_versions=_versions(data), reportable=bool(data.get("reportable", True)), judge=run_judge(data),
     )

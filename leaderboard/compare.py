@@ -140,15 +140,17 @@ _SWITCHES = {"bench_manifest": ("bench",), "protocol": ("protocol",), "profile":
              "metric_versions": ("metric_versions",), "case_set": ("reportable",), "judge": ("judge",)}
 
 
-def check_comparable(old: RunResult, new: RunResult, tol: Tolerances) -> list[str]:
+def check_comparable(old: RunResult, new: RunResult, tol: Tolerances, protocol: str | None = None) -> list[str]:
     """Reasons the two runs cannot be compared (empty when they can): the leaderboard's rule on the two
-    runs' keys (headline protocol), plus the schema version and the expected case count."""
+    runs' keys (headline protocol, or ``protocol`` when one is chosen), plus the schema version and the
+    expected case count."""
     reasons = []
     c = tol.comparability
     if old.data["schema_version"] != new.data["schema_version"]:
         reasons.append(f"schema_version {old.data['schema_version']} vs {new.data['schema_version']}")
     ignore = [f for switch, fields in _SWITCHES.items() if not c[switch] for f in fields]
-    ko, kn = run_key(old.data, label=f"OLD {old.path}"), run_key(new.data, label=f"NEW {new.path}")
+    ko = run_key(old.data, label=f"OLD {old.path}", protocol=protocol)
+    kn = run_key(new.data, label=f"NEW {new.path}", protocol=protocol)
     for r in differences(ko, kn, ignore=ignore):
         reasons.append(("headline " + r) if r.startswith("protocol ") else r)
     if c["case_set"] and old.counts["expected"] != new.counts["expected"]:
@@ -166,7 +168,7 @@ def _entry(run: RunResult, protocol: str, subset: str, key: str) -> tuple[float 
 
 def compare_runs(old: RunResult, new: RunResult, tolerances: Tolerances | None = None, *, paired: bool = True,
                  ci_gate: bool = False, allow_mixed: bool = False, n_resamples: int = 2000,
-                 seed: int = 0) -> Comparison:
+                 seed: int = 0, protocol: str | None = None) -> Comparison:
     """Compare every (protocol, subset, metric key) of the two runs.
 
     Args:
@@ -177,12 +179,16 @@ def compare_runs(old: RunResult, new: RunResult, tolerances: Tolerances | None =
             (no per-case values, fewer than 10 shared cases) is judged by the tolerance alone.
         allow_mixed: compare runs that are not comparable, with a warning per reason.
         n_resamples, seed: of the bootstrap.
+        protocol: compare only this protocol's numbers (every results.json holds both), so two runs with
+            different headline protocols compare; ``None``: every protocol, and the headlines must match.
 
     Raises:
         NotComparableError: the runs differ in bench manifest, protocol, metric versions, profile, judge or case set.
     """
     tol = tolerances or load_tolerances()
-    reasons = check_comparable(old, new, tol)
+    if protocol is not None and protocol not in ("paper", "strict"):
+        raise ConfigError(f"--protocol must be paper or strict; got {protocol!r}")
+    reasons = check_comparable(old, new, tol, protocol)
     if reasons and not allow_mixed:
         raise NotComparableError(
             f"{old.path} and {new.path} cannot be compared:\n  - " + "\n  - ".join(reasons) +
@@ -200,15 +206,16 @@ def compare_runs(old: RunResult, new: RunResult, tolerances: Tolerances | None =
         comp.warnings.append("a run does not record metric_versions: metric card versions could not be checked")
     keys = set()
     for run in (old, new):
-        for protocol, subsets in run.data["metrics"].items():
-            for subset, metrics in subsets.items():
-                keys.update((protocol, subset, k) for k in metrics)
-    for protocol, subset, key in sorted(keys):
+        for proto, subsets in run.data["metrics"].items():
+            if protocol is None or proto == protocol:
+                for subset, metrics in subsets.items():
+                    keys.update((proto, subset, k) for k in metrics)
+    for proto, subset, key in sorted(keys):
         if key.split(".")[0] not in CARDS:
-            comp.warnings.append(f"{protocol}/{subset}/{key}: no metric card, not compared")
+            comp.warnings.append(f"{proto}/{subset}/{key}: no metric card, not compared")
             continue
         card = get_card(key)
-        (vo, no), (vn, nn) = _entry(old, protocol, subset, key), _entry(new, protocol, subset, key)
+        (vo, no), (vn, nn) = _entry(old, proto, subset, key), _entry(new, proto, subset, key)
         t = tol.for_key(key)
         limit = t.limit(vo) if vo is not None else t.abs
         if vo is None and vn is None:
@@ -225,15 +232,15 @@ def compare_runs(old: RunResult, new: RunResult, tolerances: Tolerances | None =
             failed = t.direction == "both" or not better
         ci = None
         if rows_old is not None and rows_new is not None and vo is not None and vn is not None:
-            a = case_values(rows_new, new.run_dir, protocol, subset, key)
-            b = case_values(rows_old, old.run_dir, protocol, subset, key)
+            a = case_values(rows_new, new.run_dir, proto, subset, key)
+            b = case_values(rows_old, old.run_dir, proto, subset, key)
             shared = sorted(set(a) & set(b))
             if shared:
                 ci = paired_bootstrap_ci([a[c] for c in shared], [b[c] for c in shared],
                                          n_resamples=n_resamples, seed=seed)
         if ci_gate and failed and ci is not None and not math.isnan(ci.lo) and not ci.excludes_zero:
             failed, status = False, status + " (CI includes 0)"
-        comp.deltas.append(Delta(protocol, subset, key, vo, vn, no, nn, limit, status, failed, ci))
+        comp.deltas.append(Delta(proto, subset, key, vo, vn, no, nn, limit, status, failed, ci))
     return comp
 
 

@@ -132,6 +132,9 @@ def place_labels(fig: Any, ax: Any, xy: Sequence[tuple[float, float]], texts: Se
     candidate with the least overlap is kept and joined to its point by a thin leader line.
     Returns the placed ``Annotation`` objects (their window extents are the boxes the test checks).
     """
+    import math
+
+    import numpy as np
     from matplotlib.transforms import Bbox
 
     renderer = fig.canvas.get_renderer()
@@ -140,18 +143,56 @@ def place_labels(fig: Any, ax: Any, xy: Sequence[tuple[float, float]], texts: Se
     # a margin around every marker: a label right next to another model's point would read as its label
     m = 3.0 * fig.dpi / 72.0
     markers = [Bbox.from_extents(px - r - m, py - r - m, px + r + m, py + r + m) for (px, py), r in zip(pix, radii)]
-    placed: list[Any] = list(obstacles)  # obstacles and the labels placed so far
+    # obstacles, the labels placed so far and their leader lines, as an (N, 4) array of x0, y0, x1, y1
+    placed = np.array([[b.x0, b.y0, b.x1, b.y1] for b in obstacles], dtype=float).reshape(-1, 4)
+    marker_arr = np.array([[b.x0, b.y0, b.x1, b.y1] for b in markers], dtype=float).reshape(-1, 4)
+
+    def overlaps(box: Any, arr: Any) -> Any:
+        """Overlap area of ``box`` with every row of ``arr`` (vectorised: thousands of line boxes)."""
+        w = np.minimum(arr[:, 2], box.x1) - np.maximum(arr[:, 0], box.x0)
+        h = np.minimum(arr[:, 3], box.y1) - np.maximum(arr[:, 1], box.y0)
+        return np.where((w > 0) & (h > 0), w * h, 0.0)
+
+    # 16 directions (right, left, above, below first), so a crowded point still finds a free side
     base = [(1, 0, "left", "center"), (-1, 0, "right", "center"), (0, 1, "center", "bottom"),
             (0, -1, "center", "top"), (0.8, 0.8, "left", "bottom"), (-0.8, 0.8, "right", "bottom"),
-            (0.8, -0.8, "left", "top"), (-0.8, -0.8, "right", "top")]
+            (0.8, -0.8, "left", "top"), (-0.8, -0.8, "right", "top"),
+            (0.92, 0.38, "left", "bottom"), (-0.92, 0.38, "right", "bottom"), (0.92, -0.38, "left", "top"),
+            (-0.92, -0.38, "right", "top"), (0.38, 0.92, "left", "bottom"), (-0.38, 0.92, "right", "bottom"),
+            (0.38, -0.92, "left", "top"), (-0.38, -0.92, "right", "top")]
     scale = fontsize / 7.5
 
     def candidates(i: int) -> list[tuple[float, float, str, str]]:
         ring0 = (radii[i] + m) * 72.0 / fig.dpi + 0.5  # offsets in points; the first ring clears the marker
-        return [(dx * r, dy * r, ha, va) for r in (ring0, ring0 + 7 * scale, ring0 + 15 * scale, ring0 + 26 * scale)
-                for dx, dy, ha, va in base]
+        rings = (ring0, ring0 + 7 * scale, ring0 + 15 * scale, ring0 + 26 * scale, ring0 + 38 * scale,
+                 ring0 + 52 * scale, ring0 + 70 * scale)
+        return [(dx * r, dy * r, ha, va) for r in rings for dx, dy, ha, va in base]
 
-    order = sorted(range(len(xy)), key=lambda i: (xy[i][0], xy[i][1]))
+    def leader_points(i: int, box: Any) -> Any:
+        """Points every 3 px along the leader from the marker's edge to the label (what its line would cover)."""
+        px, py = pix[i]
+        cx, cy = min(max(px, box.x0), box.x1), min(max(py, box.y0), box.y1)  # nearest point of the label
+        length = math.hypot(cx - px, cy - py)
+        if length <= radii[i] + 1:
+            return np.zeros((0, 2))
+        t = np.linspace(0.0, 1.0, int(length / 3) + 1)
+        pts = np.stack([px + t * (cx - px), py + t * (cy - py)], axis=1)
+        keep = np.hypot(pts[:, 0] - px, pts[:, 1] - py) > radii[i] + 1
+        inside = (pts[:, 0] >= box.x0) & (pts[:, 0] <= box.x1) & (pts[:, 1] >= box.y0) & (pts[:, 1] <= box.y1)
+        return pts[keep & ~inside]
+
+    def crossings(points: Any, arr: Any) -> int:
+        """How many (point, box) pairs touch: a leader point within 1 px of an obstacle box."""
+        if not len(points) or not len(arr):
+            return 0
+        x, y = points[:, 0:1], points[:, 1:2]
+        hit = (x + 1 > arr[:, 0]) & (x - 1 < arr[:, 2]) & (y + 1 > arr[:, 1]) & (y - 1 < arr[:, 3])
+        return int(hit.sum())
+
+    # the most crowded points choose first (their free sides are fewest), then left to right
+    near = 40.0 * fig.dpi / 72.0
+    crowd = [sum(1 for j in range(len(xy)) if j != i and math.dist(pix[i], pix[j]) < near) for i in range(len(xy))]
+    order = sorted(range(len(xy)), key=lambda i: (-crowd[i], xy[i][0], xy[i][1]))
     out: list[Any] = [None] * len(xy)
     for i in order:
         best, best_cost = None, None
@@ -162,8 +203,14 @@ def place_labels(fig: Any, ax: Any, xy: Sequence[tuple[float, float]], texts: Se
                               fontweight=weights[i] if weights else "normal", zorder=6)
             box = ann.get_window_extent(renderer).expanded(1.04, 1.10)
             inside = ax.bbox.contains(box.x0, box.y0) and ax.bbox.contains(box.x1, box.y1)
-            cost = (sum(_overlap(box, b) for b in placed) + (0 if inside else 1e6)
-                    + sum(_overlap(box, b) for j, b in enumerate(markers) if j != i))
+            # every touched obstacle costs at least 150 px^2: text on a thin line reads as badly as text on text
+            touched = overlaps(box, placed)
+            others = np.delete(marker_arr, i, axis=0)
+            cost = (float(touched.sum() + 150.0 * np.count_nonzero(touched)) + (0 if inside else 1e6)
+                    + float(overlaps(box, others).sum()))
+            if max(abs(dx), abs(dy)) > ring0 + 1:  # it will need a leader: one that crosses a line or label costs
+                leader = leader_points(i, box)
+                cost += 200.0 * crossings(leader, placed) + 200.0 * crossings(leader, others)
             if best_cost is None or cost < best_cost:
                 if best is not None:
                     best[0].remove()
@@ -181,12 +228,8 @@ def place_labels(fig: Any, ax: Any, xy: Sequence[tuple[float, float]], texts: Se
                               fontweight=weights[i] if weights else "normal", zorder=6,
                               arrowprops={"arrowstyle": "-", "lw": 0.5, "color": "0.45", "shrinkA": 1,
                                           "shrinkB": radii[i] * 72.0 / fig.dpi})
-        placed.append(box)
+            lead = leader_points(i, box)  # later labels keep off this leader
+            placed = np.vstack([placed, np.column_stack([lead - 1, lead + 1])])
+        placed = np.vstack([placed, [[box.x0, box.y0, box.x1, box.y1]]])
         out[i] = ann
     return out
-
-
-def _overlap(a: Any, b: Any) -> float:
-    w = min(a.x1, b.x1) - max(a.x0, b.x0)
-    h = min(a.y1, b.y1) - max(a.y0, b.y0)
-    return w * h if w > 0 and h > 0 else 0.0

@@ -34,7 +34,7 @@ from multiid_bench.metrics.cards import MetricCard, get_card
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["fit_curve", "pareto_mask", "plot_tradeoff", "tradeoff_points"]
+__all__ = ["axis_limits", "fit_curve", "pareto_mask", "plot_tradeoff", "tradeoff_points"]
 
 log = logging.getLogger(__name__)
 
@@ -258,12 +258,26 @@ def plot_tradeoff(points: "pd.DataFrame", out: str | Path, *, title: str | None 
     label_map = label_map or {}
     pts["display_label"] = [_human_label(p, label_map) for _, p in pts.iterrows()]
     greyed = ~pts["comparable"].astype(bool)
+    # points not comparable with the view never set the axes: outside the comparable points' range they are
+    # left out of the figure (kept in the CSV with drawn=False) and named in a note
+    limits = axis_limits(pts[~greyed]) if (~greyed).any() else axis_limits(pts)
+    off_axes = greyed & ~pts["x"].between(*limits[0]) | greyed & ~pts["y"].between(*limits[1])
+    pts["drawn"] = ~off_axes
+    points.attrs["axis_limits"] = limits
+    off_note = ""
+    if off_axes.any():
+        off_note = ("left out, outside the comparable points' axes (not comparable): "
+                    + "; ".join(f"{lab} ({x_card.name} {x:.3f}, {y_card.name} {y:.3f})" for lab, x, y in
+                                zip(pts.loc[off_axes, "display_label"], pts.loc[off_axes, "x"], pts.loc[off_axes, "y"])))
+        log.warning("trade-off plot: %s", off_note)
+        points.attrs.setdefault("notes", []).append(off_note)
+    shown = pts[~off_axes]
     written: list[Path] = []
     with plt.rc_context({**fs.rc, "font.size": fs.font_size}):
         fig, ax = plt.subplots(figsize=(fs.width_in, fs.height_in), dpi=fs.dpi)
         handles: list[Any] = []
         drawn = {"paper": False, "measured": False, "greyed": False, "ci": False}
-        for i, p in pts.iterrows():
+        for i, p in shown.iterrows():
             colour = "0.72" if greyed[i] else _colour(str(p["model"]))
             if p["provenance"] == PAPER:
                 ax.scatter(p["x"], p["y"], s=fs.marker, facecolors="white", edgecolors=colour,
@@ -306,7 +320,8 @@ def plot_tradeoff(points: "pd.DataFrame", out: str | Path, *, title: str | None 
                                   label="measured" + (" (95% CI bars)" if drawn["ci"] else "")))
         if drawn["greyed"]:
             handles.append(Line2D([], [], ls="", marker="D", color="0.72", mec="0.4", label="not comparable, not ranked"))
-        _limits(ax, pts)
+        ax.set_xlim(*limits[0])
+        ax.set_ylim(*limits[1])
         if not y_card.higher_is_better:
             ax.invert_yaxis()
         if not x_card.higher_is_better:
@@ -327,7 +342,7 @@ def plot_tradeoff(points: "pd.DataFrame", out: str | Path, *, title: str | None 
 
             ax.xaxis.set_major_locator(MaxNLocator(nbins=5 if fs.width_in <= 4 else 8))
             ax.yaxis.set_major_locator(MaxNLocator(nbins=6))
-        ax.text(0.99, 0.99, "better ↗", transform=ax.transAxes, ha="right", va="top", fontsize=fs.label_size + 1,
+        ax.text(0.99, 0.99, "better ↗" if has_glyph("↗") else "better ↑→", transform=ax.transAxes, ha="right", va="top", fontsize=fs.label_size + 1,
                 color="0.35")
         if handles and fs.name == "paper":  # above the axes: the plot area stays for the points and labels
             ax.legend(handles=handles, loc="lower center", bbox_to_anchor=(0.5, 1.01), ncol=2, fontsize=fs.label_size,
@@ -336,21 +351,23 @@ def plot_tradeoff(points: "pd.DataFrame", out: str | Path, *, title: str | None 
             ax.legend(handles=handles, loc="lower left", fontsize=fs.label_size, framealpha=0.9,
                       handlelength=1.6, borderpad=0.4)
         if fs.name == "default" and greyed.any():
-            fig.text(0.01, 0.005, "\n".join(f"{b}" for b in pts.attrs.get("banners", []))[:600], fontsize=6.5,
-                     color="0.35", ha="left", va="bottom", wrap=True)
+            fig.text(0.01, 0.005, "\n".join([*pts.attrs.get("banners", []), *([off_note] if off_note else [])])[:600],
+                     fontsize=6.5, color="0.35", ha="left", va="bottom", wrap=True)
         fig.tight_layout(rect=(0, 0.05 if fs.name == "default" and greyed.any() else 0, 1, 1))
-        texts = [f"{lab} (not comparable)" if g else lab for lab, g in zip(pts["display_label"], greyed)]
+        shown_grey = greyed[~off_axes]
+        texts = [f"{lab} (not comparable)" if g else lab for lab, g in zip(shown["display_label"], shown_grey)]
         legend = ax.get_legend()
         obstacles = [legend.get_window_extent(fig.canvas.get_renderer())] if legend is not None else []
         obstacles.append(ax.texts[0].get_window_extent(fig.canvas.get_renderer()))  # "better" hint
-        obstacles += _ci_boxes(ax, pts) + line_obstacles(ax)
+        obstacles += _ci_boxes(ax, shown) + line_obstacles(ax)
         marker_r = math.sqrt(fs.marker) / 2 * fig.dpi / 72.0  # scatter size is an area in points^2
-        radii = [marker_r * (math.sqrt(3.4) if on else 1.0) + 1 for on in pts["on_pareto_front"]]
+        radii = [marker_r * (math.sqrt(3.4) if on else 1.0) + 1 for on in shown["on_pareto_front"]]
         pts.attrs["labels"] = place_labels(
-                     fig, ax, list(zip(pts["x"], pts["y"])), texts, obstacles=obstacles, fontsize=fs.label_size,
-                     radii_px=radii, colours=["0.55" if g else "0.1" for g in greyed],
+                     fig, ax, list(zip(shown["x"], shown["y"])), texts, obstacles=obstacles, fontsize=fs.label_size,
+                     radii_px=radii, colours=["0.55" if g else "0.1" for g in shown_grey],
                      weights=["bold" if (p["provenance"] != PAPER and not greyed[i]) else "normal"
-                              for i, p in pts.iterrows()])
+                              for i, p in shown.iterrows()])
+        points.attrs["layout"] = label_layout(fig, ax, pts.attrs["labels"])
         for fmt in formats:
             path = stem.with_suffix(f".{fmt}")
             if fmt == "csv":
@@ -365,13 +382,53 @@ def plot_tradeoff(points: "pd.DataFrame", out: str | Path, *, title: str | None 
     return written
 
 
-def _limits(ax: Any, pts: "pd.DataFrame") -> None:
-    """Axis limits from the points and their CI bars (the fitted curve may not stretch them)."""
-    for axis, lo_col, hi_col, setter in (("x", "x_lo", "x_hi", ax.set_xlim), ("y", "y_lo", "y_hi", ax.set_ylim)):
+def has_glyph(char: str) -> bool:
+    """Whether the current default font draws ``char`` (serif paper fonts lack ↗: it would print as a box)."""
+    from matplotlib import font_manager
+    from matplotlib.ft2font import FT2Font
+
+    try:
+        font = FT2Font(font_manager.findfont(font_manager.FontProperties()))
+    except (OSError, RuntimeError, ValueError):
+        return False
+    return font.get_char_index(ord(char)) != 0
+
+
+def label_layout(fig: Any, ax: Any, labels: list[Any]) -> dict[str, Any]:
+    """Where things ended up, in display pixels, for checks of the figure (labels vs lines and text):
+    ``labels`` (x0, y0, x1, y1) per label, ``leaders`` ((x0, y0), (x1, y1)) per leader line, ``lines`` the
+    drawn lines' vertices, ``texts`` the boxes of the other texts (legend, "better" hint)."""
+    from matplotlib.text import Text
+
+    renderer = fig.canvas.get_renderer()
+    boxes, leaders = [], []
+    for ann in labels:
+        ann.update_positions(renderer)  # lays out the leader too
+        b = Text.get_window_extent(ann, renderer)  # the text alone (an Annotation's extent includes its leader)
+        boxes.append((b.x0, b.y0, b.x1, b.y1))
+        if ann.arrow_patch is not None:
+            path = ann.arrow_patch.get_path().transformed(ann.arrow_patch.get_transform())
+            verts = path.vertices
+            leaders.append((tuple(map(float, verts[0])), tuple(map(float, verts[-1]))))
+    lines = [ax.transData.transform(line.get_xydata()).tolist() for line in ax.get_lines()
+             if line.get_linestyle() not in ("None", "", " ") and len(line.get_xydata()) >= 2]
+    others = [t.get_window_extent(renderer) for t in ax.texts if t not in labels]
+    legend = ax.get_legend()
+    if legend is not None:
+        others.append(legend.get_window_extent(renderer))
+    return {"labels": boxes, "leaders": leaders, "lines": lines, "texts": [(b.x0, b.y0, b.x1, b.y1) for b in others],
+            "axes": tuple(ax.bbox.extents)}
+
+
+def axis_limits(pts: "pd.DataFrame") -> tuple[tuple[float, float], tuple[float, float]]:
+    """(x, y) axis limits from the points and their CI bars, padded 10% (the fitted curve may not stretch them)."""
+    out = []
+    for axis, lo_col, hi_col in (("x", "x_lo", "x_hi"), ("y", "y_lo", "y_hi")):
         vals = np.concatenate([pts[axis].to_numpy(float), pts[lo_col].to_numpy(float), pts[hi_col].to_numpy(float)])
         vals = vals[np.isfinite(vals)]
         pad = max(0.10 * float(np.ptp(vals)), 0.01)
-        setter(float(vals.min()) - pad, float(vals.max()) + pad)
+        out.append((float(vals.min()) - pad, float(vals.max()) + pad))
+    return out[0], out[1]
 
 
 def _ci_boxes(ax: Any, pts: "pd.DataFrame") -> list[Any]:

@@ -21,7 +21,7 @@ from typing import Any, Sequence
 from multiid_bench.leaderboard.cases import CaseView, case_view
 from multiid_bench.leaderboard.store import RunResult, combined_frame, load_cases, load_results
 from multiid_bench.leaderboard.tables import MIN_CI_N
-from multiid_bench.metrics.cards import CARDS, get_card
+from multiid_bench.metrics.cards import CARDS, get_card, undefined_for_subset
 from multiid_bench.runner.summary import counts_line
 
 __all__ = ["build_report", "check_report_target"]
@@ -75,6 +75,12 @@ def _thumb(path: Path | None, faces: dict[str, list[dict[str, Any]]], gt_boxes: 
     return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode(), f"{path.name} ({w}×{h})"
 
 
+def ref_caption(case: CaseView, j: int) -> str:
+    """``ref 2 · <identity>``: who the reference shows, not its (content-hash) file name. Issue 29."""
+    label = case.ref_labels[j] if j < len(case.ref_labels) else ""
+    return f"ref {j + 1} · {label}" if label else f"ref {j + 1}"
+
+
 def _fmt(v: float | None) -> str:
     return "—" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.4f}"
 
@@ -107,6 +113,9 @@ def _metrics_tables(run: RunResult) -> str:
                 m = subsets[s].get(k)
                 if m is None:
                     cells.append("<td></td>")
+                    continue
+                if undefined_for_subset(k.split(".")[0], s):  # issue 29: Blending needs two persons
+                    cells.append('<td title="undefined for one person (the official code writes 0.0)">N/A</td>')
                     continue
                 ci = m.get("ci95")
                 if ci and int(m["n"]) < MIN_CI_N:  # too few cases for an honest interval: say so instead
@@ -180,9 +189,11 @@ def _gallery(cases: list[CaseView], thumb: int) -> tuple[str, str, list[str]]:
         views = [("generated", c.generated, c.faces.get("generated", {}), [], 1.0),
                  ("GT", c.gt, c.faces.get("gt", {}), c.gt_boxes, 1.0)]
         pads = c.ref_pads + [1.0] * (len(c.refs) - len(c.ref_pads))
-        views += [(f"ref {j + 1}", p, c.faces.get(f"ref_{j}", {}), [], pads[j]) for j, p in enumerate(c.refs)]
+        views += [(ref_caption(c, j), p, c.faces.get(f"ref_{j}", {}), [], pads[j]) for j, p in enumerate(c.refs)]
         for name, path, faces, boxes, pad in views:
             uri, caption = _thumb(path, faces, boxes, thumb, detectors, pad)
+            if " · " in name and path is not None:  # a named reference: its identity replaces the file name
+                caption = caption.removeprefix(f"{path.name} ")
             if pad != 1.0:
                 caption += f", shown padded ×{pad:g} as detected"
             img = f'<img alt="{_E(name)}" src="{uri}">' if uri else f'<div class="missing">{_E(caption)}</div>'
@@ -218,6 +229,7 @@ figure img{display:block;border:1px solid #999} figcaption{font-size:11px;color:
 .reason{color:#b00020;font-weight:bold;margin:2px 0} .prompt{font-style:italic;margin:2px 0;color:#333}
 table.mini{font-size:12px;margin-top:4px} table.mini td{padding:1px 8px}
 td.st-failed{color:#b00020;font-weight:bold} td.st-ok{color:#1b5e20}
+table.mbench td.prov{white-space:normal;min-width:14em;max-width:26em}
 """
 
 _JS = """
@@ -316,3 +328,12 @@ def build_report(run_dir: str | Path, out: str | Path, *, include_paper: bool = 
     out_path.write_text(page, encoding="utf-8")
     log.info("report for %s written to %s (%d cases)", run.path, out_path, len(shown))
     return out_path
+
+
+# --- issue 29: public names of the helpers the two-run report (report_pair.py) shares with this page ---
+thumbnail = _thumb
+format_value = _fmt
+metric_header = _metric_header
+metric_order = _metric_order
+REPORT_CSS = _CSS
+# --- end issue 29 ---

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 from multiid_bench.errors import BadInputError, MissingDataError
 from multiid_bench.leaderboard.paper import canonical_model, model_kind
-from multiid_bench.metrics.cards import CARDS
+from multiid_bench.metrics.cards import CARDS, undefined_for_subset
 from multiid_bench.runner import run_folder
 
 if TYPE_CHECKING:
@@ -138,13 +138,14 @@ def results_frame(runs: Sequence[RunResult]) -> "pd.DataFrame":
                         log.warning("%s: metric %r has no metric card; skipped", run.path, key)
                         continue
                     ci = m.get("ci95")
-                    value = m.get("value")
+                    undefined = undefined_for_subset(metric, subset)
+                    value = None if undefined else m.get("value")
                     records.append({
                         "provenance": MEASURED, "source": f"measured {run.path}", "table": None,
                         "benchmark": d["bench"]["id"], "subset": subset, "protocol": protocol,
                         "headline_protocol": run.protocol, "display": run.model, "model": canonical_model(run.model),
                         "row_kind": model_kind(run.model), "metric": metric, "face_model": face_model,
-                        "metric_key": key, "value": float("nan") if value is None else float(value), "n": int(m["n"]),
+                        "metric_key": key, "value": float("nan") if value is None else float(value), "n": 0 if undefined else int(m["n"]),
                         "ci_lo": float(ci[0]) if ci else float("nan"), "ci_hi": float(ci[1]) if ci else float("nan"),
                         "statistic": m.get("statistic", ""), "reportable": run.reportable, "bench_id": d["bench"]["id"],
                         "manifest_sha256": d["bench"]["manifest_sha256"], "mbench_version": d.get("mbench_version", ""),

@@ -24,7 +24,7 @@ from multiid_bench.leaderboard.paper import (
     paper_meta,
     paper_table_for,
 )
-from multiid_bench.metrics.cards import CARDS, MetricCard, get_card
+from multiid_bench.metrics.cards import CARDS, MetricCard, get_card, undefined_for_subset
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -298,6 +298,10 @@ def build_leaderboard(
         row.comparable = ok or not row.reportable  # --limit rows keep their own (red) flag
         row.not_ranked_reason = why
     _rank(rows, columns)
+    if any(undefined_for_subset(c.key.split(".")[0], subset) for c in columns) and any(
+            r.provenance != PAPER for r in rows):  # issue 29
+        notes.append(f"Blending is undefined on single-person cases ({subset}): N/A under both protocols, never "
+                     "ranked (the official code writes 0.0 there; the paper leaves the column empty)")
     small_ci = sorted({f"{r.label} {c.key} (n={cell.n})" for r in rows for c in columns
                        if (cell := r.cells.get(c.key)) is not None and cell.has_ci and not cell.ci_shown})
     if small_ci:

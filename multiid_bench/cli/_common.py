@@ -97,7 +97,8 @@ def print_table(title: str, header: list[str], rows: list[list[str]], *, key_col
 
     Words never break: a column is at least as wide as its longest word (header words may wrap between words).
     When that does not fit the console (80 columns, a pipe), the other columns go into further tables that
-    repeat the first ``key_columns`` (the row names).
+    repeat the first ``key_columns`` (the row names); a column too wide even for that is printed as a list
+    (row name, then the value on its own indented line).
     """
     from rich.console import Console
     from rich.table import Table
@@ -119,6 +120,15 @@ def print_table(title: str, header: list[str], rows: list[list[str]], *, key_col
     parts.append(current)
     for n, cols in enumerate(parts):
         suffix = f" ({n + 1}/{len(parts)})" if len(parts) > 1 else ""
+        if sum(widths[i] + 3 for i in cols) + 1 > console.width:
+            # even one column beside the row names does not fit (a long file name at 80 columns): a list of
+            # "name" / "  value" lines instead of a table that would break the value in the middle of a word
+            console.print(f"{title}{suffix}", style="italic", markup=False, highlight=False)
+            for r in rows:
+                console.print(" ".join(str(r[i]) for i in cols[:key_columns]), markup=False, highlight=False)
+                for i in cols[key_columns:]:
+                    console.print(f"  {header[i]}: {r[i]}", markup=False, highlight=False, soft_wrap=True)
+            continue
         table = Table(title=title + suffix)
         for i in cols:
             table.add_column(header[i], width=widths[i], overflow="fold")

@@ -74,6 +74,36 @@ def _judge_options(fn: Any) -> Any:
     return fn
 
 
+# Experiment trackers (optional extras; leaderboard/trackers.py): the finished run is logged to each.
+_log_to_option = click.option(
+    "--log-to", "log_to", multiple=True, type=click.Choice(["tensorboard", "wandb", "mlflow"]),
+    help="Log the finished run (every metric of results.json, the per-case table, the trade-off plot, a few images) "
+         "to a tracker; repeatable. TensorBoard: RUN/tensorboard; W&B and MLflow: their usual environment "
+         "(WANDB_MODE, MLFLOW_TRACKING_URI). Needs pip install 'multiid-bench[tensorboard|wandb|mlflow]'.")
+
+
+def _check_log_to(log_to: tuple[str, ...]) -> None:
+    """A missing tracker package fails before the run starts (exit 3), not after hours of scoring."""
+    if log_to:
+        from multiid_bench.leaderboard.trackers import check_trackers
+
+        check_trackers(log_to)
+
+
+def _log(run: Any, log_to: tuple[str, ...]) -> None:
+    if not log_to:
+        return
+    if run.summary is None:
+        click.echo(f"not logged to {', '.join(log_to)}: results.json is not written yet (other shards running); "
+                   "the process that finishes the run logs it", err=True)
+        return
+    from multiid_bench.leaderboard.trackers import log_run
+
+    for logged in log_run(run.path, log_to):
+        click.echo(f"logged to {logged.tracker}: {logged.where} ({logged.scalars} metrics, {logged.skipped_null} "
+                   f"null not logged, {logged.images} images, {logged.table_rows} case rows)", err=True)
+
+
 def _judge_settings(opts: dict[str, Any]) -> dict[str, Any] | None:
     """Pop the ``--judge*`` options from ``opts`` -> judge settings (None = no judge; OmniContext gets one)."""
     j = {k: opts.pop(k) for k in [k for k in opts if k.startswith("judge_")]}
@@ -105,8 +135,9 @@ def _stdout_for(as_json: bool) -> Any:
     return contextlib.redirect_stdout(sys.stderr) if as_json else contextlib.nullcontext()
 
 
-def _finish(run: Any, as_json: bool = False) -> None:
-    """Print the summary table (or the shard's note) and exit with the run's code; ``as_json``: the headline
+def _finish(run: Any, as_json: bool = False, log_to: tuple[str, ...] = ()) -> None:
+    """Print the summary table (or the shard's note), log to the trackers (``log_to``), and exit with the
+    run's code; ``as_json``: the headline
     (:meth:`~multiid_bench.api.Run.headline`) as one JSON document on stdout, everything else on stderr."""
     if as_json:
         import json
@@ -120,6 +151,8 @@ def _finish(run: Any, as_json: bool = False) -> None:
                                    "when every shard has finished.")
     else:
         _print_summary(run.summary, run.path, stderr=as_json)
+    with _stdout_for(as_json):
+        _log(run, log_to)
     if run.exit_code == EXIT_NOTHING_EVALUATED:
         c = run.summary["counts"]
         click.echo(f"error: nothing was evaluated: none of the {c['expected']} case(s) was scored "
@@ -175,16 +208,19 @@ def _print_summary(results: dict[str, Any], out_dir: Path, stderr: bool = False)
 @run_options("settings", "preset", "retry_failed", *RUN_OPTIONS)
 @_judge_options
 @_JSON_OPTION
-def evaluate(model: str, settings: tuple[str, ...], preset: str | None, as_json: bool, **opts: Any) -> None:
+@_log_to_option
+def evaluate(model: str, settings: tuple[str, ...], preset: str | None, as_json: bool, log_to: tuple[str, ...],
+             **opts: Any) -> None:
     """Generate every case with MODEL, then score it (resumable, shardable)."""
     from multiid_bench import api
     from multiid_bench.adapters import settings_with_preset
 
+    _check_log_to(log_to)
     judge = _judge_settings(opts)
     with _stdout_for(as_json):
         run = api.evaluate(model, settings=settings_with_preset(model, _parse_settings(settings), preset),
                            judge=judge, **opts)
-    _finish(run, as_json)
+    _finish(run, as_json, log_to)
 
 
 @click.command(epilog=_SCORE_EXAMPLES)
@@ -197,11 +233,14 @@ def evaluate(model: str, settings: tuple[str, ...], preset: str | None, as_json:
 @run_options(*RUN_OPTIONS)
 @_judge_options
 @_JSON_OPTION
-def score(images_dir: Path, layout: str, name: str | None, as_json: bool, **opts: Any) -> None:
+@_log_to_option
+def score(images_dir: Path, layout: str, name: str | None, as_json: bool, log_to: tuple[str, ...],
+          **opts: Any) -> None:
     """Score images made elsewhere against a bench."""
     from multiid_bench import api
 
+    _check_log_to(log_to)
     judge = _judge_settings(opts)
     with _stdout_for(as_json):
         run = api.score(images_dir, layout=layout, name=name, judge=judge, **opts)
-    _finish(run, as_json)
+    _finish(run, as_json, log_to)

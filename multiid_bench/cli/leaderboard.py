@@ -30,10 +30,30 @@ def _console() -> Any:
     return Console(width=width, soft_wrap=False)
 
 
-def _runs(paths: tuple[str, ...]) -> list[Any]:
+class RunSource(click.ParamType):
+    """A run folder, a results.json, or ``hf://USER/NAME[@REVISION]`` (a run pushed with ``mbench push``)."""
+
+    name = "RUN"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> str:
+        if str(value).startswith("hf://"):
+            return str(value)
+        return str(click.Path(exists=True).convert(value, param, ctx))
+
+
+RUN_SOURCE = RunSource()
+
+
+def _load(source: str) -> Any:
+    """One run (local, or a Hub dataset through the Hugging Face cache: leaderboard/hub.py)."""
+    from multiid_bench.leaderboard.hub import resolve_run_source
     from multiid_bench.leaderboard.store import load_results
 
-    return [load_results(p) for p in paths]
+    return load_results(resolve_run_source(source))
+
+
+def _runs(paths: tuple[str, ...]) -> list[Any]:
+    return [_load(p) for p in paths]
 
 
 subset_opt = click.option("--subset", default=None,
@@ -58,8 +78,9 @@ Examples:
   mbench leaderboard --include-paper                       # the paper's Table 1a, ranked
   mbench leaderboard runs/uno runs/dreamo --subset p2 --include-paper --format markdown
   mbench leaderboard runs/* --format latex --out table.tex
+  mbench leaderboard hf://alice/uno-multiid hf://bob/mine-multiid   # runs pushed with 'mbench push'
 """)
-@click.argument("results", nargs=-1, type=click.Path(exists=True))
+@click.argument("results", nargs=-1, type=RUN_SOURCE)
 @subset_opt
 @protocol_opt
 @face_model_opt
@@ -75,7 +96,8 @@ Examples:
 def leaderboard(results: tuple[str, ...], subset: str | None, protocol: str, face_model: str, fmt: str,
                 include_paper: bool, paper_table: str | None, allow_mixed: bool, provenance: bool,
                 out: str | None) -> None:
-    """Leaderboard from results files (RUN_DIR or results.json) and, optionally, the paper's numbers.
+    """Leaderboard from results (RUN_DIR, results.json, an exported folder or hf://USER/NAME) and, optionally,
+    the paper's numbers.
 
     Arrows come from the metric cards; best three per column are marked, only among rows that are
     comparable with each other (a row that is not is greyed, with the reason above the table); measured
@@ -108,7 +130,7 @@ Examples:
   mbench plot-tradeoff runs/mymodel --subset p2 --face-model arcface --out plots/p2.pdf
   mbench plot-tradeoff runs/a --style paper --width single --label-map names.json --out fig.pdf
 """)
-@click.argument("results", nargs=-1, type=click.Path(exists=True))
+@click.argument("results", nargs=-1, type=RUN_SOURCE)
 @subset_opt
 @protocol_opt
 @face_model_opt
@@ -153,17 +175,20 @@ def plot_tradeoff(results: tuple[str, ...], subset: str | None, protocol: str, f
     pts = tradeoff_points(df, subset=subset, face_model=face_model, protocol=protocol, x_metric=x_metric,
                           y_metric=y_metric, paper_table=paper_table, include_limits=include_limits,
                           allow_mixed=allow_mixed)
-    for b in pts.attrs.get("banners", []) + pts.attrs.get("notes", []):
+    written = _plot(pts, out, title=title, degree=degree, style=style, width=width, label_map=names)
+    for b in pts.attrs.get("banners", []) + pts.attrs.get("notes", []):  # notes include points left off the axes
         click.echo(f"! {b}", err=True)
-    for p in _plot(pts, out, title=title, degree=degree, style=style, width=width, label_map=names):
+    for p in written:
         click.echo(f"wrote {p}")
 
 
 @click.command("report", epilog="""\b
-Example:
+Examples:
   mbench report runs/mymodel --out report.html
+  mbench report runs/uno runs/mymodel --out cmp.html     # side by side: paired CIs + per-case gallery
+Open cmp.html#sort=Δcopy_paste.arcface@1:desc to start sorted by B − A copy-paste.
 """)
-@click.argument("run_dir", type=click.Path(exists=True))
+@click.argument("run_dirs", nargs=-1, required=True, type=RUN_SOURCE)
 @click.option("--out", default="report.html", show_default=True, type=click.Path(dir_okay=False),
               help="HTML file to write (self-contained: images and plot embedded).")
 @click.option("--include-paper/--no-include-paper", default=True, show_default=True,
@@ -171,11 +196,26 @@ Example:
 @click.option("--thumb", type=click.IntRange(64, 1024), default=224, show_default=True,
               help="Longest side of the embedded thumbnails, in pixels.")
 @click.option("--max-cases", type=click.IntRange(1, None), default=None, help="Gallery: first N cases only.")
-def report(run_dir: str, out: str, include_paper: bool, thumb: int, max_cases: int | None) -> None:
-    """One self-contained HTML report of a run: summary tables, plot, sortable per-case gallery."""
-    from multiid_bench.leaderboard.report import build_report
+@click.option("--protocol", "only_protocol", type=PROTOCOLS, default=None,
+              help="Side by side: the protocol compared and shown per case (default: both, headlines must match).")
+@allow_mixed_opt
+def report(run_dirs: tuple[str, ...], out: str, include_paper: bool, thumb: int, max_cases: int | None,
+           only_protocol: str | None, allow_mixed: bool) -> None:
+    """One self-contained HTML report of a run (summary tables, plot, sortable per-case gallery), or of two
+    or more runs side by side (paired comparison against the first, one gallery row per case with every
+    run's image, sortable by any metric or per-case difference)."""
+    from multiid_bench.leaderboard.hub import resolve_run_source
 
-    path = build_report(run_dir, out, include_paper=include_paper, thumb=thumb, max_cases=max_cases)
+    if len(run_dirs) == 1:
+        from multiid_bench.leaderboard.report import build_report
+
+        path = build_report(resolve_run_source(run_dirs[0]), out, include_paper=include_paper, thumb=thumb,
+                            max_cases=max_cases)
+    else:
+        from multiid_bench.leaderboard.report_pair import build_pair_report
+
+        path = build_pair_report([_load(r) for r in run_dirs], out, protocol=only_protocol,
+                                 allow_mixed=allow_mixed, thumb=thumb, max_cases=max_cases)
     click.echo(f"wrote {path}")
 
 
@@ -189,9 +229,10 @@ when that CI excludes 0.
 Example:
   mbench compare main/results.json pr/results.json --tolerance tol.toml
   mbench compare runs/main runs/pr --ci-gate
+  mbench compare runs/a runs/b --protocol strict   # headlines differ: compare strict numbers only
 """)
-@click.argument("old", type=click.Path(exists=True))
-@click.argument("new", type=click.Path(exists=True))
+@click.argument("old", type=RUN_SOURCE)
+@click.argument("new", type=RUN_SOURCE)
 @click.option("--tolerance", "--tolerance-file", "tolerance", type=click.Path(dir_okay=False), default=None,
               help="Tolerance TOML (default: the packaged leaderboard/data/tolerances.toml).")
 @click.option("--only-changed/--all-rows", default=False, show_default=True, help="Hide metrics within tolerance.")
@@ -202,16 +243,19 @@ Example:
                    "tolerance alone).")
 @click.option("--bootstrap-resamples", type=click.IntRange(100, None), default=2000, show_default=True,
               help="Resamples of the paired bootstrap.")
+@click.option("--protocol", "only_protocol", type=PROTOCOLS, default=None,
+              help="Compare only this protocol's numbers (every results.json holds both), so runs with different "
+                   "headline protocols compare. Default: both protocols, and the headlines must match.")
 @allow_mixed_opt
 @click.option("--json", "as_json", is_flag=True, default=False, help="Machine-readable output.")
 def compare(old: str, new: str, tolerance: str | None, only_changed: bool, paired_ci: bool, ci_gate: bool,
-            bootstrap_resamples: int, allow_mixed: bool, as_json: bool) -> None:
+            bootstrap_resamples: int, only_protocol: str | None, allow_mixed: bool, as_json: bool) -> None:
     """Compare two runs metric by metric; a CI regression check."""
     from multiid_bench.leaderboard.compare import compare_runs, comparison_table, load_tolerances
-    from multiid_bench.leaderboard.store import load_results
 
-    comp = compare_runs(load_results(old), load_results(new), load_tolerances(tolerance), paired=paired_ci or ci_gate,
-                        ci_gate=ci_gate, allow_mixed=allow_mixed, n_resamples=bootstrap_resamples)
+    comp = compare_runs(_load(old), _load(new), load_tolerances(tolerance), paired=paired_ci or ci_gate,
+                        ci_gate=ci_gate, allow_mixed=allow_mixed, n_resamples=bootstrap_resamples,
+                        protocol=only_protocol)
     if as_json:
         def delta(d: Any) -> dict[str, Any]:
             out = {k: v for k, v in d.__dict__.items() if k != "paired"}

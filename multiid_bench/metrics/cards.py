@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Mapping
 
-__all__ = ["CARDS", "FACE_MODEL_METRICS", "MetricCard", "get_card"]
+__all__ = ["CARDS", "FACE_MODEL_METRICS", "NEEDS_TWO_PERSONS", "MetricCard", "get_card", "undefined_for_subset"]
 
 
 @dataclass(frozen=True)
@@ -187,3 +187,20 @@ def get_card(metric_id: str) -> MetricCard:
         close = difflib.get_close_matches(base, list(CARDS), n=3)
         hint = f" Did you mean {', '.join(close)}?" if close else ""
         raise KeyError(f"unknown metric {metric_id!r}.{hint} Known: {', '.join(sorted(CARDS))}") from None
+
+
+#: Metrics that need two persons: on MultiID-Bench's single-person subset (p1) they are N/A under both
+#: protocols. The official code writes 0.0 there, which would rank first in a column the paper leaves
+#: empty; readers (leaderboard, report, summary) show N/A instead. Issue 29.
+NEEDS_TWO_PERSONS: tuple[str, ...] = ("blend_gt", "blend_ref")
+SINGLE_PERSON_SUBSET = "p1"
+
+
+def undefined_for_subset(metric_id: str, subset: str) -> bool:
+    """True for a metric that cannot be measured on ``subset`` (Blending on single-person cases).
+
+    Example:
+        >>> undefined_for_subset("blend_ref.arcface", "p1"), undefined_for_subset("blend_ref", "p2")
+        (True, False)
+    """
+    return metric_id.split(".", 1)[0] in NEEDS_TWO_PERSONS and subset == SINGLE_PERSON_SUBSET

@@ -178,6 +178,19 @@ def run_evaluation(
     return RunOutcome(out, shard, len(mine), len(mine) - len(pending), written, failed, results is not None, results)
 
 
+def ref_origin(case: "Case", k: int) -> dict[str, str]:
+    """Who reference ``k`` shows, for readers (report captions): the bench's identity name and, for a prepared
+    crop (a content-hash file name), the file it was cropped from. Empty when the bench states neither."""
+    out: dict[str, str] = {}
+    identities = case.meta.get("identities") or ()
+    raw = case.meta.get("raw_refs") or ()
+    if k < len(identities) and identities[k]:
+        out["identity"] = str(identities[k])
+    if k < len(raw) and raw[k]:
+        out["source"] = str(raw[k])
+    return out
+
+
 def _base_row(case_id: str, case: "Case | None", gen: "Generated | None", seed: int | None) -> dict[str, Any]:
     return {
         "row_schema": ROW_SCHEMA_VERSION, "case_id": case_id,
@@ -289,7 +302,8 @@ def _case_row(
     row["images"] = {  # mode: as stored (the paper protocol excludes what the official code cannot read)
         "generated": {"path": g_spec.path, "sha256": g_res.sha256, "mode": stored_mode(g_spec.path)},
         "gt": {"path": t_spec.path, "sha256": t_res.sha256, "mode": stored_mode(t_spec.path)} if t_spec and t_res else None,
-        "refs": [{"path": s.path, "sha256": v.sha256, "pad_ratio": s.pad_ratio} for s, v in zip(r_specs, r_res)],
+        "refs": [{"path": s.path, "sha256": v.sha256, "pad_ratio": s.pad_ratio, **ref_origin(case, k)}
+                 for k, (s, v) in enumerate(zip(r_specs, r_res))],
     }
     if g_res.error:
         reason = "generated image missing" if "does not exist" in g_res.error else "generated image unreadable"

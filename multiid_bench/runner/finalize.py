@@ -47,6 +47,22 @@ def _plan_hash(full: "Bench", plan: "Bench") -> str:
     return hashlib.sha256(f"{full.manifest_sha256}|{ids}".encode()).hexdigest()
 
 
+def subset_hashes(source_sha256: str, rows: Sequence[Mapping[str, Any]]) -> dict[str, str]:
+    """Per subset (and ``all``): a hash of the full bench's manifest plus the case ids scored in it.
+
+    Why: a run over ``--subset p2`` has its own ``manifest_sha256`` (a selection), yet its p2 cases are
+    exactly a full run's p2 cases. These hashes let the leaderboard compare the two on that subset (same
+    source bench, same case ids) and nowhere else. Invalid bench records (no subset) are not counted.
+    """
+    by_subset: dict[str, list[str]] = {}
+    for r in rows:
+        if r.get("subset") is not None:
+            by_subset.setdefault(str(r["subset"]), []).append(str(r["case_id"]))
+            by_subset.setdefault("all", []).append(str(r["case_id"]))
+    return {sub: hashlib.sha256(f"{source_sha256}|{sub}|{','.join(sorted(ids))}".encode()).hexdigest()
+            for sub, ids in sorted(by_subset.items())}
+
+
 def write_run_manifest(
     out: Path, config: RunConfig, selected: "Bench", plan: "Bench", invalid: Sequence[Any], invalid_ids: Sequence[str],
     profile: Mapping[str, Any], backends: Sequence["FaceBackend"], source: Any, bench_load: Any,
@@ -173,7 +189,10 @@ def finalize(out: str | Path) -> dict[str, Any]:
             weights[f"{name}:{wid}"] = sha
     results: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION, "model": run["model"],
-        "bench": {k: run["bench"][k] for k in ("id", "manifest_sha256", "n_cases", "ref_mode")},
+        "bench": {**{k: run["bench"][k] for k in ("id", "manifest_sha256", "n_cases", "ref_mode")},
+                  **({"source_sha256": run["bench"]["source_sha256"],
+                      "subset_sha256": subset_hashes(run["bench"]["source_sha256"], rows)}
+                     if run["bench"].get("source_sha256") else {})},
         "protocol": config.protocol, "profile": run["profile"], "config": run["config"],
         "config_fingerprint": run["fingerprint"], "reportable": config.reportable and counts["pending"] == 0,
         "partial": counts["failed"] > 0, "mbench_version": __version__, "packages": package_versions(),

@@ -11,7 +11,7 @@ import io
 from pathlib import Path
 from typing import Any, Mapping
 
-from multiid_bench.metrics.cards import get_card
+from multiid_bench.metrics.cards import get_card, undefined_for_subset
 
 __all__ = ["COLUMNS", "counts_line", "face_rows_with_values", "summary_table", "write_summaries"]
 
@@ -21,7 +21,7 @@ __all__ = ["COLUMNS", "counts_line", "face_rows_with_values", "summary_table", "
 COLUMNS: tuple[tuple[str, str], ...] = (
     ("sim_gt", "Sim(GT)"), ("sim_ref", "Sim(Ref)"), ("copy_paste", "CP all cases"),
     ("copy_paste_ranked", "CP Sim(GT)-filtered (paper)"),
-    ("blend_gt", "Blend(GT)"), ("face_failure_rate", "Face failures"),
+    ("blend_gt", "Blend(GT)"), ("blend_ref", "Blend(Ref)"), ("face_failure_rate", "Face failures"),
 )
 _SUBSET_ORDER = ("p1", "p2", "p3", "all")
 
@@ -50,7 +50,8 @@ def summary_table(results: Mapping[str, Any], protocol: str) -> tuple[list[str],
             for mid, _ in COLUMNS:
                 if mid == "face_failure_rate" and protocol != "strict":
                     continue
-                cells.append(_fmt(block[subset].get(f"{mid}.{m}")))
+                # Blending is undefined for one person: N/A, not the official code's 0.0 (issue 29)
+                cells.append("N/A" if undefined_for_subset(mid, subset) else _fmt(block[subset].get(f"{mid}.{m}")))
             rows.append(cells)
     return header, rows
 

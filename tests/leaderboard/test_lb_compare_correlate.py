@@ -92,6 +92,20 @@ def test_not_comparable_exit_2(tmp_path, capsys, mutate, reason) -> None:
     assert code == 2 and reason in out
 
 
+def test_compare_protocol_compares_one_protocol_across_different_headlines(tmp_path, capsys) -> None:
+    def strict_headline_and_moved_paper(d):
+        d.update(protocol="strict")
+        d["metrics"]["paper"]["p1"]["sim_gt.arcface"]["value"] = 0.30  # far past tolerance, paper protocol only
+    old, new = _pair(tmp_path, strict_headline_and_moved_paper)
+    assert _exit(["compare", str(old), str(new)], capsys)[0] == 2  # headline paper vs strict
+    comp = compare_runs(load_results(old), load_results(new), protocol="strict")
+    assert comp.exit_code == 0 and comp.deltas and {d.protocol for d in comp.deltas} == {"strict"}
+    code, out = _exit(["compare", str(old), str(new), "--protocol", "strict"], capsys)
+    assert code == 0 and "all metrics within tolerance" in out
+    code, out = _exit(["compare", str(old), str(new), "--protocol", "paper"], capsys)
+    assert code == 1 and "sim_gt.arcface" in out
+
+
 def test_tolerance_file_errors(tmp_path, capsys) -> None:
     bad = tmp_path / "t.toml"
     bad.write_text("[metric.simgt]\nabs = 0.1\n")

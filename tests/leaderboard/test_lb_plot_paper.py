@@ -5,9 +5,11 @@ from __future__ import annotations
 import itertools
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 from lb_fixtures import base_results, write_run
+from matplotlib.transforms import Bbox
 
 from multiid_bench.cli.main import main
 from multiid_bench.errors import ConfigError
@@ -117,3 +119,45 @@ def test_face_model_view_names_the_face_model_in_words(tmp_path, capsys) -> None
     assert "arcface" not in svg and "2-person subset" in svg
     csv = pd.read_csv(tmp_path / "f.csv")
     assert set(csv.dropna(subset=["y_key"]).y_key) == {"copy_paste_ranked_fm.arcface"}  # Table 5's CP column
+
+
+@pytest.mark.parametrize("subset,style,width", [("p1", "paper", "single"), ("p2", "paper", "single"),
+                                                ("p1", "default", None)])
+def test_camera_ready_labels_stay_off_lines_text_and_each_other(subset, style, width, tmp_path, recwarn) -> None:
+    """The drawn figure (fit curve, Pareto line, legend, "better" hint): no label text touches any of them."""
+    from multiid_bench.leaderboard.plots import plot_tradeoff
+
+    pts = tradeoff_points(combined_frame([], include_paper=True), subset=subset)
+    plot_tradeoff(pts, tmp_path / "f.png", style=style, width=width)
+    layout = pts.attrs["layout"]
+    boxes = [Bbox.from_extents(*b) for b in layout["labels"]]
+    assert len(boxes) == len(pts) and layout["lines"]
+    for a, b in itertools.combinations(boxes, 2):  # text extents include line spacing: 1 px of it may touch
+        assert not _boxes_overlap(a.expanded(1, 1).padded(-1), b.padded(-1)), (a, b)
+    for box in boxes:
+        for t in layout["texts"]:
+            assert not _boxes_overlap(box, Bbox.from_extents(*t)), (box, t)
+        for line in layout["lines"]:
+            for (x0, y0), (x1, y1) in zip(line[:-1], line[1:]):
+                for k in np.linspace(0, 1, 25):
+                    assert not box.contains(x0 + k * (x1 - x0), y0 + k * (y1 - y0)), "a label sits on a drawn line"
+    # a leader line may meet a drawn line only where that line runs through its own marker (a point on the curve)
+    near_marker = 4.0 * figure_style(style, width).dpi / 72.0
+    for (p, q) in layout["leaders"]:
+        for line in layout["lines"]:
+            for a, b in zip(line[:-1], line[1:]):
+                hit = _crossing(p, q, a, b)
+                assert hit is None or np.hypot(q[0] - hit[0], q[1] - hit[1]) < near_marker, (p, q, hit)
+    assert not [w for w in recwarn if "missing from font" in str(w.message)], "a glyph prints as a box"
+
+
+def _crossing(p, q, a, b):
+    """Where segment p-q crosses segment a-b (None when it does not)."""
+    (px, py), (qx, qy), (ax, ay), (bx, by) = p, q, a, b
+    d1x, d1y, d2x, d2y = qx - px, qy - py, bx - ax, by - ay
+    den = d1x * d2y - d1y * d2x
+    if abs(den) < 1e-12:
+        return None
+    t = ((ax - px) * d2y - (ay - py) * d2x) / den
+    u = ((ax - px) * d1y - (ay - py) * d1x) / den
+    return (px + t * d1x, py + t * d1y) if 0 < t < 1 and 0 < u < 1 else None

@@ -72,3 +72,43 @@ def test_fit_and_pareto_helpers() -> None:
     assert np.allclose(fit_curve([0, 1, 2, 3], [1, 3, 5, 7], 2), [0, 2, 1], atol=1e-9)
     m = pareto_mask([0.3, 0.4, 0.5, 0.45], [0.1, 0.2, 0.3, 0.35], x_higher_is_better=True, y_higher_is_better=False)
     assert m.tolist() == [True, True, True, False]
+
+
+def test_points_not_comparable_do_not_stretch_the_axes(make_run, tmp_path) -> None:
+    import copy
+
+    from lb_fixtures import base_results
+
+    far = base_results(model="offline-run", profile={"name": "offline", "entries": []})
+    for block in (far["metrics"]["paper"]["p1"],):
+        block["sim_gt.average"]["value"], block["copy_paste_ranked.average"]["value"] = 0.95, -0.9
+    run = load_results(make_run("far", results=copy.deepcopy(far)))
+    df = combined_frame([run], include_paper=True)
+    pts = tradeoff_points(df, subset="p1", protocol="paper")
+    assert not pts[pts.provenance == "measured"].comparable.iloc[0]
+    png, csv = plot_tradeoff(pts, tmp_path / "p.png")
+    table = pd.read_csv(csv)
+    table = table[table.kind != "fitted_curve"]
+    far_row = table[table.provenance == "measured"].iloc[0]
+    assert not bool(far_row.drawn) and table[table.provenance == "paper"].drawn.all()
+    assert any("left out, outside the comparable points' axes" in n and "offline-run" in n
+               for n in pts.attrs["notes"])
+    (x_lo, x_hi), (y_lo, y_hi) = pts.attrs["axis_limits"]
+    paper = table[table.provenance == "paper"]
+    assert x_hi < 0.95 and x_hi <= paper.x_hi.fillna(paper.x).max() + 0.1  # the 0.95 point does not stretch x
+    assert y_lo > -0.9
+
+
+def test_cli_says_which_points_were_left_off_the_axes(make_run, tmp_path) -> None:
+    from click.testing import CliRunner
+    from lb_fixtures import base_results
+
+    from multiid_bench.cli.main import cli
+
+    far = base_results(model="offline-run", profile={"name": "offline", "entries": []})
+    far["metrics"]["paper"]["p1"]["sim_gt.average"]["value"] = 0.95
+    run = make_run("far", results=far)
+    res = CliRunner().invoke(cli, ["plot-tradeoff", str(run), "--subset", "p1",
+                                                   "--out", str(tmp_path / "f.png")])
+    assert res.exit_code == 0, res.output
+    assert "left out, outside the comparable points' axes (not comparable): offline-run" in res.stderr

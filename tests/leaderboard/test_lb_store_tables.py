@@ -174,3 +174,26 @@ def test_face_failure_rate_column_in_strict_view(make_run) -> None:
     assert [c.key for c in t.columns] == ["sim_gt.average", "copy_paste.average", "copy_paste_ranked.average",
                                           "face_failure_rate.average"]
     assert t.columns[-1].header == "Face failure rate ↓"
+
+
+def test_single_person_blending_is_na_and_never_ranked_under_both_protocols(make_run) -> None:
+    def with_blend(d: dict, value: float) -> dict:
+        for protocol in ("paper", "strict"):
+            for subset in ("p1", "p2"):
+                block = d["metrics"][protocol].setdefault(subset, json.loads(json.dumps(d["metrics"][protocol]["p1"])))
+                for key in ("blend_gt.average", "blend_ref.average"):
+                    block[key] = {"value": value, "n": 10, "ci95": None, "statistic": "mean"}
+        return d
+
+    a = make_run("a", results=with_blend(base_results(model="a"), 0.0))  # the official code's forced 0.0
+    b = make_run("b", results=with_blend(base_results(model="b"), 0.2))
+    df = combined_frame([load_results(a), load_results(b)], include_paper=False)
+    for protocol in ("paper", "strict"):
+        p1 = build_leaderboard(df, subset="p1", protocol=protocol)
+        cells = [r.cells["blend_gt.average"] for r in p1.rows] + [r.cells["blend_ref.average"] for r in p1.rows]
+        assert all(c.text() == "N/A" and c.rank is None and c.n == 0 for c in cells)
+        assert any("Blending is undefined on single-person cases (p1)" in n for n in p1.notes)
+        p2 = build_leaderboard(df, subset="p2", protocol=protocol)
+        assert [r.cells["blend_gt.average"].rank for r in p2.rows] == [1, 2]  # lower is better: 0.0 first
+        assert [r.cells["blend_ref.average"].text() for r in p2.rows] == ["0.000", "0.200"]
+        assert not any("Blending is undefined" in n for n in p2.notes)
