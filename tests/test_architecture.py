@@ -46,7 +46,10 @@ LAYERS: dict[str, int] = {
     "multiid_bench": 100,  # the package root (__init__ only): lazy mb.evaluate / mb.score
     "multiid_bench.cli": 100,
     "multiid_bench.study": 95,  # the user study (mbench study): reads runs through leaderboard/ and runner/
+    "multiid_bench.identity_score": 95,  # mb.IdentityScore / mb.score_images: the runner's chunk scorer in memory
     "multiid_bench.api": 90,
+    "multiid_bench.model_calls": 85,  # what a model may be (function, diffusers pipeline) and return
+    "multiid_bench.run_views": 85,  # Run.metrics() / Run.headline() over results.json
     "multiid_bench.leaderboard": 90,  # reads run folders through the runner's run_folder
     "multiid_bench.runner": 80,
     "multiid_bench.adapters": 70,
@@ -62,6 +65,7 @@ LAYERS: dict[str, int] = {
     "multiid_bench.images": 30,
     "multiid_bench.metrics": 30,
     "multiid_bench._io": 20,
+    "multiid_bench.entry_points": 20,  # plug-ins declared by other packages (face models, metrics)
     "multiid_bench._version": 10,
     "multiid_bench.errors": 10,
 }
