@@ -10,6 +10,8 @@ from __future__ import annotations
 
 __all__ = [
     "EXIT_CHECK_FAILED",
+    "EXIT_INTERRUPTED",
+    "EXIT_IO",
     "EXIT_MISSING",
     "EXIT_OK",
     "EXIT_PARTIAL",
@@ -18,6 +20,7 @@ __all__ = [
     "CaseError",
     "CheckFailedError",
     "ConfigError",
+    "IOFaultError",
     "ImageDecodeError",
     "MBenchError",
     "MissingDataError",
@@ -33,6 +36,8 @@ EXIT_CHECK_FAILED = 1  # a regression check or comparison failed
 EXIT_USAGE = 2  # bad flags, bad config, runs that cannot be compared
 EXIT_MISSING = 3  # weights or data are missing (offline, not downloaded)
 EXIT_PARTIAL = 4  # the run finished but some cases failed
+EXIT_IO = 6  # an I/O fault: disk full, file too big, read-only or unwritable output
+EXIT_INTERRUPTED = 130  # Ctrl-C / SIGTERM (the shell's 128 + SIGINT)
 
 
 class MBenchError(Exception):
@@ -118,3 +123,32 @@ class PartialResultsError(MBenchError):
     """The run completed but some cases failed; the results are written and marked partial."""
 
     exit_code = EXIT_PARTIAL
+
+
+class IOFaultError(MBenchError, OSError):
+    """The machine refused a read or write the run needs (disk full, file too large, read-only output).
+
+    Not a bad input and not a failed check: nothing about the data is wrong, the same command succeeds once
+    the disk has room or the folder is writable. The message names the path and the cause; ``mbench``
+    adds the resume command.
+    """
+
+    exit_code = EXIT_IO
+
+    @classmethod
+    def from_os_error(cls, err: OSError, action: str = "write") -> "IOFaultError":
+        """One line from an ``OSError``: the path, the operation and the operating system's reason."""
+        import errno
+        import os
+
+        path = err.filename if err.filename is not None else "?"
+        cause = err.strerror or (os.strerror(err.errno) if err.errno else str(err))
+        fix = {errno.ENOSPC: "free space on that disk", errno.EDQUOT: "free space within your quota",
+               errno.EFBIG: "raise the file size limit (ulimit -f) or write elsewhere",
+               errno.EROFS: "choose a writable --out / --cache-dir",
+               errno.EACCES: "fix the permissions or choose another folder",
+               errno.EPERM: "fix the permissions or choose another folder"}.get(err.errno or 0, "fix the cause")
+        exc = cls(f"cannot {action} {path}: {cause} ({fix})")
+        exc.errno = err.errno
+        exc.filename = err.filename
+        return exc

@@ -276,7 +276,7 @@ class FeatureExtractor:
                     continue
                 view = views[spec]
                 memo = self._recall((b.model_key, view))
-                emb = memo if memo is not None else self.cache.get_embeddings(b.model_key, view)
+                emb = memo if memo is not None else self.cache.get_embeddings(b.model_key, view, b.embedding_dim)
                 if emb is not None and emb.shape[0] == len(faces):
                     res.by_model[b.name] = FaceSet(faces, emb)
                     self._bump("cache_hits", f"emb:{b.name}")
