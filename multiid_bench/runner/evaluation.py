@@ -40,7 +40,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from multiid_bench.runner.image_scores import GeneralScorers
     from multiid_bench.runner.sources import Generated, ImageSource
 
-__all__ = ["RunOutcome", "run_evaluation"]
+__all__ = ["RunOutcome", "evaluate_held", "run_evaluation"]
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +70,28 @@ class RunOutcome:
 
 
 def run_evaluation(
+    config: RunConfig, out_dir: str | Path, source: "ImageSource", *, backends: Sequence[FaceBackend] | None = None,
+    profile: Mapping[str, Any] | None = None, bench_load: "BenchLoad | None" = None,
+    general: "GeneralScorers | None" = None, on_plan: Callable[[int, int], None] | None = None,
+    on_row: RowCallback | None = None,
+) -> RunOutcome:
+    """Evaluate this process's shard into ``out_dir`` as its only writer (see :func:`evaluate_held`).
+
+    The folder must be ours (:func:`~multiid_bench.runner.folder_lock.check_adoptable`) and is locked for
+    this shard (:class:`~multiid_bench.runner.folder_lock.RunFolderLock`): a second process on the same
+    folder and shard refuses at once, naming the holder.
+    """
+    from multiid_bench.runner.folder_lock import RunFolderLock, check_adoptable, shard_label
+
+    out = Path(out_dir)
+    check_adoptable(out)
+    out.mkdir(parents=True, exist_ok=True)
+    with RunFolderLock(out, shard_label(Shard(config.shard_index, config.shard_count))):
+        return evaluate_held(config, out, source, backends=backends, profile=profile, bench_load=bench_load,
+                             general=general, on_plan=on_plan, on_row=on_row)
+
+
+def evaluate_held(
     config: RunConfig, out_dir: str | Path, source: "ImageSource", *, backends: Sequence[FaceBackend] | None = None,
     profile: Mapping[str, Any] | None = None, bench_load: "BenchLoad | None" = None,
     general: "GeneralScorers | None" = None, on_plan: Callable[[int, int], None] | None = None,

@@ -27,7 +27,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from multiid_bench.data.case import Bench, Case
     from multiid_bench.runner.shard import Shard
 
-__all__ = ["AdapterSource", "FolderSource", "GenerateSummary", "Generated", "ImageSource", "generate_bench"]
+__all__ = ["AdapterSource", "FolderSource", "GenerateSummary", "Generated", "ImageSource", "generate_bench", "generate_held"]
 
 log = logging.getLogger(__name__)
 # Keys of generate.json that must match for a resumed ``mbench generate`` to reuse existing records.
@@ -202,6 +202,21 @@ def _check_generate_json(out_dir: Path, adapter: "Adapter", bench: "Bench", glob
 
 
 def generate_bench(
+    adapter: "Adapter", bench: "Bench", out_dir: Path, *, global_seed: int = 0, shard: "Shard | None" = None,
+    subsets: Iterable[str] | None = None, limit: int | None = None, retry_failed: bool = False, device: str = "cpu",
+    on_plan: Callable[[int, int], None] | None = None, on_result: Callable[["Case", Generated], None] | None = None,
+) -> GenerateSummary:
+    """:func:`generate_held` as the folder's only writer for this shard (a second process refuses at once)."""
+    from multiid_bench.runner.folder_lock import RunFolderLock, shard_label
+
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    with RunFolderLock(Path(out_dir), shard_label(shard), what="generate"):
+        return generate_held(adapter, bench, out_dir, global_seed=global_seed, shard=shard, subsets=subsets,
+                             limit=limit, retry_failed=retry_failed, device=device, on_plan=on_plan,
+                             on_result=on_result)
+
+
+def generate_held(
     adapter: "Adapter", bench: "Bench", out_dir: Path, *, global_seed: int = 0, shard: "Shard | None" = None,
     subsets: Iterable[str] | None = None, limit: int | None = None, retry_failed: bool = False, device: str = "cpu",
     on_plan: Callable[[int, int], None] | None = None, on_result: Callable[["Case", Generated], None] | None = None,
