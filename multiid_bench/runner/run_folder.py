@@ -35,7 +35,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "GENERATE_FILE", "IMAGES_DIR", "RESULTS_FILE", "ROW_SCHEMA_VERSION", "RUN_FILE", "SCHEMA_PATH", "SCHEMA_VERSION",
-    "SESSIONS_FILE", "CaseRow", "Exclusion", "append_row", "generation_files", "generations_file", "has_rows",
+    "MAX_STEM_BYTES", "SESSIONS_FILE", "CaseRow", "Exclusion", "append_row", "case_file_stem", "generation_files", "generations_file", "has_rows",
     "image_path", "load_schema", "plan_ids", "read_generations", "read_json", "read_jsonl", "read_results", "read_rows",
     "read_run", "repair_tail", "results_path", "row_files", "rows_file", "schema_errors", "unique_record_ids",
     "validate_results", "validate_row", "write_json",
@@ -99,8 +99,34 @@ def generation_files(out: Path) -> list[Path]:
     return _all(out, _GENERATIONS)
 
 
+#: Longest stored file stem in bytes: well under NAME_MAX (255 bytes on Linux/macOS) with room for suffixes.
+MAX_STEM_BYTES = 120
+
+
+def case_file_stem(case_id: str) -> str:
+    """The file stem of a case: its id, or (when its UTF-8 form is longer than :data:`MAX_STEM_BYTES`) a prefix
+    of it plus 16 hex digits of its sha256, so a stored name never exceeds the file system's limit and two
+    ids never share a name.
+
+    Example:
+        >>> case_file_stem("p1_0001")
+        'p1_0001'
+        >>> s = case_file_stem("é" * 150); len(s.encode()) <= MAX_STEM_BYTES and s != case_file_stem("é" * 151)
+        True
+    """
+    raw = case_id.encode("utf-8")
+    if len(raw) <= MAX_STEM_BYTES:
+        return case_id
+    import hashlib
+
+    digest = hashlib.sha256(raw).hexdigest()[:16]
+    prefix = raw[: MAX_STEM_BYTES - 17].decode("utf-8", errors="ignore")
+    return f"{prefix}-{digest}"
+
+
 def image_path(out: Path, case_id: str) -> Path:
-    return Path(out) / IMAGES_DIR / f"{case_id}.png"
+    """``images/<case file stem>.png`` (long ids hashed: :func:`case_file_stem`)."""
+    return Path(out) / IMAGES_DIR / f"{case_file_stem(case_id)}.png"
 
 
 def results_path(path: str | Path) -> Path:
