@@ -134,21 +134,24 @@ class IOFaultError(MBenchError, OSError):
     """
 
     exit_code = EXIT_IO
+    os_errno: int | None = None
 
     @classmethod
-    def from_os_error(cls, err: OSError, action: str = "write") -> "IOFaultError":
-        """One line from an ``OSError``: the path, the operation and the operating system's reason."""
+    def from_os_error(cls, err: OSError, action: str = "write", path: object = None) -> "IOFaultError":
+        """One line from an ``OSError``: the path, the operation and the operating system's reason (a write
+        error carries no file name: ``path`` names it)."""
         import errno
         import os
 
-        path = err.filename if err.filename is not None else "?"
+        if isinstance(err, IOFaultError):
+            return err
+        where = path if path is not None else (err.filename if err.filename is not None else "a file")
         cause = err.strerror or (os.strerror(err.errno) if err.errno else str(err))
         fix = {errno.ENOSPC: "free space on that disk", errno.EDQUOT: "free space within your quota",
                errno.EFBIG: "raise the file size limit (ulimit -f) or write elsewhere",
                errno.EROFS: "choose a writable --out / --cache-dir",
                errno.EACCES: "fix the permissions or choose another folder",
                errno.EPERM: "fix the permissions or choose another folder"}.get(err.errno or 0, "fix the cause")
-        exc = cls(f"cannot {action} {path}: {cause} ({fix})")
-        exc.errno = err.errno
-        exc.filename = err.filename
+        exc = cls(f"cannot {action} {where}: {cause} ({fix})")
+        exc.os_errno = err.errno
         return exc

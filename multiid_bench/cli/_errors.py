@@ -79,6 +79,14 @@ def _silence_stdout() -> None:
         pass
 
 
+def _stdout_is_devnull() -> bool:
+    try:
+        here, null = os.fstat(sys.stdout.fileno()), os.stat(os.devnull)
+    except (OSError, ValueError, AttributeError):
+        return False
+    return (here.st_dev, here.st_ino) == (null.st_dev, null.st_ino)
+
+
 def _echo_err(message: str) -> None:
     try:
         click.echo(message, err=True)
@@ -89,6 +97,7 @@ def _echo_err(message: str) -> None:
 def run_with_error_mapping(group: click.Group, argv: list[str] | None, *, debug: bool) -> int:
     """Run ``group``; library errors print their message (traceback only in debug) and set the exit code."""
     hint = resume_hint(argv)
+    was_devnull = _stdout_is_devnull()
     try:
         rv = group.main(args=argv, prog_name="mbench", standalone_mode=False)
     except click.exceptions.Exit as e:
@@ -102,6 +111,13 @@ def run_with_error_mapping(group: click.Group, argv: list[str] | None, *, debug:
     except BrokenPipeError:
         _silence_stdout()
         return EXIT_BROKEN_PIPE
+    except SystemExit:
+        # click and rich handle EPIPE themselves and exit 1 ("check failed" here): click wraps stdout in its
+        # PacifyFlushWrapper, rich points stdout at /dev/null
+        if type(sys.stdout).__name__.endswith("PacifyFlushWrapper") or (_stdout_is_devnull() and not was_devnull):
+            _silence_stdout()
+            return EXIT_BROKEN_PIPE
+        raise
     except MBenchError as e:
         if debug:
             traceback.print_exc()
@@ -127,6 +143,13 @@ def finish_output(code: int) -> int:
     except BrokenPipeError:
         _silence_stdout()
         return EXIT_BROKEN_PIPE
+    except SystemExit:
+        # click and rich handle EPIPE themselves and exit 1 ("check failed" here): click wraps stdout in its
+        # PacifyFlushWrapper, rich points stdout at /dev/null
+        if type(sys.stdout).__name__.endswith("PacifyFlushWrapper") or (_stdout_is_devnull() and not was_devnull):
+            _silence_stdout()
+            return EXIT_BROKEN_PIPE
+        raise
     except (OSError, ValueError):
         pass
     return code

@@ -28,7 +28,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, Sequence, TypedDict
 
-from multiid_bench.errors import BadInputError, ConfigError, MissingDataError
+from multiid_bench.errors import BadInputError, ConfigError, IOFaultError, MissingDataError
 
 if TYPE_CHECKING:  # pragma: no cover
     from multiid_bench.runner.shard import Shard
@@ -143,11 +143,14 @@ def results_path(path: str | Path) -> Path:
 def append_row(path: Path, row: Mapping[str, Any]) -> None:
     """Append one JSON line and make it durable before the next case starts (the file honours the umask)."""
     line = json.dumps(row, sort_keys=True, allow_nan=False) + "\n"
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a", encoding="utf-8") as f:
-        f.write(line)
-        f.flush()
-        os.fsync(f.fileno())
+    try:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(line)
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as e:  # disk full, file too large, read-only: one line naming the file (exit 6)
+        raise IOFaultError.from_os_error(e, "append to", path) from e
 
 
 def repair_tail(path: Path) -> int:
