@@ -113,8 +113,9 @@ def check_faces(faces: Any) -> list[dict[str, Any]]:
         if not isinstance(f, dict):
             raise CacheEntryError(f"face {i} is a {type(f).__name__}, not an object")
         box, lms = f.get("box"), f.get("landmarks", [])
-        if not (isinstance(box, list) and len(box) == 4 and all(_finite_number(v) for v in box)):
-            raise CacheEntryError(f"face {i}: box {box!r} is not 4 finite numbers")
+        if not (isinstance(box, list) and len(box) == 4 and all(_finite_number(v) for v in box)
+                and box[0] <= box[2] and box[1] <= box[3]):
+            raise CacheEntryError(f"face {i}: box {box!r} is not 4 finite numbers x1 <= x2, y1 <= y2")
         if not _finite_number(f.get("score")):
             raise CacheEntryError(f"face {i}: score {f.get('score')!r} is not a finite number")
         if not (isinstance(lms, list) and all(isinstance(p, list) and len(p) == 2 and all(_finite_number(v) for v in p)

@@ -35,9 +35,9 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "GENERATE_FILE", "IMAGES_DIR", "RESULTS_FILE", "ROW_SCHEMA_VERSION", "RUN_FILE", "SCHEMA_PATH", "SCHEMA_VERSION",
-    "MAX_STEM_BYTES", "SESSIONS_FILE", "CaseRow", "Exclusion", "append_row", "case_file_stem", "generation_files", "generations_file", "has_rows",
+    "MAX_JSON_BYTES", "MAX_STEM_BYTES", "SESSIONS_FILE", "CaseRow", "Exclusion", "append_row", "case_file_stem", "generation_files", "generations_file", "has_rows",
     "image_path", "load_schema", "plan_ids", "read_generations", "read_json", "read_jsonl", "read_results", "read_rows",
-    "read_run", "repair_tail", "results_path", "row_files", "rows_file", "schema_errors", "unique_record_ids",
+    "read_run", "repair_tail", "results_path", "row_files", "row_shape_errors", "rows_file", "schema_errors", "unique_record_ids",
     "validate_results", "validate_row", "write_json",
 ]
 
@@ -179,22 +179,28 @@ def read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
                 continue
             try:
                 row = json.loads(line)
-            except ValueError:
+            except (ValueError, RecursionError):
                 log.warning("%s line %d is not valid JSON (torn write?); ignoring it", path, lineno)
                 continue
             if isinstance(row, dict):
                 yield row
 
 
-def _latest(paths: Iterable[Path]) -> dict[str, dict[str, Any]]:
-    """Rows keyed by case id, last row wins, in the order each id first appeared."""
+def _latest(paths: Iterable[Path], *, rows: bool = False) -> dict[str, dict[str, Any]]:
+    """Rows keyed by case id, last row wins, in the order each id first appeared (``rows``: case rows, each
+    checked against the row schema; one of the wrong shape is skipped with a warning, so the case is redone)."""
     out: dict[str, dict[str, Any]] = {}
     redone = 0
     for path in paths:
         for row in read_jsonl(path):
             cid = row.get("case_id", row.get("id"))
-            if cid is None:
-                log.warning("%s: a row without 'case_id' is ignored", path)
+            if not isinstance(cid, (str, int)) or isinstance(cid, bool):
+                log.warning("%s: a row without a usable 'case_id' is ignored", path)
+                continue
+            wrong = row_shape_errors(row) if rows else []
+            if wrong:  # a field of the wrong type would crash every reader: the row is not read (the case is redone)
+                log.warning("%s: the row of case %r has fields of the wrong type; ignoring it (%s)", path,
+                            str(cid)[:80], wrong[0][:200])
                 continue
             redone += str(cid) in out
             out[str(cid)] = row
@@ -210,8 +216,8 @@ def read_rows(source: Path | Iterable[Path]) -> list[dict[str, Any]]:
     unsharded one; rows of ids outside the plan follow in file order.
     """
     if not isinstance(source, (str, Path)):
-        return list(_latest(source).values())
-    rows = _latest(row_files(Path(source)))
+        return list(_latest(source, rows=True).values())
+    rows = _latest(row_files(Path(source)), rows=True)
     if (Path(source) / RUN_FILE).is_file():
         order = {cid: i for i, cid in enumerate(plan_ids(read_run(Path(source))))}
         return sorted(rows.values(), key=lambda r: order.get(str(r.get("case_id", r.get("id"))), len(order)))
@@ -220,7 +226,7 @@ def read_rows(source: Path | Iterable[Path]) -> list[dict[str, Any]]:
 
 def plan_ids(run: Mapping[str, Any]) -> list[str]:
     """Every row id a run plans, in order: the cases, then the broken bench records (``run.json``)."""
-    return list(run["plan"]["case_ids"]) + [r["case_id"] for r in run["plan"]["invalid"]]
+    return list(run["plan"]["case_ids"]) + [r["case_id"] for r in run["plan"].get("invalid", [])]
 
 
 def read_generations(out: Path) -> dict[str, dict[str, Any]]:
@@ -235,28 +241,51 @@ def write_json(path: Path, data: Mapping[str, Any]) -> None:
     atomic_write_bytes(Path(path), (json.dumps(data, indent=2, allow_nan=False) + "\n").encode("utf-8"))
 
 
+#: Largest JSON file a reader loads whole (run.json, results.json): far above any real run's.
+MAX_JSON_BYTES = 256_000_000
+
+
 def read_json(path: Path, what: str = "file") -> dict[str, Any]:
+    """A JSON object from ``path``; anything else (not JSON, nested past Python's limit, too large) is a
+    :class:`BadInputError` naming the file, never a traceback."""
     try:
+        size = Path(path).stat().st_size
+        if size > MAX_JSON_BYTES:
+            raise BadInputError(f"{path} is {size / 1e6:.0f} MB, too large for {what}; it is not one mbench wrote")
         data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, ValueError) as e:
-        raise BadInputError(f"{path} is not a JSON file ({e}); {what} is written by mbench, re-create it") from e
+    except (UnicodeDecodeError, ValueError, RecursionError) as e:
+        raise BadInputError(f"{path} is not a JSON file mbench can read ({str(e)[:200]}); {what} is written by "
+                            "mbench, re-create it") from e
     if not isinstance(data, dict):
         raise BadInputError(f"{path}: expected a JSON object, got {type(data).__name__}")
     return data
 
 
 def read_run(out: Path) -> dict[str, Any]:
+    """``run.json`` of a folder, checked for the fields readers rely on (the plan's ids, the config)."""
     path = Path(out) / RUN_FILE
     if not path.is_file():
         raise ConfigError(f"{out} is not a run folder (no {RUN_FILE}); run mbench evaluate/score there first")
-    return read_json(path, "run.json")
+    run = read_json(path, "run.json")
+    plan, config = run.get("plan"), run.get("config", {})
+    ok = (isinstance(plan, dict) and isinstance(plan.get("case_ids"), list)
+          and all(isinstance(c, str) for c in plan["case_ids"]) and isinstance(plan.get("invalid", []), list)
+          and all(isinstance(r, dict) and isinstance(r.get("case_id"), str) for r in plan.get("invalid", []))
+          and isinstance(config, dict))
+    if not ok:
+        raise BadInputError(f"{path} is damaged: 'plan' (case_ids, invalid) or 'config' has the wrong shape; "
+                            "re-run mbench evaluate/score into a new --out")
+    return run
 
 
 def read_results(path: str | Path) -> tuple[Path, dict[str, Any]]:
     """Read and validate a ``results.json`` (or run folder): (its path, its data)."""
     p = results_path(path)
     data = read_json(p, "results.json")
-    errors = schema_errors(data)
+    try:
+        errors = schema_errors(data)
+    except RecursionError:
+        errors = ["$: nested too deeply to be a results file"]
     if errors:
         shown = "\n  ".join(errors[:20]) + (f"\n  ... and {len(errors) - 20} more" if len(errors) > 20 else "")
         raise BadInputError(f"{p} does not match the results schema {SCHEMA_PATH}:\n  {shown}\n"
@@ -299,6 +328,53 @@ def validate_results(data: Mapping[str, Any]) -> None:
     if errors:
         raise BadInputError(f"results do not match {SCHEMA_PATH.name} (schema_version {SCHEMA_VERSION}):\n"
                             + "\n".join(errors[:20]))
+
+
+@lru_cache(maxsize=1)
+def _row_shape_validator() -> Any:
+    import jsonschema
+
+    schema = load_schema()
+    row = {k: v for k, v in schema["$defs"]["case_row"].items() if k != "required"}
+    return jsonschema.Draft202012Validator({"$defs": schema["$defs"], **row})
+
+
+def row_shape_errors(row: Mapping[str, Any]) -> list[str]:
+    """Fields of a case row whose type or shape is wrong (the row schema without its required fields: readers
+    tolerate a missing field, never a wrong one); empty when fine."""
+    try:
+        errors = list(_row_shape_validator().iter_errors(row))
+    except RecursionError:
+        return ["$: nested too deeply"]
+    out = ["$" + "".join(f"[{p!r}]" for p in e.absolute_path) + f": {e.message}" for e in errors]
+    return out + _detection_errors(row.get("detections", {}))
+
+
+def _detection_errors(detections: Any) -> list[str]:
+    """``detections``: detector -> {generated, gt: faces | None, refs: [faces | None]} with well-formed faces."""
+    from multiid_bench.runner.cache import CacheEntryError, check_faces
+
+    if not isinstance(detections, dict):
+        return ["$['detections']: not an object"]
+    errors = []
+    for det, views in detections.items():
+        if not isinstance(views, dict):
+            errors.append(f"$['detections'][{det!r}]: not an object")
+            continue
+        refs = views.get("refs", [])
+        faces_lists = [("generated", views.get("generated")), ("gt", views.get("gt"))]
+        if not isinstance(refs, list):
+            errors.append(f"$['detections'][{det!r}]['refs']: not a list")
+            refs = []
+        faces_lists += [(f"refs[{k}]", v) for k, v in enumerate(refs)]
+        for where, faces in faces_lists:
+            if faces is None:
+                continue
+            try:
+                check_faces(faces)
+            except CacheEntryError as e:
+                errors.append(f"$['detections'][{det!r}] {where}: {e}")
+    return errors
 
 
 def validate_row(row: Mapping[str, Any]) -> None:
