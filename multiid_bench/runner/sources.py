@@ -135,7 +135,7 @@ class FolderSource:
     name = "images"
 
     def __init__(self, root: Path, layout: str = "auto") -> None:
-        self.root = Path(root).expanduser()
+        self.root = Path(root).expanduser().absolute()  # rows record absolute paths: readable from any directory
         self.layout = layout
 
     def describe(self) -> dict[str, Any]:

@@ -65,3 +65,17 @@ def test_html_and_csv_quote_the_name(evil_run: Path) -> None:
 def test_escape_helpers() -> None:
     assert "\n" not in latex_escape("a\nb") and "\n" not in markdown_escape("a\nb")
     assert markdown_escape("a|b") == "a\\|b"
+
+
+def test_report_from_another_directory_keeps_the_generated_images(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    from multiid_bench.leaderboard.report import build_report
+
+    world = make_world(tmp_path / "bench", persons=(1, 2))
+    (tmp_path / "work").mkdir()
+    monkeypatch.chdir(tmp_path / "work")
+    run(world, "ground-truth", Path("runs/x"), tmp_path / "cache")  # rows record runs/x/images/<case>.png
+    monkeypatch.chdir(tmp_path)
+    page = build_report(tmp_path / "work" / "runs" / "x", tmp_path / "r.html", include_paper=False, thumb=64).read_text()
+    views = sum(2 + c.num_persons for c in world.bench.cases)  # generated + GT + references
+    assert page.count("data:image/jpeg;base64,") == views
