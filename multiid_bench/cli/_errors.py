@@ -143,13 +143,6 @@ def finish_output(code: int) -> int:
     except BrokenPipeError:
         _silence_stdout()
         return EXIT_BROKEN_PIPE
-    except SystemExit:
-        # click and rich handle EPIPE themselves and exit 1 ("check failed" here): click wraps stdout in its
-        # PacifyFlushWrapper, rich points stdout at /dev/null
-        if type(sys.stdout).__name__.endswith("PacifyFlushWrapper") or (_stdout_is_devnull() and not was_devnull):
-            _silence_stdout()
-            return EXIT_BROKEN_PIPE
-        raise
     except (OSError, ValueError):
         pass
     return code

@@ -81,7 +81,7 @@ def _corrupt_weights(store: Any, weight_ids: Sequence[str]) -> list[str]:
     for wid in dict.fromkeys(weight_ids):
         for st in store.status(wid):
             if st.state == "corrupt":
-                fix = (f"pip install --force-reinstall the package that ships it" if st.location == "package"
+                fix = ("pip install --force-reinstall the package that ships it" if st.location == "package"
                        else f"re-fetch: {store.fetch_command(wid)} (or mbench weights verify)")
                 out.append(f"{wid}/{st.name}: checksum mismatch at {st.path} ({st.detail}); {fix}")
     return out
