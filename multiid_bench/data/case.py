@@ -19,7 +19,8 @@ Subset = Literal["p1", "p2", "p3"]
 SUBSETS: tuple[str, ...] = get_args(Subset)
 Box = tuple[float, float, float, float]
 
-#: Longest case id accepted (characters). Ids name files (``images/<id>.png``); longer ones are a broken record.
+#: Longest case id accepted (UTF-8 bytes). Ids name files (``<id>.png``, ``<id>/out.jpg``) and a file name may
+#: have 255 bytes; a longer id is a broken record.
 MAX_CASE_ID_LENGTH = 200
 
 
@@ -34,8 +35,9 @@ def case_id_problem(case_id: str) -> str | None:
 
     if not case_id.strip() or case_id in (".", ".."):
         return f"{case_id!r} must be non-empty with no path separators"
-    if len(case_id) > MAX_CASE_ID_LENGTH:
-        return f"is {len(case_id)} characters long, over the limit of {MAX_CASE_ID_LENGTH}; shorten it"
+    if len(case_id.encode("utf-8")) > MAX_CASE_ID_LENGTH:  # bytes: file names are limited in bytes
+        return (f"is {len(case_id.encode('utf-8'))} bytes long (UTF-8), over the limit of {MAX_CASE_ID_LENGTH}; "
+                "shorten it")
     if any(c in case_id for c in "/\\") or any(unicodedata.category(c) in ("Cc", "Cs") for c in case_id):
         return f"{case_id[:60]!r} must have no path separators or control characters"
     return None

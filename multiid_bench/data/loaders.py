@@ -399,7 +399,8 @@ def load_jsonl(
         except json.JSONDecodeError as e:
             invalid.append(InvalidRecord(src, None, "<line>", f"not valid JSON ({e.msg} at column {e.colno})", lineno))
             continue
-        if isinstance(rec, dict) and isinstance(rec.get("id"), str) and len(rec["id"]) <= MAX_CASE_ID_LENGTH:
+        if isinstance(rec, dict) and isinstance(rec.get("id"), str) \
+                and len(rec["id"].encode("utf-8", "replace")) <= MAX_CASE_ID_LENGTH:
             case_id = rec["id"]  # an over-long id is not reused as the row id: its row is invalid-record@line-N
         try:
             case = record_to_case(rec, root=root, check_files=check_files)

@@ -66,7 +66,6 @@ class AdapterSource:
         self.global_seed = int(global_seed)
         self.retry_failed = retry_failed
         self.records_path = rf.generations_file(self.out_dir, shard)
-        rf.repair_tail(self.records_path)  # a torn last record must not glue onto the next one
         self._previous = rf.read_generations(self.out_dir)
         self._loaded = False
         self._device = "cpu"
@@ -75,8 +74,14 @@ class AdapterSource:
         return {"kind": "adapter", **self.adapter.describe(), "global_seed": self.global_seed}
 
     def load(self, device: str) -> None:
-        """Remember the device; the adapter loads before the first case that needs the model."""
+        """Remember the device; the adapter loads before the first case that needs the model.
+
+        Called once this process holds the folder (``folder_lock``): only then is a torn last record cut (a
+        record being appended by another process is never touched) and the records read again.
+        """
         self._device = device
+        if rf.repair_tail(self.records_path):  # a torn last record must not glue onto the next one
+            self._previous = rf.read_generations(self.out_dir)
 
     def reusable(self, case: "Case") -> dict[str, Any] | None:
         """The resume rule (module docstring): the case's previous record, when it may be reused."""
