@@ -122,7 +122,7 @@ def run_with_error_mapping(group: click.Group, argv: list[str] | None, *, debug:
         if debug:
             traceback.print_exc()
         _echo_err(f"error: {e}" + (f"; {hint}" if hint and isinstance(e, IOFaultError) else ""))
-        if not debug:
+        if not debug and not isinstance(e, IOFaultError):  # an I/O fault is one line: the OS said it all
             _echo_err("(set MBENCH_DEBUG=1 for the full traceback)")
         return e.exit_code
     except OSError as e:  # not a toolkit error: the operating system refused a read or write

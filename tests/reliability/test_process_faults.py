@@ -44,6 +44,7 @@ def test_a_full_disk_is_one_line_exit_6_and_the_resume_completes(tmp_path: Path)
     errors = [line for line in err.splitlines() if line.startswith("error:")]
     assert len(errors) == 1
     assert "File too large" in errors[0] and str(out) in errors[0] and "rerun to resume: mbench evaluate" in errors[0]
+    assert "MBENCH_DEBUG" not in err  # one line: nothing to debug in a full disk
     proc = _start("evaluate", str(out), str(cache))
     stdout, err = proc.communicate(timeout=120)
     assert proc.returncode == 0 and "complete" in stdout, err
