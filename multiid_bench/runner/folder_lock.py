@@ -89,8 +89,14 @@ class RunFolderLock:
             raise FolderLockedError(
                 f"{self.path.parent} is in use by another mbench {self.what} ({_holder_text(holder)}); wait for it "
                 f"to finish, stop it, or choose another --out") from None
-        except OSError:
+        except OSError as e:
             os.close(fd)
+            import errno
+
+            if e.errno in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOTSUP):  # a file system without locks
+                log.warning("cannot lock %s (%s): this file system has no locks; make sure only one process "
+                            "writes to this folder", self.path, e.strerror or e)
+                return
             raise
         previous = self._read_holder(fd)
         if previous and previous.get("pid") != os.getpid():

@@ -103,3 +103,17 @@ def test_our_own_folders_are_adopted(world: FakeWorld, tmp_path: Path) -> None:
     empty = tmp_path / "empty"
     empty.mkdir()
     assert run(world, "ground-truth", empty, tmp_path / "cache").complete
+
+
+def test_a_file_system_without_locks_warns_and_goes_on(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                       caplog: pytest.LogCaptureFixture) -> None:
+    import errno
+    import fcntl
+
+    def no_locks(fd: int, op: int) -> None:
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    with caplog.at_level(logging.WARNING), RunFolderLock(tmp_path):
+        pass
+    assert "has no locks" in caplog.text
