@@ -113,11 +113,17 @@ class AdapterSource:
             log.warning("adapter %s raised on case %s: %s", self.name, case.id, e)
             result = GenerationResult(None, self.adapter.record(case, seed), "failed", f"{type(e).__name__}: {e}")
         image_file = None
+        buf = io.BytesIO()
+        if result.status == "ok":
+            try:
+                result.image.save(buf, format="PNG")  # type: ignore[union-attr]
+            except (OSError, ValueError, TypeError, AttributeError) as e:  # an image PNG cannot hold fails this case
+                log.warning("adapter %s returned an image for case %s that cannot be stored: %s", self.name, case.id, e)
+                result = GenerationResult(None, result.record, "failed",
+                                          f"generated image cannot be stored as PNG: {type(e).__name__}: {e}")
         if result.status == "ok":
             from multiid_bench._io import atomic_write_bytes
 
-            buf = io.BytesIO()
-            result.image.save(buf, format="PNG")  # type: ignore[union-attr]
             target = rf.image_path(self.out_dir, case.id)
             atomic_write_bytes(target, buf.getvalue(), fsync=True)
             image_file = f"{rf.IMAGES_DIR}/{target.name}"

@@ -57,3 +57,24 @@ def test_stored_file_names_of_long_ids_are_hashed_and_distinct(tmp_path: Path) -
     pa.parent.mkdir()
     pa.write_bytes(b"x")  # the file system accepts the name (a raw 400-byte name raises "File name too long")
     assert image_path(tmp_path, "p1_0001").name == "p1_0001.png"
+
+
+def test_a_generated_image_png_cannot_hold_fails_its_case(world: FakeWorld, tmp_path: Path) -> None:
+    from PIL import Image as PILImage
+
+    from multiid_bench.adapters import get_adapter
+    from multiid_bench.adapters.base import GenerationResult
+    from multiid_bench.runner.sources import AdapterSource
+
+    class FloatImages(type(get_adapter("ground-truth"))):  # type: ignore[misc]
+        def generate(self, case, seed):  # noqa: ANN001, ANN201
+            res = super().generate(case, seed)
+            if case.id != "case01":
+                return res
+            return GenerationResult(PILImage.new("F", (8, 8)), res.record)  # PNG cannot store mode F
+
+    out = tmp_path / "out"
+    outcome = run(world, "ground-truth", out, tmp_path / "cache", source=AdapterSource(FloatImages(), out, global_seed=0))
+    rows = rows_of(out)
+    assert outcome.complete and rows["case01"]["status"] == "failed" and "PNG" in rows["case01"]["reason"]
+    assert rows["case00"]["status"] == "ok" and rows["case02"]["status"] == "ok"
