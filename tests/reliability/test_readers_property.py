@@ -60,7 +60,8 @@ def _invoke(*args: str) -> tuple[int, str]:
     return code, err.getvalue()
 
 
-@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=10, deadline=None, derandomize=True, database=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data(), name=st.sampled_from(FILES), how=st.sampled_from(["value", "deep", "whole", "text"]))
 def test_readers_survive_any_folder(good_run: Path, tmp_path_factory: pytest.TempPathFactory, data: st.DataObject,
                                     name: str, how: str) -> None:
