@@ -326,8 +326,11 @@ def _case_row(
         t = _faces_of(t_res, b)
         rs = [_faces_of(v, b) or FaceSet([], np.zeros((0, dim), dtype=np.float32)) for v in r_res]
         pg, pt, prs = (g, t, rs) if paper_views is None else paper_views(b, dim)
-        if pg is None:  # the JPEG view of the generated image could not be made: score as given
+        if pg is None:  # the JPEG view of the generated image could not be made: score as given, and say so
             pg, pt, prs = g, t, rs
+            jpeg_view = views.get(p_specs[0])
+            notes.append(f"{b.name}: paper protocol scored the files as given; the JPEG view of the generated image "
+                         f"failed ({jpeg_view.error if jpeg_view is not None else 'not made'})")
         paper = score_paper(pg, pt, prs, subset=case.subset, ref_policy=b.ref_policy, cp_eps=config.cp_eps,
                             norm_eps=config.paper_norm_eps)
         strict = score_strict(g, t, rs, case.boxes, missing_score=config.strict_missing_score,

@@ -34,6 +34,7 @@ def test_an_image_over_jpegs_side_limit_fails_its_case_and_the_run_goes_on(world
         assert sorted(rows) == ["case00", "case01", "case02"], attempt
     assert rows["case01"]["status"] == "ok" and rows["case02"]["status"] == "ok"
     assert rows["case00"]["status"] == "failed"
+    assert any("JPEG view of the generated image failed" in n for n in rows["case00"]["notes"])  # never silent
     assert outcome.complete
 
 
