@@ -52,8 +52,10 @@ def find_image(root: Path, case: "Case", layout: str = "auto") -> tuple[Path | N
     found: dict[str, Path] = {}
     names = _names(case)
     if layout in ("auto", "mbench"):
+        from multiid_bench.runner.run_folder import case_file_stem  # long ids are stored hashed
+
         for ext in _EXTS:
-            p = root / "images" / f"{case.id}{ext}"
+            p = root / "images" / f"{case_file_stem(case.id)}{ext}"
             tried.append(p)
             if p.is_file():
                 found.setdefault("mbench", p)

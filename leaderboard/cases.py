@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from multiid_bench.metrics.cards import CARDS
+from multiid_bench.runner import run_folder
 
 __all__ = ["CaseView", "case_view", "ref_label"]
 
@@ -39,10 +40,12 @@ class CaseView:
     ref_labels: list[str] = field(default_factory=list)
 
 
-def _path(value: Any, base: Path) -> Path | None:
+def _path(value: Any, base: Path, *, generated: bool = False) -> Path | None:
     """A recorded image path (a string, or the runner's ``{"path": ..., "sha256": ...}``).
 
-    Relative paths are tried against the run directory first, then the working directory.
+    Relative paths are tried against the run directory first, then the working directory. A generated
+    image recorded relative to the directory the run was started from (``runs/x/images/c.png``) is found in
+    the run folder's own ``images/`` from any working directory.
     """
     if isinstance(value, Mapping):
         value = value.get("path")
@@ -51,6 +54,9 @@ def _path(value: Any, base: Path) -> Path | None:
     p = Path(value)
     if p.is_absolute():
         return p
+    if generated and not (base / p).exists() and p.parent.name == run_folder.IMAGES_DIR \
+            and (base / run_folder.IMAGES_DIR / p.name).is_file():
+        return base / run_folder.IMAGES_DIR / p.name
     return base / p if (base / p).exists() or not p.exists() else p
 
 
@@ -96,7 +102,7 @@ def case_view(row: Mapping[str, Any], base: Path, protocol: str = "paper") -> Ca
         id=str(row.get("case_id", row.get("id", "?"))), subset=str(row.get("subset", "")),
         status=str(row.get("status", "unknown")), reason=str(row.get("reason") or ""),
         prompt=str(row.get("prompt") or (row.get("generation") or {}).get("prompt") or ""),
-        generated=_path(images.get("generated"), base), gt=_path(images.get("gt"), base),
+        generated=_path(images.get("generated"), base, generated=True), gt=_path(images.get("gt"), base),
         refs=[_path(r, base) for r in refs],  # type: ignore[misc]
         ref_pads=[float(r.get("pad_ratio") or 1.0) if isinstance(r, Mapping) else 1.0 for r in refs],
         ref_labels=[ref_label(r) for r in refs],

@@ -15,7 +15,8 @@ from typing import Any
 from multiid_bench.errors import ConfigError
 from multiid_bench.leaderboard.tables import Cell, LeaderboardTable, Row
 
-__all__ = ["FORMATS", "latex_escape", "print_rich", "render", "render_html_fragment", "to_rich"]
+__all__ = ["FORMATS", "latex_escape", "markdown_escape", "one_line", "print_rich", "render", "render_html_fragment",
+           "to_rich"]
 
 FORMATS = ("rich", "markdown", "csv", "latex", "html")
 _SUP = {1: "¹", 2: "²", 3: "³"}
@@ -160,25 +161,45 @@ def print_rich(table: LeaderboardTable, console: Any, *, provenance: bool = True
         console.print(f"- {n}", markup=False, highlight=False)
 
 
+def one_line(text: object) -> str:
+    """Text with every line break and control character made a space: a model name or note holding a newline
+    can end a LaTeX comment or a markdown row and inject what follows (every format goes through this)."""
+    import unicodedata
+
+    return "".join(" " if unicodedata.category(ch) in ("Cc", "Zl", "Zp") else ch for ch in str(text))
+
+
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|#])")
+
+
+def markdown_escape(text: object) -> str:
+    """Plain text -> one markdown table cell: one line, markup characters backslash-escaped.
+
+    Example:
+        >>> print(markdown_escape("a|b*\\nc"))
+        a\\|b\\* c
+    """
+    return _MD_SPECIAL.sub(r"\\\1", one_line(text))
+
+
 def _markdown(table: LeaderboardTable, provenance: bool = True) -> str:
-    def esc(s: str) -> str:
-        return s.replace("|", "\\|")
+    esc = markdown_escape
 
     head = ["Model", *[c.header for c in table.columns], *(["n eval/exp (run)", "Provenance"] if provenance else [])]
-    lines = [f"**{table.title}**", ""]
-    lines += [f"> ⚠ {b}" for b in table.banners] + ([""] if table.banners else [])
+    lines = [f"**{esc(table.title)}**", ""]
+    lines += [f"> ⚠ {esc(b)}" for b in table.banners] + ([""] if table.banners else [])
     lines += ["| " + " | ".join(esc(h) for h in head) + " |",
               "|" + "|".join(["---"] + ["---:"] * len(table.columns) + (["---:", "---"] if provenance else [])) + "|"]
     for row in table.rows:
         cells = []
         for col in table.columns:
             c = row.cells.get(col.key)
-            text = _cell_with_n(c, row.evaluated)
+            text = esc(_cell_with_n(c, row.evaluated))
             cells.append(f"**{text}**" if c is not None and c.rank == 1 else text)
-        label = f"*{row.label}* (not ranked)" if _greyed(row) else row.label
-        extra = [row.n_text, row.provenance_text] if provenance else []
-        lines.append("| " + " | ".join(esc(x) for x in [label, *cells, *extra]) + " |")
-    lines += ["", table.legend(), *[f"- {n}" for n in table.notes]]
+        label = f"*{esc(row.label)}* (not ranked)" if _greyed(row) else esc(row.label)
+        extra = [esc(row.n_text), esc(row.provenance_text)] if provenance else []
+        lines.append("| " + " | ".join([label, *cells, *extra]) + " |")
+    lines += ["", esc(table.legend()), *[f"- {esc(n)}" for n in table.notes]]
     return "\n".join(lines) + "\n"
 
 
@@ -212,7 +233,8 @@ _TEX_SYMBOLS = (("↑", r"$\uparrow$"), ("↓", r"$\downarrow$"), ("±", r"$\pm$
 
 
 def latex_escape(text: str) -> str:
-    """Plain text -> LaTeX (special characters escaped, arrows and ± as math, a leading '[' guarded)."""
+    """Plain text -> LaTeX (one line, special characters escaped, arrows and ± as math, a leading '[' guarded)."""
+    text = one_line(text)
     for a, b in _TEX_SPECIAL:
         text = text.replace(a, b)
     for a, b in _TEX_SYMBOLS:
@@ -231,13 +253,13 @@ def _latex(table: LeaderboardTable, provenance: bool = True) -> str:
     spec = "l" + "r" * len(table.columns) + ("rl" if provenance else "")
     head = ["Model", *[c.header for c in table.columns], *(["n", "Provenance"] if provenance else [])]
     pkgs = r"\usepackage{booktabs}" + (r" \usepackage{xcolor}" if grey else "")
-    lines = [f"% {table.title}", f"% needs {pkgs}",
+    lines = [f"% {one_line(table.title)}", f"% needs {pkgs}",
              r"% best \textbf, second \underline, third \textit per column; paper rows are reported, not measured"]
-    lines += [f"% NOT RANKED: {b}" for b in table.banners]
+    lines += [f"% NOT RANKED: {one_line(b)}" for b in table.banners]
     n_notes = [f"{r.label}: {c.header} over n={cell.n} of {r.evaluated} evaluated cases"
                for r in table.rows for c in table.columns
                if (cell := r.cells.get(c.key)) is not None and _n_differs(cell, r.evaluated)]
-    lines += [f"% {n}" for n in table.notes + n_notes]
+    lines += [f"% {one_line(n)}" for n in table.notes + n_notes]  # a line break would end the comment
     lines += [r"\begin{tabular}{" + spec + "}", r"\toprule", " & ".join(latex_escape(h) for h in head) + r" \\",
               r"\midrule"]
     for row in table.rows:

@@ -56,10 +56,16 @@ def atomic_write_bytes(path: Path, data: bytes, *, fsync: bool = False) -> None:
     The file gets the permissions a plain ``open(path, "w")`` would (0666 minus the umask, so 0644 under
     022): ``mkstemp`` creates 0600, which would hide results and images from colleagues and a shared cache.
     ``fsync=True`` also flushes to disk first (generated images and records, which a crash must not tear).
+    An ``OSError`` becomes :class:`~multiid_bench.errors.IOFaultError` naming ``path`` (still an ``OSError``).
     """
+    from multiid_bench.errors import IOFaultError
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
+    except OSError as e:
+        raise IOFaultError.from_os_error(e, "write", path) from e
     try:
         os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as f:
@@ -68,6 +74,8 @@ def atomic_write_bytes(path: Path, data: bytes, *, fsync: bool = False) -> None:
                 f.flush()
                 os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(e, OSError):  # disk full, file too large: one line naming the file (exit 6)
+            raise IOFaultError.from_os_error(e, "write", path) from e
         raise

@@ -411,6 +411,9 @@ def _prepare_out(out: Path, overwrite: bool) -> Path:
     """Refuse a file; with ``overwrite`` move an existing folder's entries aside (never deleted)."""
     check_out(out)
     if overwrite and out.is_dir() and any(out.iterdir()):
+        from multiid_bench.runner.folder_lock import ensure_no_writer
+
+        ensure_no_writer(out)  # a folder another process is writing is never set aside under it
         rf.move_aside(out)
     return out
 

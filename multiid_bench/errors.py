@@ -10,6 +10,8 @@ from __future__ import annotations
 
 __all__ = [
     "EXIT_CHECK_FAILED",
+    "EXIT_INTERRUPTED",
+    "EXIT_IO",
     "EXIT_JUDGE_UNREACHABLE",
     "EXIT_MISSING",
     "EXIT_NOTHING_EVALUATED",
@@ -20,6 +22,7 @@ __all__ = [
     "CaseError",
     "CheckFailedError",
     "ConfigError",
+    "IOFaultError",
     "ImageDecodeError",
     "JudgeUnreachableError",
     "MBenchError",
@@ -39,7 +42,9 @@ EXIT_USAGE = 2  # bad flags, bad config, runs that cannot be compared
 EXIT_MISSING = 3  # weights or data are missing (offline, not downloaded)
 EXIT_PARTIAL = 4  # the run finished but some cases failed
 EXIT_NOTHING_EVALUATED = 5  # the run finished but no case was scored (all not applicable / none scored)
+EXIT_IO = 6  # an I/O fault: disk full, file too big, read-only or unwritable output
 EXIT_JUDGE_UNREACHABLE = 7  # the VLM judge server could not be reached at all (the run stopped early)
+EXIT_INTERRUPTED = 130  # Ctrl-C / SIGTERM (the shell's 128 + SIGINT)
 
 
 class MBenchError(Exception):
@@ -163,3 +168,35 @@ def run_exit_code(counts: "dict[str, int] | None", *, failed_here: int = 0) -> i
     if counts.get("expected", 0) > 0 and not counts.get("evaluated", 0) and not counts.get("pending", 0):
         return EXIT_NOTHING_EVALUATED
     return EXIT_PARTIAL if counts.get("failed", 0) else EXIT_OK
+
+
+class IOFaultError(MBenchError, OSError):
+    """The machine refused a read or write the run needs (disk full, file too large, read-only output).
+
+    Not a bad input and not a failed check: nothing about the data is wrong, the same command succeeds once
+    the disk has room or the folder is writable. The message names the path and the cause; ``mbench``
+    adds the resume command.
+    """
+
+    exit_code = EXIT_IO
+    os_errno: int | None = None
+
+    @classmethod
+    def from_os_error(cls, err: OSError, action: str = "write", path: object = None) -> "IOFaultError":
+        """One line from an ``OSError``: the path, the operation and the operating system's reason (a write
+        error carries no file name: ``path`` names it)."""
+        import errno
+        import os
+
+        if isinstance(err, IOFaultError):
+            return err
+        where = path if path is not None else (err.filename if err.filename is not None else "a file")
+        cause = err.strerror or (os.strerror(err.errno) if err.errno else str(err))
+        fix = {errno.ENOSPC: "free space on that disk", errno.EDQUOT: "free space within your quota",
+               errno.EFBIG: "raise the file size limit (ulimit -f) or write elsewhere",
+               errno.EROFS: "choose a writable --out / --cache-dir",
+               errno.EACCES: "fix the permissions or choose another folder",
+               errno.EPERM: "fix the permissions or choose another folder"}.get(err.errno or 0, "fix the cause")
+        exc = cls(f"cannot {action} {where}: {cause} ({fix})")
+        exc.os_errno = err.errno
+        return exc

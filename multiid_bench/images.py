@@ -15,6 +15,14 @@ Mode policy (documented because it changes pixels):
 * 16-bit and 32-bit integer (``I;16*``, ``I``) -> scaled to 8 bits by ``/257`` when values exceed 255
   (16-bit range), else taken as-is; float (``F``) -> ``[0, 1]`` data times 255, otherwise clipped.
 * Multi-frame files (GIF, TIFF) -> the first frame.
+
+Bounded reads (why: a symlink to ``/dev/zero`` or a FIFO given as an image read until the machine ran out of
+memory, a 1.5 GB non-image file cost 1.4 GB): only regular files are opened (checked with ``stat`` before any
+``open``, so a FIFO never blocks), files over ``DEFAULT_MAX_BYTES`` are refused from their size, and the
+header's dimensions are checked against ``max_pixels`` before the pixels are decoded. Peak memory of one
+decode is about the file size plus 7 bytes per pixel (Pillow's 4-byte RGBX buffer and the 3-byte array),
+so at most ~0.55 GB at the 50 MP / 200 MB limits; 16-bit and float modes convert through float64 (24 more
+bytes per pixel). docs/results.md states the same bound.
 """
 from __future__ import annotations
 
@@ -34,7 +42,9 @@ if TYPE_CHECKING:
     from PIL import Image as PILImage
 
 __all__ = [
+    "DEFAULT_MAX_BYTES",
     "DEFAULT_MAX_PIXELS",
+    "check_regular_file",
     "DecodedImage",
     "decode_bytes",
     "decode_image",
@@ -46,6 +56,8 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_PIXELS = 50_000_000
+#: Largest image file read (bytes): a 50 MP PNG of photographic content is ~100 MB; anything larger is refused.
+DEFAULT_MAX_BYTES = 200_000_000
 _CHUNK = 1 << 20
 
 
@@ -66,32 +78,89 @@ class DecodedImage:
         return int(self.array.shape[1]), int(self.array.shape[0])
 
 
-def image_sha256(path: str | Path) -> str:
-    """Hex sha256 of the file's bytes (streamed), the content key of an image."""
+def check_regular_file(path: str | Path, *, max_bytes: int = DEFAULT_MAX_BYTES) -> int:
+    """The size of ``path`` if it is a regular file of at most ``max_bytes``; else :class:`ImageDecodeError`.
+
+    ``stat`` follows symlinks, so a link to ``/dev/zero`` is a character device here; nothing is opened, so a
+    FIFO cannot block the caller.
+    """
+    import stat as stat_mod
+
     p = Path(path)
+    try:
+        st = p.stat()
+    except FileNotFoundError:
+        raise ImageDecodeError(f"image file {p} does not exist. Check the path (manifest paths are relative to "
+                              "the manifest's folder).") from None
+    except OSError as e:
+        raise ImageDecodeError(f"cannot read image file {p}: {e.strerror or e}. Check the path and permissions.") from e
+    if stat_mod.S_ISDIR(st.st_mode):
+        raise ImageDecodeError(f"{p} is a directory, not an image file.")
+    if not stat_mod.S_ISREG(st.st_mode):
+        kind = ("a FIFO" if stat_mod.S_ISFIFO(st.st_mode) else "a character device" if stat_mod.S_ISCHR(st.st_mode)
+                else "a block device" if stat_mod.S_ISBLK(st.st_mode) else "a socket" if stat_mod.S_ISSOCK(st.st_mode)
+                else "not a regular file")
+        raise ImageDecodeError(f"{p} is {kind}, not a regular image file; pass the image file itself.")
+    if st.st_size > max_bytes:
+        raise ImageDecodeError(f"image file {p} is {st.st_size / 1e6:.0f} MB, over the {max_bytes / 1e6:.0f} MB limit "
+                               "for one image. Re-encode or downscale it.")
+    return int(st.st_size)
+
+
+def image_sha256(path: str | Path) -> str:
+    """Hex sha256 of the file's bytes (streamed), the content key of an image; regular files only, size-capped."""
+    p = Path(path)
+    limit = check_regular_file(p)
     h = hashlib.sha256()
+    seen = 0
     try:
         with p.open("rb") as f:
             for chunk in iter(lambda: f.read(_CHUNK), b""):
+                seen += len(chunk)
+                if seen > limit + _CHUNK:  # the file grew while being read: stop, bounded
+                    raise ImageDecodeError(f"image file {p} kept growing while being read; pass a finished file.")
                 h.update(chunk)
     except OSError as e:
         raise ImageDecodeError(f"cannot read image file {p}: {e.strerror or e}. Check the path.") from e
     return h.hexdigest()
 
 
-def _read_bytes(path: str | Path) -> bytes:
+def _read_bytes(path: str | Path, max_bytes: int = DEFAULT_MAX_BYTES) -> bytes:
     p = Path(path)
-    if not p.exists():
-        raise ImageDecodeError(f"image file {p} does not exist. Check the path (manifest paths are relative to the manifest's folder).")
-    if p.is_dir():
-        raise ImageDecodeError(f"{p} is a directory, not an image file.")
+    check_regular_file(p, max_bytes=max_bytes)
     try:
-        data = p.read_bytes()
+        with p.open("rb") as f:
+            data = f.read(max_bytes + 1)  # never more than the limit, even if the file grew since stat
     except OSError as e:
         raise ImageDecodeError(f"cannot read image file {p}: {e.strerror or e}. Check permissions.") from e
+    if len(data) > max_bytes:
+        raise ImageDecodeError(f"image file {p} is over the {max_bytes / 1e6:.0f} MB limit for one image.")
     if not data:
         raise ImageDecodeError(f"image file {p} is empty (0 bytes). Re-download or regenerate it.")
     return data
+
+
+def _header_check(path: str | Path, max_pixels: int) -> None:
+    """Refuse a file that is not an image, or too many pixels, from its first bytes (before reading it all)."""
+    from PIL import Image, UnidentifiedImageError
+
+    p = Path(path)
+    try:
+        with p.open("rb") as f:
+            head = f.read(1 << 16)
+    except OSError as e:
+        raise ImageDecodeError(f"cannot read image file {p}: {e.strerror or e}. Check permissions.") from e
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            im = Image.open(io.BytesIO(head))
+            width, height = im.size
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError):
+        return  # some formats need more than the head to be identified: decode_bytes decides, size-capped
+    if width * height > max_pixels:
+        raise ImageDecodeError(
+            f"image {p} is {width}x{height} = {width * height / 1e6:.1f} MP, over the {max_pixels / 1e6:.0f} MP "
+            f"limit. Downscale it (e.g. to <= {max_pixels / 1e6:.0f} MP) or raise max_pixels explicitly.")
 
 
 def _to_rgb(im: PILImage.Image, name: str) -> PILImage.Image:
@@ -185,6 +254,8 @@ def load_image(path: str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> PIL
     Raises:
         ImageDecodeError: missing, zero-byte, truncated or unreadable file, or over ``max_pixels``.
     """
+    check_regular_file(path)
+    _header_check(path, max_pixels)
     return decode_bytes(_read_bytes(path), str(path), max_pixels=max_pixels)
 
 
@@ -220,6 +291,7 @@ def stored_format(path: str | Path) -> str | None:
     from PIL import Image
 
     try:
+        check_regular_file(path)
         with Image.open(path) as im:
             return str(im.format)
     except Exception:
@@ -235,6 +307,7 @@ def stored_mode(path: str | Path) -> str | None:
     from PIL import Image
 
     try:
+        check_regular_file(path)
         with Image.open(path) as im:
             return str(im.mode)
     except Exception:
@@ -243,6 +316,8 @@ def stored_mode(path: str | Path) -> str | None:
 
 def decode_image(path: str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> DecodedImage:
     """Read the file once, hash those bytes and decode the same bytes (no second read can differ)."""
+    check_regular_file(path)
+    _header_check(path, max_pixels)
     data = _read_bytes(path)
     sha = hashlib.sha256(data).hexdigest()
     arr = np.ascontiguousarray(np.asarray(decode_bytes(data, str(path), max_pixels=max_pixels), dtype=np.uint8))

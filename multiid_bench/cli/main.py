@@ -1,7 +1,9 @@
 """``mbench`` entry point. It only assembles: each command lives in its own module, imported on use.
 
 Exit codes: 0 ok, 1 a regression/check failed, 2 usage error, 3 missing weights or data,
-4 partial results (some cases failed; results are written and marked), 7 the VLM judge cannot be reached.
+4 partial results (some cases failed; results are written and marked), 5 nothing was evaluated, 6 I/O fault
+(disk full, file too large, read-only output), 7 the VLM judge cannot be reached, 130 interrupted (Ctrl-C,
+SIGTERM), 141 stdout closed (``| head``).
 """
 from __future__ import annotations
 
@@ -76,17 +78,19 @@ def cli() -> None:
     Quick start (offline, no downloads):
       mbench evaluate --model ground-truth --bench demo --profile offline
     \b
-    Exit codes: 0 ok, 1 check failed, 2 usage, 3 missing weights/data, 4 partial results,
-    7 VLM judge unreachable.
+    Exit codes: 0 ok, 1 check failed, 2 usage, 3 missing weights/data, 4 partial results, 5 nothing evaluated,
+    6 I/O fault (disk full, read-only output), 7 VLM judge unreachable, 130 interrupted.
     Set MBENCH_DEBUG=1 for full tracebacks.
     """
 
 
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry: run the group and map library errors to exit codes in one place."""
-    from multiid_bench.cli._errors import run_with_error_mapping
+    from multiid_bench.cli._errors import finish_output, install_process_handlers, run_with_error_mapping
 
-    sys.exit(run_with_error_mapping(cli, argv, debug=os.environ.get("MBENCH_DEBUG") == "1"))
+    install_process_handlers()
+    code = run_with_error_mapping(cli, argv, debug=os.environ.get("MBENCH_DEBUG") == "1")
+    sys.exit(finish_output(code))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -265,6 +265,8 @@ def _print_report(report: dict[str, Any]) -> None:
         for line in p["problems"]:
             if "/" not in line.split(":")[0]:  # package problems; weights come in the message below
                 console.print(f"  {line}")
+        for line in p.get("corrupt_weights", []):  # present but not the published bytes (checksum checked)
+            console.print(f"  {line}", style="red", markup=False)
     chosen = report["profiles"][report["profile"]]
     if chosen["message"]:
         click.echo(chosen["message"])

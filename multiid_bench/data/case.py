@@ -13,11 +13,34 @@ from typing import Any, Iterable, Literal, Mapping, get_args
 
 from multiid_bench.errors import BadInputError
 
-__all__ = ["SUBSETS", "Bench", "Box", "Case", "Subset", "subset_for_persons"]
+__all__ = ["MAX_CASE_ID_LENGTH", "SUBSETS", "Bench", "Box", "Case", "Subset", "case_id_problem", "subset_for_persons"]
 
 Subset = Literal["p1", "p2", "p3"]
 SUBSETS: tuple[str, ...] = get_args(Subset)
 Box = tuple[float, float, float, float]
+
+#: Longest case id accepted (UTF-8 bytes). Ids name files (``<id>.png``, ``<id>/out.jpg``) and a file name may
+#: have 255 bytes; a longer id is a broken record.
+MAX_CASE_ID_LENGTH = 200
+
+
+def case_id_problem(case_id: str) -> str | None:
+    """Why ``case_id`` cannot be a case id (empty, too long, a path separator or control character), or None.
+
+    Example:
+        >>> case_id_problem("p1_0001"), case_id_problem("a/b") is not None, case_id_problem("x" * 300) is not None
+        (None, True, True)
+    """
+    import unicodedata
+
+    if not case_id.strip() or case_id in (".", ".."):
+        return f"{case_id!r} must be non-empty with no path separators"
+    if len(case_id.encode("utf-8")) > MAX_CASE_ID_LENGTH:  # bytes: file names are limited in bytes
+        return (f"is {len(case_id.encode('utf-8'))} bytes long (UTF-8), over the limit of {MAX_CASE_ID_LENGTH}; "
+                "shorten it")
+    if any(c in case_id for c in "/\\") or any(unicodedata.category(c) in ("Cc", "Cs") for c in case_id):
+        return f"{case_id[:60]!r} must have no path separators or control characters"
+    return None
 
 
 def subset_for_persons(num_persons: int) -> Subset:

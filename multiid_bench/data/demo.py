@@ -175,6 +175,33 @@ def _write_demo(folder: Path, manifest: dict[str, Any], sources: dict[str, PILIm
                      "demo_version": DEMO_BUILD_VERSION},
         })
     write_jsonl(folder / "bench.jsonl", records)
+    sums = {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+    (folder / DEMO_CHECKSUMS).write_text(json.dumps(sums, indent=1, sort_keys=True) + "\n")
+
+
+#: Written last into a built demo folder: the sha256 of every file, checked on every load.
+DEMO_CHECKSUMS = "checksums.json"
+
+
+def demo_folder_problem(folder: Path) -> str | None:
+    """Why a built demo folder cannot be trusted (a file missing, changed or added), or None when it checks out."""
+    try:
+        sums = json.loads((folder / DEMO_CHECKSUMS).read_text())
+    except (OSError, ValueError) as e:
+        return f"no readable {DEMO_CHECKSUMS} ({e})"
+    if not isinstance(sums, dict):
+        return f"{DEMO_CHECKSUMS} is not an object"
+    present = {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()} - {DEMO_CHECKSUMS}
+    if present != set(sums):
+        return f"files differ from {DEMO_CHECKSUMS}: {sorted(present ^ set(sums))[:3]}"
+    for rel, digest in sums.items():
+        try:
+            if hashlib.sha256((folder / rel).read_bytes()).hexdigest() != digest:
+                return f"{rel} has changed"
+        except OSError as e:
+            return f"{rel}: {e.strerror or e}"
+    return None
 
 
 def build_demo_bench(cache_dir: str | Path) -> Bench:
@@ -190,7 +217,13 @@ def build_demo_bench(cache_dir: str | Path) -> Bench:
     sources = demo_sources(manifest)
     key = _build_key(manifest_bytes, sources)
     folder = Path(cache_dir).expanduser() / key[:16]
-    if not (folder / "bench.jsonl").is_file():
+    problem = demo_folder_problem(folder) if folder.is_dir() else "not built"
+    if problem and folder.is_dir():  # checked against its manifest on every load: rebuilt, never trusted
+        log.warning("the demo bench in %s failed its check (%s); rebuilding it", folder, problem)
+        aside = folder.parent / f".bad-{key[:16]}-{os.getpid()}"
+        os.replace(folder, aside)
+        shutil.rmtree(aside, ignore_errors=True)
+    if problem:
         tmp = folder.parent / f".tmp-{key[:16]}-{os.getpid()}"
         shutil.rmtree(tmp, ignore_errors=True)
         try:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from multiid_bench.data._store import PathEscapeError, resolve_inside
-from multiid_bench.data.case import SUBSETS, Bench, Case, subset_for_persons
+from multiid_bench.data.case import MAX_CASE_ID_LENGTH, SUBSETS, Bench, Case, case_id_problem, subset_for_persons
 from multiid_bench.errors import BadInputError, MissingDataError
 
 __all__ = [
@@ -174,8 +174,9 @@ def record_to_case(rec: Any, *, root: Path, check_files: bool = True) -> Case:
     if not isinstance(rec, dict):
         raise RecordError("<record>", f"must be a JSON object, got {type(rec).__name__}")
     case_id = _str_field(rec, "id") or ""
-    if not case_id.strip() or any(c in case_id for c in "/\\\0") or case_id in (".", ".."):
-        raise RecordError("id", f"{case_id!r} must be non-empty with no path separators")
+    problem = case_id_problem(case_id)
+    if problem:
+        raise RecordError("id", problem)
     prompt = _str_field(rec, "prompt")
     refs_raw = rec.get("refs")
     if refs_raw is None:
@@ -264,8 +265,9 @@ def load_jsonl(
         except json.JSONDecodeError as e:
             invalid.append(InvalidRecord(src, None, "<line>", f"not valid JSON ({e.msg} at column {e.colno})", lineno))
             continue
-        if isinstance(rec, dict) and isinstance(rec.get("id"), str):
-            case_id = rec["id"]
+        if isinstance(rec, dict) and isinstance(rec.get("id"), str) \
+                and len(rec["id"].encode("utf-8", "replace")) <= MAX_CASE_ID_LENGTH:
+            case_id = rec["id"]  # an over-long id is not reused as the row id: its row is invalid-record@line-N
         try:
             case = record_to_case(rec, root=root, check_files=check_files)
         except RecordError as e:

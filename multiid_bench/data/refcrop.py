@@ -10,6 +10,11 @@ time every reference is then centred on a black square canvas of side ``int(1.5 
 Crops are deterministic and cached on disk, keyed by (reference sha256, detector id and config, crop
 version, size, JPEG quality). A prepared bench records its mode in every case's ``meta`` (``ref_mode``,
 ``raw_refs``, ``ref_crop``); :func:`reference_info` summarises it for ``results.json``.
+
+A cached crop is used only after a check: its entry records the sha256 of the crop file, and a crop that is
+missing, unreadable or has other bytes (deleted, swapped, damaged) is recomputed from its reference, with a
+warning; it never silently becomes the raw reference. When the cache cannot be written, crops are made in a
+temporary folder for this process (one warning): slower next time, same numbers.
 """
 from __future__ import annotations
 
@@ -188,9 +193,18 @@ def prepare_reference_crops(
     keys = {ref: _crop_key(s, det_fp, size, jpeg_quality) for ref, s in sha_of.items() if isinstance(s, str)}
     todo: dict[str, Path] = {}
     for ref, key in keys.items():
-        if not (store / key[:2] / f"{key}.json").is_file():
+        if _read_entry(store, key, warn=True) is None:  # absent, or a crop that failed its check
             todo.setdefault(key, ref)
-    _compute_crops(todo, store, detector, size, jpeg_quality, batch_size, load_image, sha_of)
+    try:
+        _compute_crops(todo, store, detector, size, jpeg_quality, batch_size, load_image, sha_of)
+    except OSError as e:  # the cache is read-only or full: crops for this process only, same numbers
+        import tempfile
+
+        store = Path(tempfile.mkdtemp(prefix="mbench-refcrops-"))
+        log.warning("cannot write reference crops to the cache (%s); making them in %s for this run instead "
+                    "(same numbers, recomputed next time). Free space or pass a writable --cache-dir.", e, store)
+        todo = {key: ref for ref, key in keys.items()}
+        _compute_crops(todo, store, detector, size, jpeg_quality, batch_size, load_image, sha_of)
     if todo:
         log.info("prepared %d reference crops with %s", len(todo), detector.id)
 
@@ -252,20 +266,42 @@ def _compute_crops(todo: dict[str, Path], store: Path, detector: Any, size: int,
                 data, ext = _encode(crop_reference(img, face.box, size), quality)
                 atomic_write_bytes(folder / f"{key}{ext}", data)
                 entry = {"file": f"{key[:2]}/{key}{ext}", "window": list(window), "score": float(face.score),
-                         "box": [float(v) for v in face.box]}
+                         "box": [float(v) for v in face.box], "sha256": hashlib.sha256(data).hexdigest()}
             atomic_write_text(folder / f"{key}.json", json.dumps(entry, sort_keys=True))  # written last: marker
 
 
-def _read_entry(store: Path, key: str | None) -> dict[str, Any] | None:
+def _read_entry(store: Path, key: str | None, *, warn: bool = False) -> dict[str, Any] | None:
+    """A crop entry whose crop file is present and has the bytes it was written with; None otherwise."""
     if key is None:
         return None
+    path = store / key[:2] / f"{key}.json"
     try:
-        entry = json.loads((store / key[:2] / f"{key}.json").read_text())
-    except (OSError, ValueError):
+        entry = json.loads(path.read_text())
+    except FileNotFoundError:
         return None
-    if entry.get("file") and not (store / entry["file"]).is_file():
-        return None
-    return entry
+    except (OSError, ValueError) as e:
+        problem = f"unreadable entry ({e})"
+    else:
+        problem = _crop_problem(store, entry)
+        if problem is None:
+            return entry
+    if warn:
+        log.warning("reference crop %s failed its check (%s); recomputing it from its reference", path, problem)
+    return None
+
+
+def _crop_problem(store: Path, entry: Any) -> str | None:
+    if not isinstance(entry, dict):
+        return "not an object"
+    if entry.get("file") is None:
+        return None if isinstance(entry.get("reason"), str) else "no file and no reason"
+    try:
+        data = (store / str(entry["file"])).read_bytes()
+    except OSError as e:
+        return f"crop file {entry['file']}: {e.strerror or e}"
+    if entry.get("sha256") != hashlib.sha256(data).hexdigest():
+        return f"crop file {entry['file']} does not have the bytes it was written with"
+    return None
 
 
 def reference_mode(bench: Bench) -> RefMode:

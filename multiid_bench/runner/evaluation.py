@@ -40,7 +40,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from multiid_bench.runner.image_scores import GeneralScorers
     from multiid_bench.runner.sources import Generated, ImageSource
 
-__all__ = ["RunOutcome", "run_evaluation", "score_chunk"]
+__all__ = ["RunOutcome", "evaluate_held", "run_evaluation", "score_chunk"]
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +69,28 @@ class RunOutcome:
 
 
 def run_evaluation(
+    config: RunConfig, out_dir: str | Path, source: "ImageSource", *, backends: Sequence[FaceBackend] | None = None,
+    profile: Mapping[str, Any] | None = None, bench_load: "BenchLoad | None" = None,
+    general: "GeneralScorers | None" = None, on_plan: Callable[[int, int], None] | None = None,
+    on_row: RowCallback | None = None,
+) -> RunOutcome:
+    """Evaluate this process's shard into ``out_dir`` as its only writer (see :func:`evaluate_held`).
+
+    The folder must be ours (:func:`~multiid_bench.runner.folder_lock.check_adoptable`) and is locked for
+    this shard (:class:`~multiid_bench.runner.folder_lock.RunFolderLock`): a second process on the same
+    folder and shard refuses at once, naming the holder.
+    """
+    from multiid_bench.runner.folder_lock import RunFolderLock, check_adoptable, shard_label
+
+    out = Path(out_dir)
+    check_adoptable(out)
+    out.mkdir(parents=True, exist_ok=True)
+    with RunFolderLock(out, shard_label(Shard(config.shard_index, config.shard_count))):
+        return evaluate_held(config, out, source, backends=backends, profile=profile, bench_load=bench_load,
+                             general=general, on_plan=on_plan, on_row=on_row)
+
+
+def evaluate_held(
     config: RunConfig, out_dir: str | Path, source: "ImageSource", *, backends: Sequence[FaceBackend] | None = None,
     profile: Mapping[str, Any] | None = None, bench_load: "BenchLoad | None" = None,
     general: "GeneralScorers | None" = None, on_plan: Callable[[int, int], None] | None = None,
@@ -337,8 +359,11 @@ def _case_row(
         t = _faces_of(t_res, b)
         rs = [_faces_of(v, b) or FaceSet([], np.zeros((0, dim), dtype=np.float32)) for v in r_res]
         pg, pt, prs = (g, t, rs) if paper_views is None else paper_views(b, dim)
-        if pg is None:  # the JPEG view of the generated image could not be made: score as given
+        if pg is None:  # the JPEG view of the generated image could not be made: score as given, and say so
             pg, pt, prs = g, t, rs
+            jpeg_view = views.get(p_specs[0])
+            notes.append(f"{b.name}: paper protocol scored the files as given; the JPEG view of the generated image "
+                         f"failed ({jpeg_view.error if jpeg_view is not None else 'not made'})")
         paper = score_paper(pg, pt, prs, subset=case.subset, ref_policy=b.ref_policy, cp_eps=config.cp_eps,
                             norm_eps=config.paper_norm_eps)
         strict = score_strict(g, t, rs, case.boxes, missing_score=config.strict_missing_score,

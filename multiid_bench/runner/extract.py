@@ -33,7 +33,7 @@ from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
 
-from multiid_bench.errors import MBenchError
+from multiid_bench.errors import MBenchError, stops_run
 from multiid_bench.runner.cache import FeatureCache, view_key
 from multiid_bench.runner.face_views import (  # re-exported: callers import them from here
     AlignFn, Backend, DetectorLike, FaceBackend, FaceSet, ImageSpec, ViewResult, WorkCounters,
@@ -214,6 +214,20 @@ class FeatureExtractor:
             return arrays[spec]
         if results[spec].error:
             return None
+        try:
+            arr = self._view_pixels(spec, results, arrays)
+        except Exception as e:  # a poison pill (e.g. a side over JPEG's 65,500 px): this view fails, the run goes on
+            if stops_run(e):
+                raise
+            results[spec].error = f"cannot prepare {spec.path}: {type(e).__name__}: {e}"
+            log.warning("%s", results[spec].error)
+            return None
+        if arr is not None:
+            arrays[spec] = arr
+        return arr
+
+    def _view_pixels(self, spec: ImageSpec, results: dict[ImageSpec, ViewResult],
+                     arrays: dict[ImageSpec, np.ndarray]) -> np.ndarray | None:
         from multiid_bench.images import decode_image
 
         as_given = ImageSpec(spec.path, 1.0)  # the file's own pixels, also what the image scorers read
@@ -238,7 +252,6 @@ class FeatureExtractor:
                 from multiid_bench.data.refcrop import pad_reference
 
                 arr = pad_reference(np.asarray(arr), spec.pad_ratio)
-        arrays[spec] = arr
         return arr
 
     # ---- worker side: decode, detect, align ---------------------------------------------------
@@ -276,7 +289,7 @@ class FeatureExtractor:
                     continue
                 view = views[spec]
                 memo = self._recall((b.model_key, view))
-                emb = memo if memo is not None else self.cache.get_embeddings(b.model_key, view)
+                emb = memo if memo is not None else self.cache.get_embeddings(b.model_key, view, b.embedding_dim)
                 if emb is not None and emb.shape[0] == len(faces):
                     res.by_model[b.name] = FaceSet(faces, emb)
                     self._bump("cache_hits", f"emb:{b.name}")
@@ -289,8 +302,14 @@ class FeatureExtractor:
                 arr = self._array(spec, results, arrays)
                 if arr is None:
                     continue
-                with self._timed(f"align:{b.name}"):
-                    todo.append((spec, np.asarray(b.align(arr, faces))))  # type: ignore[misc]
+                try:
+                    with self._timed(f"align:{b.name}"):
+                        todo.append((spec, np.asarray(b.align(arr, faces))))  # type: ignore[misc]
+                except Exception as e:  # one view the aligner cannot handle fails alone
+                    if stops_run(e):
+                        raise
+                    res.error = f"face alignment ({b.name}) failed on {spec.path}: {type(e).__name__}: {e}"
+                    log.warning("%s", res.error)
             if n_miss:
                 self._bump("cache_misses", f"emb:{b.name}", n_miss)
         return prepared

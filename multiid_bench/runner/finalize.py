@@ -18,8 +18,8 @@ from multiid_bench.runner.config import RunConfig
 from multiid_bench.runner.extract import WorkCounters
 from multiid_bench.runner.provenance import environment, package_versions, redact_argv, utc_now
 from multiid_bench.runner.run_folder import (
-    MISSING_FACES, RESULTS_FILE, RUN_FILE, SCHEMA_VERSION, SESSIONS_FILE, append_row, plan_ids, read_json, read_jsonl, read_rows,
-    read_run, validate_results, write_json,
+    MISSING_FACES, RESULTS_FILE, RUN_FILE, SCHEMA_VERSION, SESSIONS_FILE, append_row, plan_ids, read_json, read_jsonl,
+    read_rows, read_run, repair_tail, validate_results, write_json,
 )
 from multiid_bench.runner.shard import Shard
 
@@ -118,6 +118,7 @@ def append_session(out: Path, shard: Shard, started: str, wall_s: float, rows: i
                    general: Any) -> None:
     """One line per process: what it did (summed into ``results.json``'s ``work``)."""
     status = dict(getattr(general, "status", {}) or {})
+    repair_tail(out / SESSIONS_FILE)  # a torn line of a killed process would swallow this one
     session = {"shard": str(shard), "started": started, "wall_s": round(wall_s, 3), "rows_written": rows,
                "work": work.to_dict(), "scorers": status, "command": redact_argv(sys.argv)}
     judge = getattr(general, "judge", None)

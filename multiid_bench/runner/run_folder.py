@@ -30,17 +30,18 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, Sequence, TypedDict
 
-from multiid_bench.errors import BadInputError, ConfigError, MissingDataError
+from multiid_bench.errors import BadInputError, ConfigError, IOFaultError, MissingDataError
 
 if TYPE_CHECKING:  # pragma: no cover
     from multiid_bench.runner.shard import Shard
 
 __all__ = [
-    "CaseRow", "Exclusion", "GENERATE_FILE", "IMAGES_DIR", "MISSING_FACES", "REPLACED_LOG", "RESULTS_FILE",
-    "ROW_SCHEMA_VERSION", "ROW_STATUSES", "RUN_FILE", "RUN_LOG", "SCHEMA_PATH", "SCHEMA_VERSION", "SESSIONS_FILE",
-    "append_row", "generation_files", "generations_file", "has_rows", "image_path", "is_run_file", "load_schema",
-    "move_aside", "plan_ids", "read_generations", "read_json", "read_jsonl", "read_results", "read_rows", "read_run",
-    "repair_tail", "results_path", "row_files", "rows_file", "schema_errors", "unique_record_ids",
+    "CaseRow", "Exclusion", "GENERATE_FILE", "IMAGES_DIR", "MAX_JSON_BYTES", "MAX_STEM_BYTES", "MISSING_FACES",
+    "REPLACED_LOG", "RESULTS_FILE", "ROW_SCHEMA_VERSION", "ROW_STATUSES", "RUN_FILE", "RUN_LOG", "SCHEMA_PATH",
+    "SCHEMA_VERSION", "SESSIONS_FILE", "LOCK_STEM", "append_row", "case_file_stem", "generation_files", "generations_file",
+    "has_rows", "image_path", "is_run_file", "is_set_aside", "load_schema", "move_aside", "plan_ids", "read_generations", "read_json",
+    "read_jsonl", "read_results", "read_rows", "read_run", "repair_tail", "results_path", "row_files",
+    "row_shape_errors", "rows_file", "schema_errors", "unique_record_ids",
     "validate_results", "validate_row", "write_json",
 ]
 
@@ -55,6 +56,8 @@ SESSIONS_FILE = "sessions.jsonl"
 GENERATE_FILE = "generate.json"
 #: ``overwrite=True`` / ``--overwrite`` moves a folder's old entries into ``replaced-<UTC time>/`` and logs it here.
 REPLACED_PREFIX, REPLACED_LOG = "replaced-", "replaced.jsonl"
+#: the writer locks (``runner/folder_lock.py``): never moved aside, never part of a run's content
+LOCK_STEM = ".mbench-lock"
 #: Tracebacks of a model's exceptions (one block per failed case), next to the rows that name them.
 RUN_LOG = "run.log"
 IMAGES_DIR = "images"
@@ -114,8 +117,39 @@ def generation_files(out: Path) -> list[Path]:
     return _all(out, _GENERATIONS)
 
 
+#: Longest stored file stem in bytes: well under NAME_MAX (255 bytes on Linux/macOS) with room for suffixes.
+MAX_STEM_BYTES = 120
+
+
+def case_file_stem(case_id: str) -> str:
+    """The file stem of a case: its id, or (when its UTF-8 form is longer than :data:`MAX_STEM_BYTES`) a prefix
+    of it plus 16 hex digits of its sha256, so a stored name never exceeds the file system's limit and two
+    ids never share a name.
+
+    Example:
+        >>> case_file_stem("p1_0001")
+        'p1_0001'
+        >>> s = case_file_stem("é" * 150); len(s.encode()) <= MAX_STEM_BYTES and s != case_file_stem("é" * 151)
+        True
+    """
+    raw = case_id.encode("utf-8")
+    if len(raw) <= MAX_STEM_BYTES:
+        return case_id
+    import hashlib
+
+    digest = hashlib.sha256(raw).hexdigest()[:16]
+    prefix = raw[: MAX_STEM_BYTES - 17].decode("utf-8", errors="ignore")
+    return f"{prefix}-{digest}"
+
+
 def image_path(out: Path, case_id: str) -> Path:
-    return Path(out) / IMAGES_DIR / f"{case_id}.png"
+    """``images/<case file stem>.png`` (long ids hashed: :func:`case_file_stem`)."""
+    return Path(out) / IMAGES_DIR / f"{case_file_stem(case_id)}.png"
+
+
+def is_set_aside(name: str) -> bool:
+    """True for what ``--overwrite`` left in a folder: the ``replaced-*`` folders and their log."""
+    return name.startswith(REPLACED_PREFIX) or name == REPLACED_LOG
 
 
 def is_run_file(name: str) -> bool:
@@ -140,11 +174,14 @@ def results_path(path: str | Path) -> Path:
 def append_row(path: Path, row: Mapping[str, Any]) -> None:
     """Append one JSON line and make it durable before the next case starts (the file honours the umask)."""
     line = json.dumps(row, sort_keys=True, allow_nan=False) + "\n"
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a", encoding="utf-8") as f:
-        f.write(line)
-        f.flush()
-        os.fsync(f.fileno())
+    try:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(line)
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as e:  # disk full, file too large, read-only: one line naming the file (exit 6)
+        raise IOFaultError.from_os_error(e, "append to", path) from e
 
 
 def repair_tail(path: Path) -> int:
@@ -173,22 +210,28 @@ def read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
                 continue
             try:
                 row = json.loads(line)
-            except ValueError:
+            except (ValueError, RecursionError):
                 log.warning("%s line %d is not valid JSON (torn write?); ignoring it", path, lineno)
                 continue
             if isinstance(row, dict):
                 yield row
 
 
-def _latest(paths: Iterable[Path]) -> dict[str, dict[str, Any]]:
-    """Rows keyed by case id, last row wins, in the order each id first appeared."""
+def _latest(paths: Iterable[Path], *, rows: bool = False) -> dict[str, dict[str, Any]]:
+    """Rows keyed by case id, last row wins, in the order each id first appeared (``rows``: case rows, each
+    checked against the row schema; one of the wrong shape is skipped with a warning, so the case is redone)."""
     out: dict[str, dict[str, Any]] = {}
     redone = 0
     for path in paths:
         for row in read_jsonl(path):
             cid = row.get("case_id", row.get("id"))
-            if cid is None:
-                log.warning("%s: a row without 'case_id' is ignored", path)
+            if not isinstance(cid, (str, int)) or isinstance(cid, bool):
+                log.warning("%s: a row without a usable 'case_id' is ignored", path)
+                continue
+            wrong = row_shape_errors(row) if rows else []
+            if wrong:  # a field of the wrong type would crash every reader: the row is not read (the case is redone)
+                log.warning("%s: the row of case %r has fields of the wrong type; ignoring it (%s)", path,
+                            str(cid)[:80], wrong[0][:200])
                 continue
             redone += str(cid) in out
             out[str(cid)] = row
@@ -204,8 +247,8 @@ def read_rows(source: Path | Iterable[Path]) -> list[dict[str, Any]]:
     unsharded one; rows of ids outside the plan follow in file order.
     """
     if not isinstance(source, (str, Path)):
-        return list(_latest(source).values())
-    rows = _latest(row_files(Path(source)))
+        return list(_latest(source, rows=True).values())
+    rows = _latest(row_files(Path(source)), rows=True)
     if (Path(source) / RUN_FILE).is_file():
         order = {cid: i for i, cid in enumerate(plan_ids(read_run(Path(source))))}
         return sorted(rows.values(), key=lambda r: order.get(str(r.get("case_id", r.get("id"))), len(order)))
@@ -214,7 +257,7 @@ def read_rows(source: Path | Iterable[Path]) -> list[dict[str, Any]]:
 
 def plan_ids(run: Mapping[str, Any]) -> list[str]:
     """Every row id a run plans, in order: the cases, then the broken bench records (``run.json``)."""
-    return list(run["plan"]["case_ids"]) + [r["case_id"] for r in run["plan"]["invalid"]]
+    return list(run["plan"]["case_ids"]) + [r["case_id"] for r in run["plan"].get("invalid", [])]
 
 
 def read_generations(out: Path) -> dict[str, dict[str, Any]]:
@@ -229,28 +272,51 @@ def write_json(path: Path, data: Mapping[str, Any]) -> None:
     atomic_write_bytes(Path(path), (json.dumps(data, indent=2, allow_nan=False) + "\n").encode("utf-8"))
 
 
+#: Largest JSON file a reader loads whole (run.json, results.json): far above any real run's.
+MAX_JSON_BYTES = 256_000_000
+
+
 def read_json(path: Path, what: str = "file") -> dict[str, Any]:
+    """A JSON object from ``path``; anything else (not JSON, nested past Python's limit, too large) is a
+    :class:`BadInputError` naming the file, never a traceback."""
     try:
+        size = Path(path).stat().st_size
+        if size > MAX_JSON_BYTES:
+            raise BadInputError(f"{path} is {size / 1e6:.0f} MB, too large for {what}; it is not one mbench wrote")
         data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, ValueError) as e:
-        raise BadInputError(f"{path} is not a JSON file ({e}); {what} is written by mbench, re-create it") from e
+    except (UnicodeDecodeError, ValueError, RecursionError) as e:
+        raise BadInputError(f"{path} is not a JSON file mbench can read ({str(e)[:200]}); {what} is written by "
+                            "mbench, re-create it") from e
     if not isinstance(data, dict):
         raise BadInputError(f"{path}: expected a JSON object, got {type(data).__name__}")
     return data
 
 
 def read_run(out: Path) -> dict[str, Any]:
+    """``run.json`` of a folder, checked for the fields readers rely on (the plan's ids, the config)."""
     path = Path(out) / RUN_FILE
     if not path.is_file():
         raise ConfigError(f"{out} is not a run folder (no {RUN_FILE}); run mbench evaluate/score there first")
-    return read_json(path, "run.json")
+    run = read_json(path, "run.json")
+    plan, config = run.get("plan"), run.get("config", {})
+    ok = (isinstance(plan, dict) and isinstance(plan.get("case_ids"), list)
+          and all(isinstance(c, str) for c in plan["case_ids"]) and isinstance(plan.get("invalid", []), list)
+          and all(isinstance(r, dict) and isinstance(r.get("case_id"), str) for r in plan.get("invalid", []))
+          and isinstance(config, dict))
+    if not ok:
+        raise BadInputError(f"{path} is damaged: 'plan' (case_ids, invalid) or 'config' has the wrong shape; "
+                            "re-run mbench evaluate/score into a new --out")
+    return run
 
 
 def read_results(path: str | Path) -> tuple[Path, dict[str, Any]]:
     """Read and validate a ``results.json`` (or run folder): (its path, its data)."""
     p = results_path(path)
     data = read_json(p, "results.json")
-    errors = schema_errors(data)
+    try:
+        errors = schema_errors(data)
+    except RecursionError:
+        errors = ["$: nested too deeply to be a results file"]
     if errors:
         shown = "\n  ".join(errors[:20]) + (f"\n  ... and {len(errors) - 20} more" if len(errors) > 20 else "")
         raise BadInputError(f"{p} does not match the results schema {SCHEMA_PATH}:\n  {shown}\n"
@@ -293,6 +359,53 @@ def validate_results(data: Mapping[str, Any]) -> None:
     if errors:
         raise BadInputError(f"results do not match {SCHEMA_PATH.name} (schema_version {SCHEMA_VERSION}):\n"
                             + "\n".join(errors[:20]))
+
+
+@lru_cache(maxsize=1)
+def _row_shape_validator() -> Any:
+    import jsonschema
+
+    schema = load_schema()
+    row = {k: v for k, v in schema["$defs"]["case_row"].items() if k != "required"}
+    return jsonschema.Draft202012Validator({"$defs": schema["$defs"], **row})
+
+
+def row_shape_errors(row: Mapping[str, Any]) -> list[str]:
+    """Fields of a case row whose type or shape is wrong (the row schema without its required fields: readers
+    tolerate a missing field, never a wrong one); empty when fine."""
+    try:
+        errors = list(_row_shape_validator().iter_errors(row))
+    except RecursionError:
+        return ["$: nested too deeply"]
+    out = ["$" + "".join(f"[{p!r}]" for p in e.absolute_path) + f": {e.message}" for e in errors]
+    return out + _detection_errors(row.get("detections", {}))
+
+
+def _detection_errors(detections: Any) -> list[str]:
+    """``detections``: detector -> {generated, gt: faces | None, refs: [faces | None]} with well-formed faces."""
+    from multiid_bench.runner.cache import CacheEntryError, check_faces
+
+    if not isinstance(detections, dict):
+        return ["$['detections']: not an object"]
+    errors = []
+    for det, views in detections.items():
+        if not isinstance(views, dict):
+            errors.append(f"$['detections'][{det!r}]: not an object")
+            continue
+        refs = views.get("refs", [])
+        faces_lists = [("generated", views.get("generated")), ("gt", views.get("gt"))]
+        if not isinstance(refs, list):
+            errors.append(f"$['detections'][{det!r}]['refs']: not a list")
+            refs = []
+        faces_lists += [(f"refs[{k}]", v) for k, v in enumerate(refs)]
+        for where, faces in faces_lists:
+            if faces is None:
+                continue
+            try:
+                check_faces(faces)
+            except CacheEntryError as e:
+                errors.append(f"$['detections'][{det!r}] {where}: {e}")
+    return errors
 
 
 def validate_row(row: Mapping[str, Any]) -> None:
@@ -343,7 +456,7 @@ def move_aside(out: Path) -> Path:
     while target.exists():
         n += 1
         target = out / f"{REPLACED_PREFIX}{stamp}-{n}"
-    entries = sorted(p for p in out.iterdir() if not (p.name.startswith(REPLACED_PREFIX) or p.name == REPLACED_LOG)) \
+    entries = sorted(p for p in out.iterdir() if not (is_set_aside(p.name) or p.name.startswith(LOCK_STEM))) \
         if out.is_dir() else []
     target.mkdir(parents=True)
     for entry in entries:

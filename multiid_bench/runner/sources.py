@@ -28,7 +28,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from multiid_bench.runner.shard import Shard
 
 __all__ = ["AdapterSource", "FolderSource", "GenerateSummary", "Generated", "ImageSource", "case_ref_source",
-           "check_ref_source", "describe_exception", "generate_bench"]
+           "check_ref_source", "describe_exception", "generate_bench", "generate_held"]
 
 log = logging.getLogger(__name__)
 # Keys of generate.json that must match for a resumed ``mbench generate`` to reuse existing records.
@@ -112,7 +112,6 @@ class AdapterSource:
         self.global_seed = int(global_seed)
         self.retry_failed = retry_failed
         self.records_path = rf.generations_file(self.out_dir, shard)
-        rf.repair_tail(self.records_path)  # a torn last record must not glue onto the next one
         self._previous = rf.read_generations(self.out_dir)
         self._loaded = False
         self._device = "cpu"
@@ -121,8 +120,14 @@ class AdapterSource:
         return {"kind": "adapter", **self.adapter.describe(), "global_seed": self.global_seed}
 
     def load(self, device: str) -> None:
-        """Remember the device; the adapter loads before the first case that needs the model."""
+        """Remember the device; the adapter loads before the first case that needs the model.
+
+        Called once this process holds the folder (``folder_lock``): only then is a torn last record cut (a
+        record being appended by another process is never touched) and the records read again.
+        """
         self._device = device
+        if rf.repair_tail(self.records_path):  # a torn last record must not glue onto the next one
+            self._previous = rf.read_generations(self.out_dir)
 
     def reusable(self, case: "Case") -> dict[str, Any] | None:
         """The resume rule (module docstring): the case's previous record, when it may be reused."""
@@ -159,11 +164,17 @@ class AdapterSource:
             result = GenerationResult(None, self.adapter.record(case, seed), "failed",
                                       f"{error['type']}: {error['message']}{at}")
         image_file = None
+        buf = io.BytesIO()
+        if result.status == "ok":
+            try:
+                result.image.save(buf, format="PNG")  # type: ignore[union-attr]
+            except (OSError, ValueError, TypeError, AttributeError) as e:  # an image PNG cannot hold fails this case
+                log.warning("adapter %s returned an image for case %s that cannot be stored: %s", self.name, case.id, e)
+                result = GenerationResult(None, result.record, "failed",
+                                          f"generated image cannot be stored as PNG: {type(e).__name__}: {e}")
         if result.status == "ok":
             from multiid_bench._io import atomic_write_bytes
 
-            buf = io.BytesIO()
-            result.image.save(buf, format="PNG")  # type: ignore[union-attr]
             target = rf.image_path(self.out_dir, case.id)
             atomic_write_bytes(target, buf.getvalue(), fsync=True)
             image_file = f"{rf.IMAGES_DIR}/{target.name}"
@@ -200,7 +211,7 @@ class FolderSource:
     name = "images"
 
     def __init__(self, root: Path, layout: str = "auto") -> None:
-        self.root = Path(root).expanduser()
+        self.root = Path(root).expanduser().absolute()  # rows record absolute paths: readable from any directory
         self.layout = layout
 
     def describe(self) -> dict[str, Any]:
@@ -298,6 +309,22 @@ def _check_generate_json(out_dir: Path, adapter: "Adapter", bench: "Bench", glob
 
 
 def generate_bench(
+    adapter: "Adapter", bench: "Bench", out_dir: Path, *, global_seed: int = 0, shard: "Shard | None" = None,
+    subsets: Iterable[str] | None = None, limit: int | None = None, retry_failed: bool = False, device: str = "cpu",
+    on_plan: Callable[[int, int], None] | None = None, on_result: Callable[["Case", Generated], None] | None = None,
+    ref_source: str = "raw", prepare: Callable[["Bench"], "Bench"] | None = None, raise_errors: bool = False,
+) -> GenerateSummary:
+    """:func:`generate_held` as the folder's only writer for this shard (a second process refuses at once)."""
+    from multiid_bench.runner.folder_lock import RunFolderLock, shard_label
+
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    with RunFolderLock(Path(out_dir), shard_label(shard), what="generate"):
+        return generate_held(adapter, bench, out_dir, global_seed=global_seed, shard=shard, subsets=subsets,
+                             limit=limit, retry_failed=retry_failed, device=device, on_plan=on_plan,
+                             on_result=on_result, ref_source=ref_source, prepare=prepare, raise_errors=raise_errors)
+
+
+def generate_held(
     adapter: "Adapter", bench: "Bench", out_dir: Path, *, global_seed: int = 0, shard: "Shard | None" = None,
     subsets: Iterable[str] | None = None, limit: int | None = None, retry_failed: bool = False, device: str = "cpu",
     on_plan: Callable[[int, int], None] | None = None, on_result: Callable[["Case", Generated], None] | None = None,

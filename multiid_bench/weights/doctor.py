@@ -74,6 +74,19 @@ def _writable(root: str) -> bool:
         return False
 
 
+def _corrupt_weights(store: Any, weight_ids: Sequence[str]) -> list[str]:
+    """Present weight files whose checksum does not match the manifest (files shipped in a package and overrides
+    are hashed every time; cached downloads are trusted through their verification stamp, as ``evaluate`` does)."""
+    out = []
+    for wid in dict.fromkeys(weight_ids):
+        for st in store.status(wid):
+            if st.state == "corrupt":
+                fix = ("pip install --force-reinstall the package that ships it" if st.location == "package"
+                       else f"re-fetch: {store.fetch_command(wid)} (or mbench weights verify)")
+                out.append(f"{wid}/{st.name}: checksum mismatch at {st.path} ({st.detail}); {fix}")
+    return out
+
+
 def run_checks(cache_dir: str | None, packages: Sequence[str], profile: str = "paper") -> dict[str, Any]:
     """A JSON-friendly report; ``profiles[name]["ready"]`` says whether that face profile can run now.
 
@@ -104,9 +117,11 @@ def run_checks(cache_dir: str | None, packages: Sequence[str], profile: str = "p
                     problems.append(f"{part}: Python package {mod!r} is not installed (pip install {mod})")
         missing = store.preflight(prof.weight_ids())
         problems += [f"{m.weight_id}/{m.name}: {m.reason}; fetch: {m.command}" for m in missing]
+        corrupt = _corrupt_weights(store, prof.weight_ids())
+        problems += corrupt
         report["profiles"][name] = {
             "ready": not problems, "problems": problems, "weights": prof.weight_ids(),
-            "missing_weights": [f"{m.weight_id}/{m.name}" for m in missing],
+            "missing_weights": [f"{m.weight_id}/{m.name}" for m in missing], "corrupt_weights": corrupt,
             "message": format_missing(missing, profile=name, offline=is_offline() or None) if missing else "",
         }
     chosen = report["profiles"][profile]
