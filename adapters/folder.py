@@ -52,7 +52,7 @@ def find_image(root: Path, case: "Case", layout: str = "auto") -> tuple[Path | N
     found: dict[str, Path] = {}
     names = _names(case)
     if layout in ("auto", "mbench"):
-        from multiid_bench.runner.run_folder import case_file_stem  # long ids are stored hashed
+        from multiid_bench.data.case import case_file_stem  # long ids are stored hashed
 
         for ext in _EXTS:
             p = root / "images" / f"{case_file_stem(case.id)}{ext}"

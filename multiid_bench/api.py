@@ -181,8 +181,8 @@ def resolve_device(device: Device | str = "auto", integration: str | None = None
             (exit 2), said before any folder is made or model loaded.
 
     Example:
-        >>> resolve_device("cuda:1")
-        'cuda:1'
+        >>> resolve_device("cpu")
+        'cpu'
     """
     if device != "auto":
         check_device(device)

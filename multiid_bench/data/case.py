@@ -13,7 +13,8 @@ from typing import Any, Iterable, Literal, Mapping, get_args
 
 from multiid_bench.errors import BadInputError
 
-__all__ = ["MAX_CASE_ID_LENGTH", "SUBSETS", "Bench", "Box", "Case", "Subset", "case_id_problem", "subset_for_persons"]
+__all__ = ["MAX_CASE_ID_LENGTH", "MAX_STEM_BYTES", "SUBSETS", "Bench", "Box", "Case", "Subset", "case_file_stem", "case_id_problem",
+           "subset_for_persons"]
 
 Subset = Literal["p1", "p2", "p3"]
 SUBSETS: tuple[str, ...] = get_args(Subset)
@@ -202,3 +203,28 @@ def _rel(p: str | None, root: Path) -> str | None:
         return str(Path(p).resolve().relative_to(root.resolve()))
     except ValueError:
         return str(p)
+
+
+#: Longest stored file stem in bytes: well under NAME_MAX (255 bytes on Linux/macOS) with room for suffixes.
+MAX_STEM_BYTES = 120
+
+
+def case_file_stem(case_id: str) -> str:
+    """The file stem of a case: its id, or (when its UTF-8 form is longer than :data:`MAX_STEM_BYTES`) a prefix
+    of it plus 16 hex digits of its sha256, so a stored name never exceeds the file system's limit and two
+    ids never share a name.
+
+    Example:
+        >>> case_file_stem("p1_0001")
+        'p1_0001'
+        >>> s = case_file_stem("é" * 150); len(s.encode()) <= MAX_STEM_BYTES and s != case_file_stem("é" * 151)
+        True
+    """
+    raw = case_id.encode("utf-8")
+    if len(raw) <= MAX_STEM_BYTES:
+        return case_id
+    import hashlib
+
+    digest = hashlib.sha256(raw).hexdigest()[:16]
+    prefix = raw[: MAX_STEM_BYTES - 17].decode("utf-8", errors="ignore")
+    return f"{prefix}-{digest}"

@@ -30,6 +30,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, Sequence, TypedDict
 
+from multiid_bench.data.case import MAX_STEM_BYTES, case_file_stem  # re-exported: a case's stored file name
 from multiid_bench.errors import BadInputError, ConfigError, IOFaultError, MissingDataError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -115,31 +116,6 @@ def generations_file(out: Path, shard: "Shard | None" = None) -> Path:
 
 def generation_files(out: Path) -> list[Path]:
     return _all(out, _GENERATIONS)
-
-
-#: Longest stored file stem in bytes: well under NAME_MAX (255 bytes on Linux/macOS) with room for suffixes.
-MAX_STEM_BYTES = 120
-
-
-def case_file_stem(case_id: str) -> str:
-    """The file stem of a case: its id, or (when its UTF-8 form is longer than :data:`MAX_STEM_BYTES`) a prefix
-    of it plus 16 hex digits of its sha256, so a stored name never exceeds the file system's limit and two
-    ids never share a name.
-
-    Example:
-        >>> case_file_stem("p1_0001")
-        'p1_0001'
-        >>> s = case_file_stem("é" * 150); len(s.encode()) <= MAX_STEM_BYTES and s != case_file_stem("é" * 151)
-        True
-    """
-    raw = case_id.encode("utf-8")
-    if len(raw) <= MAX_STEM_BYTES:
-        return case_id
-    import hashlib
-
-    digest = hashlib.sha256(raw).hexdigest()[:16]
-    prefix = raw[: MAX_STEM_BYTES - 17].decode("utf-8", errors="ignore")
-    return f"{prefix}-{digest}"
 
 
 def image_path(out: Path, case_id: str) -> Path:
