@@ -58,8 +58,8 @@ def summary_table(results: Mapping[str, Any], protocol: str) -> tuple[list[str],
 
 def face_rows_with_values(rows: list[list[str]]) -> list[list[str]]:
     """The rows of :func:`summary_table` that hold at least one value (a judged bench without GT leaves
-    most face cells empty; an all-empty table says nothing)."""
-    return [r for r in rows if any(c != "-" for c in r[3:])]
+    most face cells empty; an all-empty table says nothing). ``N/A`` (single-person Blending) is no value."""
+    return [r for r in rows if any(c not in ("-", "N/A") for c in r[3:])]
 
 
 def counts_line(counts: Mapping[str, Any]) -> str:
