@@ -267,10 +267,12 @@ class ScoreLogger:
         self.run_name = run_name or "identity-score"
         self._writer: Any = None  # TensorBoard SummaryWriter
         self._owned: dict[str, Any] = {}  # tracker -> the run this logger opened (closed by close())
+        self._active: set[str] = set()  # trackers opened (or joined) since the last close()
         self.where: dict[str, str] = {}
-        """tracker -> where it logs (event folder, W&B run folder or URL, ``MLflow run id @ tracking URI``)."""
+        """tracker -> where it logged (event folder, W&B run folder or URL, ``MLflow run id @ tracking URI``)."""
 
     def _opened(self, tracker: str, where: str, joined: bool) -> None:
+        self._active.add(tracker)
         self.where[tracker] = where
         log.info("identity scores log to %s: %s (%s)", tracker, where,
                  "the active run of the training loop" if joined else "a run opened by mbench")
@@ -302,7 +304,7 @@ class ScoreLogger:
     def _log_wandb(self, scalars: dict[str, float], step: int) -> None:
         import wandb
 
-        if "wandb" not in self.where:
+        if "wandb" not in self._active:
             joined = wandb.run is not None
             run = wandb.run if joined else wandb.init(project=self.project, name=self.run_name, job_type="validation")
             if not joined:
@@ -313,7 +315,7 @@ class ScoreLogger:
     def _log_mlflow(self, scalars: dict[str, float], step: int) -> None:
         import mlflow
 
-        if "mlflow" not in self.where:
+        if "mlflow" not in self._active:
             active = mlflow.active_run()
             if active is None:
                 mlflow.set_experiment(self.project)
@@ -333,4 +335,4 @@ class ScoreLogger:
 
             self._owned.pop("mlflow")
             mlflow.end_run()
-        self.where.clear()  # a later log() opens the trackers again
+        self._active.clear()  # a later log() opens the trackers again

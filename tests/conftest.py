@@ -23,10 +23,10 @@ def hf_dataset_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pyte
     import shutil
     from pathlib import Path
 
-    import huggingface_hub
+    from huggingface_hub import constants  # the submodule: huggingface_hub's own names load lazily
 
     cache = tmp_path_factory.mktemp("hf-cache")
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(cache))
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     commit = "0123456789abcdef0123456789abcdef01234567"
 
