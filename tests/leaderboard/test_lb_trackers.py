@@ -208,3 +208,25 @@ def test_identity_score_refuses_an_unknown_or_missing_tracker_before_scoring(mon
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "wandb" else real(name, *a))
     with pytest.raises(MissingDependencyError, match=r"pip install 'multiid-bench\[wandb\]'"):
         mb.IdentityScore(profile="offline", device="cpu", log_to="wandb")
+
+
+def test_score_logger_joins_the_loops_own_mlflow_run_and_leaves_it_open(tmp_path, monkeypatch) -> None:
+    pytest.importorskip("mlflow", reason="pip install 'multiid-bench[mlflow]'")
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    from multiid_bench.leaderboard.trackers import ScoreLogger
+
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+    uri = (tmp_path / "mlruns").as_uri()
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_experiment("training")
+    with mlflow.start_run() as training:
+        mlflow.log_metric("loss", 0.3, step=3)
+        logger = ScoreLogger(["mlflow"])
+        assert logger.log({"sim_gt.dlib": 0.5, "blend_gt.dlib": None}, 3, protocol="paper", subset="p1") == (1, 1)
+        logger.close()
+        assert mlflow.active_run().info.run_id == training.info.run_id  # the loop's run: not ended by close()
+    assert logger.where["mlflow"] == f"{training.info.run_id} @ {uri}"
+    got = MlflowClient(uri).get_run(training.info.run_id).data.metrics
+    assert got == {"loss": 0.3, "paper/p1/sim_gt.dlib": 0.5}  # None is not logged as a number
