@@ -1,5 +1,6 @@
 """Experiment trackers: a finished run's numbers, per-case table, trade-off plot and a few images, logged to
-TensorBoard, Weights & Biases or MLflow (``--log-to``, repeatable; each an optional extra).
+TensorBoard, Weights & Biases or MLflow (``--log-to``, repeatable; each an optional extra); and a validation
+loop's :meth:`~multiid_bench.identity_score.IdentityScore.compute` every N steps (:class:`ScoreLogger`).
 
 Why from the run folder: the tracker receives exactly what ``results.json`` holds (every metric of every
 protocol and subset, under ``<protocol>/<subset>/<metric key>``), so the numbers on a dashboard equal the
@@ -11,6 +12,11 @@ Where each writes (the trackers' own conventions):
 - ``wandb``: ``wandb.init`` with the usual environment (``WANDB_PROJECT``, ``WANDB_MODE=offline``,
   ``WANDB_DIR``...); the project defaults to ``mbench``;
 - ``mlflow``: the tracking URI of ``MLFLOW_TRACKING_URI`` (a local ``./mlruns`` file store by default).
+
+A validation loop logs through :class:`ScoreLogger` (what ``IdentityScore(log_to=...)`` uses): the dict of
+``compute()`` under the same ``<protocol>/<subset>/<metric key>`` names, at the training step it is given, so a
+validation curve and a finished bench run share a tag. It joins the loop's own tracker run when one is
+active (``wandb.run``, ``mlflow.active_run()``) and otherwise opens one, closed by :meth:`ScoreLogger.close`.
 
 Trackio is not offered: its current release needs ``pillow<13`` (mbench runs with newer Pillow) and pulls a
 Gradio stack; see docs/results.md.
@@ -27,7 +33,7 @@ from typing import Any, Callable, Mapping, Sequence
 from multiid_bench.errors import ConfigError, MissingDependencyError
 from multiid_bench.leaderboard.store import RunResult, load_cases, load_results
 
-__all__ = ["TRACKERS", "LoggedRun", "check_trackers", "log_run", "scalar_metrics"]
+__all__ = ["TRACKERS", "LoggedRun", "ScoreLogger", "check_trackers", "log_run", "scalar_metrics"]
 
 log = logging.getLogger(__name__)
 #: tracker -> (import name, pip extra)
@@ -235,3 +241,98 @@ def log_run(run: str | Path | RunResult, to: Sequence[str], *, log_dir: str | Pa
             log.info("logged %s to %s: %d scalars (%d null, not logged), %d images, %d case rows", res.path, name,
                      len(scalars), skipped, n_images, len(table[1]))
     return out
+
+
+class ScoreLogger:
+    """Log a validation loop's identity numbers to trackers, one call per validation step.
+
+    One open writer / run per tracker for the whole loop (TensorBoard event file, W&B run, MLflow run),
+    opened on the first :meth:`log`. W&B and MLflow join the run the training loop already has open
+    (``wandb.run``, ``mlflow.active_run()``) and then leave it open at :meth:`close`; a run this logger
+    opened it also closes.
+
+    Args:
+        to: tracker names (:data:`TRACKERS`); checked here, before any validation runs.
+        log_dir: TensorBoard only: the event folder (default: ``SummaryWriter``'s own, ``runs/DATE_HOST``).
+        project: W&B project / MLflow experiment of a run opened here (default ``mbench``).
+        run_name: the name of a run opened here (default ``identity-score``).
+    """
+
+    def __init__(self, to: Sequence[str], *, log_dir: str | Path | None = None, project: str | None = None,
+                 run_name: str | None = None) -> None:
+        check_trackers(to)
+        self.to = tuple(dict.fromkeys(to))
+        self.log_dir = Path(log_dir) if log_dir is not None else None
+        self.project = project or DEFAULT_PROJECT
+        self.run_name = run_name or "identity-score"
+        self._writer: Any = None  # TensorBoard SummaryWriter
+        self._owned: dict[str, Any] = {}  # tracker -> the run this logger opened (closed by close())
+        self._active: set[str] = set()  # trackers opened (or joined) since the last close()
+        self.where: dict[str, str] = {}
+        """tracker -> where it logged (event folder, W&B run folder or URL, ``MLflow run id @ tracking URI``)."""
+
+    def _opened(self, tracker: str, where: str, joined: bool) -> None:
+        self._active.add(tracker)
+        self.where[tracker] = where
+        log.info("identity scores log to %s: %s (%s)", tracker, where,
+                 "the active run of the training loop" if joined else "a run opened by mbench")
+
+    def log(self, scores: Mapping[str, float | None], step: int, *, protocol: str, subset: str) -> tuple[int, int]:
+        """Log ``scores`` (``{metric key: value}``) as ``<protocol>/<subset>/<key>`` at ``step`` to every tracker.
+
+        Returns (scalars logged per tracker, null values not logged).
+        """
+        scalars = {f"{protocol}/{subset}/{k}": float(v) for k, v in scores.items()
+                   if v is not None and not (isinstance(v, float) and math.isnan(v))}
+        skipped = len(scores) - len(scalars)
+        for name in self.to:
+            getattr(self, f"_log_{name}")(scalars, step)
+        log.info("logged %d identity scalars at step %d to %s (%d null, not logged)", len(scalars), step,
+                 ", ".join(self.to), skipped)
+        return len(scalars), skipped
+
+    def _log_tensorboard(self, scalars: dict[str, float], step: int) -> None:
+        if self._writer is None:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self._writer = SummaryWriter(log_dir=str(self.log_dir) if self.log_dir is not None else None)
+            self._opened("tensorboard", str(self._writer.log_dir), joined=False)
+        for tag, value in scalars.items():
+            self._writer.add_scalar(tag, value, global_step=step)
+        self._writer.flush()  # readable now, not only after close()
+
+    def _log_wandb(self, scalars: dict[str, float], step: int) -> None:
+        import wandb
+
+        if "wandb" not in self._active:
+            joined = wandb.run is not None
+            run = wandb.run if joined else wandb.init(project=self.project, name=self.run_name, job_type="validation")
+            if not joined:
+                self._owned["wandb"] = run
+            self._opened("wandb", run.url or str(Path(run.dir).parent), joined)
+        wandb.log(scalars, step=step)
+
+    def _log_mlflow(self, scalars: dict[str, float], step: int) -> None:
+        import mlflow
+
+        if "mlflow" not in self._active:
+            active = mlflow.active_run()
+            if active is None:
+                mlflow.set_experiment(self.project)
+                active = self._owned["mlflow"] = mlflow.start_run(run_name=self.run_name)
+            self._opened("mlflow", f"{active.info.run_id} @ {mlflow.get_tracking_uri()}", "mlflow" not in self._owned)
+        mlflow.log_metrics(scalars, step=step)
+
+    def close(self) -> None:
+        """Flush TensorBoard and finish the W&B / MLflow runs this logger opened (never the loop's own)."""
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+        if "wandb" in self._owned:
+            self._owned.pop("wandb").finish()
+        if "mlflow" in self._owned:
+            import mlflow
+
+            self._owned.pop("mlflow")
+            mlflow.end_run()
+        self._active.clear()  # a later log() opens the trackers again

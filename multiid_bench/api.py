@@ -373,25 +373,36 @@ class Run:
 
 
 def load_run(path: str | Path) -> Run:
-    """A finished (or partly finished) run folder; ``results.json`` is validated when present.
+    """A finished (or partly finished) run: a run folder, an exported folder, or a run pushed to the Hub.
+
+    ``hf://USER/NAME[@REVISION]`` (what ``mbench push`` uploaded) is read exactly as ``mbench leaderboard
+    hf://...`` reads it (:func:`multiid_bench.leaderboard.hub.resolve_run_source`): from the Hugging Face
+    cache when it is there, offline too, else its JSON files and card are downloaded; the numbers and the
+    comparability key are the pushed run's.
 
     Args:
-        path: the run folder, or its ``results.json``.
+        path: the run folder, its ``results.json``, a folder written by ``mbench export``, or
+            ``hf://USER/NAME[@REVISION]``.
 
     Returns:
         A :class:`Run` (``summary`` is ``None`` while other shards are still running).
 
     Raises:
-        MissingDataError: no run folder at that path.
+        ConfigError: no run folder at that path, or ``hf://...`` is not ``USER/NAME``.
+        MissingDataError: an ``hf://`` run that is neither in the Hugging Face cache nor reachable (offline
+            or no network; exit code 3), or no such Hub dataset.
         BadInputError: ``results.json`` does not match the schema (every violation listed).
 
     Example:
         >>> mb.load_run("runs/mine").headline()["metrics"]["sim_gt"]  # doctest: +SKIP
+        >>> mb.load_run("hf://alice/uno-multiid@v1").summary["model"]  # doctest: +SKIP
     """
-    p = Path(path)
+    from multiid_bench.leaderboard.hub import is_hub_source, resolve_run_source
+
+    p = resolve_run_source(path) if is_hub_source(str(path)) else Path(path)
     if not p.exists():
         raise ConfigError(f"{p} does not exist: pass a run folder written by mb.evaluate / mb.score "
-                          "(or 'mbench evaluate' / 'mbench score'), or its results.json")
+                          "(or 'mbench evaluate' / 'mbench score'), its results.json, or hf://USER/NAME")
     folder = p.parent if p.is_file() else p
     if (folder / rf.RESULTS_FILE).is_file():
         return Run(folder, rf.read_results(folder)[1])

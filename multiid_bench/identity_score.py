@@ -15,6 +15,15 @@ cases with the runner's own chunk scorer (:func:`multiid_bench.runner.evaluation
 decode, padding of references, official JPEG views, detection, alignment, embedding, content-keyed feature
 cache and protocols) and aggregates them with the runner's aggregation (the paper's IQR-trimmed mean). The
 face models load once, on the first :meth:`~IdentityScore.compute`.
+
+With ``log_to=("tensorboard", "wandb", "mlflow")`` every ``compute(step=N)`` also logs its dict to those
+trackers (:class:`multiid_bench.leaderboard.trackers.ScoreLogger`, the one place tracker code lives), under
+the names ``mbench evaluate --log-to`` uses (``<protocol>/<subset>/<metric key>``)::
+
+    metric = mb.IdentityScore(profile="offline", log_to=("tensorboard",), log_dir="runs/exp1")
+    ...
+    metric.compute(step=global_step)    # returns the dict and logs it at global_step
+    metric.close()                      # at the end of training
 """
 from __future__ import annotations
 
@@ -27,6 +36,7 @@ from multiid_bench.errors import ConfigError
 
 if TYPE_CHECKING:  # pragma: no cover
     from multiid_bench.data.case import Case
+    from multiid_bench.leaderboard.trackers import ScoreLogger
 
 __all__ = ["IDENTITY_METRICS", "IdentityScore", "score_images"]
 
@@ -64,9 +74,16 @@ class IdentityScore:
         offline: ``True`` = no downloads; ``None`` follows the environment.
         paper_pixels: ``"official"`` = the paper protocol scores the JPEG-q75 views the official pipeline
             stored (as the bench does); ``"as-given"`` = the images as they are.
+        log_to: trackers that every :meth:`compute` logs to: ``"tensorboard"``, ``"wandb"``, ``"mlflow"``
+            (each an optional extra: ``pip install 'multiid-bench[tensorboard]'``); empty = none.
+        log_dir: TensorBoard's event folder (default: ``SummaryWriter``'s ``runs/DATE_HOST``).
+        project: W&B project / MLflow experiment when no run is active yet (default ``mbench``); an active
+            ``wandb.run`` / ``mlflow.active_run()`` of the training loop is logged into instead.
+        run_name: the name of a tracker run opened here (default ``identity-score``).
 
     Raises:
-        ConfigError: an unknown profile, protocol or paper_pixels value.
+        ConfigError: an unknown profile, protocol, paper_pixels value or tracker.
+        MissingDependencyError: a tracker of ``log_to`` is not installed (exit code 3), before any scoring.
 
     Example:
         >>> metric = IdentityScore(profile="offline")
@@ -77,12 +94,22 @@ class IdentityScore:
 
     def __init__(self, profile: Literal["paper", "offline"] = "paper", *, protocol: Literal["paper", "strict"] = "paper",
                  device: str = "auto", cache_dir: str | None = None, batch_size: int = 32, offline: bool | None = None,
-                 paper_pixels: Literal["official", "as-given"] = "official") -> None:
+                 paper_pixels: Literal["official", "as-given"] = "official",
+                 log_to: Sequence[Literal["tensorboard", "wandb", "mlflow"]] = (), log_dir: str | Path | None = None,
+                 project: str | None = None, run_name: str | None = None) -> None:
         from multiid_bench.api import resolve_device
         from multiid_bench.faces import get_profile
         from multiid_bench.runner.config import RunConfig
 
         get_profile(profile)  # an unknown profile fails here, not at the first compute()
+        self.logger: ScoreLogger | None = None
+        """The trackers of ``log_to`` (``logger.where``: where each logs), or None."""
+        if log_to:  # an unknown or missing tracker fails here, before any validation step
+            from multiid_bench.leaderboard.trackers import ScoreLogger
+
+            self.logger = ScoreLogger((log_to,) if isinstance(log_to, str) else log_to, log_dir=log_dir,
+                                      project=project, run_name=run_name)
+        self._computed = 0
         self.config = RunConfig(model="identity-score", bench="in-memory", protocol=protocol, profile=profile,
                                 device=resolve_device(device), batch_size=batch_size, cache_dir=cache_dir,
                                 offline=offline if offline is not None else (True if profile.split("+")[0] == "offline" else None),
@@ -207,11 +234,16 @@ class IdentityScore:
         return aggregate(self.rows, [b.name for b in self._backends], iqr_k=c.iqr_k,
                          bootstrap_resamples=c.bootstrap_resamples, bootstrap_seed=c.bootstrap_seed)
 
-    def compute(self, subset: str = "all") -> dict[str, float | None]:
+    def compute(self, subset: str = "all", *, step: int | None = None) -> dict[str, float | None]:
         """The identity metrics of every case added so far, aggregated as the paper does.
+
+        With ``log_to`` given at construction, the dict is also logged to those trackers as
+        ``<protocol>/<subset>/<metric key>`` scalars at ``step`` (``None`` values are not logged).
 
         Args:
             subset: ``"all"`` (default) or ``"p1"`` / ``"p2"`` / ``"p3"`` (cases with 1, 2, 3-4 references).
+            step: the training step to log at (pass the loop's global step); default: how many times
+                ``compute`` ran before (0, 1, ...). Ignored without ``log_to``.
 
         Returns:
             ``{"<metric>.<face model>": value}`` for each of :data:`IDENTITY_METRICS` and each face model of
@@ -229,8 +261,27 @@ class IdentityScore:
         block = self.results()[self.config.protocol]
         if subset not in block:
             raise ConfigError(f"IdentityScore: no case in subset {subset!r}; present: {sorted(block)}")
-        return {key: entry.get("value") for key, entry in block[subset].items()
-                if key.partition(".")[0] in IDENTITY_METRICS and "." in key}
+        numbers = {key: entry.get("value") for key, entry in block[subset].items()
+                   if key.partition(".")[0] in IDENTITY_METRICS and "." in key}
+        if self.logger is not None:
+            self.logger.log(numbers, self._computed if step is None else step, protocol=self.config.protocol,
+                             subset=subset)
+        self._computed += 1
+        return numbers
+
+    def close(self) -> None:
+        """Close the trackers of ``log_to``: flush TensorBoard, finish the W&B / MLflow run opened here.
+
+        A run the training loop opened itself stays open. Without ``log_to`` this does nothing.
+
+        Raises:
+            Nothing.
+
+        Example:
+            >>> metric.close()  # doctest: +SKIP
+        """
+        if self.logger is not None:
+            self.logger.close()
 
     def reset(self) -> None:
         """Forget every case (the face models stay loaded, the feature cache stays on disk).

@@ -47,7 +47,7 @@ LAYERS: dict[str, int] = {
     "multiid_bench.cli": 100,
     "multiid_bench.study": 95,  # the user study (mbench study): reads runs through leaderboard/ and runner/
     "multiid_bench.identity_score": 95,  # mb.IdentityScore / mb.score_images: the runner's chunk scorer in memory
-    "multiid_bench.api": 90,
+    "multiid_bench.api": 92,  # mb.load_run reads hf:// runs through leaderboard/hub.py
     "multiid_bench.model_calls": 85,  # what a model may be (function, diffusers pipeline) and return
     "multiid_bench.run_views": 85,  # Run.metrics() / Run.headline() over results.json
     "multiid_bench.leaderboard": 90,  # reads run folders through the runner's run_folder

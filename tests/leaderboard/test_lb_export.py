@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -179,26 +178,9 @@ def test_push_offline_or_without_login_or_unreachable_is_one_line_exit_3(make_ru
     assert "cannot reach the Hugging Face Hub to push alice/x" in capsys.readouterr().err
 
 
-def _cache_snapshot(cache: Path, repo_id: str, folder: Path, files: tuple[str, ...]) -> None:
-    """Lay ``folder``'s files out as huggingface_hub's cache does for a downloaded dataset snapshot."""
-    commit = "0123456789abcdef0123456789abcdef01234567"
-    repo = cache / ("datasets--" + repo_id.replace("/", "--"))
-    (repo / "refs").mkdir(parents=True)
-    (repo / "refs" / "main").write_text(commit)
-    snap = repo / "snapshots" / commit
-    snap.mkdir(parents=True)
-    for name in files:
-        shutil.copyfile(folder / name, snap / name)
-
-
-def test_leaderboard_reads_hf_sources_through_the_hub_cache(run_and_export, monkeypatch, tmp_path, capsys) -> None:
-    import huggingface_hub
-
+def test_leaderboard_reads_hf_sources_through_the_hub_cache(run_and_export, hf_dataset_cache, capsys) -> None:
     run, res = run_and_export
-    cache = tmp_path / "hf-cache"
-    _cache_snapshot(cache, "alice/mine-multiid", res.out, ("results.json", "cases.jsonl", "README.md"))
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(cache))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    hf_dataset_cache("alice/mine-multiid", res.out, ("results.json", "cases.jsonl", "README.md"))
     local = _invoke("leaderboard", str(run), "--format", "csv")
     hub = _invoke("leaderboard", "hf://alice/mine-multiid", "--format", "csv")
     assert local.exit_code == hub.exit_code == 0
@@ -216,3 +198,27 @@ def test_card_names_the_vlm_judge_of_a_judged_run() -> None:
     data = base_results(scorers={"vlm-judge": {"status": "ok", "card": {"judge": "Qwen/Qwen2.5-VL-7B-Instruct@cc59489"}}})
     assert card_metadata(data)["judge"] == "Qwen/Qwen2.5-VL-7B-Instruct@cc59489"
     assert card_metadata(base_results())["judge"] is None
+
+
+def test_load_run_reads_hf_sources_like_the_leaderboard(run_and_export, hf_dataset_cache) -> None:
+    from multiid_bench.errors import EXIT_MISSING, ConfigError, MissingDataError
+
+    run, res = run_and_export
+    from multiid_bench.leaderboard.hub import RUN_FILES
+
+    # what snapshot_download(allow_patterns=RUN_FILES) keeps of the pushed folder (this run has no run.json)
+    hf_dataset_cache("alice/mine-multiid", res.out, tuple(f for f in RUN_FILES if (res.out / f).is_file()))
+    exported, pushed = mb.load_run(res.out), mb.load_run("hf://alice/mine-multiid")
+    assert pushed.summary == exported.summary == mb.load_run(run).summary
+    assert run_key(pushed.summary, label="x") == run_key(exported.summary, label="x")
+    assert pushed.path.name == "0123456789abcdef0123456789abcdef01234567"  # the cached snapshot, not a copy
+    assert mb.load_run("hf://alice/mine-multiid@main").summary == exported.summary
+    assert [r["case_id"] for r in pushed.rows()] == [r["case_id"] for r in exported.rows()]
+
+    with pytest.raises(MissingDataError) as e:  # offline, not cached: the leaderboard's one line, exit 3
+        mb.load_run("hf://alice/not-cached")
+    assert str(e.value).startswith("hf://alice/not-cached is not in the Hugging Face cache and offline mode is on")
+    assert e.value.exit_code == EXIT_MISSING == 3
+    with pytest.raises(ConfigError, match="not a Hub dataset: write hf://USER/NAME"):
+        mb.load_run("hf://just-a-name")
+

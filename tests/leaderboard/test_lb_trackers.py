@@ -135,3 +135,98 @@ def test_log_to_on_score_logs_the_finished_run_and_fails_early_without_the_packa
     with pytest.raises(SystemExit) as e:
         main(["score", "--images", str(images), "--bench", "demo", "--log-to", "wandb"])
     assert e.value.code == 3 and not called  # before any scoring
+
+
+@pytest.mark.slow
+def test_identity_score_logs_each_compute_at_its_step_to_every_tracker(tmp_path, monkeypatch) -> None:
+    """A validation loop: ``IdentityScore(log_to=...)``; each tracker's own reader gives back ``compute()``'s dicts."""
+    for package in ("tensorboard", "wandb", "mlflow"):
+        pytest.importorskip(package, reason=f"pip install 'multiid-bench[{package}]'")
+    import mlflow
+    from mlflow.tracking import MlflowClient
+    from PIL import Image
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    import multiid_bench as mb
+    from multiid_bench.data.loaders import load_bench
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path))
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+    uri = (tmp_path / "mlruns").as_uri()
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    mlflow.set_tracking_uri(uri)
+
+    metric = mb.IdentityScore(profile="offline", device="cpu", cache_dir=str(tmp_path / "cache"),
+                              log_to=("tensorboard", "wandb", "mlflow"), log_dir=tmp_path / "tb", project="mbench-val")
+    cases = load_bench("demo").cases[:3]
+    images = [(Image.open(c.gt), [Image.open(r) for r in c.refs]) for c in cases]
+    for gt, refs in images[:2]:  # the GT pasted back: identity without copy-paste
+        metric.update(gt, gt, refs)
+    computed = {100: metric.compute(step=100)}
+    gt, refs = images[2]
+    metric.update(refs[0], gt, refs)  # a copy of the reference: the numbers move
+    computed[250] = metric.compute(step=250)
+    where = dict(metric.logger.where)
+    metric.close()
+    assert computed[100] != computed[250] and None not in computed[100].values()
+    expected = {f"paper/all/{k}": {step: d[k] for step, d in computed.items()} for k in computed[100]}
+
+    acc = EventAccumulator(str(tmp_path / "tb"), size_guidance={"scalars": 0})
+    acc.Reload()
+    tensorboard = {tag: {e.step: e.value for e in acc.Scalars(tag)} for tag in acc.Tags()["scalars"]}
+    assert tensorboard.keys() == expected.keys() and where["tensorboard"] == str(tmp_path / "tb")
+    assert all(tensorboard[k] == pytest.approx(v, rel=1e-6) for k, v in expected.items())  # float32 events
+
+    (file,) = Path(where["wandb"]).glob("run-*.wandb")
+    wandb_history: dict[str, dict[int, float]] = {}
+    for r in _wandb_records(file):
+        if r.WhichOneof("record_type") == "history":
+            for it in r.history.item:
+                key = it.key or "/".join(it.nested_key)
+                if not key.startswith("_"):
+                    wandb_history.setdefault(key, {})[r.history.step.num] = json.loads(it.value_json)
+    assert wandb_history == expected
+
+    run_id = where["mlflow"].split(" @ ")[0]
+    client = MlflowClient(uri)
+    mlflow_history = {k: {m.step: m.value for m in client.get_metric_history(run_id, k)} for k in expected}
+    assert mlflow_history == expected
+    assert client.get_run(run_id).info.status == "FINISHED"  # the run opened by IdentityScore is closed
+
+
+def test_identity_score_refuses_an_unknown_or_missing_tracker_before_scoring(monkeypatch) -> None:
+    import importlib.util
+
+    import multiid_bench as mb
+    from multiid_bench.errors import ConfigError, MissingDependencyError
+
+    with pytest.raises(ConfigError, match="'neptune': known trackers are tensorboard, wandb, mlflow"):
+        mb.IdentityScore(profile="offline", device="cpu", log_to=("neptune",))
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "wandb" else real(name, *a))
+    with pytest.raises(MissingDependencyError, match=r"pip install 'multiid-bench\[wandb\]'"):
+        mb.IdentityScore(profile="offline", device="cpu", log_to="wandb")
+
+
+def test_score_logger_joins_the_loops_own_mlflow_run_and_leaves_it_open(tmp_path, monkeypatch) -> None:
+    pytest.importorskip("mlflow", reason="pip install 'multiid-bench[mlflow]'")
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    from multiid_bench.leaderboard.trackers import ScoreLogger
+
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+    uri = (tmp_path / "mlruns").as_uri()
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_experiment("training")
+    with mlflow.start_run() as training:
+        mlflow.log_metric("loss", 0.3, step=3)
+        logger = ScoreLogger(["mlflow"])
+        assert logger.log({"sim_gt.dlib": 0.5, "blend_gt.dlib": None}, 3, protocol="paper", subset="p1") == (1, 1)
+        logger.close()
+        assert mlflow.active_run().info.run_id == training.info.run_id  # the loop's run: not ended by close()
+    assert logger.where["mlflow"] == f"{training.info.run_id} @ {uri}"
+    got = MlflowClient(uri).get_run(training.info.run_id).data.metrics
+    assert got == {"loss": 0.3, "paper/p1/sim_gt.dlib": 0.5}  # None is not logged as a number
