@@ -84,10 +84,31 @@ def run_evaluation(
 
     out = Path(out_dir)
     check_adoptable(out)
+    created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
-    with RunFolderLock(out, shard_label(Shard(config.shard_index, config.shard_count))):
-        return evaluate_held(config, out, source, backends=backends, profile=profile, bench_load=bench_load,
-                             general=general, on_plan=on_plan, on_row=on_row)
+    try:
+        with RunFolderLock(out, shard_label(Shard(config.shard_index, config.shard_count))):
+            return evaluate_held(config, out, source, backends=backends, profile=profile, bench_load=bench_load,
+                                 general=general, on_plan=on_plan, on_row=on_row)
+    except BaseException:
+        if created:  # refused before any work (a wrong bench, missing weights): leave no empty run folder behind
+            _remove_if_only_locks(out)
+        raise
+
+
+def _remove_if_only_locks(out: Path) -> None:
+    """Remove a folder this run created when it holds nothing but its lock files (never anything else)."""
+    from multiid_bench.runner.run_folder import LOCK_STEM
+
+    try:
+        entries = list(out.iterdir())
+        if any(not (p.is_file() and p.name.startswith(LOCK_STEM)) for p in entries):
+            return
+        for p in entries:
+            p.unlink()
+        out.rmdir()
+    except OSError:  # best effort: a folder we cannot tidy is still a correct (empty) folder
+        pass
 
 
 def evaluate_held(
