@@ -45,6 +45,7 @@ __all__ = [
     "GenerationRecord",
     "GenerationResult",
     "derive_seed",
+    "jsonable",
     "presets_from",
     "scale_boxes",
 ]
@@ -82,7 +83,7 @@ class Choice:
     source: str
 
     def to_dict(self) -> dict[str, Any]:
-        return {"value": _jsonable(self.value), "source": self.source}
+        return {"value": jsonable(self.value), "source": self.source}
 
 
 def presets_from(paper: Mapping[str, Any], upstream: Mapping[str, Any]) -> dict[str, dict[str, Choice]]:
@@ -260,7 +261,7 @@ class Capabilities:
             "upstream_revision": self.upstream_revision,
             "weight_ids": list(self.weight_ids),
             "gt_derived_inputs": list(self.gt_derived_inputs),
-            "defaults": _jsonable(self.resolved_defaults()),
+            "defaults": jsonable(self.resolved_defaults()),
             "description": self.description,
             "presets": {p: {k: c.to_dict() for k, c in ch.items()} for p, ch in self.presets.items()},
         }
@@ -305,14 +306,14 @@ class GenerationRecord:
             "case_id": self.case_id,
             "seed": int(self.seed),
             "seed_applied": bool(self.seed_applied),
-            "settings": _jsonable(dict(self.settings)),
+            "settings": jsonable(dict(self.settings)),
             "prompt": self.prompt,
             "reference_order": list(self.reference_order),
             "gt_derived_inputs": list(self.gt_derived_inputs),
             "elapsed_s": round(float(self.elapsed_s), 4),
             "requested_size": list(self.requested_size) if self.requested_size else None,
             "output_size": list(self.output_size) if self.output_size else None,
-            "extra": _jsonable(dict(self.extra)),
+            "extra": jsonable(dict(self.extra)),
         }
 
     @classmethod
@@ -461,16 +462,17 @@ class Adapter(ABC):
         return GenerationResult(None, self.record(case, seed, seed_applied=False), "not_applicable", reason)
 
     def describe(self) -> dict[str, Any]:
-        return {"name": self.name, "version": self.version, "settings": _jsonable(self.settings),
+        return {"name": self.name, "version": self.version, "settings": jsonable(self.settings),
                 "capabilities": self.capabilities.to_dict()}
 
 
-def _jsonable(value: Any) -> Any:
-    """Settings made JSON-safe (tuples -> lists, paths -> str, mappings -> dicts)."""
+def jsonable(value: Any) -> Any:
+    """Settings made JSON-safe (tuples -> lists, paths -> str, mappings -> dicts); also a pipeline's config
+    (``model_calls``): one rule for what a run records of a model's settings."""
     if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
+        return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
+        return [jsonable(v) for v in value]
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
     return str(value)

@@ -13,7 +13,7 @@ from typing import Any
 
 from multiid_bench.errors import ConfigError
 
-__all__ = ["InstalledPlugin", "installed_plugins", "resolve_plugin"]
+__all__ = ["InstalledPlugin", "installed_plugins", "plugin_instance", "resolve_plugin"]
 
 
 @dataclass(frozen=True)
@@ -81,4 +81,19 @@ def resolve_plugin(installed: InstalledPlugin) -> Any:
     obj: Any = import_module(module_name)
     for part in attr.split(".") if attr else ():
         obj = getattr(obj, part)
+    return obj
+
+
+def plugin_instance(installed: InstalledPlugin, expected: type, kind: str) -> Any:
+    """The plug-in object of type ``expected``: the target itself, or what a factory target returns.
+
+    Raises:
+        ConfigError: the target gives something else (``kind`` names the plug-in group in the message).
+    """
+    obj = resolve_plugin(installed)
+    if not isinstance(obj, expected) and callable(obj):
+        obj = obj()
+    if not isinstance(obj, expected):
+        raise ConfigError(f"{kind} plug-in {installed.name!r} ({installed.identity}, {installed.target}) gave "
+                          f"{type(obj).__name__}; it must be a {expected.__module__}.{expected.__qualname__}")
     return obj

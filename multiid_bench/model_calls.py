@@ -167,22 +167,14 @@ def pipeline_reference_argument(pipe: Any) -> str:
         f"my_{cls.lower()}_with_identity(case.prompt, case.references, seed=case.seed) (docs/api.md)")
 
 
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    return str(value)
-
-
 def pipeline_description(pipe: Any) -> dict[str, Any]:
     """What the run records about a pipeline: class, ``name_or_path`` and its component config."""
+    from multiid_bench.adapters.base import jsonable
+
     config = dict(getattr(pipe, "config", {}) or {})
     name_or_path = getattr(pipe, "name_or_path", None) or config.get("_name_or_path")
     return {"class": f"{type(pipe).__module__}.{type(pipe).__qualname__}", "name_or_path": name_or_path,
-            "config": _jsonable(config)}
+            "config": jsonable(config)}
 
 
 def _default_size(pipe: Any) -> tuple[int, int]:

@@ -23,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
 
-from multiid_bench.entry_points import InstalledPlugin, installed_plugins, resolve_plugin
+from multiid_bench.entry_points import InstalledPlugin, installed_plugins, plugin_instance
 from multiid_bench.errors import ConfigError
 from multiid_bench.faces.types import FaceModelCard
 
@@ -104,12 +104,7 @@ def plugin_face_model_plugin(name: str) -> tuple[FaceModelPlugin, InstalledPlugi
     installed = installed_face_models().get(name)
     if installed is None:
         return None
-    obj = resolve_plugin(installed)
-    if not isinstance(obj, FaceModelPlugin) and callable(obj):
-        obj = obj()
-    if not isinstance(obj, FaceModelPlugin):
-        raise ConfigError(f"face model plug-in {name!r} ({installed.identity}, {installed.target}) gave "
-                          f"{type(obj).__name__}; it must be a multiid_bench.faces.plugins.FaceModelPlugin")
+    obj = plugin_instance(installed, FaceModelPlugin, "face model")
     _check(name, obj, installed)
     return obj, installed
 

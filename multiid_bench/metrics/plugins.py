@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
 
-from multiid_bench.entry_points import InstalledPlugin, installed_plugins, resolve_plugin
+from multiid_bench.entry_points import InstalledPlugin, installed_plugins, plugin_instance
 from multiid_bench.errors import ConfigError
 from multiid_bench.metrics.cards import CARDS
 
@@ -94,12 +94,7 @@ def load_metric_plugins() -> dict[str, tuple[CaseMetricPlugin, InstalledPlugin]]
         if metric_id in CARDS or "." in metric_id:
             raise ConfigError(f"metric plug-in {metric_id!r} ({installed.identity}) takes a built-in metric id or "
                               "has a '.'; rename its entry point")
-        obj = resolve_plugin(installed)
-        if not isinstance(obj, CaseMetricPlugin) and callable(obj):
-            obj = obj()
-        if not isinstance(obj, CaseMetricPlugin):
-            raise ConfigError(f"metric plug-in {metric_id!r} ({installed.identity}, {installed.target}) gave "
-                              f"{type(obj).__name__}; it must be a multiid_bench.metrics.plugins.CaseMetricPlugin")
+        obj = plugin_instance(installed, CaseMetricPlugin, "metric")
         out[metric_id] = (obj, installed)
     return out
 
