@@ -97,13 +97,13 @@ CARDS: Mapping[str, MetricCard] = {
             read_by=("Table 5 ranking marks",),
         ),
         MetricCard(
-            id="blend_gt", name="Blending(GT)", version="1.1.0", higher_is_better=False, range=(-1.0, 1.0),
+            id="blend_gt", name="Blending(GT)", version="1.2.0", higher_is_better=False, range=(-1.0, 1.0),
             scale="raw cosine in [-1, 1]",
             definition="paper eq. 8: mean cosine of the (generated, GT) face pairs not matched",
             inputs=("generated image", "GT image"), aggregation=_IDENTITY_AGG, read_by=("Table 2",),
         ),
         MetricCard(
-            id="blend_ref", name="Blending(Ref)", version="1.1.0", higher_is_better=False, range=(-1.0, 1.0),
+            id="blend_ref", name="Blending(Ref)", version="1.2.0", higher_is_better=False, range=(-1.0, 1.0),
             scale="raw cosine in [-1, 1]",
             definition="paper eq. 8: mean cosine of the (generated, reference) face pairs not matched",
             inputs=("generated image", "reference crops"), aggregation=_IDENTITY_AGG, read_by=("Table 2",),

@@ -16,7 +16,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from multiid_bench.metrics.cards import FACE_MODEL_METRICS
+from multiid_bench.metrics.cards import FACE_MODEL_METRICS, undefined_for_subset
 from multiid_bench.metrics.stats import COPY_PASTE_FILTERS, bootstrap_ci, clean_values, iqr_summary, plain_mean
 from multiid_bench.runner.run_folder import MISSING_FACES
 
@@ -111,10 +111,14 @@ def _ranked_entry(values: Sequence[float | None], k: float, filters: str) -> dic
 def _paper_block(rows: Sequence[Mapping[str, Any]], models: Sequence[str], k: float,
                  general: Sequence[str] = GENERAL_METRICS) -> dict[str, Any]:
     block: dict[str, Any] = {}
+    mixed = len({str(r["subset"]) for r in rows}) > 1
     for metric in FACE_MODEL_METRICS:
         pooled: list[float | None] = []
+        # The official run reports each subset on its own; its p1 Blending is a forced 0.0 (eval-protocol 4.4),
+        # kept as such for p1. A pooled view ("all") never averages those placeholders into p2/p3's values.
+        used = [r for r in rows if not undefined_for_subset(metric, str(r["subset"]))] if mixed else rows
         for m in models:
-            vals = _model_values(rows, "paper", m, metric)
+            vals = _model_values(used, "paper", m, metric)
             block[f"{metric}.{m}"] = _paper_entry(vals, k)
             pooled.extend(vals)
         block[f"{metric}.average"] = _paper_entry(pooled, k)

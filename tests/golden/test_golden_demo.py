@@ -58,3 +58,15 @@ def test_compare_against_golden_passes_and_catches_a_moved_metric(run_dir: Path,
     with pytest.raises(SystemExit) as e:
         main(["compare", str(tmp_path / "moved.json"), str(run_dir / "results.json"), "--tolerance", str(TOLERANCE)])
     assert e.value.code == 1
+
+
+def test_pooled_blending_leaves_out_the_p1_placeholders(run_dir: Path) -> None:
+    """The official run reports each subset on its own and writes 0.0 as p1 Blending; the pooled ``all`` view
+    (ours) averages Blending over the multi-person cases only (blend cards 1.2.0), never those placeholders."""
+    paper = json.loads((run_dir / "results.json").read_text())["metrics"]["paper"]
+    golden = json.loads((GOLDEN / "results.json").read_text())["metrics"]["paper"]
+    for key in ("blend_gt.dlib", "blend_ref.dlib"):
+        assert paper["p1"][key]["value"] == 0.0  # the official placeholder, kept for p1 itself
+        assert paper["all"][key]["n"] == paper["p2"][key]["n"] + paper["p3"][key]["n"] == 6
+        assert math.isclose(paper["all"][key]["value"], golden["all"][key]["value"], abs_tol=1e-4)
+        assert paper["all"][key]["value"] > 0.8  # 0.30 when the eleven p1 zeros were averaged in
