@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 from collections import Counter
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
+
+from tests.local_server import serving
 from PIL import Image
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]  # ~1 min: the offline face profile loads per run
@@ -64,11 +65,8 @@ class _Judge(BaseHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def judge_url() -> Iterator[str]:
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Judge)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}/v1"
-    httpd.shutdown()
-    httpd.server_close()
+    with serving(_Judge, "/v1") as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

@@ -10,12 +10,13 @@ import hashlib
 import json
 import logging
 import math
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
+
+from tests.local_server import serving
 from PIL import Image
 
 from multiid_bench.errors import EXIT_JUDGE_UNREACHABLE, JudgeUnreachableError
@@ -126,12 +127,8 @@ class _Judge(BaseHTTPRequestHandler):
 def server() -> Iterator[str]:
     _Judge.calls = []
     _Judge.fail_once = set()
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Judge)
-    t = threading.Thread(target=httpd.serve_forever, daemon=True)
-    t.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}/v1"
-    httpd.shutdown()
-    httpd.server_close()
+    with serving(_Judge, "/v1") as url:
+        yield url
 
 
 def _img(path: Path, color: tuple[int, int, int], size: tuple[int, int] = (40, 36)) -> Path:

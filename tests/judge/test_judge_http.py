@@ -5,13 +5,14 @@ A scripted OpenAI-compatible server on 127.0.0.1 answers from a queue of (status
 from __future__ import annotations
 
 import json
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
+
+from tests.local_server import serving
 from PIL import Image
 
 from multiid_bench.errors import JudgeUnreachableError
@@ -45,11 +46,8 @@ class _Scripted(BaseHTTPRequestHandler):
 @pytest.fixture()
 def server() -> Iterator[str]:
     _Scripted.replies, _Scripted.seen = [], []
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Scripted)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}/v1"
-    httpd.shutdown()
-    httpd.server_close()
+    with serving(_Scripted, "/v1") as url:
+        yield url
 
 
 def test_429_waits_what_retry_after_asks(server: str) -> None:

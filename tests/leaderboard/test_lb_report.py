@@ -4,7 +4,6 @@ from __future__ import annotations
 import base64
 import io
 import re
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -12,9 +11,10 @@ import pytest
 from lb_fixtures import GEN_RGB, GT_RGB, REF_RGB, base_results, demo_cases, write_run
 from PIL import Image
 
+from tests.headless_chromium import chromium, require_chromium
+
 from multiid_bench.leaderboard.report import build_report
 
-CHROMIUM = Path("/usr/bin/chromium")
 HEADER_RGB = (0x1F, 0x4E, 0x79)  # table header background in render.HTML_STYLE
 BOX_RGB = (0x00, 0xE5, 0xFF)  # first detector's box colour in report._DET_COLOURS
 
@@ -58,18 +58,10 @@ def test_report_without_cases_file_still_renders(tmp_path) -> None:
     assert "No cases.jsonl next to the results" in html
 
 
-def _chromium(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", *args],
-                          capture_output=True, text=True, timeout=120)
-
-
 @pytest.fixture(scope="module")
 def rendered(tmp_path_factory) -> Path:
     """One report shared by the browser tests (built once: each build draws the plot)."""
-    if not CHROMIUM.is_file():
-        msg = f"{CHROMIUM} is absent: install Debian's chromium (apt-get install -y chromium) to run the browser check"
-        print(msg)
-        pytest.skip(msg)
+    require_chromium()
     root = tmp_path_factory.mktemp("browser") / "run"
     write_run(root, base_results(model="mine"), demo_cases(root))
     return build_report(root, root.parent / "report.html")
@@ -77,7 +69,7 @@ def rendered(tmp_path_factory) -> Path:
 
 def test_report_screenshot_shows_table_and_gallery(rendered, tmp_path) -> None:
     shot = tmp_path / "shot.png"
-    res = _chromium("--window-size=1280,4200", f"--screenshot={shot}", rendered.as_uri())
+    res = chromium("--window-size=1280,4200", f"--screenshot={shot}", rendered.as_uri())
     assert shot.is_file(), res.stderr[-2000:]
     px = np.asarray(Image.open(shot).convert("RGB"))
     header_rows = np.nonzero(_near(px, HEADER_RGB, 6).sum(axis=1) > 100)[0]
@@ -91,7 +83,7 @@ def test_report_screenshot_shows_table_and_gallery(rendered, tmp_path) -> None:
 
 
 def test_report_sorts_by_metric_in_the_browser(rendered) -> None:
-    res = _chromium("--virtual-time-budget=3000", "--dump-dom", rendered.as_uri() + "#sort=sim_gt.arcface:desc")
+    res = chromium("--virtual-time-budget=3000", "--dump-dom", rendered.as_uri() + "#sort=sim_gt.arcface:desc")
     dom = res.stdout
     assert 'data-ready="1"' in dom, res.stderr[-2000:]
     assert 'data-sorted="sim_gt.arcface:desc"' in dom

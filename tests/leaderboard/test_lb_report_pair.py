@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -11,10 +10,11 @@ import pytest
 from lb_fixtures import GEN_RGB, GT_RGB, base_results, demo_cases, write_run
 from PIL import Image
 
+from tests.headless_chromium import chromium, require_chromium
+
 from multiid_bench.cli.main import main
 from multiid_bench.leaderboard.report_pair import build_pair_report
 
-CHROMIUM = Path("/usr/bin/chromium")
 B_RGB = (20, 200, 40)  # run B's generated images: a colour no other image has
 
 
@@ -57,17 +57,9 @@ def test_pair_report_refuses_runs_that_are_not_comparable(tmp_path, capsys) -> N
     assert e.value.code == 0 and "--allow-mixed: compared although profile" in (tmp_path / "y.html").read_text()
 
 
-def _chromium(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", *args],
-                          capture_output=True, text=True, timeout=120)
-
-
 @pytest.fixture(scope="module")
 def rendered(tmp_path_factory) -> Path:
-    if not CHROMIUM.is_file():
-        msg = f"{CHROMIUM} is absent: install Debian's chromium (apt-get install -y chromium) to run the browser check"
-        print(msg)
-        pytest.skip(msg)
+    require_chromium()
     root = tmp_path_factory.mktemp("pair")
     a, b = _two_runs(root)
     return build_pair_report([a, b], root / "cmp.html")
@@ -75,7 +67,7 @@ def rendered(tmp_path_factory) -> Path:
 
 def test_pair_report_screenshot_shows_both_runs_images_in_one_row(rendered, tmp_path) -> None:
     shot = tmp_path / "shot.png"
-    res = _chromium("--window-size=1400,2400", f"--screenshot={shot}", rendered.as_uri())
+    res = chromium("--window-size=1400,2400", f"--screenshot={shot}", rendered.as_uri())
     assert shot.is_file(), res.stderr[-2000:]
     px = np.asarray(Image.open(shot).convert("RGB"))
     a_rows, b_rows, gt_rows = (np.nonzero(_near(px, rgb).sum(axis=1) > 40)[0] for rgb in (GEN_RGB, B_RGB, GT_RGB))
@@ -89,14 +81,14 @@ def test_pair_report_screenshot_shows_both_runs_images_in_one_row(rendered, tmp_
 
 
 def test_pair_report_sorts_by_the_per_case_difference_in_the_browser(rendered) -> None:
-    res = _chromium("--virtual-time-budget=3000", "--dump-dom", rendered.as_uri() + "#sort=Δsim_gt.arcface@1:desc")
+    res = chromium("--virtual-time-budget=3000", "--dump-dom", rendered.as_uri() + "#sort=Δsim_gt.arcface@1:desc")
     dom = res.stdout
     assert 'data-ready="1"' in dom, res.stderr[-2000:]
     assert 'data-sorted="Δsim_gt.arcface@1:desc"' in dom
     gallery = dom[dom.index('id="gallery"'):]
     # B − A: +0.3, 0.0, −0.3, then the case A failed (no difference) last
     assert re.findall(r'class="card[^"]*" id="case-([^"]+)"', gallery) == ["p1_0000", "p1_0001", "p1_0002", "p1_0003"]
-    res = _chromium("--virtual-time-budget=3000", "--dump-dom", rendered.as_uri() + "#sort=Δsim_gt.arcface@1:asc")
+    res = chromium("--virtual-time-budget=3000", "--dump-dom", rendered.as_uri() + "#sort=Δsim_gt.arcface@1:asc")
     gallery = res.stdout[res.stdout.index('id="gallery"'):]
     assert re.findall(r'class="card[^"]*" id="case-([^"]+)"', gallery) == ["p1_0002", "p1_0001", "p1_0000", "p1_0003"]
 
@@ -124,15 +116,14 @@ def test_reference_captions_name_the_identity_not_the_crop_file(tmp_path) -> Non
 
 def test_single_run_report_leaderboard_fits_a_1400px_window(tmp_path) -> None:
     """No table of the report (the leaderboard with its provenance column included) runs past the window."""
-    if not CHROMIUM.is_file():
-        pytest.skip(f"{CHROMIUM} is absent: install Debian's chromium to run the browser check")
+    require_chromium()
     from multiid_bench.leaderboard.report import build_report
 
     root = tmp_path / "run"
     results = base_results(model="a-model-with-a-long-name", profile={"name": "offline-dlib-mtcnn", "entries": []})
     page = build_report(write_run(root, results, demo_cases(root)), tmp_path / "r.html", max_cases=1)
     shot = tmp_path / "shot.png"
-    _chromium("--window-size=1400,2200", f"--screenshot={shot}", page.as_uri())
+    chromium("--window-size=1400,2200", f"--screenshot={shot}", page.as_uri())
     px = np.asarray(Image.open(shot).convert("RGB"))
     header = _near(px, (0x1F, 0x4E, 0x79), 6)  # table header background (render.HTML_STYLE)
     tall = [r for r in np.nonzero(header.sum(axis=1) > 100)[0] if header[max(0, r - 8):r + 8].sum(axis=1).min() > 100]
